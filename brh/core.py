@@ -1,0 +1,168 @@
+"""The sync algorithm's decisions, as pure functions (no I/O, no clock, no randomness).
+
+The asyncio driver in :mod:`brh.helper` asks these functions *what* to do with each remote
+document, which filter a pull or a push uses, and how a failed compare-and-set resolves; it then
+performs the vault requests, callbacks and store writes. Keeping the decisions here makes them
+testable one by one, and identical in the simulator and in production.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from brh.hlc import Version
+from brh.store import Record
+from brh.vault import ObjectId
+from brh.wire import RemoteDoc
+
+__all__ = [
+    "Action",
+    "Conflict",
+    "ConflictOutcome",
+    "Decision",
+    "decide",
+    "group_by_key",
+    "pull_filter",
+    "resolve_conflict",
+]
+
+
+class Action(enum.Enum):
+    """What to do with the vault's current version of an entry."""
+
+    SKIP = "skip"
+    """Already known: the version this device last saw on the vault."""
+    DOMINATED = "dominated"
+    """An older duplicate document of a key whose newer version this device has seen."""
+    ECHO = "echo"
+    """The device's own write came back: note that it landed; no callback."""
+    KEEP_LOCAL = "keep_local"
+    """The local version is newer: remember the vault's version and (re)upload ours."""
+    ADOPT = "adopt"
+    """Store the remote version without a callback (a tombstone the app never held)."""
+    INSERT = "insert"
+    MODIFY = "modify"
+    DELETE = "delete"
+
+
+CALLBACK_ACTIONS = frozenset({Action.INSERT, Action.MODIFY, Action.DELETE})
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    remote: RemoteDoc
+
+    @property
+    def needs_callback(self) -> bool:
+        return self.action in CALLBACK_ACTIONS
+
+
+def decide(local: Record | None, remote: RemoteDoc) -> Decision:
+    """Compare the vault's winning version of a key with the local entry.
+
+    Last writer wins by version (hybrid logical clock, then device id), so every device picks
+    the same winner whatever its clock says. Callbacks follow the design document: insertion for
+    a key the device does not hold (absent, or deleted locally), modification for one it holds,
+    deletion for a remote delete of one it holds; never for the device's own writes.
+    """
+    if local is None:
+        return Decision(Action.ADOPT if remote.deleted else Action.INSERT, remote)
+    if remote.version == local.base:
+        return Decision(Action.SKIP, remote)
+    if remote.version == local.version:
+        return Decision(Action.ECHO, remote)
+    if local.base is not None and remote.version < local.base:
+        return Decision(Action.DOMINATED, remote)
+    if remote.version < local.version:
+        return Decision(Action.KEEP_LOCAL, remote)
+    # The remote version is newer than the local one: it wins.
+    if local.deleted:
+        return Decision(Action.ADOPT if remote.deleted else Action.INSERT, remote)
+    return Decision(Action.DELETE if remote.deleted else Action.MODIFY, remote)
+
+
+def group_by_key(docs: Iterable[RemoteDoc]) -> list[tuple[RemoteDoc, list[RemoteDoc]]]:
+    """Group documents by key, in order of first appearance: ``(winner, dominated)`` pairs.
+
+    The winner is the highest version; the vault has no unique index, so two devices creating
+    one key at once leave two documents, and every device must pick the same one. Dominated
+    documents with a lower version are superseded and can be deleted; exact copies of the
+    winner's version are dropped silently.
+    """
+    order: list[str] = []
+    by_key: dict[str, list[RemoteDoc]] = {}
+    for doc in docs:
+        if doc.key not in by_key:
+            order.append(doc.key)
+            by_key[doc.key] = []
+        by_key[doc.key].append(doc)
+    grouped = []
+    for key in order:
+        candidates = by_key[key]
+        winner = max(candidates, key=lambda doc: doc.version)
+        losers = [doc for doc in candidates if doc.version < winner.version]
+        grouped.append((winner, losers))
+    return grouped
+
+
+def pull_filter(lower: int | None, after: tuple[int, ObjectId] | None) -> dict[str, Any]:
+    """The filter of one pull page, in the vault's ``(modified, _id)`` order.
+
+    ``lower``: the cursor minus the overlap window (None: from the beginning). ``after``: the
+    last ``(modified, _id)`` of the previous page in this pass (keyset paging: stable while
+    documents are updated meanwhile, unlike skip-based paging).
+    """
+    if after is not None:
+        stamp, doc_id = after
+        return {"$or": [{"modified": {"$gt": stamp}}, {"modified": stamp, "_id": {"$gt": doc_id}}]}
+    if lower is None:
+        return {}
+    return {"modified": {"$gte": lower}}
+
+
+PULL_SORT: Sequence[tuple[str, int]] = (("modified", 1), ("_id", 1))
+
+
+class Conflict(enum.Enum):
+    LANDED = "landed"
+    """The vault already holds the local version (an earlier answer was lost)."""
+    RECREATE = "recreate"
+    """No document for the key is left: create it again."""
+    RETRY = "retry"
+    """The vault holds an older version: compare-and-set against it."""
+    REMOTE_WINS = "remote_wins"
+    """The vault holds a newer version: drop the local change and deliver the winner."""
+
+
+@dataclass(frozen=True)
+class ConflictOutcome:
+    kind: Conflict
+    winner: RemoteDoc | None
+    dominated: tuple[RemoteDoc, ...]
+
+
+def resolve_conflict(local: Record, docs: Sequence[RemoteDoc]) -> ConflictOutcome:
+    """A compare-and-set push matched nothing: decide from every document of the key."""
+    if not docs:
+        return ConflictOutcome(Conflict.RECREATE, None, ())
+    winner = max(docs, key=lambda doc: doc.version)
+    if any(doc.version == local.version for doc in docs):
+        landed = next(doc for doc in docs if doc.version == local.version)
+        dominated = tuple(doc for doc in docs if doc.version < local.version)
+        if winner.version > local.version:
+            return ConflictOutcome(Conflict.REMOTE_WINS, winner, dominated)
+        return ConflictOutcome(Conflict.LANDED, landed, dominated)
+    dominated = tuple(doc for doc in docs if doc.version < winner.version)
+    if winner.version > local.version:
+        return ConflictOutcome(Conflict.REMOTE_WINS, winner, dominated)
+    return ConflictOutcome(Conflict.RETRY, winner, dominated)
+
+
+def newest(*versions: Version | None) -> Version | None:
+    """The greatest of the given versions, ignoring None."""
+    present = [v for v in versions if v is not None]
+    return max(present) if present else None

@@ -1,0 +1,63 @@
+"""What the helper hands to the app: entries and the outcome of a sync pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Entry", "StuckEntry", "SyncResult"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One backed-up item of a sync context, as the app sees it.
+
+    Dates are milliseconds since the epoch, as in the original helper. ``deletion_date`` is
+    None unless the entry is deleted (a tombstone). ``modification_date`` is the wall-clock part
+    of the entry's hybrid logical clock stamp: close to the writing device's clock, but never
+    behind anything that device had seen, so it can run ahead of a slow device's clock.
+    """
+
+    key: str
+    data: Any
+    creation_date: int
+    modification_date: int
+    deletion_date: int | None = None
+
+    @property
+    def deleted(self) -> bool:
+        """True for a tombstone."""
+        return self.deletion_date is not None
+
+
+@dataclass(frozen=True)
+class StuckEntry:
+    """A remote change that the app's callback has refused ``refusals`` times in a row."""
+
+    context: str
+    key: str
+    refusals: int
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """The outcome of one sync pass; truthy iff the pass completed.
+
+    A pass completes when every context pulled and pushed everything without a callback
+    refusing and without a vault error. Otherwise ``reason`` says why (``"refused"``,
+    ``"vault_error"``, ``"closed"``) and a retry is already scheduled.
+    """
+
+    completed: bool
+    reason: str | None = None
+    error: str | None = None
+    refused: tuple[str, str] | None = None
+    pulled: int = 0
+    pushed: int = 0
+    delivered: int = 0
+    requests: int = 0
+    failed_contexts: tuple[str, ...] = ()
+    stuck: tuple[StuckEntry, ...] = field(default=())
+
+    def __bool__(self) -> bool:
+        return self.completed

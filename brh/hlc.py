@@ -1,0 +1,78 @@
+"""Hybrid logical clocks and the versions built from them.
+
+A version orders every write to an entry: ``(wall_ms, counter, device)``. ``wall_ms`` follows the
+writing device's clock but never goes behind a version that device has already seen, so a device
+whose clock runs hours behind still stamps its later edits after what it observed (Kulkarni et
+al., 2014). ``device`` breaks ties, so all devices pick the same winner. Pure code: no I/O, the
+current time is always passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LEGACY_DEVICE", "Version", "next_version", "observe"]
+
+LEGACY_DEVICE = ""
+"""Device part of versions derived from documents the original helper wrote (sorts lowest)."""
+
+_WALL_DIGITS = 15
+_COUNTER_DIGITS = 6
+_COUNTER_MAX = 10**_COUNTER_DIGITS - 1
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """A point in the total order of writes. Comparison is ``(wall_ms, counter, device)``."""
+
+    wall_ms: int
+    counter: int
+    device: str
+
+    def encode(self) -> str:
+        """Fixed-width text whose string order is the version order (the ``brhVersion`` field)."""
+        return f"{self.wall_ms:0{_WALL_DIGITS}d}.{self.counter:0{_COUNTER_DIGITS}d}.{self.device}"
+
+    @classmethod
+    def decode(cls, text: str) -> Version:
+        """Parse :meth:`encode`'s output; ``ValueError`` if ``text`` is not a version."""
+        wall, sep1, rest = text.partition(".")
+        counter, sep2, device = rest.partition(".")
+        if (
+            not sep1
+            or not sep2
+            or len(wall) != _WALL_DIGITS
+            or len(counter) != _COUNTER_DIGITS
+            or not wall.isdigit()
+            or not counter.isdigit()
+        ):
+            raise ValueError(f"not a brh version: {text!r}")
+        return cls(int(wall), int(counter), device)
+
+    @classmethod
+    def legacy(cls, modification_date: int) -> Version:
+        """The version of a document written by the original helper (no ``brhVersion``)."""
+        return cls(modification_date, 0, LEGACY_DEVICE)
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.device == LEGACY_DEVICE
+
+    def __str__(self) -> str:
+        return self.encode()
+
+
+def next_version(last: Version | None, now_ms: int, device: str) -> Version:
+    """The stamp of a new local write: after ``last`` and close to ``now_ms``."""
+    if last is None or now_ms > last.wall_ms:
+        return Version(now_ms, 0, device)
+    if last.counter >= _COUNTER_MAX:
+        return Version(last.wall_ms + 1, 0, device)
+    return Version(last.wall_ms, last.counter + 1, device)
+
+
+def observe(last: Version | None, seen: Version) -> Version:
+    """The clock state after seeing ``seen``: never behind anything observed."""
+    if last is None or seen > last:
+        return seen
+    return last

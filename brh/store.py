@@ -1,0 +1,452 @@
+"""The local store: a SQLite database holding each entry with its sync bookkeeping.
+
+Every method that changes something is one SQLite transaction, so an entry's data, its pending
+flag, the vault version it was last seen at, the context's cursor and the clock state change
+together or not at all (a crash never splits them; weakness W12 of the original). Entries are
+addressed by the pair ``(context, key)`` in separate columns, so no two can collide (W13).
+
+The store is synchronous: SQLite calls on a local file are short, and keeping them on the event
+loop's thread keeps the helper deterministic under a simulated clock (no executor threads).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from brh.entry import Entry
+from brh.hlc import Version
+
+__all__ = ["ContextState", "LocalStore", "Record"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS contexts (
+    name              TEXT PRIMARY KEY,
+    cursor            INTEGER,          -- vault 'modified' stamp: all earlier docs processed
+    max_stamp         INTEGER,          -- newest vault stamp seen (the vault's 'now', roughly)
+    last_pull_ms      INTEGER,          -- device clock at the last complete pull
+    last_purge_stamp  INTEGER,          -- max_stamp when tombstones were last purged
+    collection_ready  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS entries (
+    context            TEXT NOT NULL,
+    key                TEXT NOT NULL,
+    data               TEXT NOT NULL,    -- JSON
+    creation_date      INTEGER NOT NULL,
+    modification_date  INTEGER NOT NULL,
+    deletion_date      INTEGER,
+    version            TEXT NOT NULL,    -- version of the local value
+    base               TEXT,             -- vault version this device last saw (NULL: none)
+    pending            INTEGER NOT NULL DEFAULT 0,  -- local change not yet on the vault
+    stale              INTEGER NOT NULL DEFAULT 0,  -- a newer remote version awaits delivery
+    PRIMARY KEY (context, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS refusals (  -- consecutive callback refusals of a remote change
+    context  TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (context, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_pending ON entries (context, key) WHERE pending = 1;
+CREATE INDEX IF NOT EXISTS entries_stale ON entries (context, key) WHERE stale = 1;
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One entry as stored locally, with its sync bookkeeping."""
+
+    context: str
+    key: str
+    data: Any
+    creation_date: int
+    modification_date: int
+    deletion_date: int | None
+    version: Version
+    base: Version | None = None
+    pending: bool = False
+    stale: bool = False
+
+    @property
+    def deleted(self) -> bool:
+        return self.deletion_date is not None
+
+    def to_entry(self) -> Entry:
+        return Entry(
+            key=self.key,
+            data=json.loads(json.dumps(self.data)),
+            creation_date=self.creation_date,
+            modification_date=self.modification_date,
+            deletion_date=self.deletion_date,
+        )
+
+
+@dataclass(frozen=True)
+class ContextState:
+    """Per-context sync progress."""
+
+    name: str
+    cursor: int | None = None
+    max_stamp: int | None = None
+    last_pull_ms: int | None = None
+    last_purge_stamp: int | None = None
+    collection_ready: bool = False
+
+
+_ENTRY_COLUMNS = (
+    "context, key, data, creation_date, modification_date, deletion_date, "
+    "version, base, pending, stale"
+)
+
+
+def _record(row: sqlite3.Row) -> Record:
+    return Record(
+        context=row[0],
+        key=row[1],
+        data=json.loads(row[2]),
+        creation_date=row[3],
+        modification_date=row[4],
+        deletion_date=row[5],
+        version=Version.decode(row[6]),
+        base=Version.decode(row[7]) if row[7] is not None else None,
+        pending=bool(row[8]),
+        stale=bool(row[9]),
+    )
+
+
+class LocalStore:
+    """SQLite-backed local copy of every context's entries.
+
+    ``LocalStore(path)`` opens (creating if needed) a database file; ``LocalStore(":memory:")``
+    keeps everything in memory (lost on close). Opening a file another helper already uses is
+    allowed but each transaction is exclusive, so two helpers never interleave inside one.
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._closed = False
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        with self._transaction():
+            found = self._meta("schema_version")
+            if found is None:
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+            elif found != str(SCHEMA_VERSION):
+                raise RuntimeError(
+                    f"local store {self.path!r} has schema version {found}, "
+                    f"this helper understands {SCHEMA_VERSION}"
+                )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise RuntimeError("the local store is closed")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _meta(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, name: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def _save_clock(self, clock: Version | None) -> None:
+        if clock is not None:
+            self._set_meta("clock", clock.encode())
+
+    def _write(self, record: Record) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO entries ({_ENTRY_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.context,
+                record.key,
+                json.dumps(record.data, separators=(",", ":"), ensure_ascii=False),
+                record.creation_date,
+                record.modification_date,
+                record.deletion_date,
+                record.version.encode(),
+                record.base.encode() if record.base is not None else None,
+                int(record.pending),
+                int(record.stale),
+            ),
+        )
+
+    def close(self) -> None:
+        """Close the database; further calls raise."""
+        if not self._closed:
+            self._closed = True
+            self._db.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- device identity and clock ----------------------------------------------------------
+
+    def device_id(self) -> str | None:
+        """The device id this store was first used with, if any."""
+        return self._meta("device_id")
+
+    def set_device_id(self, device_id: str) -> None:
+        with self._transaction():
+            self._set_meta("device_id", device_id)
+
+    def clock(self) -> Version | None:
+        """The persisted hybrid logical clock state (the newest version written or seen)."""
+        raw = self._meta("clock")
+        return Version.decode(raw) if raw is not None else None
+
+    # -- reading entries --------------------------------------------------------------------
+
+    def get(self, context: str, key: str) -> Record | None:
+        row = self._db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND key = ?",
+            (context, key),
+        ).fetchone()
+        return None if row is None else _record(row)
+
+    def pending(self, context: str) -> list[Record]:
+        """Entries of ``context`` with a local change not yet on the vault, in key order."""
+        rows = self._db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND pending = 1 ORDER BY key",
+            (context,),
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    def stale_keys(self, context: str) -> list[str]:
+        """Keys of ``context`` whose newer remote version has not been delivered yet."""
+        rows = self._db.execute(
+            "SELECT key FROM entries WHERE context = ? AND stale = 1 ORDER BY key", (context,)
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def live_synced_keys(self, context: str) -> list[str]:
+        """Keys of live, already-synced entries (the candidates a full resync can find gone)."""
+        rows = self._db.execute(
+            "SELECT key FROM entries WHERE context = ? AND deletion_date IS NULL "
+            "AND base IS NOT NULL AND pending = 0 ORDER BY key",
+            (context,),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def stuck(self, context: str, threshold: int) -> list[tuple[str, int]]:
+        """Keys whose remote change was refused at least ``threshold`` times in a row."""
+        rows = self._db.execute(
+            "SELECT key, count FROM refusals WHERE context = ? AND count >= ? ORDER BY key",
+            (context, threshold),
+        ).fetchall()
+        return [(str(row[0]), int(row[1])) for row in rows]
+
+    def counts(self, context: str) -> dict[str, int]:
+        """How many entries are live, deleted, pending and stale in ``context``."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FILTER (WHERE deletion_date IS NULL), "
+            "COUNT(*) FILTER (WHERE deletion_date IS NOT NULL), "
+            "COUNT(*) FILTER (WHERE pending = 1), COUNT(*) FILTER (WHERE stale = 1) "
+            "FROM entries WHERE context = ?",
+            (context,),
+        ).fetchone()
+        return {"live": row[0], "deleted": row[1], "pending": row[2], "stale": row[3]}
+
+    def entries(self, context: str, *, include_deleted: bool = False) -> list[Record]:
+        """Every entry of ``context`` in key order (for inspection and tests)."""
+        where = "" if include_deleted else " AND deletion_date IS NULL"
+        rows = self._db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ?{where} ORDER BY key",
+            (context,),
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    # -- local writes -----------------------------------------------------------------------
+
+    def write_local(self, record: Record, clock: Version) -> None:
+        """Record a local change (pending upload) and the clock that stamped it, atomically."""
+        with self._transaction():
+            self._write(replace(record, pending=True))
+            self._save_clock(clock)
+
+    def erase(self, context: str, key: str) -> bool:
+        """Forget an entry locally without telling the vault; True if it existed."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "DELETE FROM entries WHERE context = ? AND key = ?", (context, key)
+            )
+            return cursor.rowcount > 0
+
+    def requeue_all(self, context: str) -> int:
+        """The vault lost the context's collection: mark every entry for upload as new."""
+        with self._transaction():
+            self._db.execute("DELETE FROM contexts WHERE name = ?", (context,))
+            cursor = self._db.execute(
+                "UPDATE entries SET pending = 1, base = NULL, stale = 0 WHERE context = ?",
+                (context,),
+            )
+            return cursor.rowcount
+
+    def wipe_context(self, context: str) -> int:
+        """Erase a context's entries, cursor, known versions and pending changes together."""
+        with self._transaction():
+            cursor = self._db.execute("DELETE FROM entries WHERE context = ?", (context,))
+            self._db.execute("DELETE FROM contexts WHERE name = ?", (context,))
+            self._db.execute("DELETE FROM refusals WHERE context = ?", (context,))
+            return cursor.rowcount
+
+    # -- sync bookkeeping -------------------------------------------------------------------
+
+    def observe_clock(self, clock: Version) -> None:
+        with self._transaction():
+            self._save_clock(clock)
+
+    def apply_remote(self, record: Record, expected: Version | None, clock: Version | None) -> bool:
+        """Store a delivered remote version, unless the local entry changed meanwhile.
+
+        ``expected`` is the local version the decision was made against (None: no local entry).
+        Returns False, changing nothing, if the local entry no longer matches it.
+        """
+        with self._transaction():
+            current = self.get(record.context, record.key)
+            if (current.version if current is not None else None) != expected:
+                return False
+            self._write(replace(record, pending=False, stale=False))
+            self._db.execute(
+                "DELETE FROM refusals WHERE context = ? AND key = ?", (record.context, record.key)
+            )
+            self._save_clock(clock)
+            return True
+
+    def set_base(
+        self,
+        context: str,
+        key: str,
+        base: Version,
+        *,
+        pending: bool | None = None,
+        clear_if_version: Version | None = None,
+    ) -> None:
+        """Remember that the vault holds ``base`` for this entry.
+
+        ``pending`` forces the pending flag; ``clear_if_version`` clears it only if the local
+        version still equals that (a push of that version has landed).
+        """
+        with self._transaction():
+            current = self.get(context, key)
+            if current is None:
+                return
+            new_pending = current.pending
+            if pending is not None:
+                new_pending = pending
+            if clear_if_version is not None and current.version == clear_if_version:
+                new_pending = False
+            if current.base is not None and base < current.base and not current.stale:
+                base = current.base  # never move the known vault version backwards
+            self._write(replace(current, base=base, pending=new_pending))
+
+    def mark_stale(self, context: str, key: str, *, lost: Version) -> None:
+        """A newer remote version beat local version ``lost``: stop pushing it, fetch the winner."""
+        with self._transaction():
+            current = self.get(context, key)
+            if current is None:
+                return
+            still_same = current.version == lost
+            self._write(replace(current, stale=True, pending=current.pending and not still_same))
+
+    def clear_stale(self, context: str, keys: Sequence[str]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE entries SET stale = 0 WHERE context = ? AND key = ?",
+                [(context, key) for key in keys],
+            )
+
+    def note_refusal(self, context: str, key: str) -> int:
+        """Count one more consecutive refusal of a remote change to this key; returns the count."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO refusals (context, key, count) VALUES (?, ?, 1) "
+                "ON CONFLICT (context, key) DO UPDATE SET count = count + 1",
+                (context, key),
+            )
+            row = self._db.execute(
+                "SELECT count FROM refusals WHERE context = ? AND key = ?", (context, key)
+            ).fetchone()
+            return int(row[0])
+
+    def refusals(self, context: str, key: str) -> int:
+        row = self._db.execute(
+            "SELECT count FROM refusals WHERE context = ? AND key = ?", (context, key)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def forget_remote_deleted(self, context: str, key: str, expected: Version) -> bool:
+        """Drop a synced entry whose vault document is gone for good (a purged tombstone)."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "DELETE FROM entries WHERE context = ? AND key = ? AND version = ? AND pending = 0",
+                (context, key, expected.encode()),
+            )
+            return cursor.rowcount > 0
+
+    def purge_tombstones(self, context: str, older_than_ms: int) -> int:
+        """Drop synced local tombstones older than the retention horizon (W5)."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "DELETE FROM entries WHERE context = ? AND deletion_date IS NOT NULL "
+                "AND pending = 0 AND stale = 0 AND modification_date < ?",
+                (context, older_than_ms),
+            )
+            return cursor.rowcount
+
+    # -- per-context progress ---------------------------------------------------------------
+
+    def context_state(self, context: str) -> ContextState:
+        row = self._db.execute(
+            "SELECT cursor, max_stamp, last_pull_ms, last_purge_stamp, collection_ready "
+            "FROM contexts WHERE name = ?",
+            (context,),
+        ).fetchone()
+        if row is None:
+            return ContextState(context)
+        return ContextState(context, row[0], row[1], row[2], row[3], bool(row[4]))
+
+    def save_context_state(self, state: ContextState) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO contexts "
+                "(name, cursor, max_stamp, last_pull_ms, last_purge_stamp, collection_ready) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    state.name,
+                    state.cursor,
+                    state.max_stamp,
+                    state.last_pull_ms,
+                    state.last_purge_stamp,
+                    int(state.collection_ready),
+                ),
+            )

@@ -1,0 +1,1 @@
+"""Deterministic multi-device simulator for brh."""

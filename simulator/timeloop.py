@@ -1,0 +1,80 @@
+"""An asyncio event loop on virtual time: time only moves when every task is waiting.
+
+``loop.time()`` returns virtual seconds. When nothing is ready to run, the loop does not block:
+it jumps straight to the next scheduled timer (``asyncio.sleep``, ``call_later``, timeouts).
+Code under test runs unchanged, its sleeps, debounces and retry backoffs included, and a
+simulated day passes in milliseconds. If every task waits and no timer is scheduled, nothing
+could ever happen again: the loop raises :class:`VirtualDeadlock` instead of hanging.
+
+No threads, no real waiting: with the same inputs the same callbacks run in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import selectors
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["VirtualDeadlock", "VirtualTimeLoop", "run"]
+
+T = TypeVar("T")
+
+
+class VirtualDeadlock(RuntimeError):
+    """Every task is waiting and no timer is scheduled: the run can never progress."""
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """Polls real file descriptors without blocking; a would-be wait advances virtual time."""
+
+    def __init__(self, advance: Callable[[float], None]) -> None:
+        super().__init__()
+        self._advance = advance
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready: list[tuple[selectors.SelectorKey, int]] = super().select(0)
+        if ready or timeout == 0:
+            return ready
+        if timeout is None:
+            raise VirtualDeadlock(
+                "every task is waiting and no timer is scheduled: nothing can happen any more "
+                "(a future nobody will resolve, or an event nobody will set)"
+            )
+        self._advance(timeout)
+        return ready
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """A selector event loop whose clock is virtual and jumps to the next timer."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._virtual_now = float(start)
+        super().__init__(selector=_JumpingSelector(self._advance))
+        # Timers are due when ``when <= time() + resolution``. At epoch-sized times a float's
+        # step is about 2e-7 s, so the resolution must be larger than that or a timer could
+        # stay a rounding error away from due forever.
+        self._clock_resolution = 1e-6
+
+    def _advance(self, seconds: float) -> None:
+        if seconds > 0:
+            # Always move, even when ``seconds`` is below the float step at this magnitude.
+            self._virtual_now = max(
+                self._virtual_now + seconds, math.nextafter(self._virtual_now, math.inf)
+            )
+
+    def time(self) -> float:
+        return self._virtual_now
+
+    def advance(self, seconds: float) -> None:
+        """Move virtual time forward by hand (between runs; timers due by then fire next)."""
+        if seconds < 0:
+            raise ValueError(f"advance: seconds must be >= 0, got {seconds!r}")
+        self._virtual_now += seconds
+
+
+def run(main: Coroutine[Any, Any, T], *, start: float = 0.0) -> T:
+    """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop` starting at ``start``."""
+    with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(start)) as runner:
+        return runner.run(main)

@@ -1,0 +1,491 @@
+"""An in-memory, deterministic fake of a Hive vault's database service.
+
+:class:`FakeVault` implements :class:`brh.vault.Vault` with the semantics of a Hive v2 node in
+front of MongoDB (see ``shared/reference/hive-vault-api.md``), evaluated by
+:mod:`simulator.mongo`:
+
+* Collections must be created first; creating one twice raises :class:`AlreadyExistsError`
+  (455); any other operation on a missing one raises :class:`CollectionNotFoundError` (404/4).
+* Server stamps: with ``timestamp=True`` an insert sets ``created`` and ``modified`` to
+  ``int(clock())``, overwriting client fields of those names. Updates do what Hive does: they add
+  ``{"$set": {"modified": now}}`` (and, for upserts, ``{"$setOnInsert": {"created": now}}``) to
+  the client's update before MongoDB sees it, so a client ``$inc`` of ``modified`` conflicts, and
+  an update without ``$`` operators is refused as pymongo's ``update_one`` refuses it. The clock
+  is read once per write request and never for reads; stamps follow it even when it steps back.
+* ``_id`` values are :class:`ObjectId` values: 4 bytes of the clock's seconds, then an 8-byte
+  counter per vault, so with a non-decreasing clock they increase in insertion order. A document
+  may carry its own ``_id``; a duplicate is a duplicate-key :class:`ServerError`. Unlike MongoDB,
+  the fake refuses non-ObjectId ``_id`` values (:class:`InvalidParameterError`), because
+  :class:`InsertResult` and :class:`UpdateResult` can only carry ObjectIds.
+* There is no other unique index: two upserts of one key with different filters both insert.
+* Natural order is insertion order; updates keep a document's place.
+* A document over 16 MiB (measured as its compact JSON encoding) is a :class:`ServerError`.
+* Every failing request changes nothing, except ``insert_many(ordered=True)``, which keeps the
+  documents before the failing one (``ordered=False`` keeps every document that succeeded).
+* Arguments are checked as Hive checks them: bad collection names (empty, ``$``, NUL,
+  ``system.*``, Hive's internal collections), non-document filters/updates/projections,
+  non-boolean options and negative skip/limit are :class:`InvalidParameterError`; invalid
+  MongoDB input is :class:`ServerError`. A find/query limit of 0 means no limit (as in
+  pymongo's find); ``count_documents`` refuses ``limit=0`` (its ``$limit`` stage must be
+  positive).
+
+The fake is deterministic: no randomness and no clock but the injected one. Its methods are
+coroutines only to match the protocol; they never await. Latency and faults are the simulator's
+job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from brh.vault import (
+    AlreadyExistsError,
+    CollectionNotFoundError,
+    Document,
+    InsertResult,
+    InvalidParameterError,
+    ObjectId,
+    ServerError,
+    SortSpec,
+    UpdateResult,
+    VaultError,
+)
+from simulator import mongo
+
+__all__ = ["MAX_DOCUMENT_BYTES", "FakeVault", "VaultRequest"]
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""MongoDB's maximum BSON document size."""
+
+# Hive keeps these collections for itself and refuses user operations on them.
+_INTERNAL_COLLECTIONS = frozenset(
+    {"__collection_metadata__", "__anonymous_files__", "ipfs_files", "scripts", "scripts_temptx"}
+)
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class VaultRequest:
+    """One call made to a :class:`FakeVault`: the operation, its collection and its outcome."""
+
+    op: str
+    collection: str | None
+    ok: bool
+    error: str | None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, ObjectId):
+        return {"$oid": value.hex}
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+_ENCODER = json.JSONEncoder(
+    default=_json_default, ensure_ascii=False, separators=(",", ":"), check_circular=False
+)
+
+
+def _check_size(doc: Document) -> None:
+    """Raise :class:`ServerError` if ``doc`` would exceed MongoDB's 16 MiB limit."""
+    text = _ENCODER.encode(doc)
+    if len(text) * 4 <= MAX_DOCUMENT_BYTES:  # UTF-8 takes at most 4 bytes a character
+        return
+    size = len(text.encode("utf-8"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise ServerError(
+            f"document is too large: {size} bytes, the maximum is {MAX_DOCUMENT_BYTES}"
+        )
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidParameterError(f"invalid collection name: {name!r}")
+    if "$" in name or "\0" in name or name.startswith("system."):
+        raise InvalidParameterError(f"invalid collection name: {name!r}")
+    if name in _INTERNAL_COLLECTIONS:
+        raise InvalidParameterError(f"No permission to operate the collection {name}")
+    return name
+
+
+def _check_mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not mongo.is_document(value):
+        raise InvalidParameterError(f"{what} must be a document, got {type(value).__name__}")
+    return value
+
+
+def _check_count(value: Any, what: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if type(value) is not int or value < 0:
+        raise InvalidParameterError(f"{what} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _check_flag(value: Any, what: str) -> bool:
+    if type(value) is not bool:  # Hive validates its boolean options
+        raise InvalidParameterError(f"{what} must be a boolean, got {value!r}")
+    return value
+
+
+def _window(skip: Any, limit: Any) -> tuple[int, int | None]:
+    """Validated ``(skip, limit)``; a limit of 0 means no limit, as in MongoDB's find."""
+    start = _check_count(skip, "skip")
+    count = _check_count(limit, "limit", optional=True)
+    assert start is not None
+    return start, (count or None)
+
+
+class FakeVault:
+    """In-memory :class:`brh.vault.Vault` with Hive's semantics (see the module docstring).
+
+    ``clock`` returns UNIX seconds (``time.time`` by default; tests inject one). With
+    ``record=True`` every call appends a :class:`VaultRequest` to :attr:`requests`;
+    :attr:`request_count` and :meth:`counts_by_op` are kept either way.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] | None = None, record: bool = True) -> None:
+        self._clock: Callable[[], float] = clock if clock is not None else time.time
+        self._record = record
+        self._collections: dict[str, dict[str, Document]] = {}
+        self._next_counter = 0
+        self.requests: list[VaultRequest] = []
+        self.request_count = 0
+        self._op_counts: dict[str, int] = {}
+
+    # -- request log ---------------------------------------------------------------------------
+
+    def counts_by_op(self) -> dict[str, int]:
+        """How many calls each operation received since the last :meth:`reset_log`."""
+        return dict(self._op_counts)
+
+    def reset_log(self) -> None:
+        """Forget the request log and counts (the stored data stays)."""
+        self.requests.clear()
+        self.request_count = 0
+        self._op_counts.clear()
+
+    def _call(self, op: str, collection: Any, body: Callable[[], _T]) -> _T:
+        self.request_count += 1
+        self._op_counts[op] = self._op_counts.get(op, 0) + 1
+        name = collection if isinstance(collection, str) else None
+        try:
+            result = body()
+        except VaultError as exc:
+            if self._record:
+                self.requests.append(VaultRequest(op, name, False, f"{type(exc).__name__}: {exc}"))
+            raise
+        if self._record:
+            self.requests.append(VaultRequest(op, name, True, None))
+        return result
+
+    # -- inspection helpers for tests (not part of the Vault protocol) --------------------------
+
+    def collection_names(self) -> list[str]:
+        """The existing collections, sorted."""
+        return sorted(self._collections)
+
+    def documents(self, collection: str) -> list[Document]:
+        """Deep copies of a collection's documents in natural order."""
+        return [mongo.copy_value(doc) for doc in self._get(collection).values()]
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _get(self, collection: Any) -> dict[str, Document]:
+        docs = self._collections.get(_check_name(collection))
+        if docs is None:
+            raise CollectionNotFoundError(f"Can not find collection {collection}")
+        return docs
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def _store_new(self, docs: dict[str, Document], doc: Document, now: int) -> ObjectId:
+        """Give ``doc`` an ``_id`` (first), check it, and insert it; nothing changes on error."""
+        generated = "_id" not in doc
+        if generated:
+            oid = ObjectId(f"{now % 2**32:08x}{self._next_counter % 2**64:016x}")
+        else:
+            oid = doc["_id"]
+            if not isinstance(oid, ObjectId):
+                raise InvalidParameterError(f"_id must be an ObjectId, got {oid!r}")
+        doc = {"_id": oid, **{k: v for k, v in doc.items() if k != "_id"}}
+        if oid.hex in docs:
+            raise ServerError(f"E11000 duplicate key error: dup key: {{ _id: {oid} }}")
+        _check_size(doc)
+        docs[oid.hex] = doc
+        if generated:
+            self._next_counter += 1
+        return oid
+
+    def _matching(
+        self, docs: dict[str, Document], filter: Any, *, first: bool = False
+    ) -> list[str]:
+        """The keys (``_id`` hex) of the matching documents, in natural order."""
+        predicate = mongo.compile_filter(_check_mapping(filter, "filter"))
+        found: list[str] = []
+        for key, doc in docs.items():
+            if predicate(doc):
+                found.append(key)
+                if first:
+                    break
+        return found
+
+    def _insert(
+        self, collection: Any, documents: Any, ordered: bool, timestamp: bool
+    ) -> InsertResult:
+        docs = self._get(collection)
+        _check_flag(ordered, "ordered")
+        _check_flag(timestamp, "timestamp")
+        if isinstance(documents, (str, bytes, Mapping)) or not isinstance(documents, Sequence):
+            raise InvalidParameterError("documents must be a list of documents")
+        if not documents:
+            raise InvalidParameterError("documents must be a non-empty list")
+        prepared = [mongo.clone(_check_mapping(d, "each document")) for d in documents]
+        now = self._now()
+        inserted: list[ObjectId] = []
+        failure: VaultError | None = None
+        for doc in prepared:
+            if timestamp:
+                doc["created"] = doc["modified"] = now
+            try:
+                inserted.append(self._store_new(docs, doc, now))
+            except VaultError as exc:
+                if ordered:
+                    raise
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return InsertResult(acknowledged=True, inserted_ids=inserted)
+
+    def _update(
+        self,
+        collection: Any,
+        filter: Any,
+        update: Any,
+        upsert: bool,
+        timestamp: bool,
+        first: bool,
+    ) -> UpdateResult:
+        docs = self._get(collection)
+        _check_flag(upsert, "upsert")
+        _check_flag(timestamp, "timestamp")
+        _check_mapping(update, "update")
+        found = self._matching(docs, filter, first=first)
+        now = self._now()
+        update = dict(update)
+        if timestamp:  # Hive adds its stamps to the client's update document
+            stamps = {"$set": {"modified": now}}
+            if upsert:
+                stamps["$setOnInsert"] = {"created": now}
+            for op, fields in stamps.items():
+                given = update.get(op, {})
+                if not mongo.is_document(given):
+                    raise ServerError(f"{op} needs a document of fields, got {given!r}")
+                update[op] = {**given, **fields}
+        if not update:
+            raise ServerError("update cannot be empty")
+        if not str(next(iter(update))).startswith("$"):
+            raise ServerError("update only works with $ operators")
+        if not found:
+            if not upsert:
+                mongo.apply_update({}, update, is_insert=False)  # still reject a bad update
+                return UpdateResult(acknowledged=True, matched_count=0, modified_count=0)
+            doc = mongo.apply_update(mongo.upsert_seed(filter), update, is_insert=True)
+            upserted = self._store_new(docs, doc, now)
+            return UpdateResult(True, matched_count=0, modified_count=0, upserted_id=upserted)
+        changed: dict[str, Document] = {}
+        for key in found:
+            new = mongo.apply_update(docs[key], update, is_insert=False)
+            # ``!=`` first: fast, and exact except that a NaN replaced by another NaN counts.
+            if new != docs[key] or not mongo.identical(new, docs[key]):
+                _check_size(new)
+                changed[key] = new
+        docs.update(changed)
+        return UpdateResult(True, matched_count=len(found), modified_count=len(changed))
+
+    def _find(
+        self,
+        collection: Any,
+        filter: Any,
+        skip: Any,
+        limit: Any,
+        sort: Any = None,
+        projection: Any = None,
+    ) -> list[Document]:
+        docs = self._get(collection)
+        start, count = _window(skip, limit)
+        if projection is not None:
+            _check_mapping(projection, "projection")
+        shape = mongo.compile_projection(projection)
+        if sort:
+            selected = [docs[key] for key in self._matching(docs, filter)]
+            selected = mongo.sort_documents(selected, sort)
+        else:
+            predicate = mongo.compile_filter(_check_mapping(filter, "filter"))
+            selected = []
+            for doc in docs.values():
+                if predicate(doc):
+                    selected.append(doc)
+                    if count is not None and len(selected) >= start + count:
+                        break
+        end = None if count is None else start + count
+        return [shape(doc) for doc in selected[start:end]]
+
+    def _count(self, collection: Any, filter: Any, skip: Any, limit: Any) -> int:
+        docs = self._get(collection)
+        start = _check_count(skip, "skip")
+        count = _check_count(limit, "limit", optional=True)
+        assert start is not None
+        if count == 0:  # Hive counts with count_documents, whose $limit stage must be positive
+            raise ServerError("the limit must be positive")
+        total = max(0, len(self._matching(docs, filter)) - start)
+        return total if count is None else min(total, count)
+
+    # -- the Vault protocol ---------------------------------------------------------------------
+
+    async def create_collection(self, name: str) -> None:
+        """Create ``name``; :class:`AlreadyExistsError` if it exists."""
+
+        def body() -> None:
+            if _check_name(name) in self._collections:
+                raise AlreadyExistsError(f"The collection {name} already exists")
+            self._collections[name] = {}
+
+        self._call("create_collection", name, body)
+
+    async def delete_collection(self, name: str) -> None:
+        """Delete ``name`` and its documents; :class:`CollectionNotFoundError` if missing."""
+
+        def body() -> None:
+            self._get(name)
+            del self._collections[name]
+
+        self._call("delete_collection", name, body)
+
+    async def insert_one(
+        self, collection: str, document: Mapping[str, Any], *, timestamp: bool = True
+    ) -> InsertResult:
+        """Insert one document (a new ``_id`` unless it carries one)."""
+        return self._call(
+            "insert_one", collection, lambda: self._insert(collection, [document], True, timestamp)
+        )
+
+    async def insert_many(
+        self,
+        collection: str,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        ordered: bool = True,
+        timestamp: bool = True,
+    ) -> InsertResult:
+        """Insert several documents; see the module docstring for partial failures."""
+        return self._call(
+            "insert_many",
+            collection,
+            lambda: self._insert(collection, documents, ordered, timestamp),
+        )
+
+    async def update_one(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+        timestamp: bool = True,
+    ) -> UpdateResult:
+        """Apply ``update`` to the first match in natural order (insert one if none and upsert)."""
+        return self._call(
+            "update_one",
+            collection,
+            lambda: self._update(collection, filter, update, upsert, timestamp, first=True),
+        )
+
+    async def update_many(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+        timestamp: bool = True,
+    ) -> UpdateResult:
+        """Apply ``update`` to every match (insert one if none and upsert); all or nothing."""
+        return self._call(
+            "update_many",
+            collection,
+            lambda: self._update(collection, filter, update, upsert, timestamp, first=False),
+        )
+
+    async def delete_one(self, collection: str, filter: Mapping[str, Any]) -> None:
+        """Delete the first match in natural order, if any."""
+
+        def body() -> None:
+            docs = self._get(collection)
+            for key in self._matching(docs, filter, first=True):
+                del docs[key]
+
+        self._call("delete_one", collection, body)
+
+    async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> None:
+        """Delete every match."""
+
+        def body() -> None:
+            docs = self._get(collection)
+            for key in self._matching(docs, filter):
+                del docs[key]
+
+        self._call("delete_many", collection, body)
+
+    async def find_one(self, collection: str, filter: Mapping[str, Any]) -> Document | None:
+        """The first match in natural order (a deep copy), or None."""
+        found = self._call("find_one", collection, lambda: self._find(collection, filter, 0, 1))
+        return found[0] if found else None
+
+    async def find_many(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        *,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> list[Document]:
+        """Matches in natural order after ``skip``, at most ``limit`` (0 or None: all)."""
+        return self._call(
+            "find_many", collection, lambda: self._find(collection, filter, skip, limit)
+        )
+
+    async def query(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        *,
+        sort: SortSpec | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
+        """Like :meth:`find_many`, sorted (stably) and projected."""
+        return self._call(
+            "query",
+            collection,
+            lambda: self._find(collection, filter, skip, limit, sort, projection),
+        )
+
+    async def count_documents(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        *,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> int:
+        """How many documents match, after ``skip``, at most ``limit`` (0 is refused)."""
+        return self._call(
+            "count_documents", collection, lambda: self._count(collection, filter, skip, limit)
+        )

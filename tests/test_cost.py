@@ -1,0 +1,87 @@
+"""What a pass costs (SPEC §10): vault requests and local work (W9)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from simulator.timeloop import run
+from tests.support import EPOCH, Device, fake_vault, settle
+
+
+async def idle_cost(entries: int) -> tuple[dict[str, int], int]:
+    """Requests and SQL statements of an idle pass on a device holding ``entries`` entries."""
+    vault = fake_vault()
+    a = Device("a", vault, contexts=("one", "two"), page_size=1000)
+    for i in range(entries):  # one write a second, as an app would make them
+        await a.helper.upsert_database_entry("one", f"k{i}", i)
+        await asyncio.sleep(1)
+    await settle(a)
+    await asyncio.sleep(60)  # past the overlap window
+    assert await a.helper.sync()
+    vault.reset_log()
+    statements: list[str] = []
+    a.helper.store._db.set_trace_callback(statements.append)
+    assert await a.helper.sync()
+    a.helper.store._db.set_trace_callback(None)
+    await a.helper.close()
+    return vault.counts_by_op(), len(statements)
+
+
+def test_an_idle_pass_costs_one_request_per_context_whatever_the_size() -> None:
+    """COST-1 (W9): nothing to do = one request per context, and the same local work for 10 or
+    2,000 stored entries (only the overlap window of recent stamps is re-read)."""
+    small_requests, small_sql = run(idle_cost(10), start=EPOCH)
+    large_requests, large_sql = run(idle_cost(2000), start=EPOCH)
+    assert small_requests == large_requests == {"query": 2}
+    assert small_sql == large_sql
+
+
+def test_k_changes_cost_k_writes() -> None:
+    """COST-2, COST-3: pushing k entries costs k writes plus the pull; the first pass of a
+    context adds one collection creation."""
+
+    async def main() -> None:
+        vault = fake_vault()
+        a = Device("a", vault, auto_sync=False)
+        for i in range(500):
+            await a.put(f"k{i}", i)
+        assert await a.helper.sync()
+        first = vault.counts_by_op()
+        assert first["create_collection"] == 1
+        assert first["update_one"] == 500
+        await asyncio.sleep(60)
+        vault.reset_log()
+        for i in range(7):
+            await a.put(f"k{i}", "changed")
+        assert await a.helper.sync()
+        assert vault.counts_by_op() == {"query": 1, "update_one": 7}
+        await a.helper.close()
+
+    run(main(), start=EPOCH)
+
+
+def test_pull_cost_is_one_request_per_page() -> None:
+    """COST-2, SYNC-9: m changed documents cost ceil(m / page_size) pull requests."""
+
+    async def main() -> None:
+        vault = fake_vault()
+        a = Device("a", vault, auto_sync=False)
+        for i in range(95):
+            await a.put(f"k{i}", i)
+        assert await a.helper.sync()
+        b = Device("b", vault, auto_sync=False, page_size=10, tombstone_retention=None)
+        assert await b.helper.sync()
+        assert vault.counts_by_op()  # sanity
+        vault.reset_log()
+        await asyncio.sleep(60)
+        for i in range(25):
+            await a.put(f"k{i}", "again")
+        assert await a.helper.sync()
+        vault.reset_log()
+        assert await b.helper.sync()
+        assert vault.counts_by_op() == {"query": 3}
+        assert len(b.app.items) == 95
+        await a.helper.close()
+        await b.helper.close()
+
+    run(main(), start=EPOCH)

@@ -1,0 +1,88 @@
+"""The local store (SPEC OFF-2, OFF-4, DATA-5, RES-2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from brh.hlc import Version
+from brh.store import LocalStore, Record
+
+
+def record(context: str, key: str, data: object = 1, version: Version | None = None) -> Record:
+    version = version or Version(1000, 0, "d")
+    return Record(context, key, data, 1000, version.wall_ms, None, version, pending=True)
+
+
+def test_keys_and_contexts_cannot_collide() -> None:
+    """DATA-5 (W13): ('a_b', 'c') and ('a', 'b_c'), or a key named 'index', stay distinct."""
+    store = LocalStore()
+    clock = Version(1000, 0, "d")
+    store.write_local(record("a_b", "c", "first"), clock)
+    store.write_local(record("a", "b_c", "second"), clock)
+    store.write_local(record("a", "index", "third"), clock)
+    assert store.get("a_b", "c").data == "first"  # type: ignore[union-attr]
+    assert store.get("a", "b_c").data == "second"  # type: ignore[union-attr]
+    assert [r.key for r in store.entries("a")] == ["b_c", "index"]
+
+
+def test_a_local_write_is_all_or_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OFF-2 (W12): if saving the clock fails, the entry is not written either."""
+    store = LocalStore()
+
+    def broken(clock: Version | None) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "_save_clock", broken)
+    with pytest.raises(OSError):
+        store.write_local(record("c", "k"), Version(1000, 0, "d"))
+    assert store.get("c", "k") is None and store.pending("c") == []
+
+
+def test_everything_survives_reopening(tmp_path: Path) -> None:
+    """OFF-4: entries, pending flags, clock, cursors and device id persist in the file."""
+    path = tmp_path / "s.sqlite"
+    store = LocalStore(path)
+    store.set_device_id("dev")
+    clock = Version(5000, 3, "dev")
+    store.write_local(record("c", "k", {"deep": [1, 2]}), clock)
+    state = store.context_state("c")
+    from dataclasses import replace
+
+    store.save_context_state(replace(state, cursor=42, max_stamp=50, collection_ready=True))
+    store.close()
+    again = LocalStore(path)
+    assert again.device_id() == "dev" and again.clock() == clock
+    assert [r.key for r in again.pending("c")] == ["k"]
+    assert again.get("c", "k").data == {"deep": [1, 2]}  # type: ignore[union-attr]
+    assert again.context_state("c").cursor == 42 and again.context_state("c").collection_ready
+    again.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        again.write_local(record("c", "k2"), clock)
+
+
+def test_wipe_is_one_transaction() -> None:
+    """RES-2: wiping removes entries, cursor and refusal counts of one context only."""
+    store = LocalStore()
+    clock = Version(1000, 0, "d")
+    store.write_local(record("c", "k"), clock)
+    store.write_local(record("other", "k"), clock)
+    from dataclasses import replace
+
+    store.save_context_state(replace(store.context_state("c"), cursor=9))
+    store.note_refusal("c", "k")
+    assert store.wipe_context("c") == 1
+    assert store.get("c", "k") is None and store.context_state("c").cursor is None
+    assert store.refusals("c", "k") == 0 and store.get("other", "k") is not None
+
+
+def test_remote_apply_is_guarded_by_the_expected_version() -> None:
+    """ORD-7: a delivered version is not stored over a local write made meanwhile."""
+    store = LocalStore()
+    store.write_local(record("c", "k", "local", Version(2000, 0, "me")), Version(2000, 0, "me"))
+    remote = Record("c", "k", "remote", 1, 1500, None, Version(1500, 0, "them"))
+    assert not store.apply_remote(remote, expected=Version(1000, 0, "me"), clock=None)
+    assert store.get("c", "k").data == "local"  # type: ignore[union-attr]
+    assert store.apply_remote(remote, expected=Version(2000, 0, "me"), clock=None)
+    assert store.get("c", "k").data == "remote"  # type: ignore[union-attr]
