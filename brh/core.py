@@ -109,19 +109,46 @@ def group_by_key(docs: Iterable[RemoteDoc]) -> list[tuple[RemoteDoc, list[Remote
     return grouped
 
 
-def pull_filter(lower: int | None, after: tuple[int, ObjectId] | None) -> dict[str, Any]:
+def pull_filter(
+    cursor: int | None,
+    overlap: int,
+    window: Iterable[str] = (),
+    after: tuple[int, ObjectId] | None = None,
+) -> dict[str, Any]:
     """The filter of one pull page, in the vault's ``(modified, _id)`` order.
 
-    ``lower``: the cursor minus the overlap window (None: from the beginning). ``after``: the
-    last ``(modified, _id)`` of the previous page in this pass (keyset paging: stable while
-    documents are updated meanwhile, unlike skip-based paging).
+    ``cursor``: every document stamped before it was processed (None: read from the start).
+    Stamps are whole seconds and a write in flight can land with a slightly older stamp, so the
+    pull re-reads ``overlap`` seconds below the cursor, except the versions in ``window`` that
+    were already processed there. ``after``: the last ``(modified, _id)`` of the previous page
+    of this pass (keyset paging: stable while documents change meanwhile, unlike skip).
     """
+    clauses: list[dict[str, Any]] = []
+    if cursor is not None:
+        lower = cursor - overlap
+        known = sorted(set(window))
+        if known:
+            clauses.append(
+                {
+                    "$or": [
+                        {"modified": {"$gt": cursor}},
+                        {
+                            "modified": {"$gte": lower, "$lte": cursor},
+                            "brhVersion": {"$nin": known},
+                        },
+                    ]
+                }
+            )
+        else:
+            clauses.append({"modified": {"$gte": lower}})
     if after is not None:
         stamp, doc_id = after
-        return {"$or": [{"modified": {"$gt": stamp}}, {"modified": stamp, "_id": {"$gt": doc_id}}]}
-    if lower is None:
+        clauses.append(
+            {"$or": [{"modified": {"$gt": stamp}}, {"modified": stamp, "_id": {"$gt": doc_id}}]}
+        )
+    if not clauses:
         return {}
-    return {"modified": {"$gte": lower}}
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 PULL_SORT: Sequence[tuple[str, int]] = (("modified", 1), ("_id", 1))

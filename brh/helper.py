@@ -690,13 +690,15 @@ class BackupRestoreHelper:
                 ctx.name,
                 (now_ms - state.last_pull_ms) / 1000 if state.last_pull_ms else 0,
             )
-        lower = None if resync or state.cursor is None else state.cursor - self.overlap
+        start_cursor = None if resync else state.cursor
+        known = [version for _stamp, version in state.window] if start_cursor is not None else []
         cursor, max_stamp = state.cursor, state.max_stamp
+        window = set(state.window) if start_cursor is not None else set()
         seen: set[str] | None = set() if resync else None
         after: tuple[int, Any] | None = None
         skip = 0
         while True:
-            filter_ = make_pull_filter(lower, after)
+            filter_ = make_pull_filter(start_cursor, self.overlap, known, after)
             stats.requests += 1
             raw = await self.vault.query(
                 ctx.collection, filter_, sort=PULL_SORT, skip=skip, limit=self.page_size
@@ -709,6 +711,7 @@ class BackupRestoreHelper:
             try:
                 await self._process(ctx, epoch, docs, stats)
             except _Refused as refusal:
+                # Keep the cursor below the refused change so the next pass re-reads it.
                 refused_stamp = next(
                     (d.stamp for d in docs if d.key == refusal.key and d.stamp is not None),
                     None,
@@ -722,6 +725,7 @@ class BackupRestoreHelper:
                             self._store.context_state(ctx.name),
                             cursor=cursor,
                             max_stamp=_max(max_stamp, refused_stamp),
+                            window=_prune(window, cursor - self.overlap),
                         ),
                     )
                 raise
@@ -729,11 +733,20 @@ class BackupRestoreHelper:
             if stamps:
                 cursor = stamps[-1] if cursor is None else max(cursor, stamps[-1])
                 max_stamp = _max(max_stamp, max(stamps))
+                window.update(
+                    (d["modified"], d["brhVersion"])
+                    for d in raw
+                    if isinstance(d.get("modified"), int) and isinstance(d.get("brhVersion"), str)
+                )
+                window = set(_prune(window, cursor - self.overlap))
                 self._save_state(
                     ctx,
                     epoch,
                     replace(
-                        self._store.context_state(ctx.name), cursor=cursor, max_stamp=max_stamp
+                        self._store.context_state(ctx.name),
+                        cursor=cursor,
+                        max_stamp=max_stamp,
+                        window=tuple(sorted(window)),
                     ),
                 )
             if len(raw) < self.page_size:
@@ -1077,6 +1090,11 @@ def _check_key(key: object) -> None:
         )
     if "\x00" in key:
         raise InvalidArgumentError("key", "must not contain NUL characters")
+
+
+def _prune(window: set[tuple[int, str]], lowest: int) -> tuple[tuple[int, str], ...]:
+    """The window entries still inside the overlap (stamp >= ``lowest``), sorted."""
+    return tuple(sorted(item for item in window if item[0] >= lowest))
 
 
 def _max(a: int | None, b: int | None) -> int | None:

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS contexts (
     max_stamp         INTEGER,          -- newest vault stamp seen (the vault's 'now', roughly)
     last_pull_ms      INTEGER,          -- device clock at the last complete pull
     last_purge_stamp  INTEGER,          -- max_stamp when tombstones were last purged
-    collection_ready  INTEGER NOT NULL DEFAULT 0
+    collection_ready  INTEGER NOT NULL DEFAULT 0,
+    window            TEXT NOT NULL DEFAULT '[]'  -- [stamp, brhVersion] seen near the cursor
 );
 CREATE TABLE IF NOT EXISTS entries (
     context            TEXT NOT NULL,
@@ -102,6 +103,9 @@ class ContextState:
     last_pull_ms: int | None = None
     last_purge_stamp: int | None = None
     collection_ready: bool = False
+    window: tuple[tuple[int, str], ...] = ()
+    """``(stamp, brhVersion)`` of documents seen within the overlap window below the cursor:
+    re-reading the window can skip them, so an idle pull returns nothing."""
 
 
 _ENTRY_COLUMNS = (
@@ -427,20 +431,20 @@ class LocalStore:
 
     def context_state(self, context: str) -> ContextState:
         row = self._db.execute(
-            "SELECT cursor, max_stamp, last_pull_ms, last_purge_stamp, collection_ready "
+            "SELECT cursor, max_stamp, last_pull_ms, last_purge_stamp, collection_ready, window "
             "FROM contexts WHERE name = ?",
             (context,),
         ).fetchone()
         if row is None:
             return ContextState(context)
-        return ContextState(context, row[0], row[1], row[2], row[3], bool(row[4]))
+        window = tuple((int(stamp), str(version)) for stamp, version in json.loads(row[5]))
+        return ContextState(context, row[0], row[1], row[2], row[3], bool(row[4]), window)
 
     def save_context_state(self, state: ContextState) -> None:
         with self._transaction():
             self._db.execute(
-                "INSERT OR REPLACE INTO contexts "
-                "(name, cursor, max_stamp, last_pull_ms, last_purge_stamp, collection_ready) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO contexts (name, cursor, max_stamp, last_pull_ms, "
+                "last_purge_stamp, collection_ready, window) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     state.name,
                     state.cursor,
@@ -448,5 +452,6 @@ class LocalStore:
                     state.last_pull_ms,
                     state.last_purge_stamp,
                     int(state.collection_ready),
+                    json.dumps([list(item) for item in state.window]),
                 ),
             )

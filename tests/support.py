@@ -131,7 +131,7 @@ async def settle(*devices: Device, rounds: int = 4) -> None:
     for _ in range(rounds):
         results = [await d.helper.sync() for d in devices]
         assert all(results), [r for r in results if not r]
-        if all(r.pulled == 0 or (r.delivered == 0 and r.pushed == 0) for r in results):
+        if all(r.delivered == 0 and r.pushed == 0 for r in results):
             break
     await asyncio.sleep(1)  # let debounced passes run out
 
@@ -149,6 +149,8 @@ class FlakyVault:
         self.down = False
         self.lose_answers = 0
         """How many upcoming write answers to lose."""
+        self.latency = 0.0
+        """Seconds each request takes (lets concurrent passes interleave)."""
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self.inner, name)
@@ -160,6 +162,8 @@ class FlakyVault:
 
             if self.down:
                 raise NetworkError(f"{name}: vault unreachable", definite=True)
+            if self.latency:
+                await asyncio.sleep(self.latency)
             result = await target(*args, **kwargs)
             if name in self._WRITES and self.lose_answers > 0:
                 self.lose_answers -= 1

@@ -213,8 +213,13 @@ def test_same_inputs_same_run() -> None:
     assert run(scenario(), start=EPOCH) == run(scenario(), start=EPOCH)
 
 
-BAD_KEYS: list[tuple[Any, str]] = [("", "empty"), (3, "must be a str"), (None, "must be a str"),
-                                   ("k" * 1025, "limit"), ("a\x00b", "NUL")]
+BAD_KEYS: list[tuple[Any, str]] = [
+    ("", "empty"),
+    (3, "must be a str"),
+    (None, "must be a str"),
+    ("k" * 1025, "limit"),
+    ("a\x00b", "NUL"),
+]
 BAD_DATA: list[tuple[Any, str]] = [
     ({1, 2}, "set"),
     ({"a": float("nan")}, "nan"),
@@ -264,9 +269,7 @@ def test_bad_data_names_the_argument_and_changes_nothing(data: Any, problem: str
     run(main(), start=EPOCH)
 
 
-@pytest.mark.parametrize(
-    "name", ["", "has space", "$x", "x" * 101, "-lead", "a/b", 7, None, "ütf"]
-)
+@pytest.mark.parametrize("name", ["", "has space", "$x", "x" * 101, "-lead", "a/b", 7, None, "ütf"])
 def test_bad_context_names(name: Any) -> None:
     """ERR-1: context names the vault cannot use are refused, naming 'name'."""
     h = BackupRestoreHelper(fake_vault_sync(), ":memory:", device_id="a", clock=lambda: EPOCH)

@@ -82,7 +82,7 @@ def local(
 def test_decision_table(
     local_record: Record | None, remote_doc: RemoteDoc, expected: Action
 ) -> None:
-    """CB-1, CB-2, CB-3, CB-4, ORD-2, ORD-4, ORD-6: which callback, if any, a remote version gets."""
+    """CB-1, CB-2, CB-3, CB-4, ORD-2, ORD-4, ORD-6: which callback a remote version gets."""
     assert decide(local_record, remote_doc).action is expected
 
 
@@ -122,13 +122,20 @@ def test_failed_compare_and_set_resolution(docs: list[RemoteDoc], kind: Conflict
 
 
 def test_pull_filters() -> None:
-    """SYNC-4, SYNC-9: by vault stamp from the cursor, then keyset pages on (modified, _id)."""
-    assert pull_filter(None, None) == {}
-    assert pull_filter(95, None) == {"modified": {"$gte": 95}}
-    oid = ObjectId("0" * 23 + "1")
-    assert pull_filter(95, (120, oid)) == {
-        "$or": [{"modified": {"$gt": 120}}, {"modified": 120, "_id": {"$gt": oid}}]
+    """SYNC-4, SYNC-9, COST-1: by vault stamp from the cursor minus the overlap, skipping the
+    versions already processed in the window, then keyset pages on (modified, _id)."""
+    assert pull_filter(None, 5) == {}
+    assert pull_filter(100, 5) == {"modified": {"$gte": 95}}
+    assert pull_filter(100, 5, ["v2", "v1", "v2"]) == {
+        "$or": [
+            {"modified": {"$gt": 100}},
+            {"modified": {"$gte": 95, "$lte": 100}, "brhVersion": {"$nin": ["v1", "v2"]}},
+        ]
     }
+    oid = ObjectId("0" * 23 + "1")
+    page = {"$or": [{"modified": {"$gt": 120}}, {"modified": 120, "_id": {"$gt": oid}}]}
+    assert pull_filter(None, 5, after=(120, oid)) == page
+    assert pull_filter(100, 5, after=(120, oid)) == {"$and": [{"modified": {"$gte": 95}}, page]}
 
 
 def test_documents_keep_the_original_fields() -> None:

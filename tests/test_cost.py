@@ -37,8 +37,9 @@ def test_an_idle_pass_costs_one_request_per_context_whatever_the_size() -> None:
 
 
 def test_k_changes_cost_k_writes() -> None:
-    """COST-2, COST-3: pushing k entries costs k writes plus the pull; the first pass of a
-    context adds one collection creation."""
+    """COST-2, COST-3, DATA-1: pushing k entries costs k writes plus the pull; the first pass of
+    a context creates ``backup_<context>`` once, and another device's first pass tolerates
+    "already exists"."""
 
     async def main() -> None:
         vault = fake_vault()
@@ -50,12 +51,20 @@ def test_k_changes_cost_k_writes() -> None:
         assert first["create_collection"] == 1
         assert first["update_one"] == 500
         await asyncio.sleep(60)
+        assert await a.helper.sync()  # reads its own 500 writes back once (and purges)
         vault.reset_log()
         for i in range(7):
             await a.put(f"k{i}", "changed")
         assert await a.helper.sync()
         assert vault.counts_by_op() == {"query": 1, "update_one": 7}
+        assert vault.collection_names() == ["backup_notes"]
+        b = Device("b", vault, auto_sync=False)
+        vault.reset_log()
+        assert await b.helper.sync()  # create_collection answers 455, which is fine
+        assert next((r.op, r.ok) for r in vault.requests) == ("create_collection", False)
+        assert len(b.app.items) == 500
         await a.helper.close()
+        await b.helper.close()
 
     run(main(), start=EPOCH)
 

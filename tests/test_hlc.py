@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 from brh.hlc import Version, next_version, observe
 
 devices = st.text(alphabet="abcdef.-_0123456789", min_size=1, max_size=12)
-versions = st.builds(
-    Version, st.integers(0, 10**14), st.integers(0, 999_999), devices
-)
+versions = st.builds(Version, st.integers(0, 10**14), st.integers(0, 999_999), devices)
 
 
 @given(versions, versions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from brh import Entry
+from brh.store import LocalStore
 from simulator.timeloop import run
 from tests.support import EPOCH, Device, fake_vault, settle, vault_live
 
@@ -131,7 +132,8 @@ def test_a_device_away_longer_than_the_retention_resyncs_fully() -> None:
         vault = fake_vault()
         options = {"tombstone_retention": 10 * DAY, "purge_interval": DAY}
         a = Device("a", vault, **options)
-        away = Device("away", vault, **options)
+        phone_store = LocalStore()  # kept by the test while the helper is closed
+        away = Device("away", vault, store=phone_store, **options)
         await a.put("x", 1)
         await a.put("y", 2)
         await settle(a, away)
@@ -142,7 +144,7 @@ def test_a_device_away_longer_than_the_retention_resyncs_fully() -> None:
             await a.put("y", "daily")
             await settle(a)
         assert "x" not in {d["key"] for d in vault.documents("backup_notes")}  # purged
-        back = Device("away", vault, store=away.helper.store, **options)
+        back = Device("away", vault, store=phone_store, **options)
         back.app.items.update({"x": 1, "y": 2})
         assert await back.helper.sync()
         assert back.app.items == {"y": "daily"} and back.local() == {"y": "daily"}
