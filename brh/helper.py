@@ -610,7 +610,9 @@ class BackupRestoreHelper:
                 stats.failed.append(ctx.name)
                 stats.error = stats.error or f"context {ctx.name!r} was wiped during the pass"
             except VaultError as exc:
-                self._log.warning(
+                # Loud the first time; while a retry series goes on, quieter (no log flood).
+                self._log.log(
+                    logging.WARNING if self._failures == 0 else logging.INFO,
                     "[%s] context %r: vault error %s: %s",
                     self.device_id,
                     ctx.name,
