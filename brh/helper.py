@@ -804,12 +804,16 @@ class BackupRestoreHelper:
     async def _process(
         self, ctx: _Context, epoch: int, docs: list[RemoteDoc], stats: _PassStats
     ) -> None:
+        streaks = self._store.has_refusals(ctx.name)
         for winner, dominated in group_by_key(docs):
             for loser in dominated:
                 await self._delete_duplicate(ctx, epoch, loser, stats)
             local = self._store.get(ctx.name, winner.key)
             decision = decide(local, winner)
             await self._apply(ctx, epoch, local, decision, stats)
+            if streaks and self._store.refusals(ctx.name, winner.key):
+                # settled without the app (e.g. a newer local write won): the streak ends
+                self._store.clear_refusals(ctx.name, winner.key)
 
     async def _apply(
         self,

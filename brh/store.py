@@ -325,10 +325,6 @@ class LocalStore:
 
     # -- sync bookkeeping -------------------------------------------------------------------
 
-    def observe_clock(self, clock: Version) -> None:
-        with self._transaction():
-            self._save_clock(clock)
-
     def apply_remote(self, record: Record, expected: Version | None, clock: Version | None) -> bool:
         """Store a delivered remote version, unless the local entry changed meanwhile.
 
@@ -407,6 +403,17 @@ class LocalStore:
             "SELECT count FROM refusals WHERE context = ? AND key = ?", (context, key)
         ).fetchone()
         return 0 if row is None else int(row[0])
+
+    def has_refusals(self, context: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM refusals WHERE context = ? LIMIT 1", (context,)
+        ).fetchone()
+        return row is not None
+
+    def clear_refusals(self, context: str, key: str) -> None:
+        """The key's remote change stopped needing delivery: its refusal streak ends."""
+        with self._transaction():
+            self._db.execute("DELETE FROM refusals WHERE context = ? AND key = ?", (context, key))
 
     def forget_remote_deleted(self, context: str, key: str, expected: Version) -> bool:
         """Drop a synced entry whose vault document is gone for good (a purged tombstone)."""
