@@ -63,7 +63,7 @@ async def story(seed: int) -> bool:
         for d in devices:
             await d.helper.sync()
 
-    print("brh demo: three devices, one vault, virtual time (seed %d)" % seed)
+    print(f"brh demo: three devices, one vault, virtual time (seed {seed})")
     say("phone writes two notes; each write starts a sync by itself")
     await phone.put("groceries", "milk, eggs")
     await phone.put("ideas", "sync that never loses an edit")
