@@ -45,7 +45,8 @@ class SyncResult:
 
     A pass completes when every context pulled and pushed everything without a callback
     refusing and without a vault error. Otherwise ``reason`` says why (``"refused"``,
-    ``"vault_error"``, ``"closed"``) and a retry is already scheduled.
+    ``"vault_error"``, ``"internal_error"``, ``"closed"``) and, unless closed, a retry is
+    already scheduled.
     """
 
     completed: bool

@@ -142,6 +142,8 @@ class BackupRestoreHelper:
       every pull (covers the stamps' one-second resolution and small vault clock jitter);
     * ``tombstone_retention``: seconds a vault tombstone is kept (None: forever);
       ``purge_interval``: how often (in vault seconds) one device purges older ones;
+    * ``full_sync_interval``: at most this many seconds (device clock) between full passes of a
+      context, which repair what incremental pulls cannot see (None: never);
     * ``stuck_threshold``: refusals in a row after which a key is logged and reported as stuck;
     * ``rng``: the random generator for retry jitter (default: seeded from the device id).
     """
@@ -161,6 +163,7 @@ class BackupRestoreHelper:
         overlap: int = 5,
         tombstone_retention: float | None = 30 * 86400,
         purge_interval: float = 86400,
+        full_sync_interval: float | None = 86400,
         stuck_threshold: int = 5,
         rng: random.Random | None = None,
         log_payloads: bool = False,
@@ -188,6 +191,12 @@ class BackupRestoreHelper:
         if not (isinstance(purge_interval, int | float) and purge_interval > 0):
             raise InvalidArgumentError(
                 "purge_interval", f"must be > 0 seconds, got {purge_interval!r}"
+            )
+        if full_sync_interval is not None and not (
+            isinstance(full_sync_interval, int | float) and full_sync_interval > 0
+        ):
+            raise InvalidArgumentError(
+                "full_sync_interval", f"must be > 0 seconds or None, got {full_sync_interval!r}"
             )
         if not (isinstance(stuck_threshold, int) and stuck_threshold >= 1):
             raise InvalidArgumentError(
@@ -234,6 +243,7 @@ class BackupRestoreHelper:
         self.overlap = overlap
         self.tombstone_retention = tombstone_retention
         self.purge_interval = purge_interval
+        self.full_sync_interval = full_sync_interval
         self.stuck_threshold = stuck_threshold
         self._clock: Callable[[], float] = clock or time.time
         self._rng = rng or random.Random(zlib.crc32(self.device_id.encode()))
@@ -538,7 +548,16 @@ class BackupRestoreHelper:
             while self._next is not None and not self._closed:
                 future, full = self._next, self._next_full
                 self._next = None
-                result = await self._pass(full)
+                try:
+                    result = await self._pass(full)
+                except Exception as exc:  # a bug or a broken local store: report, retry
+                    self._log.exception("[%s] sync pass failed unexpectedly", self.device_id)
+                    result = SyncResult(
+                        False, reason="internal_error", error=f"{type(exc).__name__}: {exc}"
+                    )
+                finally:
+                    if not future.done() and self._closed:
+                        future.set_result(SyncResult(False, reason="closed"))
                 self.last_result = result
                 if not future.done():
                     future.set_result(result)
@@ -678,19 +697,23 @@ class BackupRestoreHelper:
         await self._pull_stale(ctx, epoch, stats)
         state = self._store.context_state(ctx.name)
         now_ms = self._now_ms()
-        aged = (
+        away = (  # tombstones this device never saw may have been purged meanwhile
             self.tombstone_retention is not None
             and state.last_pull_ms is not None
             and now_ms - state.last_pull_ms > self.tombstone_retention * 1000 / 2
         )
-        resync = full or state.cursor is None or aged
-        if aged:
+        periodic = (  # repairs what an incremental pull cannot see (a vault clock step back)
+            self.full_sync_interval is not None
+            and state.last_full_ms is not None
+            and now_ms - state.last_full_ms > self.full_sync_interval * 1000
+        )
+        resync = full or state.cursor is None or away or periodic
+        if away or periodic:
             self._log.info(
-                "[%s] context %r last pulled %.0f s ago, over half the tombstone retention: "
-                "full resync",
+                "[%s] context %r: full pass (%s)",
                 self.device_id,
                 ctx.name,
-                (now_ms - state.last_pull_ms) / 1000 if state.last_pull_ms else 0,
+                "away for over half the tombstone retention" if away else "full_sync_interval",
             )
         start_cursor = None if resync else state.cursor
         known = [version for _stamp, version in state.window] if start_cursor is not None else []
@@ -768,6 +791,7 @@ class BackupRestoreHelper:
                 cursor=cursor if cursor is not None else 0,
                 max_stamp=max_stamp,
                 last_pull_ms=now_ms,
+                last_full_ms=now_ms if resync else state.last_full_ms,
             ),
         )
 

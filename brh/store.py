@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS contexts (
     cursor            INTEGER,          -- vault 'modified' stamp: all earlier docs processed
     max_stamp         INTEGER,          -- newest vault stamp seen (the vault's 'now', roughly)
     last_pull_ms      INTEGER,          -- device clock at the last complete pull
+    last_full_ms      INTEGER,          -- device clock at the last complete full pull
     last_purge_stamp  INTEGER,          -- max_stamp when tombstones were last purged
     collection_ready  INTEGER NOT NULL DEFAULT 0,
     window            TEXT NOT NULL DEFAULT '[]'  -- [stamp, brhVersion] seen near the cursor
@@ -101,6 +102,7 @@ class ContextState:
     cursor: int | None = None
     max_stamp: int | None = None
     last_pull_ms: int | None = None
+    last_full_ms: int | None = None
     last_purge_stamp: int | None = None
     collection_ready: bool = False
     window: tuple[tuple[int, str], ...] = ()
@@ -438,25 +440,27 @@ class LocalStore:
 
     def context_state(self, context: str) -> ContextState:
         row = self._db.execute(
-            "SELECT cursor, max_stamp, last_pull_ms, last_purge_stamp, collection_ready, window "
-            "FROM contexts WHERE name = ?",
+            "SELECT cursor, max_stamp, last_pull_ms, last_full_ms, last_purge_stamp, "
+            "collection_ready, window FROM contexts WHERE name = ?",
             (context,),
         ).fetchone()
         if row is None:
             return ContextState(context)
-        window = tuple((int(stamp), str(version)) for stamp, version in json.loads(row[5]))
-        return ContextState(context, row[0], row[1], row[2], row[3], bool(row[4]), window)
+        window = tuple((int(stamp), str(version)) for stamp, version in json.loads(row[6]))
+        return ContextState(context, row[0], row[1], row[2], row[3], row[4], bool(row[5]), window)
 
     def save_context_state(self, state: ContextState) -> None:
         with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO contexts (name, cursor, max_stamp, last_pull_ms, "
-                "last_purge_stamp, collection_ready, window) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "last_full_ms, last_purge_stamp, collection_ready, window) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     state.name,
                     state.cursor,
                     state.max_stamp,
                     state.last_pull_ms,
+                    state.last_full_ms,
                     state.last_purge_stamp,
                     int(state.collection_ready),
                     json.dumps([list(item) for item in state.window]),
