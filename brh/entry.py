@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Entry", "StuckEntry", "SyncResult"]
+__all__ = ["Entry", "StuckEntry", "SyncResult", "copy_json"]
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (scalars are returned as they are)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.loads(json.dumps(value))
 
 
 @dataclass(frozen=True)

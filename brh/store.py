@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from brh.entry import Entry
+from brh.entry import Entry, copy_json
 from brh.hlc import Version
 
 __all__ = ["ContextState", "LocalStore", "Record"]
@@ -85,13 +85,8 @@ class Record:
         return self.deletion_date is not None
 
     def to_entry(self) -> Entry:
-        return Entry(
-            key=self.key,
-            data=json.loads(json.dumps(self.data)),
-            creation_date=self.creation_date,
-            modification_date=self.modification_date,
-            deletion_date=self.deletion_date,
-        )
+        data = copy_json(self.data)
+        return Entry(self.key, data, self.creation_date, self.modification_date, self.deletion_date)
 
 
 @dataclass(frozen=True)

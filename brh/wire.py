@@ -8,12 +8,11 @@ device running the original can read what we write, plus ``brhVersion`` (the wri
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from brh.entry import Entry
+from brh.entry import Entry, copy_json
 from brh.hlc import Version
 from brh.vault import Document, ObjectId
 
@@ -62,20 +61,8 @@ class RemoteDoc:
 
     def to_entry(self) -> Entry:
         """The app's view, with a private copy of the data."""
-        return Entry(
-            key=self.key,
-            data=copy_json(self.data),
-            creation_date=self.creation_date,
-            modification_date=self.modification_date,
-            deletion_date=self.deletion_date,
-        )
-
-
-def copy_json(value: Any) -> Any:
-    """A deep copy of JSON data (cheap for scalars)."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return json.loads(json.dumps(value))
+        data = copy_json(self.data)
+        return Entry(self.key, data, self.creation_date, self.modification_date, self.deletion_date)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -32,6 +32,12 @@ App = AppModel
 Device = SimDevice
 
 
+async def close_all(*devices: Device) -> None:
+    """Close every device's helper."""
+    for device in devices:
+        await device.helper.close()
+
+
 def vault_live(vault: FakeVault, context: str = "notes") -> dict[str, Any]:
     """The vault's live entries of a context, resolving duplicates by the highest version."""
     best: dict[str, dict[str, Any]] = {}

@@ -7,14 +7,9 @@ import asyncio
 from brh import Entry
 from brh.store import LocalStore
 from simulator.timeloop import run
-from tests.support import EPOCH, Device, fake_vault, settle, vault_live
+from tests.support import EPOCH, Device, close_all, fake_vault, settle, vault_live
 
 DAY = 86400.0
-
-
-async def close(*devices: Device) -> None:
-    for device in devices:
-        await device.helper.close()
 
 
 def test_fresh_device_restores_everything_however_old() -> None:
@@ -35,7 +30,7 @@ def test_fresh_device_restores_everything_however_old() -> None:
         assert phone.app.items == vault_live(vault)
         assert len(phone.app.items) == 20
         assert phone.app.kinds() == ["insert"] * 20
-        await close(a, phone)
+        await close_all(a, phone)
 
     run(main(), start=EPOCH)
 
@@ -59,7 +54,7 @@ def test_wipe_clears_everything_and_the_next_sync_restores() -> None:
         assert await a.helper.sync()
         assert a.app.calls == [("insert", "x", 1), ("insert", "y", 2)]
         assert "unsent" not in vault_live(vault)
-        await close(a)
+        await close_all(a)
 
     run(main(), start=EPOCH)
 
@@ -92,7 +87,7 @@ def test_wipe_during_a_pass_leaves_that_context_alone() -> None:
         b.app.items.clear()
         assert await b.helper.sync()
         assert b.app.items == {"k0": 0, "k1": 1, "k2": 2}
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -119,7 +114,7 @@ def test_tombstones_are_purged_after_the_retention() -> None:
         assert [d["key"] for d in vault.documents("backup_notes")] == ["kept"]
         for device in (a, b):
             assert device.helper.store.get("notes", "gone") is None
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -168,7 +163,7 @@ def test_full_sync_finds_entries_the_vault_lost() -> None:
         assert "x" in b.app.items  # an incremental pass cannot notice
         assert await b.helper.sync(full=True)
         assert b.app.items == {"y": 2}
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -188,6 +183,6 @@ def test_a_lost_collection_is_uploaded_again() -> None:
         assert not result and result.reason == "vault_error"
         await asyncio.sleep(DAY)  # the scheduled retry recreates and re-uploads
         assert vault_live(vault) == {"y": 2}
-        await close(a)
+        await close_all(a)
 
     run(main(), start=EPOCH)

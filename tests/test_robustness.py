@@ -72,8 +72,8 @@ def test_a_crash_after_the_callback_redelivers(
 
         monkeypatch.setattr(b.helper.store, "apply_remote", flaky_apply)
         result = await b.helper.sync()
-        assert not result and result.reason == "internal_error" and "disk I/O" in (
-            result.error or ""
+        assert (
+            not result and result.reason == "internal_error" and "disk I/O" in (result.error or "")
         )
         await asyncio.sleep(HOUR)
         assert b.app.calls == [("insert", "x", 1), ("insert", "x", 1)]  # redelivered

@@ -14,14 +14,9 @@ import pytest
 
 from brh import BackupRestoreHelper, Entry, RetryPolicy
 from simulator.timeloop import run
-from tests.support import EPOCH, Device, fake_vault, flaky, settle, vault_live
+from tests.support import EPOCH, Device, close_all, fake_vault, flaky, settle, vault_live
 
 HOUR = 3600.0
-
-
-async def close(*devices: Device) -> None:
-    for device in devices:
-        await device.helper.close()
 
 
 def test_two_devices_converge_and_nothing_echoes() -> None:
@@ -41,7 +36,7 @@ def test_two_devices_converge_and_nothing_echoes() -> None:
         )
         assert a.app.calls == [("modify", "x", 10), ("delete", "y", 2)]
         assert b.app.calls == [("insert", "x", 1), ("insert", "y", 2)]
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -61,7 +56,7 @@ def test_contexts_sync_in_registration_order() -> None:
             app.refuse = lambda kind, entry, name=name: not order.append(name)  # type: ignore[func-returns-value]
         await b.helper.sync()
         assert order == ["zeta"]  # zeta first, and the refusal stopped the pass (CB-6)
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -81,7 +76,7 @@ def test_writes_start_a_debounced_pass_by_themselves() -> None:
         assert vault_live(vault) == {f"k{i}": i for i in range(5)}
         ops = vault.counts_by_op()
         assert ops.get("query", 0) == 1  # a single pass
-        await close(a)
+        await close_all(a)
 
     run(main(), start=EPOCH)
 
@@ -111,7 +106,7 @@ def test_single_flight_and_shared_results() -> None:
         assert all(results)
         assert results[1] is results[5]  # the waiting pass is shared
         assert vault.counts_by_op()["query"] <= 2 * 2 + 2  # two passes, not six
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -136,7 +131,7 @@ def test_late_upload_is_still_pulled() -> None:
         assert vault_live(inner)["x"] == "written offline at t=0"
         assert await a.helper.sync()
         assert a.app.items["x"] == "written offline at t=0"
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -167,7 +162,7 @@ def test_each_context_keeps_its_own_cursor() -> None:
         late = b.add_context("three")
         assert await b.helper.sync()
         assert late.items == {"old": "from before"}
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -190,7 +185,7 @@ def test_lost_answers_are_retried_without_duplicates() -> None:
         docs = inner.documents("backup_notes")
         assert [(d["key"], d["data"]) for d in docs] == [("x", 2)]
         assert b.app.items == {"x": 2} and a.helper.pending_count("notes") == 0
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -214,7 +209,7 @@ def test_backup_continues_while_the_app_refuses() -> None:
         assert b.apps["two"].calls == []  # no callback after the refusal, in any context
         assert vault_live(vault, "one")["mine1"] == "b1"
         assert vault_live(vault, "two")["mine2"] == "b2"
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -251,7 +246,7 @@ def test_paged_pull_survives_updates_between_pages() -> None:
         assert b.app.items == {**{f"k{i}": i for i in range(1, 10)}, "k0": "changed"}
         inserts = [key for kind, key, _ in b.app.calls if kind == "insert"]
         assert sorted(inserts) == sorted(set(inserts))
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -283,7 +278,7 @@ def test_refusal_is_retried_with_backoff_and_no_trigger() -> None:
             nominal = 10 * 2 ** (n - 1)
             assert nominal * 0.5 <= gap <= nominal + 0.1, (n, gap)
         assert b.helper.last_result is not None and b.helper.last_result.completed
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -307,7 +302,7 @@ def test_a_poison_entry_is_reported(caplog: pytest.LogCaptureFixture) -> None:
         b.app.refuse = None
         await asyncio.sleep(HOUR)
         assert b.helper.stuck_entries() == [] and b.app.items == {"poison": 1}
-        await close(a, b)
+        await close_all(a, b)
 
     with caplog.at_level(logging.WARNING, logger="brh"):
         run(main(), start=EPOCH)
@@ -337,7 +332,7 @@ def test_vault_errors_are_retried_until_it_is_back() -> None:
         await asyncio.sleep(HOUR)
         assert vault_live(inner) == {"k0": 0, "k1": 1, "k2": 2}
         assert a.helper.pending_count("notes") == 0
-        await close(a)
+        await close_all(a)
 
     run(main(), start=EPOCH)
 
@@ -387,7 +382,7 @@ def test_a_slow_clock_never_loses_a_later_edit() -> None:
             assert device.app.items == {"x": "a's later edit"}, device.name
             assert device.local() == {"x": "a's later edit"}
         assert vault_live(vault) == {"x": "a's later edit"}
-        await close(a, b, c)
+        await close_all(a, b, c)
 
     run(main(), start=EPOCH)
 
@@ -409,7 +404,7 @@ def test_concurrent_creators_converge_and_duplicates_are_cleaned() -> None:
         await settle(a, b)
         assert a.app.items == b.app.items == {"k": "from b"}  # 'b' > 'a' breaks the tie (W8)
         assert [d["data"] for d in inner.documents("backup_notes")] == ["from b"]
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -436,7 +431,7 @@ def test_remote_edit_against_local_delete() -> None:
             assert record is not None and record.deletion_date is None
         assert ("insert", "x", "edited later") in a.app.calls  # a did not hold x any more
         assert ("insert", "y", "revived later") in b.app.calls
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -467,7 +462,7 @@ def test_local_write_during_a_callback_wins() -> None:
         await settle(a, b)
         assert vault_live(vault) == {"x": "typed meanwhile"}
         assert a.app.items == {"x": "typed meanwhile"}
-        await close(a, b)
+        await close_all(a, b)
 
     run(main(), start=EPOCH)
 
@@ -522,6 +517,6 @@ def test_three_devices_with_skew_and_an_outage_converge() -> None:
         for device in (a, b, c):
             assert device.local() == expected, device.name
             assert device.app.items == expected, device.name
-        await close(a, b, c)
+        await close_all(a, b, c)
 
     run(main(), start=EPOCH)
