@@ -832,6 +832,7 @@ class BackupRestoreHelper:
         for winner, dominated in group_by_key(docs):
             for loser in dominated:
                 await self._delete_duplicate(ctx, epoch, loser, stats)
+            self._hlc = observe(self._hlc, winner.version)  # never write behind what was seen
             local = self._store.get(ctx.name, winner.key)
             decision = decide(local, winner)
             await self._apply(ctx, epoch, local, decision, stats)
@@ -871,7 +872,6 @@ class BackupRestoreHelper:
             self._store.set_base(ctx.name, key, remote.version, pending=True)
             return
         expected = local.version if local is not None else None
-        self._hlc = observe(self._hlc, remote.version)
         record = Record(
             context=ctx.name,
             key=key,
@@ -1037,6 +1037,8 @@ class BackupRestoreHelper:
                 self._store.set_base(ctx.name, key, record.version, clear_if_version=record.version)
                 stats.pushed += 1
                 return True
+            if outcome.winner is not None:
+                self._hlc = observe(self._hlc, outcome.winner.version)
             if outcome.kind is Conflict.REMOTE_WINS:
                 self._trace(
                     "%s/%s: local %s lost to %s",

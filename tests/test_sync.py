@@ -520,3 +520,30 @@ def test_three_devices_with_skew_and_an_outage_converge() -> None:
         await close_all(a, b, c)
 
     run(main(), start=EPOCH)
+
+
+def test_an_edit_after_a_lost_race_wins_even_with_a_slow_clock() -> None:
+    """ORD-3: b's upload loses to a's newer version (seen in the pull) while b's
+    app refuses it; b's next edit, made later, wins although b's clock is an hour slow."""
+
+    async def main() -> None:
+        vault = fake_vault()
+        a = Device("a", vault, auto_sync=False)
+        b = Device("b", vault, auto_sync=False, offset=-HOUR)
+        await a.put("x", "first")
+        await settle(a, b)
+        await b.put("x", "b, older stamp")
+        await a.put("x", "a, newer stamp")
+        await settle(a)
+        b.app.refuse = lambda kind, entry: True
+        result = await b.helper.sync()  # b's push loses; delivering a's version is refused
+        assert not result and result.refused == ("notes", "x")
+        await asyncio.sleep(5)
+        await b.put("x", "b, after seeing a's")
+        b.app.refuse = None
+        await settle(b, a)
+        assert vault_live(vault) == {"x": "b, after seeing a's"}
+        assert a.app.items == b.app.items == {"x": "b, after seeing a's"}
+        await close_all(a, b)
+
+    run(main(), start=EPOCH)
