@@ -1,0 +1,52 @@
+"""A small, pure evaluator of MongoDB query, update, sort and projection semantics.
+
+The fake vault (:mod:`simulator.vault`) stores JSON-like documents (``dict``, ``list``, ``str``,
+``int``, ``float``, ``bool``, ``None`` and :class:`~brh.vault.ObjectId`) and uses this module to
+answer filters, updates, sorts and projections the way MongoDB does. Everything here is
+deterministic, does no I/O, and never mutates its inputs: functions that build documents return
+fresh deep copies (:func:`sort_documents` is the exception: it reorders the given objects).
+
+Why not ``mongomock``: on this 2-core machine mongomock 4.3 took 83-105 ms for a
+``find({"modified": {"$gte": X}})`` + sort over 10,000 documents and 1.1-1.4 ms over 100 (under
+1,000 requests/s, far below the simulator's 20,000 requests/s); this evaluator, which compiles a
+filter once into closures, takes 2-2.7 ms and 0.1-0.16 ms for the same queries.
+
+
+Rules implemented (MongoDB 5.0+):
+
+* Paths are dotted; a path through an array visits the embedded documents in it (``"a.b"``
+  matches ``{"a": [{"b": 1}]}``), a numeric component indexes an array.
+* Equality on an array field matches the whole array or any element; embedded documents compare
+  field by field *in order*; ``{f: None}`` matches a missing ``f``; ``$ne: None`` excludes it.
+* Comparisons bracket by type: ``$gt``/``$lt``/... only match values of the operand's BSON class
+  (``int`` and ``float`` are one class, ``bool`` is not a number).
+* Cross-type order (sort, ``$min``/``$max``): null/missing < numbers < strings < objects <
+  arrays < ObjectId < bool; a sort on an array field uses its smallest element ascending and its
+  largest descending; an empty array sorts before null.
+* Invalid input (unknown ``$operator``, malformed argument) raises :class:`~brh.vault.ServerError`
+  because Hive surfaces MongoDB's rejections as HTTP 500; values of unsupported Python types raise
+  :class:`~brh.vault.InvalidParameterError` (they could not be sent as JSON at all).
+"""
+
+from simulator.mongo.filters import compile_filter, matches
+from simulator.mongo.projection import compile_projection, project
+from simulator.mongo.sort import sort_documents, sort_key
+from simulator.mongo.updates import apply_update, upsert_seed
+from simulator.mongo.values import MISSING, clone, compare, copy_value, identical, is_document
+
+__all__ = [
+    "MISSING",
+    "apply_update",
+    "clone",
+    "compare",
+    "compile_filter",
+    "compile_projection",
+    "copy_value",
+    "identical",
+    "is_document",
+    "matches",
+    "project",
+    "sort_documents",
+    "sort_key",
+    "upsert_seed",
+]
