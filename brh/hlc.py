@@ -3,15 +3,18 @@
 A version orders every write to an entry: ``(wall_ms, counter, device)``. ``wall_ms`` follows the
 writing device's clock but never goes behind a version that device has already seen, so a device
 whose clock runs hours behind still stamps its later edits after what it observed (Kulkarni et
-al., 2014). ``device`` breaks ties, so all devices pick the same winner. Pure code: no I/O, the
-current time is always passed in.
+al., 2014). ``device`` breaks ties, so all devices pick the same winner. No I/O: the functions
+take the current time as an argument, and :class:`HybridClock` reads it from the clock it is
+given.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["LEGACY_DEVICE", "Version", "next_version", "observe"]
+__all__ = ["LEGACY_DEVICE", "HybridClock", "Version", "next_version", "observe"]
 
 LEGACY_DEVICE = ""
 """Device part of versions derived from documents the original helper wrote (sorts lowest)."""
@@ -76,3 +79,29 @@ def observe(last: Version | None, seen: Version) -> Version:
     if last is None or seen > last:
         return seen
     return last
+
+
+class HybridClock:
+    """A device's hybrid logical clock: stamps local writes and observes remote versions.
+
+    ``wall`` returns seconds since the epoch (the device clock); ``last`` is the newest version
+    written or seen (persisted by the local store with every write).
+    """
+
+    def __init__(self, device: str, wall: Callable[[], float], last: Version | None) -> None:
+        self.device = device
+        self.wall = wall
+        self.last = last
+
+    def now_ms(self) -> int:
+        """The device clock in whole milliseconds."""
+        return math.floor(self.wall() * 1000)
+
+    def stamp(self) -> Version:
+        """The version of a new local write."""
+        self.last = next_version(self.last, self.now_ms(), self.device)
+        return self.last
+
+    def observe(self, seen: Version) -> None:
+        """Never stamp a later write behind ``seen``."""
+        self.last = observe(self.last, seen)
