@@ -305,7 +305,7 @@ class SyncEngine:
             else:  # documents without vault stamps (never written by Hive's default client)
                 skip += len(raw)
         if seen is not None:
-            await self._reconcile_missing(ctx, epoch, seen, stats)
+            await self._reconcile_missing(ctx, epoch, seen, away, stats)
         self._save_state(
             ctx,
             epoch,
@@ -485,14 +485,28 @@ class SyncEngine:
         self._check_epoch(ctx, epoch)
 
     async def _reconcile_missing(
-        self, ctx: Context, epoch: int, seen: set[str], stats: PassStats
+        self, ctx: Context, epoch: int, seen: set[str], away: bool, stats: PassStats
     ) -> None:
-        """After a full pull: synced entries the vault no longer has were deleted and purged."""
+        """After a full pull: what about synced entries the vault no longer has at all?
+
+        Documents only vanish legitimately when an old tombstone is purged, which a device can
+        miss only if it was away for a large part of the retention: then the entry was deleted,
+        and the app is told. Otherwise the vault lost data, and this device re-uploads its copy.
+        """
         for key in self.store.live_synced_keys(ctx.name):
             if key in seen:
                 continue
             local = self.store.get(ctx.name, key)
             if local is None or local.pending or local.deleted:
+                continue
+            if not away:
+                self._log.warning(
+                    "[%s] context %r: the vault lost entry %r; uploading this device's copy",
+                    self.device_id,
+                    ctx.name,
+                    key,
+                )
+                self.store.requeue(ctx.name, key)
                 continue
             now = self.clock.now_ms()
             gone = RemoteDoc(

@@ -302,6 +302,15 @@ class LocalStore:
             )
             return cursor.rowcount > 0
 
+    def requeue(self, context: str, key: str) -> None:
+        """The vault lost this entry's document: upload the local copy as new."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE entries SET pending = 1, base = NULL, stale = 0 "
+                "WHERE context = ? AND key = ?",
+                (context, key),
+            )
+
     def requeue_all(self, context: str) -> int:
         """The vault lost the context's collection: mark every entry for upload as new."""
         with self._transaction():

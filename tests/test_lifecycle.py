@@ -149,8 +149,9 @@ def test_a_device_away_longer_than_the_retention_resyncs_fully() -> None:
     run(main(), start=EPOCH)
 
 
-def test_full_sync_finds_entries_the_vault_lost() -> None:
-    """SYNC-10, API-4: sync(full=True) re-reads everything and reconciles."""
+def test_full_sync_heals_entries_the_vault_lost() -> None:
+    """SYNC-10, API-4: sync(full=True) re-reads everything; an entry the vault lost (not a purged
+    tombstone: this device synced recently) is uploaded again from the device's copy."""
 
     async def main() -> None:
         vault = fake_vault()
@@ -158,11 +159,16 @@ def test_full_sync_finds_entries_the_vault_lost() -> None:
         await a.put("x", 1)
         await a.put("y", 2)
         await settle(a, b)
-        await vault.delete_many("backup_notes", {"key": "x"})  # removed behind everyone's back
+        await vault.delete_many("backup_notes", {"key": "x"})  # lost behind everyone's back
+        vault.reset_log()
         assert await b.helper.sync()
-        assert "x" in b.app.items  # an incremental pass cannot notice
+        assert vault.counts_by_op() == {"query": 1}  # an incremental pass cannot notice
         assert await b.helper.sync(full=True)
-        assert b.app.items == {"y": 2}
+        assert b.app.items == {"x": 1, "y": 2} and b.app.calls == [
+            ("insert", "x", 1),
+            ("insert", "y", 2),
+        ]
+        assert vault_live(vault) == {"x": 1, "y": 2}
         await close_all(a, b)
 
     run(main(), start=EPOCH)
