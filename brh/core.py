@@ -114,17 +114,23 @@ def pull_filter(
     overlap: int,
     window: Iterable[str] = (),
     after: tuple[int, ObjectId] | None = None,
+    *,
+    settled: bool = False,
 ) -> dict[str, Any]:
     """The filter of one pull page, in the vault's ``(modified, _id)`` order.
 
     ``cursor``: every document stamped before it was processed (None: read from the start).
     Stamps are whole seconds and a write in flight can land with a slightly older stamp, so the
     pull re-reads ``overlap`` seconds below the cursor, except the versions in ``window`` that
-    were already processed there. ``after``: the last ``(modified, _id)`` of the previous page
-    of this pass (keyset paging: stable while documents change meanwhile, unlike skip).
+    were already processed there. Once ``settled`` (long enough after the cursor was reached
+    for every write in flight then to have landed and been read), only newer stamps are read.
+    ``after``: the last ``(modified, _id)`` of the previous page of this pass (keyset paging:
+    stable while documents change meanwhile, unlike skip).
     """
     clauses: list[dict[str, Any]] = []
-    if cursor is not None:
+    if cursor is not None and settled:
+        clauses.append({"modified": {"$gt": cursor}})
+    elif cursor is not None:
         lower = cursor - overlap
         known = sorted(set(window))
         if known:

@@ -29,6 +29,8 @@ Callback = Callable[[Entry], bool | Awaitable[bool]]
 """An app callback: receives the remote entry, returns True (handled) or False (retry later)."""
 
 _MAX_CAS_ATTEMPTS = 4
+SETTLE_MARGIN = 30
+"""Seconds after which a write in flight has surely landed or failed (Hive's client timeout)."""
 _STALE_FETCH_CHUNK = 200
 
 IN_CALLBACK: contextvars.ContextVar[tuple[object, str] | None] = contextvars.ContextVar(
@@ -239,14 +241,18 @@ class SyncEngine:
                 "away for over half the tombstone retention" if away else "full_sync_interval",
             )
         start_cursor = None if resync else state.cursor
+        settled = state.settled and start_cursor is not None
         known = [version for _stamp, version in state.window] if start_cursor is not None else []
         cursor, max_stamp = state.cursor, state.max_stamp
         window = set(state.window) if start_cursor is not None else set()
+        grew = False
         seen: set[str] | None = set() if resync else None
         after: tuple[int, Any] | None = None
         skip = 0
         while True:
-            filter_ = make_pull_filter(start_cursor, self.options.overlap, known, after)
+            filter_ = make_pull_filter(
+                start_cursor, self.options.overlap, known, after, settled=settled
+            )
             stats.requests += 1
             raw = await self.vault.query(
                 ctx.collection, filter_, sort=PULL_SORT, skip=skip, limit=self.options.page_size
@@ -274,6 +280,7 @@ class SyncEngine:
                             cursor=cursor,
                             max_stamp=_max(max_stamp, refused_stamp),
                             window=_prune(window, cursor - self.options.overlap),
+                            settled=False,
                         ),
                     )
                 raise
@@ -281,11 +288,13 @@ class SyncEngine:
             if stamps:
                 cursor = stamps[-1] if cursor is None else max(cursor, stamps[-1])
                 max_stamp = _max(max_stamp, max(stamps))
+                before = len(window)
                 window.update(
                     (d["modified"], d["brhVersion"])
                     for d in raw
                     if isinstance(d.get("modified"), int) and isinstance(d.get("brhVersion"), str)
                 )
+                grew = grew or len(window) > before
                 window = set(_prune(window, cursor - self.options.overlap))
                 self._save_state(
                     ctx,
@@ -306,15 +315,25 @@ class SyncEngine:
                 skip += len(raw)
         if seen is not None:
             await self._reconcile_missing(ctx, epoch, seen, away, stats)
+        current = self.store.context_state(ctx.name)
+        since = current.window_since_ms
+        if grew or since is None or cursor != state.cursor:
+            since, settled = now_ms, False
+        elif not settled and now_ms - since >= (self.options.overlap + SETTLE_MARGIN) * 1000:
+            # Writes in flight when the cursor was reached have landed and this pull read them.
+            settled = True
         self._save_state(
             ctx,
             epoch,
             replace(
-                self.store.context_state(ctx.name),
+                current,
                 cursor=cursor if cursor is not None else 0,
                 max_stamp=max_stamp,
                 last_pull_ms=now_ms,
                 last_full_ms=now_ms if resync else state.last_full_ms,
+                window=() if settled else current.window,
+                window_since_ms=since,
+                settled=settled,
             ),
         )
 

@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS contexts (
     last_full_ms      INTEGER,          -- device clock at the last complete full pull
     last_purge_stamp  INTEGER,          -- max_stamp when tombstones were last purged
     collection_ready  INTEGER NOT NULL DEFAULT 0,
-    window            TEXT NOT NULL DEFAULT '[]'  -- [stamp, brhVersion] seen near the cursor
+    window            TEXT NOT NULL DEFAULT '[]',  -- [stamp, brhVersion] seen near the cursor
+    window_since_ms   INTEGER,          -- device clock when the window last grew
+    settled           INTEGER NOT NULL DEFAULT 0  -- nothing more can land at or below cursor
 );
 CREATE TABLE IF NOT EXISTS entries (
     context            TEXT NOT NULL,
@@ -103,6 +105,10 @@ class ContextState:
     window: tuple[tuple[int, str], ...] = ()
     """``(stamp, brhVersion)`` of documents seen within the overlap window below the cursor:
     re-reading the window can skip them, so an idle pull returns nothing."""
+    window_since_ms: int | None = None
+    settled: bool = False
+    """Every write stamped at or below the cursor has surely landed and been read: the next
+    pull needs neither the overlap nor the window."""
 
 
 _ENTRY_COLUMNS = (
@@ -442,23 +448,36 @@ class LocalStore:
 
     # -- per-context progress ---------------------------------------------------------------
 
+    _STATE_COLUMNS = (
+        "cursor, max_stamp, last_pull_ms, last_full_ms, last_purge_stamp, collection_ready, "
+        "window, window_since_ms, settled"
+    )
+
     def context_state(self, context: str) -> ContextState:
         row = self._db.execute(
-            "SELECT cursor, max_stamp, last_pull_ms, last_full_ms, last_purge_stamp, "
-            "collection_ready, window FROM contexts WHERE name = ?",
-            (context,),
+            f"SELECT {self._STATE_COLUMNS} FROM contexts WHERE name = ?", (context,)
         ).fetchone()
         if row is None:
             return ContextState(context)
         window = tuple((int(stamp), str(version)) for stamp, version in json.loads(row[6]))
-        return ContextState(context, row[0], row[1], row[2], row[3], row[4], bool(row[5]), window)
+        return ContextState(
+            context,
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            bool(row[5]),
+            window,
+            row[7],
+            bool(row[8]),
+        )
 
     def save_context_state(self, state: ContextState) -> None:
         with self._transaction():
             self._db.execute(
-                "INSERT OR REPLACE INTO contexts (name, cursor, max_stamp, last_pull_ms, "
-                "last_full_ms, last_purge_stamp, collection_ready, window) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO contexts (name, {self._STATE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     state.name,
                     state.cursor,
@@ -468,5 +487,7 @@ class LocalStore:
                     state.last_purge_stamp,
                     int(state.collection_ready),
                     json.dumps([list(item) for item in state.window]),
+                    state.window_since_ms,
+                    int(state.settled),
                 ),
             )

@@ -11,7 +11,7 @@ from tests.support import EPOCH, Device, fake_vault, settle
 async def idle_cost(entries: int) -> tuple[dict[str, int], int]:
     """Requests and SQL statements of an idle pass on a device holding ``entries`` entries."""
     vault = fake_vault()
-    a = Device("a", vault, contexts=("one", "two"), page_size=1000)
+    a = Device("a", vault, contexts=("one", "two"), page_size=1000, auto_sync=False)
     for i in range(entries):  # one write a second, as an app would make them
         await a.helper.upsert_database_entry("one", f"k{i}", i)
         await asyncio.sleep(1)
@@ -90,6 +90,47 @@ def test_pull_cost_is_one_request_per_page() -> None:
         assert await b.helper.sync()
         assert vault.counts_by_op() == {"query": 3}
         assert len(b.app.items) == 95
+        await a.helper.close()
+        await b.helper.close()
+
+    run(main(), start=EPOCH)
+
+
+def test_idle_pulls_after_a_burst_skip_the_window_then_settle() -> None:
+    """COST-1, SYNC-4: right after a burst the pull re-reads the overlap window but skips the
+    versions it already processed; once writes in flight must have landed, it reads only newer
+    stamps. A write landing late with an already-passed stamp is still found meanwhile."""
+
+    async def main() -> None:
+        vault = fake_vault()
+        a = Device("a", vault, auto_sync=False)
+        for i in range(50):
+            await a.put(f"k{i}", i)  # one second: all stamped alike
+        assert await a.helper.sync()
+        b = Device("b", vault, auto_sync=False)
+        assert await b.helper.sync()
+        # a write stamped in the same second lands after b's pull (it was in flight)
+        await vault.update_one(
+            "backup_notes",
+            {"key": "k0"},
+            {"$set": {"data": "late", "brhVersion": "001750000000000.000999.z"}},
+        )
+        await asyncio.sleep(3)
+        vault.reset_log()
+        result = await b.helper.sync()
+        assert result.pulled == 1 and b.app.items["k0"] == "late"  # only the late one
+        await asyncio.sleep(60)
+        assert await b.helper.sync()  # settles: from now on only newer stamps
+        vault.reset_log()
+        result = await b.helper.sync()
+        assert result.pulled == 0 and vault.counts_by_op() == {"query": 1}
+        state = b.helper.store.context_state("notes")
+        assert state.settled and state.window == ()
+        await a.put("new", 1)
+        assert await a.helper.sync()
+        assert await b.helper.sync()
+        assert b.app.items["new"] == 1
+        assert not b.helper.store.context_state("notes").settled
         await a.helper.close()
         await b.helper.close()
 
