@@ -13,6 +13,7 @@ from brh.errors import (
     ReentrantCallError,
     UnknownContextError,
 )
+from brh.events import SyncEvent
 from brh.helper import BackupRestoreHelper, Callback
 from brh.retry import RetryPolicy
 from brh.store import LocalStore
@@ -28,6 +29,7 @@ __all__ = [
     "ReentrantCallError",
     "RetryPolicy",
     "StuckEntry",
+    "SyncEvent",
     "SyncResult",
     "UnknownContextError",
 ]

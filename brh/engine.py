@@ -17,6 +17,7 @@ from typing import Any
 from brh.core import PULL_SORT, Action, Conflict, Decision, decide, group_by_key, resolve_conflict
 from brh.core import pull_filter as make_pull_filter
 from brh.entry import Entry, StuckEntry, SyncResult
+from brh.events import Listener, SyncEvent
 from brh.hlc import HybridClock
 from brh.options import SyncOptions
 from brh.store import ContextState, LocalStore, Record
@@ -83,6 +84,7 @@ class SyncEngine:
         clock: HybridClock,
         options: SyncOptions,
         closed: Callable[[], bool],
+        listener: Listener | None = None,
     ) -> None:
         self.owner = owner
         self.device_id = device_id
@@ -92,6 +94,7 @@ class SyncEngine:
         self.clock = clock
         self.options = options
         self.closed = closed
+        self.listener = listener
         self.retrying = False
         """True while a retry series runs: repeated vault errors then log quietly."""
         self._log = logging.getLogger("brh")
@@ -111,11 +114,20 @@ class SyncEngine:
     def _payload(self, data: Any) -> str:
         return f" data={data!r}" if self.options.log_payloads else ""
 
+    def _emit(self, kind: str, **fields: Any) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener(SyncEvent(kind, self.device_id, **fields))
+        except Exception:
+            self._log.exception("[%s] the event listener raised; ignored", self.device_id)
+
     async def run_pass(self, full: bool) -> SyncResult:
         """Run one pass over every context and report its outcome."""
         stats = PassStats()
         refused: Refused | None = None
         self._trace("pass starts%s", " (full)" if full else "")
+        self._emit("pass_started", full=full)
         for ctx in list(self.contexts.values()):
             epoch = ctx.epoch
             try:
@@ -192,6 +204,7 @@ class SyncEngine:
             stats.delivered,
             stats.requests,
         )
+        self._emit("pass_finished", result=result)
         return result
 
     def _check_epoch(self, ctx: Context, epoch: int) -> None:
@@ -473,12 +486,10 @@ class SyncEngine:
                 action.value,
                 entry.key,
             )
-            return False
+            outcome = False
         finally:
             IN_CALLBACK.reset(token)
-        if outcome is True:
-            return True
-        if outcome is not False:
+        if outcome is not True and outcome is not False:
             self._log.warning(
                 "[%s] context %r: %s callback returned %r for key %r; expected True or False, "
                 "treated as a refusal",
@@ -488,9 +499,18 @@ class SyncEngine:
                 outcome,
                 entry.key,
             )
-        else:
+        elif outcome is False:
             self._trace("%s/%s: %s refused", ctx.name, entry.key, action.value)
-        return False
+        accepted = outcome is True
+        self._emit(
+            "callback",
+            context=ctx.name,
+            key=entry.key,
+            action=action.value,
+            accepted=accepted,
+            version=remote.version.encode(),
+        )
+        return accepted
 
     async def _delete_duplicate(
         self, ctx: Context, epoch: int, doc: RemoteDoc, stats: PassStats
@@ -582,6 +602,7 @@ class SyncEngine:
                 self.store.set_base(ctx.name, key, record.version, clear_if_version=record.version)
                 stats.pushed += 1
                 self._trace("%s/%s: pushed %s", ctx.name, key, record.version)
+                self._emit("pushed", context=ctx.name, key=key, version=record.version.encode())
                 return True
             stats.requests += 1
             raw = await self.vault.find_many(ctx.collection, {"key": key})
@@ -604,6 +625,8 @@ class SyncEngine:
                     outcome.winner.version if outcome.winner else None,
                 )
                 self.store.mark_stale(ctx.name, key, lost=record.version)
+                winner = outcome.winner.version.encode() if outcome.winner else None
+                self._emit("superseded", context=ctx.name, key=key, version=winner)
                 return False
             base = None if outcome.winner is None else outcome.winner.version
         self._log.warning(

@@ -30,6 +30,7 @@ from brh.errors import (
     ReentrantCallError,
     UnknownContextError,
 )
+from brh.events import Listener
 from brh.hlc import HybridClock
 from brh.options import SyncOptions
 from brh.retry import RetryPolicy
@@ -63,7 +64,9 @@ class BackupRestoreHelper:
       context, which repair what incremental pulls cannot see (None: never);
     * ``stuck_threshold``: refusals in a row after which a key is logged and reported as stuck;
     * ``rng``: the random generator for retry jitter (default: seeded from the device id);
-    * ``log_payloads``: with ``debug``, also log entry data.
+    * ``log_payloads``: with ``debug``, also log entry data;
+    * ``listener``: called with a :class:`brh.events.SyncEvent` for each pass, callback and
+      upload (see :mod:`brh.events`).
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class BackupRestoreHelper:
         stuck_threshold: int = 5,
         rng: random.Random | None = None,
         log_payloads: bool = False,
+        listener: Listener | None = None,
     ) -> None:
         if not isinstance(vault, Vault):
             raise InvalidArgumentError(
@@ -94,6 +98,8 @@ class BackupRestoreHelper:
             raise InvalidArgumentError("clock", f"must be a zero-argument callable, got {clock!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidArgumentError("retry", f"must be a RetryPolicy, got {retry!r}")
+        if listener is not None and not callable(listener):
+            raise InvalidArgumentError("listener", f"must be callable, got {listener!r}")
         if rng is not None and not isinstance(rng, random.Random):
             raise InvalidArgumentError("rng", f"must be a random.Random, got {rng!r}")
         if device_id is not None and not (
@@ -144,6 +150,7 @@ class BackupRestoreHelper:
             clock=self._clock,
             options=self.options,
             closed=lambda: self._closed,
+            listener=listener,
         )
         self._scheduler = PassScheduler(
             self._engine.run_pass,

@@ -408,3 +408,55 @@ def test_callbacks_get_a_private_copy() -> None:
         await b.close()
 
     run(main(), start=EPOCH)
+
+
+def test_events_follow_the_work_in_order(caplog: pytest.LogCaptureFixture) -> None:
+    """API-10: a listener sees passes, callbacks (with versions), uploads; if it raises, the
+    sync goes on."""
+    from brh import SyncEvent
+
+    async def main() -> list[SyncEvent]:
+        vault = fake_vault()
+        a = Device("a", vault, auto_sync=False)
+        await a.put("x", 1)
+        assert await a.helper.sync()
+        seen: list[SyncEvent] = []
+
+        def listener(event: SyncEvent) -> None:
+            seen.append(event)
+            if event.kind == "callback":
+                raise RuntimeError("observer bug")
+
+        b = BackupRestoreHelper(
+            vault,
+            ":memory:",
+            device_id="b",
+            clock=lambda: EPOCH,
+            listener=listener,
+            auto_sync=False,
+        )
+        b.add_sync_context("notes", lambda e: e.key != "x", bool, bool)
+        assert not await b.sync()  # refuses x
+        b._contexts["notes"].on_insert = bool  # type: ignore[attr-defined]
+        await b.upsert_database_entry("notes", "y", 2)
+        assert await b.sync()
+        await a.helper.close()
+        await b.close()
+        return seen
+
+    with caplog.at_level(logging.ERROR, logger="brh"):
+        events = run(main(), start=EPOCH)
+    summary = [(e.kind, e.key, e.accepted) for e in events]
+    assert summary == [
+        ("pass_started", None, None),
+        ("callback", "x", False),
+        ("pass_finished", None, None),
+        ("pass_started", None, None),
+        ("callback", "x", True),
+        ("pushed", "y", None),
+        ("pass_finished", None, None),
+    ]
+    assert events[1].version is not None and events[1].version.endswith(".a")
+    assert events[2].result is not None and events[2].result.reason == "refused"
+    assert all(e.device == "b" for e in events)
+    assert any("listener raised" in r.getMessage() for r in caplog.records)
