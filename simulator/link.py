@@ -1,56 +1,145 @@
-"""A device's link to the vault, with the simple faults the first tests need.
+"""A device's network link to the vault: latency, partitions, lost requests and lost answers.
 
-``down`` refuses every request (a definite network error: it never reached the vault);
-``lose_answers`` applies that many upcoming writes but loses their answers (an indefinite error);
-``latency`` makes each request take virtual time, so concurrent passes interleave.
+Faults, as a client sees them:
+
+* ``down``: no route (the request is refused at once): a *definite* failure;
+* ``partitioned``: requests vanish; the client times out: *indefinite* (it cannot know);
+* ``answers_lost`` (one-way partition): requests arrive and apply, answers vanish: indefinite;
+* ``request_loss`` / ``answer_loss``: the same two, with a probability per request;
+* ``lose_answers``: lose the answers of that many upcoming writes;
+* latency: each leg draws uniformly from ``latency`` (seconds) with the world's seeded random
+  generator, so requests of different devices interleave and reorder; a request whose round
+  trip exceeds ``timeout`` times out (it may still apply afterwards, as on a real network).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import itertools
+import random
+from collections.abc import Mapping
 from typing import Any
 
-from brh.vault import NetworkError, Vault
+from brh.vault import NetworkError, Vault, VaultError
+from simulator.server import WRITES, VaultServer
+from simulator.trace import Trace
 
-__all__ = ["Link"]
+__all__ = ["OPERATIONS", "Link"]
 
-_WRITES = frozenset(
-    {"insert_one", "insert_many", "update_one", "update_many", "delete_one", "delete_many"}
-)
-_OPERATIONS = _WRITES | {
-    "create_collection",
-    "delete_collection",
-    "find_one",
-    "find_many",
-    "query",
-    "count_documents",
-}
+OPERATIONS = WRITES | {"find_one", "find_many", "query", "count_documents"}
+_request_ids = itertools.count(1)
+
+
+def _key_of(op: str, args: tuple[Any, ...]) -> str | None:
+    """The entry key a request is about, for the trace (when its filter names one)."""
+    if len(args) >= 2 and isinstance(args[1], Mapping):
+        key = args[1].get("key")
+        if isinstance(key, str):
+            return key
+    return None
 
 
 class Link:
-    """Wraps a vault and implements the same protocol, adding faults and latency."""
+    """Implements :class:`brh.vault.Vault` for one device, through the network to a server."""
 
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
+    def __init__(
+        self,
+        server: VaultServer | Vault,
+        *,
+        device: str = "device",
+        rng: random.Random | None = None,
+        trace: Trace | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.server = server
+        self.device = device
+        self.rng = rng or random.Random(0)
+        self.trace = trace
+        self.timeout = timeout
         self.down = False
+        self.partitioned = False
+        self.answers_lost = False
+        self.request_loss = 0.0
+        self.answer_loss = 0.0
         self.lose_answers = 0
-        self.latency = 0.0
+        self.latency: float | tuple[float, float] = 0.0
+        self.requests = 0
+        """Requests sent through this link (for the cost checker)."""
 
     def __getattr__(self, name: str) -> Any:
-        if name not in _OPERATIONS:
+        if name not in OPERATIONS:
             raise AttributeError(name)
-        target: Callable[..., Awaitable[Any]] = getattr(self.vault, name)
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            if self.down:
-                raise NetworkError(f"{name}: vault unreachable", definite=True)
-            if self.latency:
-                await asyncio.sleep(self.latency)
-            result = await target(*args, **kwargs)
-            if name in _WRITES and self.lose_answers > 0:
-                self.lose_answers -= 1
-                raise NetworkError(f"{name}: the answer was lost", definite=False)
-            return result
+            return await self._call(name, args, kwargs)
 
         return call
+
+    def _leg(self) -> float:
+        if isinstance(self.latency, tuple):
+            low, high = self.latency
+            return self.rng.uniform(low, high)
+        return self.latency
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        if self.trace is not None:
+            self.trace.emit(kind, device=self.device, **fields)
+
+    async def _apply(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if isinstance(self.server, VaultServer):
+            return await self.server.handle(self.device, op, args, kwargs)
+        return await getattr(self.server, op)(*args, **kwargs)
+
+    async def _call(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        rid = next(_request_ids)
+        self.requests += 1
+        collection = args[0] if args else None
+        self._emit("request", id=rid, op=op, collection=collection, key=_key_of(op, args))
+        if self.down or (self.request_loss and self.rng.random() < self.request_loss):
+            self._emit("answer", id=rid, ok=False, lost=True, definite=True, error="unreachable")
+            raise NetworkError(f"{op}: vault unreachable", definite=True)
+        up, down = self._leg(), self._leg()
+        if self.partitioned:
+            await asyncio.sleep(self.timeout)
+            self._emit("answer", id=rid, ok=False, lost=True, definite=False, error="timeout")
+            raise NetworkError(f"{op}: timed out (partition)", definite=False)
+        if up >= self.timeout:  # the request arrives after the client gave up
+            asyncio.get_running_loop().create_task(self._late(rid, up, op, args, kwargs))
+            await asyncio.sleep(self.timeout)
+            self._emit("answer", id=rid, ok=False, lost=True, definite=False, error="timeout")
+            raise NetworkError(f"{op}: timed out", definite=False)
+        await asyncio.sleep(up)
+        error: VaultError | None = None
+        result: Any = None
+        try:
+            result = await self._apply(op, args, kwargs)
+        except VaultError as exc:
+            error = exc
+        self._emit("applied", id=rid, ok=error is None, error=_describe(error))
+        lose = self.answers_lost or (self.answer_loss and self.rng.random() < self.answer_loss)
+        if op in WRITES and self.lose_answers > 0:
+            self.lose_answers -= 1
+            lose = True
+        if lose or up + down >= self.timeout:
+            await asyncio.sleep(max(0.0, self.timeout - up))
+            self._emit("answer", id=rid, ok=False, lost=True, definite=False, error="timeout")
+            raise NetworkError(f"{op}: the answer was lost", definite=False)
+        await asyncio.sleep(down)
+        self._emit("answer", id=rid, ok=error is None, lost=False, error=_describe(error))
+        if error is not None:
+            raise error
+        return result
+
+    async def _late(
+        self, rid: int, delay: float, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self._apply(op, args, kwargs)
+            self._emit("applied", id=rid, ok=True, error=None, late=True)
+        except VaultError as exc:
+            self._emit("applied", id=rid, ok=False, error=_describe(exc), late=True)
+
+
+def _describe(error: VaultError | None) -> str | None:
+    return None if error is None else f"{type(error).__name__}: {error}"

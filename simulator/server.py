@@ -1,0 +1,88 @@
+"""The vault's host, with the faults a real Hive node shows.
+
+:class:`VaultServer` sits in front of a :class:`~simulator.vault.FakeVault` (whose clock is the
+server's :class:`~simulator.clocks.SkewedClock`) and can be unavailable, frozen, slow, refuse
+expired tokens, fail before or after applying a request, and reproduce MongoDB's upsert race
+(without a unique index, two racing upserts of one key can both insert).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from brh.vault import ServerError, UnauthorizedError, UpdateResult, VaultFrozenError
+from simulator.clocks import SkewedClock
+from simulator.mongo import apply_update, upsert_seed
+from simulator.vault import FakeVault
+
+__all__ = ["WRITES", "VaultServer"]
+
+WRITES = frozenset(
+    {
+        "insert_one",
+        "insert_many",
+        "update_one",
+        "update_many",
+        "delete_one",
+        "delete_many",
+        "create_collection",
+        "delete_collection",
+    }
+)
+
+
+class VaultServer:
+    """A fake vault plus server-side faults; every knob is off by default."""
+
+    def __init__(self, rng: random.Random, clock: SkewedClock | None = None) -> None:
+        self.clock = clock or SkewedClock()
+        self.vault = FakeVault(clock=self.clock, record=False)
+        self.rng = rng
+        self.unavailable = False
+        """Every request fails with HTTP 503, nothing applied."""
+        self.frozen = False
+        """Writes fail with VaultFrozenError (403), nothing applied."""
+        self.expired: set[str] = set()
+        """Devices whose token expired: every request fails with 401 until renewed."""
+        self.error_before = 0.0
+        """Probability that a request fails with HTTP 500 before applying."""
+        self.error_after = 0.0
+        """Probability that a write fails with HTTP 500 after applying (the client cannot tell)."""
+        self.slow = 0.0
+        """Extra seconds of processing per request."""
+        self.upsert_race = 0.0
+        """Seconds between an upsert's match check and its insert (0: atomic, as in the fake)."""
+
+    async def handle(
+        self, device: str, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if self.unavailable:
+            raise ServerError("vault unavailable (maintenance)", status=503)
+        if device in self.expired:
+            raise UnauthorizedError("the access token expired")
+        if self.frozen and op in WRITES:
+            raise VaultFrozenError("the vault is frozen")
+        if self.error_before and self.rng.random() < self.error_before:
+            raise ServerError("internal error (before applying)")
+        if self.slow:
+            await asyncio.sleep(self.slow)
+        if self.upsert_race and op == "update_one" and kwargs.get("upsert"):
+            result: Any = await self._racy_upsert(*args, **kwargs)
+        else:
+            result = await getattr(self.vault, op)(*args, **kwargs)
+        if op in WRITES and self.error_after and self.rng.random() < self.error_after:
+            raise ServerError("internal error (after applying)")
+        return result
+
+    async def _racy_upsert(
+        self, collection: str, filter: Any, update: Any, *, upsert: bool, timestamp: bool = True
+    ) -> UpdateResult:
+        """MongoDB without a unique index: check, then (later) insert."""
+        if await self.vault.find_one(collection, filter) is not None:
+            return await self.vault.update_one(collection, filter, update, timestamp=timestamp)
+        await asyncio.sleep(self.upsert_race)
+        document = apply_update(upsert_seed(filter), update, is_insert=True)
+        inserted = await self.vault.insert_one(collection, document, timestamp=timestamp)
+        return UpdateResult(True, 0, 0, inserted.inserted_ids[0])
