@@ -1,0 +1,244 @@
+"""Checkers: what must hold on every run, each naming the SPEC clause it guards.
+
+Safety checks run as the run goes (the callback contract, retry liveness); the end-of-run checks
+(convergence, no lost update, cost) run after the world's settle phase. A failure is a
+:class:`Finding` that names the clause, the device, the context, the key and the simulated time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from brh import Entry, SyncEvent
+from brh.hlc import Version
+
+if TYPE_CHECKING:
+    from simulator.world import World
+
+__all__ = ["Checker", "Finding", "Write"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    checker: str
+    clause: str
+    time: float
+    message: str
+    device: str | None = None
+    context: str | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.device, self.context, self.key) if p)
+        return f"[{self.clause}] {self.checker} at t={self.time:.3f}s {where}: {self.message}"
+
+
+@dataclass
+class Write:
+    """An acknowledged write: the app's call returned, so it must never be lost."""
+
+    device: str
+    context: str
+    key: str
+    version: Version
+    deleted: bool
+    data: Any
+    abandoned: bool = False
+    """Lost on purpose: the device was reinstalled before uploading it."""
+
+
+@dataclass
+class _DeviceWatch:
+    written: set[str] = field(default_factory=set)
+    """Versions this installation of the device wrote (a reinstall starts a new set)."""
+    refused_in_pass: bool = False
+    retry_deadline: float | None = None
+    last_pass_requests: int | None = None
+    last_pass_full: bool = False
+
+
+@dataclass
+class Checker:
+    world: World
+    findings: list[Finding] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    watches: dict[str, _DeviceWatch] = field(default_factory=dict)
+
+    def fail(self, checker: str, clause: str, message: str, **where: str | None) -> None:
+        finding = Finding(checker, clause, self.world.now(), message, **where)
+        self.findings.append(finding)
+        self.world.trace.emit(
+            "check",
+            checker=checker,
+            clause=clause,
+            message=message,
+            **{k: v for k, v in where.items() if v is not None},
+        )
+
+    # -- during the run ---------------------------------------------------------------------
+
+    def record_write(self, write: Write) -> None:
+        self.writes.append(write)
+        self.watches.setdefault(write.device, _DeviceWatch()).written.add(write.version.encode())
+
+    def abandon_pending(self, device: str, pending: set[tuple[str, str, Version]]) -> None:
+        """A reinstall drops the device's writes that never reached the vault."""
+        for write in self.writes:
+            if write.device == device and (write.context, write.key, write.version) in pending:
+                write.abandoned = True
+
+    def before_callback(self, device: str, context: str, kind: str, entry: Entry) -> None:
+        """CB-1..CB-3: the callback fits what the device holds (checked before it applies)."""
+        record = self.world.devices[device].helper.store.get(context, entry.key)
+        holds = record is not None and not record.deleted
+        where = {"device": device, "context": context, "key": entry.key}
+        if kind == "insert" and holds:
+            self.fail("callback contract", "CB-1", "insertion for a key the device holds", **where)
+        if kind in ("modify", "delete") and not holds:
+            clause = "CB-2" if kind == "modify" else "CB-3"
+            self.fail(
+                "callback contract", clause, f"{kind} for a key the device does not hold", **where
+            )
+
+    def on_event(self, event: SyncEvent) -> None:
+        watch = self.watches.setdefault(event.device, _DeviceWatch())
+        now = self.world.now()
+        where = {"device": event.device, "context": event.context, "key": event.key}
+        if event.kind == "pass_started":
+            watch.refused_in_pass = False
+            watch.retry_deadline = None
+            watch.last_pass_full = bool(event.full)
+        elif event.kind == "pass_finished" and event.result is not None:
+            watch.last_pass_requests = event.result.requests
+            if not event.result.completed and event.result.reason != "closed":
+                policy = self.world.devices[event.device].helper.retry
+                watch.retry_deadline = now + policy.max_delay + 1.0
+        elif event.kind == "callback":
+            if watch.refused_in_pass:
+                self.fail(
+                    "callback contract",
+                    "CB-6",
+                    "a callback after a refusal in the same pass",
+                    **where,
+                )
+            if event.accepted is False:
+                watch.refused_in_pass = True
+            if event.version is not None and event.version in watch.written:
+                self.fail(
+                    "callback contract",
+                    "CB-4",
+                    f"the device was told about its own write {event.version} (echo)",
+                    **where,
+                )
+
+    def check_retries(self) -> None:
+        """RETRY-1: a failed pass is followed by another within the policy's maximum delay."""
+        now = self.world.now()
+        for name, watch in self.watches.items():
+            device = self.world.devices.get(name)
+            if device is None or not device.running:
+                watch.retry_deadline = None
+                continue
+            if watch.retry_deadline is not None and now > watch.retry_deadline:
+                self.fail(
+                    "retry liveness",
+                    "RETRY-1",
+                    "no pass followed a failed one within the retry policy's max_delay",
+                    device=name,
+                )
+                watch.retry_deadline = None
+
+    def forget_device(self, name: str, *, reinstalled: bool = False) -> None:
+        """A crash ends the device's passes; a reinstall also ends its installation."""
+        watch = self.watches.get(name)
+        if watch is not None:
+            written = set() if reinstalled else watch.written
+            self.watches[name] = _DeviceWatch(written=written)
+
+    # -- after the settle phase -------------------------------------------------------------
+
+    def check_end(self) -> None:
+        self.check_retries()
+        for context in self.world.contexts:
+            self._check_convergence(context)
+            self._check_no_lost_update(context)
+        self._check_idle_cost()
+
+    def _check_convergence(self, context: str) -> None:
+        """SYNC-1, OFF-3: every device's local copy and app model equal the vault's live set."""
+        live = self.world.vault_live(context)
+        for name, device in self.world.devices.items():
+            if not device.running:
+                continue
+            local = device.local(context)
+            for key in sorted(set(local) | set(live)):
+                if local.get(key, _ABSENT) != live.get(key, _ABSENT):
+                    self.fail(
+                        "convergence",
+                        "SYNC-1",
+                        f"local copy {local.get(key, _ABSENT)!r} != vault "
+                        f"{live.get(key, _ABSENT)!r}",
+                        device=name,
+                        context=context,
+                        key=key,
+                    )
+            app = device.apps[context]
+            for key in sorted(set(app.items) | set(live)):
+                if key in app.declined:
+                    continue
+                if app.items.get(key, _ABSENT) != live.get(key, _ABSENT):
+                    self.fail(
+                        "convergence",
+                        "CB-5",
+                        f"app model {app.items.get(key, _ABSENT)!r} != vault "
+                        f"{live.get(key, _ABSENT)!r}",
+                        device=name,
+                        context=context,
+                        key=key,
+                    )
+
+    def _check_no_lost_update(self, context: str) -> None:
+        """ORD-2, OFF-4: the final value of each key is the newest acknowledged write to it."""
+        newest: dict[str, Write] = {}
+        for write in self.writes:
+            if write.context != context or write.abandoned:
+                continue
+            if write.key not in newest or write.version > newest[write.key].version:
+                newest[write.key] = write
+        live = self.world.vault_live(context)
+        for key, write in sorted(newest.items()):
+            expected = _ABSENT if write.deleted else write.data
+            if live.get(key, _ABSENT) != expected:
+                self.fail(
+                    "no lost update",
+                    "ORD-2",
+                    f"acknowledged {'delete' if write.deleted else repr(write.data)} by "
+                    f"{write.device} ({write.version}) is not the final state "
+                    f"{live.get(key, _ABSENT)!r}",
+                    context=context,
+                    key=key,
+                )
+
+    def _check_idle_cost(self) -> None:
+        """COST-1: the settle phase's last pass (nothing to do) costs one request per context."""
+        budget = len(self.world.contexts) * 3  # a pull, plus at most two purge requests
+        for name, watch in self.watches.items():
+            device = self.world.devices.get(name)
+            if device is None or not device.running or watch.last_pass_full:
+                continue
+            if watch.last_pass_requests is not None and watch.last_pass_requests > budget:
+                self.fail(
+                    "cost",
+                    "COST-1",
+                    f"an idle pass cost {watch.last_pass_requests} requests (budget {budget})",
+                    device=name,
+                )
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT: Any = _Absent()

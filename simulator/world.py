@@ -1,0 +1,404 @@
+"""A simulated world: devices, a vault server, the network between them, one seed for all.
+
+Everything random draws from generators seeded from the world's seed, in a deterministic order;
+time is the virtual time of :mod:`simulator.timeloop`. Faults come in opposite pairs
+(``partition``/``heal``, ``freeze``/``unfreeze``, ...). A run ends with :meth:`World.settle`:
+every fault healed, every app accepting, every device syncing until nothing changes, and then
+the end-of-run checkers.
+
+Build a world inside a running virtual loop, or use :func:`simulate`::
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        world.partition("tablet")
+        await phone.put("x", 1)
+        await world.advance(60)
+        world.heal("tablet")
+
+    outcome = simulate(scenario, seed=7)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from brh import Entry, RetryPolicy, SyncEvent
+from brh.hlc import Version
+from simulator.app import Behaviour
+from simulator.checkers import Checker, Finding, Write
+from simulator.clocks import SkewedClock
+from simulator.device import SimDevice
+from simulator.link import Link
+from simulator.server import VaultServer
+from simulator.timeloop import run
+from simulator.trace import Trace
+
+__all__ = ["Outcome", "World", "simulate"]
+
+START = 1_750_000_000.0
+"""Virtual start of every run (seconds since the epoch)."""
+
+
+@dataclass
+class Outcome:
+    """What a run produced: the findings of the checkers and some totals."""
+
+    seed: int
+    findings: list[Finding]
+    simulated_seconds: float
+    requests: int
+    events: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+class World:
+    """Devices sharing one vault, with faults on demand. See the module docstring."""
+
+    def __init__(
+        self,
+        seed: int,
+        *,
+        contexts: tuple[str, ...] = ("notes",),
+        trace: Trace | None = None,
+        latency: tuple[float, float] = (0.005, 0.05),
+        retry: RetryPolicy | None = None,
+        helper_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.contexts = contexts
+        self.trace = trace or Trace()
+        self.latency = latency
+        self.retry = retry or RetryPolicy(initial_delay=1, max_delay=120, jitter=0.5)
+        self.helper_options = dict(helper_options or {})
+        self.server = VaultServer(self._child_rng("server"), SkewedClock())
+        self.devices: dict[str, SimDevice] = {}
+        self.links: dict[str, Link] = {}
+        self.checker = Checker(self)
+        self._start = asyncio.get_running_loop().time()
+        self.trace.emit("meta", seed=seed, contexts=list(contexts), latency=list(latency))
+
+    def _child_rng(self, name: str) -> random.Random:
+        return random.Random(f"{self.seed}:{name}")
+
+    def now(self) -> float:
+        """Seconds of true (virtual) time since the world was built."""
+        return asyncio.get_running_loop().time() - self._start
+
+    # -- devices ----------------------------------------------------------------------------
+
+    def add_device(
+        self, name: str, *, offset: float = 0.0, drift_ppm: float = 0.0, **options: Any
+    ) -> SimDevice:
+        """A new device joins (at any time: a late joiner restores everything)."""
+        if name in self.devices:
+            raise ValueError(f"add_device: a device named {name!r} exists already")
+        link = Link(self.server, device=name, rng=self._child_rng(f"link:{name}"), trace=self.trace)
+        link.latency = self.latency
+        self.links[name] = link
+        clock = SkewedClock(offset=offset, drift_ppm=drift_ppm)
+        merged = {
+            "retry": self.retry,
+            "rng": self._child_rng(f"helper:{name}"),
+            **self.helper_options,
+            **options,
+        }
+        device = SimDevice(
+            name,
+            link,
+            contexts=self.contexts,
+            clock=clock,
+            on_write=self._on_write,
+            observer=self._before_callback,
+            listener=self._on_event,
+            **merged,
+        )
+        for context, app in device.apps.items():
+            app.rng = self._child_rng(f"app:{name}:{context}")
+        self.devices[name] = device
+        self.trace.emit("device", device=name, event="join", offset=offset, drift_ppm=drift_ppm)
+        return device
+
+    def device(self, name: str) -> SimDevice:
+        try:
+            return self.devices[name]
+        except KeyError:
+            raise KeyError(f"no device named {name!r}; devices: {sorted(self.devices)}") from None
+
+    async def crash(self, name: str) -> None:
+        await self.device(name).crash()
+        self.checker.forget_device(name)
+        self.trace.emit("device", device=name, event="crash")
+
+    async def restart(self, name: str) -> None:
+        await self.device(name).restart()
+        self.trace.emit("device", device=name, event="restart")
+
+    async def reinstall(self, name: str) -> None:
+        device = self.device(name)
+        lost = await device.reinstall()
+        self.checker.abandon_pending(name, lost)
+        self.checker.forget_device(name, reinstalled=True)
+        for context, app in device.apps.items():
+            app.rng = self._child_rng(f"app:{name}:{context}:reinstalled")
+        self.trace.emit("device", device=name, event="reinstall", lost=len(lost))
+
+    def behave(self, name: str, context: str | None = None, **behaviour: Any) -> None:
+        """Set how a device's app answers callbacks (see :class:`simulator.app.Behaviour`)."""
+        device = self.device(name)
+        for ctx in [context] if context else list(device.apps):
+            new = Behaviour(**behaviour)
+            device.behaviours[ctx] = new
+            device.apps[ctx].behaviour = new
+        self.trace.emit(
+            "fault", target=name, fault="app", on=behaviour.get("mode") != "apply", detail=behaviour
+        )
+
+    # -- paired faults ----------------------------------------------------------------------
+
+    def _link_fault(self, name: str, attribute: str, value: Any, fault: str, on: bool) -> None:
+        setattr(self.links[name], attribute, value)
+        self.trace.emit("fault", target=name, fault=fault, on=on)
+
+    def partition(self, name: str) -> None:
+        """Requests from ``name`` vanish (clients time out)."""
+        self._link_fault(name, "partitioned", True, "partition", True)
+
+    def heal(self, name: str) -> None:
+        self._link_fault(name, "partitioned", False, "partition", False)
+
+    def cut_answers(self, name: str) -> None:
+        """One-way partition: requests arrive and apply, answers vanish."""
+        self._link_fault(name, "answers_lost", True, "answers_lost", True)
+
+    def restore_answers(self, name: str) -> None:
+        self._link_fault(name, "answers_lost", False, "answers_lost", False)
+
+    def disconnect(self, name: str) -> None:
+        """No route at all: requests fail at once (a definite failure)."""
+        self._link_fault(name, "down", True, "offline", True)
+
+    def reconnect(self, name: str) -> None:
+        self._link_fault(name, "down", False, "offline", False)
+
+    def lossy(self, name: str, *, requests: float = 0.0, answers: float = 0.0) -> None:
+        link = self.links[name]
+        link.request_loss, link.answer_loss = requests, answers
+        self.trace.emit(
+            "fault",
+            target=name,
+            fault="loss",
+            on=bool(requests or answers),
+            detail={"requests": requests, "answers": answers},
+        )
+
+    def _server_fault(self, attribute: str, value: Any, fault: str, on: bool) -> None:
+        setattr(self.server, attribute, value)
+        self.trace.emit("fault", target="vault", fault=fault, on=on)
+
+    def freeze(self) -> None:
+        self._server_fault("frozen", True, "frozen", True)
+
+    def unfreeze(self) -> None:
+        self._server_fault("frozen", False, "frozen", False)
+
+    def take_down(self) -> None:
+        self._server_fault("unavailable", True, "unavailable", True)
+
+    def bring_up(self) -> None:
+        self._server_fault("unavailable", False, "unavailable", False)
+
+    def expire_token(self, name: str) -> None:
+        self.server.expired.add(name)
+        self.trace.emit("fault", target=name, fault="token_expired", on=True)
+
+    def renew_token(self, name: str) -> None:
+        self.server.expired.discard(name)
+        self.trace.emit("fault", target=name, fault="token_expired", on=False)
+
+    def server_errors(self, *, before: float = 0.0, after: float = 0.0) -> None:
+        self.server.error_before, self.server.error_after = before, after
+        self.trace.emit(
+            "fault",
+            target="vault",
+            fault="errors",
+            on=bool(before or after),
+            detail={"before": before, "after": after},
+        )
+
+    def upsert_race(self, seconds: float) -> None:
+        self._server_fault("upsert_race", seconds, "upsert_race", seconds > 0)
+
+    def jump_clock(self, name: str, seconds: float) -> None:
+        """Step a device's clock (or the vault's, with ``"vault"``) by ``seconds``."""
+        clock = self.server.clock if name == "vault" else self.device(name).clock
+        clock.jump(seconds)
+        self.trace.emit(
+            "fault", target=name, fault="clock_jump", on=True, detail={"seconds": seconds}
+        )
+
+    def heal_all(self) -> None:
+        """Every fault off, every app accepting (the start of the settle phase)."""
+        for name, link in self.links.items():
+            if link.partitioned:
+                self.heal(name)
+            if link.answers_lost:
+                self.restore_answers(name)
+            if link.down:
+                self.reconnect(name)
+            if link.request_loss or link.answer_loss:
+                self.lossy(name)
+            link.lose_answers = 0
+        for name in sorted(self.server.expired):
+            self.renew_token(name)
+        if self.server.frozen:
+            self.unfreeze()
+        if self.server.unavailable:
+            self.bring_up()
+        if self.server.error_before or self.server.error_after:
+            self.server_errors()
+        if self.server.upsert_race:
+            self.upsert_race(0.0)
+        for name, device in self.devices.items():
+            if any(b.mode != "apply" for b in device.behaviours.values()):
+                self.behave(name, mode="apply")
+            for app in device.apps.values():
+                app.refuse = None
+
+    # -- time -------------------------------------------------------------------------------
+
+    async def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass (timers, retries and requests run meanwhile)."""
+        await asyncio.sleep(seconds)
+        self.checker.check_retries()
+
+    def note(self, text: str) -> None:
+        self.trace.emit("note", text=text)
+
+    # -- the end ----------------------------------------------------------------------------
+
+    async def settle(self, *, max_rounds: int = 12) -> list[Finding]:
+        """Heal everything, restart crashed devices, sync until quiet, then run the checkers."""
+        self.heal_all()
+        for name, device in self.devices.items():
+            if not device.running:
+                await self.restart(name)
+        full_interval = self.helper_options.get("full_sync_interval", 86400)
+        for phase in ("quiet", "after full_sync_interval"):
+            if phase != "quiet" and full_interval:
+                await self.advance(float(full_interval) + 1)
+            await self.advance(1)
+            for _round in range(max_rounds):
+                results = [await d.sync() for d in self.devices.values()]
+                done = all(r.completed and r.pushed == 0 and r.delivered == 0 for r in results)
+                if done:
+                    break
+        self.checker.check_end()
+        return self.checker.findings
+
+    async def close(self) -> None:
+        for device in self.devices.values():
+            if device.running:
+                await device.helper.close()
+        self.trace.close()
+
+    def vault_live(self, context: str) -> dict[str, Any]:
+        """The vault's live entries of a context, duplicates resolved by the highest version."""
+        best: dict[str, dict[str, Any]] = {}
+        for doc in (
+            self.server.vault.documents("backup_" + context)
+            if ("backup_" + context in self.server.vault.collection_names())
+            else []
+        ):
+            key = doc.get("key")
+            if not isinstance(key, str):
+                continue
+            if key not in best or str(doc.get("brhVersion", "")) > str(
+                best[key].get("brhVersion", "")
+            ):
+                best[key] = doc
+        return {k: d.get("data") for k, d in sorted(best.items()) if d.get("deletionDate") is None}
+
+    @property
+    def requests(self) -> int:
+        return sum(link.requests for link in self.links.values())
+
+    # -- hooks from devices -----------------------------------------------------------------
+
+    def _on_write(
+        self, device: SimDevice, context: str, key: str, version: Version, deleted: bool, data: Any
+    ) -> None:
+        self.checker.record_write(Write(device.name, context, key, version, deleted, data))
+        self.trace.emit(
+            "write",
+            device=device.name,
+            context=context,
+            key=key,
+            op="delete" if deleted else "upsert",
+            version=version.encode(),
+        )
+
+    def _before_callback(self, device: SimDevice, context: str, kind: str, entry: Entry) -> None:
+        self.checker.before_callback(device.name, context, kind, entry)
+
+    def _on_event(self, event: SyncEvent) -> None:
+        self.checker.on_event(event)
+        if event.kind == "callback":
+            self.trace.emit(
+                "callback",
+                device=event.device,
+                context=event.context,
+                key=event.key,
+                action=event.action,
+                accepted=event.accepted,
+                version=event.version,
+            )
+        elif event.kind == "pass_started":
+            self.trace.emit("pass", device=event.device, phase="start", full=event.full)
+        elif event.kind == "pass_finished" and event.result is not None:
+            self.trace.emit(
+                "pass",
+                device=event.device,
+                phase="end",
+                completed=event.result.completed,
+                reason=event.result.reason,
+                requests=event.result.requests,
+            )
+
+
+Scenario = Callable[[World], Awaitable[None]]
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    seed: int,
+    trace_path: Path | str | None = None,
+    **world_options: Any,
+) -> Outcome:
+    """Run ``scenario`` in a fresh world on virtual time, settle, check, and report."""
+
+    async def main() -> Outcome:
+        world = World(seed, trace=Trace(trace_path), **world_options)
+        try:
+            await scenario(world)
+            findings = await world.settle()
+            return Outcome(
+                seed=seed,
+                findings=list(findings),
+                simulated_seconds=world.now(),
+                requests=world.requests,
+                events=dict(world.trace.counts),
+            )
+        finally:
+            await world.close()
+
+    return run(main(), start=START)
