@@ -82,11 +82,21 @@ class Checker:
         self.writes.append(write)
         self.watches.setdefault(write.device, _DeviceWatch()).written.add(write.version.encode())
 
-    def abandon_pending(self, device: str, pending: set[tuple[str, str, Version]]) -> None:
-        """A reinstall drops the device's writes that never reached the vault."""
-        for write in self.writes:
-            if write.device == device and (write.context, write.key, write.version) in pending:
-                write.abandoned = True
+    def abandon_pending(
+        self, device: str, pending: list[tuple[str, str, Version, Version | None]]
+    ) -> None:
+        """A reinstall drops the device's writes that never reached the vault: for each entry
+        with a pending change, every write of it after the version last seen on the vault."""
+        for context, key, version, base in pending:
+            for write in self.writes:
+                if (
+                    write.device == device
+                    and write.context == context
+                    and write.key == key
+                    and write.version <= version
+                    and (base is None or write.version > base)
+                ):
+                    write.abandoned = True
 
     def before_callback(self, device: str, context: str, kind: str, entry: Entry) -> None:
         """CB-1..CB-3: the callback fits what the device holds (checked before it applies)."""
@@ -208,8 +218,18 @@ class Checker:
                 newest[write.key] = write
         live = self.world.vault_live(context)
         for key, write in sorted(newest.items()):
-            expected = _ABSENT if write.deleted else write.data
-            if live.get(key, _ABSENT) != expected:
+            # A write abandoned by a reinstall may still have landed (its answer was lost), and
+            # then it legitimately wins if it is newer.
+            allowed = [write] + [
+                w
+                for w in self.writes
+                if w.abandoned
+                and w.context == context
+                and w.key == key
+                and w.version > write.version
+            ]
+            outcomes = [_ABSENT if w.deleted else w.data for w in allowed]
+            if live.get(key, _ABSENT) not in outcomes:
                 self.fail(
                     "no lost update",
                     "ORD-2",

@@ -107,11 +107,15 @@ class SimDevice:
         for context, app in self.apps.items():
             app.items = dict(self.local(context))
 
-    async def reinstall(self) -> set[tuple[str, str, Version]]:
-        """Uninstall (store and app gone) and install again; returns the writes it lost."""
+    async def reinstall(self) -> list[tuple[str, str, Version, Version | None]]:
+        """Uninstall (store and app gone) and install again.
+
+        Returns what it lost: ``(context, key, local version, vault version it last saw)`` of
+        every entry with a change not yet uploaded.
+        """
         if self.running:
             await self.crash()
-        lost = {(c, r.key, r.version) for c in self.contexts for r in self.store.pending(c)}
+        lost = [(c, r.key, r.version, r.base) for c in self.contexts for r in self.store.pending(c)]
         self.store.close()
         self.store = LocalStore(":memory:")
         self._start(fresh_apps=True)

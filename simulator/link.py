@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from brh.vault import NetworkError, Vault, VaultError
@@ -27,7 +27,6 @@ from simulator.trace import Trace
 __all__ = ["OPERATIONS", "Link"]
 
 OPERATIONS = WRITES | {"find_one", "find_many", "query", "count_documents"}
-_request_ids = itertools.count(1)
 
 
 def _key_of(op: str, args: tuple[Any, ...]) -> str | None:
@@ -50,12 +49,15 @@ class Link:
         rng: random.Random | None = None,
         trace: Trace | None = None,
         timeout: float = 30.0,
+        ids: Iterator[int] | None = None,
     ) -> None:
         self.server = server
         self.device = device
         self.rng = rng or random.Random(0)
         self.trace = trace
         self.timeout = timeout
+        self._ids = ids if ids is not None else itertools.count(1)
+        """Request ids, shared by the links of one world so that they are unique in a trace."""
         self.down = False
         self.partitioned = False
         self.answers_lost = False
@@ -91,7 +93,7 @@ class Link:
         return await getattr(self.server, op)(*args, **kwargs)
 
     async def _call(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        rid = next(_request_ids)
+        rid = next(self._ids)
         self.requests += 1
         collection = args[0] if args else None
         self._emit("request", id=rid, op=op, collection=collection, key=_key_of(op, args))

@@ -21,6 +21,7 @@ Build a world inside a running virtual loop, or use :func:`simulate`::
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,9 @@ class World:
         self.devices: dict[str, SimDevice] = {}
         self.links: dict[str, Link] = {}
         self.checker = Checker(self)
+        self._request_ids = itertools.count(1)
+        self.activity = 0
+        """Uploads, deliveries and lost races so far: unchanged over a round means quiet."""
         self._start = asyncio.get_running_loop().time()
         self.trace.emit("meta", seed=seed, contexts=list(contexts), latency=list(latency))
 
@@ -189,6 +193,17 @@ class World:
     def reconnect(self, name: str) -> None:
         self._link_fault(name, "down", False, "offline", False)
 
+    def slow_link(self, name: str, latency: tuple[float, float]) -> None:
+        """Each leg of each request of ``name`` takes uniformly ``latency`` seconds."""
+        self.links[name].latency = latency
+        self.trace.emit(
+            "fault", target=name, fault="latency", on=True, detail={"latency": list(latency)}
+        )
+
+    def fast_link(self, name: str) -> None:
+        self.links[name].latency = self.latency
+        self.trace.emit("fault", target=name, fault="latency", on=False)
+
     def lossy(self, name: str, *, requests: float = 0.0, answers: float = 0.0) -> None:
         link = self.links[name]
         link.request_loss, link.answer_loss = requests, answers
@@ -256,6 +271,8 @@ class World:
                 self.reconnect(name)
             if link.request_loss or link.answer_loss:
                 self.lossy(name)
+            if link.latency != self.latency:
+                self.fast_link(name)
             link.lose_answers = 0
         for name in sorted(self.server.expired):
             self.renew_token(name)
@@ -286,21 +303,32 @@ class World:
     # -- the end ----------------------------------------------------------------------------
 
     async def settle(self, *, max_rounds: int = 12) -> list[Finding]:
-        """Heal everything, restart crashed devices, sync until quiet, then run the checkers."""
+        """Heal everything, restart crashed devices, sync until quiet, then run the checkers.
+
+        Quiet means a whole round of passes in which no device uploaded or delivered anything.
+        The phase first syncs incrementally, then makes every device do a full pass: that stands
+        for SYNC-11's periodic full pass, which is what repairs a vault clock that stepped back
+        (a device clock stepped back delays it, so waiting for it would not do).
+        """
         self.heal_all()
         for name, device in self.devices.items():
             if not device.running:
                 await self.restart(name)
-        full_interval = self.helper_options.get("full_sync_interval", 86400)
-        for phase in ("quiet", "after full_sync_interval"):
-            if phase != "quiet" and full_interval:
-                await self.advance(float(full_interval) + 1)
-            await self.advance(1)
-            for _round in range(max_rounds):
-                results = [await d.sync() for d in self.devices.values()]
-                done = all(r.completed and r.pushed == 0 and r.delivered == 0 for r in results)
-                if done:
+        await self.advance(1)
+        for full in (False, True):
+            for round_ in range(max_rounds):
+                before = self.activity
+                results = [await d.sync(full=full and round_ == 0) for d in self.devices.values()]
+                # quiet: no pass at all (a retry running in the background included) changed
+                # anything during the whole round
+                if all(r.completed for r in results) and self.activity == before:
                     break
+            else:
+                self.checker.fail(
+                    "settle",
+                    "SYNC-1",
+                    f"still changing after {max_rounds} rounds of passes with every fault healed",
+                )
         self.checker.check_end()
         return self.checker.findings
 
@@ -351,6 +379,8 @@ class World:
 
     def _on_event(self, event: SyncEvent) -> None:
         self.checker.on_event(event)
+        if event.kind in ("pushed", "superseded") or (event.kind == "callback" and event.accepted):
+            self.activity += 1
         if event.kind == "callback":
             self.trace.emit(
                 "callback",

@@ -1,0 +1,215 @@
+"""``brh-sim``: list, run, explore and replay simulated worlds.
+
+    brh-sim list
+    brh-sim run NAME_OR_FILE --seed N [--trace FILE] [--report FILE.html]
+    brh-sim explore --seeds N [--devices D] [--duration T] [--out DIR] [--first-seed S]
+    brh-sim replay FILE [--trace FILE] [--report FILE.html]
+
+Exit status: 0 when every checker passed, 1 when one failed, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from simulator.explore import ExploreSummary, explore, read_replay, run_config
+from simulator.world import Outcome
+
+__all__ = ["main"]
+
+
+def _print_outcome(outcome: Outcome, label: str) -> None:
+    status = "PASS" if outcome.ok else "FAIL"
+    print(
+        f"{status} {label} (seed {outcome.seed}): {outcome.simulated_seconds:,.0f} s simulated, "
+        f"{outcome.requests:,} vault requests"
+    )
+    for finding in outcome.findings:
+        print(f"  {finding}")
+
+
+def _report(trace: Path | None, report: Path | None, outcome: Outcome, title: str) -> None:
+    if report is None or trace is None:
+        return
+    from simulator.report import render_timeline
+
+    render_timeline(trace, report, title=title, findings=[str(f) for f in outcome.findings])
+    print(f"timeline report: {report}")
+
+
+def _trace_for(args: argparse.Namespace) -> Path | None:
+    if args.trace is not None:
+        return Path(args.trace)
+    if args.report is not None:
+        return Path(args.report).with_suffix(".trace.jsonl")
+    return None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from simulator import scenarios
+
+    for name in scenarios.names():
+        print(f"{name}  {scenarios.get(name).description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from simulator import scenarios
+
+    target = args.scenario
+    trace = _trace_for(args)
+    if Path(target).suffix == ".toml" or Path(target).is_file():
+        from simulator.scenario_file import ScenarioFileError, run_file
+
+        try:
+            outcome = run_file(Path(target), args.seed, trace_path=trace)
+        except ScenarioFileError as exc:
+            print(f"brh-sim run: {exc}", file=sys.stderr)
+            return 2
+    elif target in scenarios.names():
+        outcome = scenarios.run_named(target, args.seed, trace_path=trace)
+    else:
+        print(
+            f"brh-sim run: no scenario named {target!r} and no such file; "
+            "`brh-sim list` shows the named scenarios",
+            file=sys.stderr,
+        )
+        return 2
+    _print_outcome(outcome, target)
+    if trace is not None:
+        print(f"trace: {trace}")
+    _report(
+        trace, Path(args.report) if args.report else None, outcome, f"{target} seed {args.seed}"
+    )
+    return 0 if outcome.ok else 1
+
+
+def _progress_printer(stream: object = sys.stderr) -> object:
+    started = time.monotonic()  # wall time for the progress line only, never for the run
+
+    def show(done: int, total: int, summary: ExploreSummary) -> None:
+        width = 30
+        filled = width * done // total
+        bar = "#" * filled + "-" * (width - filled)
+        elapsed = time.monotonic() - started
+        print(
+            f"\r[{bar}] {done}/{total} seeds, {len(summary.failed_seeds)} failing, {elapsed:.1f} s",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        print("brh-sim explore: --seeds must be at least 1", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else None
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    print(
+        f"exploring seeds {seeds.start}..{seeds.stop - 1}: {args.devices} devices, "
+        f"{args.duration:,.0f} s simulated each",
+        file=sys.stderr,
+    )
+    wall = time.monotonic()
+    summary = explore(
+        seeds,
+        devices=args.devices,
+        duration=args.duration,
+        out=out,
+        progress=_progress_printer(),  # type: ignore[arg-type]
+        report_seed=seeds.start if args.report_first else None,
+    )
+    wall = time.monotonic() - wall
+    print()
+    print("| seeds run | failing seeds | simulated time | vault requests | wall time |")
+    print("|---:|---:|---:|---:|---:|")
+    print(
+        f"| {summary.seeds} | {len(summary.failed_seeds)} | "
+        f"{summary.simulated_seconds / 3600:,.1f} h | {summary.requests:,} | {wall:.1f} s |"
+    )
+    if summary.failures_by_clause:
+        print()
+        print("| clause | failing seeds |")
+        print("|---|---:|")
+        for clause, count in sorted(summary.failures_by_clause.items()):
+            print(f"| {clause} | {count} |")
+        print(f"\nfailing seeds: {', '.join(map(str, summary.failed_seeds))}")
+    for report in summary.reports:
+        print(f"report: {report}")
+    if out is not None and summary.failed_seeds:
+        print(
+            f"replay a failure with: brh-sim replay {out}/seed-{summary.failed_seeds[0]}.replay.json"
+        )
+    return 0 if not summary.failed_seeds else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        config = read_replay(Path(args.file))
+    except ValueError as exc:
+        print(f"brh-sim replay: {exc}", file=sys.stderr)
+        return 2
+    trace = _trace_for(args)
+    outcome = run_config(config, trace_path=trace)
+    _print_outcome(outcome, f"replay of {args.file}")
+    _report(
+        trace, Path(args.report) if args.report else None, outcome, f"replay seed {config.seed}"
+    )
+    return 0 if outcome.ok else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="brh-sim", description="Deterministic multi-device simulator for brh."
+    )
+    top.add_argument("-v", "--verbose", action="store_true", help="show the helpers' log")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the named scenarios").set_defaults(func=cmd_list)
+
+    run = sub.add_parser("run", help="run one named scenario or scenario file")
+    run.add_argument("scenario", metavar="NAME_OR_FILE")
+    run.add_argument("--seed", type=int, required=True)
+    run.add_argument("--trace", help="write the trace (JSON lines) here")
+    run.add_argument("--report", help="write a timeline report (HTML) here")
+    run.set_defaults(func=cmd_run)
+
+    exp = sub.add_parser("explore", help="swarm exploration over many seeds")
+    exp.add_argument("--seeds", type=int, required=True, help="how many seeds to run")
+    exp.add_argument("--first-seed", type=int, default=1)
+    exp.add_argument("--devices", type=int, default=3)
+    exp.add_argument("--duration", type=float, default=3600.0, help="simulated seconds per seed")
+    exp.add_argument("--out", help="directory for replay files, traces and reports of failures")
+    exp.add_argument(
+        "--report-first",
+        action="store_true",
+        help="also write a report for the first seed (even if it passes)",
+    )
+    exp.set_defaults(func=cmd_explore)
+
+    rep = sub.add_parser("replay", help="rerun a recorded run exactly")
+    rep.add_argument("file")
+    rep.add_argument("--trace")
+    rep.add_argument("--report")
+    rep.set_defaults(func=cmd_replay)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(levelname)s %(name)s %(message)s",
+    )
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Swarm exploration: each seed picks its own mix of faults and app behaviours, runs a random
+workload, settles, and is checked.
+
+Swarm testing (as in FoundationDB's BUGGIFY or TigerBeetle's VOPR) enables a different random
+subset of fault kinds per seed, so rare combinations get their turn. A seed fully determines its
+:class:`SwarmConfig`, and a config fully determines the run: a failing seed is replayed from the
+small JSON file :func:`write_replay` leaves next to its trace and timeline report.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulator.world import Outcome, World, simulate
+
+__all__ = [
+    "FAULTS",
+    "ExploreSummary",
+    "SwarmConfig",
+    "choose_config",
+    "explore",
+    "read_replay",
+    "run_config",
+    "write_replay",
+]
+
+FAULTS = (
+    "partition",
+    "one_way",
+    "offline",
+    "loss",
+    "latency",
+    "vault_down",
+    "frozen",
+    "token",
+    "server_errors",
+    "upsert_race",
+    "device_clock",
+    "vault_clock",
+    "crash",
+    "reinstall",
+    "late_join",
+    "refuse",
+    "flaky_app",
+    "slow_app",
+    "decline",
+)
+REPLAY_KIND = "brh-sim-replay"
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    """Everything a swarm run depends on besides the code."""
+
+    seed: int
+    devices: int = 3
+    duration: float = 3600.0
+    faults: tuple[str, ...] = ()
+    keys: int = 8
+    contexts: tuple[str, ...] = ("notes",)
+    mean_gap: float = 30.0
+    """Mean seconds between two actions of the workload."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SwarmConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name in ("faults", "contexts"):
+            if name in known:
+                known[name] = tuple(known[name])
+        unknown = set(known.get("faults", ())) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"faults: unknown fault kinds {sorted(unknown)}; known: {FAULTS}")
+        return cls(**known)
+
+
+def choose_config(seed: int, *, devices: int = 3, duration: float = 3600.0) -> SwarmConfig:
+    """The swarm configuration of ``seed``: each fault kind enabled with probability 1/3."""
+    rng = random.Random(f"swarm:{seed}")
+    faults = tuple(f for f in FAULTS if rng.random() < 1 / 3)
+    contexts = ("notes",) if rng.random() < 0.7 else ("notes", "settings")
+    return SwarmConfig(
+        seed=seed,
+        devices=devices,
+        duration=duration,
+        faults=faults,
+        keys=rng.choice((3, 8, 20)),
+        contexts=contexts,
+        mean_gap=rng.choice((5.0, 30.0, 120.0)),
+    )
+
+
+async def _workload(world: World, config: SwarmConfig) -> None:
+    """A random app workload interleaved with the enabled faults, for ``duration`` seconds."""
+    rng = world.rng
+    enabled = set(config.faults)
+    for index in range(config.devices):
+        offset = rng.uniform(-6 * 3600, 6 * 3600) if "device_clock" in enabled else 0.0
+        world.add_device(f"d{index}", offset=offset)
+    actions: list[tuple[str, float]] = [("put", 6.0), ("remove", 1.5), ("sync", 1.0)]
+    actions += [(fault, 0.6) for fault in sorted(enabled)]
+    names, weights = zip(*actions, strict=True)
+    joined = config.devices
+    while world.now() < config.duration:
+        await world.advance(rng.expovariate(1 / config.mean_gap))
+        action = rng.choices(names, weights)[0]
+        name = rng.choice(sorted(world.devices))
+        device = world.devices[name]
+        context = rng.choice(config.contexts)
+        key = f"k{rng.randrange(config.keys)}"
+        if action in ("put", "remove", "sync") and not device.running:
+            await world.restart(name)
+        if action == "put":
+            await device.put(key, {"by": name, "n": rng.randrange(1000)}, context)
+        elif action == "remove":
+            await device.remove(key, context)
+        elif action == "sync":
+            await device.sync(full=rng.random() < 0.1)
+        elif action == "late_join" and joined < config.devices + 2:
+            world.add_device(f"d{joined}")
+            joined += 1
+        else:
+            await _fault(world, action, name, rng)
+
+
+async def _fault(world: World, fault: str, name: str, rng: random.Random) -> None:
+    """Toggle one fault (each call flips it on or off, so faults come and go)."""
+    link = world.links[name]
+    if fault == "partition":
+        world.heal(name) if link.partitioned else world.partition(name)
+    elif fault == "one_way":
+        world.restore_answers(name) if link.answers_lost else world.cut_answers(name)
+    elif fault == "offline":
+        world.reconnect(name) if link.down else world.disconnect(name)
+    elif fault == "loss":
+        on = not (link.request_loss or link.answer_loss)
+        world.lossy(name, requests=0.2 if on else 0.0, answers=0.2 if on else 0.0)
+    elif fault == "latency":
+        world.fast_link(name) if link.latency != world.latency else world.slow_link(
+            name, (0.01, 40.0)
+        )
+    elif fault == "vault_down":
+        world.bring_up() if world.server.unavailable else world.take_down()
+    elif fault == "frozen":
+        world.unfreeze() if world.server.frozen else world.freeze()
+    elif fault == "token":
+        world.renew_token(name) if name in world.server.expired else world.expire_token(name)
+    elif fault == "server_errors":
+        on = not (world.server.error_before or world.server.error_after)
+        world.server_errors(before=0.2 if on else 0.0, after=0.2 if on else 0.0)
+    elif fault == "upsert_race":
+        world.upsert_race(0.0 if world.server.upsert_race else 0.5)
+    elif fault == "device_clock":
+        world.jump_clock(name, rng.choice((-1, 1)) * rng.uniform(1, 4 * 3600))
+    elif fault == "vault_clock":
+        world.jump_clock("vault", rng.choice((-1, 1)) * rng.uniform(1, 3600))
+    elif fault == "crash":
+        device = world.devices[name]
+        await (world.restart(name) if not device.running else world.crash(name))
+    elif fault == "reinstall":
+        await world.reinstall(name)
+    elif fault in ("refuse", "flaky_app", "slow_app", "decline"):
+        mode = world.devices[name].behaviours.get(world.contexts[0])
+        if mode is not None and mode.mode != "apply":
+            world.behave(name, mode="apply")
+        elif fault == "refuse":
+            world.behave(name, mode="refuse", refusals=rng.randrange(1, 6))
+        elif fault == "flaky_app":
+            world.behave(name, mode="flaky", probability=0.5)
+        elif fault == "slow_app":
+            world.behave(name, mode="slow", delay=rng.uniform(1, 120))
+        else:
+            world.behave(name, mode="decline")
+
+
+def run_config(config: SwarmConfig, *, trace_path: Path | str | None = None) -> Outcome:
+    """Run one swarm configuration to its end and check it."""
+
+    async def scenario(world: World) -> None:
+        await _workload(world, config)
+
+    return simulate(scenario, seed=config.seed, trace_path=trace_path, contexts=config.contexts)
+
+
+def write_replay(path: Path, config: SwarmConfig, outcome: Outcome | None = None) -> Path:
+    """A small JSON file from which ``brh-sim replay`` reruns this exact run."""
+    document: dict[str, Any] = {"kind": REPLAY_KIND, "version": 1, "swarm": config.to_json()}
+    if outcome is not None:
+        document["findings"] = [str(f) for f in outcome.findings]
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_replay(path: Path) -> SwarmConfig:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable replay file ({exc})") from exc
+    if not isinstance(document, dict) or document.get("kind") != REPLAY_KIND:
+        raise ValueError(f"{path}: not a brh-sim replay file (kind must be {REPLAY_KIND!r})")
+    if "swarm" not in document:
+        raise ValueError(f"{path}: the replay file has no 'swarm' configuration")
+    return SwarmConfig.from_json(document["swarm"])
+
+
+@dataclass
+class ExploreSummary:
+    seeds: int = 0
+    failed_seeds: list[int] = field(default_factory=list)
+    failures_by_clause: Counter[str] = field(default_factory=Counter)
+    simulated_seconds: float = 0.0
+    requests: int = 0
+    reports: list[Path] = field(default_factory=list)
+
+
+def explore(
+    seeds: range,
+    *,
+    devices: int = 3,
+    duration: float = 3600.0,
+    out: Path | None = None,
+    progress: Callable[[int, int, ExploreSummary], None] | None = None,
+    report_seed: int | None = None,
+) -> ExploreSummary:
+    """Run every seed; for each failure write a replay file, its trace and a timeline report to
+    ``out``. ``report_seed`` also gets a report when it passes (for a demo)."""
+    from simulator.report import render_timeline
+
+    summary = ExploreSummary()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    for index, seed in enumerate(seeds):
+        config = choose_config(seed, devices=devices, duration=duration)
+        keep = out is not None
+        trace_path = out / f"seed-{seed}.trace.jsonl" if keep and out else None
+        outcome = run_config(config, trace_path=trace_path)
+        summary.seeds += 1
+        summary.simulated_seconds += outcome.simulated_seconds
+        summary.requests += outcome.requests
+        if not outcome.ok:
+            summary.failed_seeds.append(seed)
+            summary.failures_by_clause.update({f.clause for f in outcome.findings})
+        if out is not None and trace_path is not None:
+            if not outcome.ok or seed == report_seed:
+                write_replay(out / f"seed-{seed}.replay.json", config, outcome)
+                html = render_timeline(
+                    trace_path,
+                    out / f"seed-{seed}.html",
+                    title=f"brh-sim seed {seed} ({', '.join(config.faults) or 'no faults'})",
+                    findings=[str(f) for f in outcome.findings],
+                )
+                summary.reports.append(html)
+            else:
+                trace_path.unlink()
+        if progress is not None:
+            progress(index + 1, len(seeds), summary)
+    return summary
