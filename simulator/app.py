@@ -53,6 +53,8 @@ class AppModel:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     declined: set[str] = field(default_factory=set)
     observer: Callable[[str, Entry], None] | None = None
+    edits: int = 0
+    """How many local edits the app made (the simulated device counts them)."""
     _refused: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def _decide(self, kind: str, entry: Entry) -> bool:
@@ -90,10 +92,16 @@ class AppModel:
     async def _slowly(self, kind: str, entry: Entry) -> bool:
         if self.observer is not None:
             self.observer(kind, entry)
+        before = self.items.get(entry.key, _UNSET)
+        edits = self.edits
         await asyncio.sleep(self.behaviour.delay)
         self.calls.append((kind, entry.key, entry.data))
         if not self._decide(kind, entry):
             return False
+        if self.edits != edits and self.items.get(entry.key, _UNSET) is not before:
+            # The user edited this item while we were asking: their edit is newer (ORD-7), so
+            # a well-behaved app keeps it and still reports the remote change as handled.
+            return True
         self._apply(kind, entry)
         return True
 
@@ -113,6 +121,9 @@ class AppModel:
 
     def kinds(self) -> list[str]:
         return [kind for kind, _key, _data in self.calls]
+
+
+_UNSET: Any = object()
 
 
 async def _resolve(value: bool | Awaitable[bool]) -> bool:

@@ -144,9 +144,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     for report in summary.reports:
         print(f"report: {report}")
     if out is not None and summary.failed_seeds:
-        print(
-            f"replay a failure with: brh-sim replay {out}/seed-{summary.failed_seeds[0]}.replay.json"
-        )
+        first = out / f"seed-{summary.failed_seeds[0]}.replay.json"
+        print(f"replay a failure with: brh-sim replay {first}")
     return 0 if not summary.failed_seeds else 1
 
 

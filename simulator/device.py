@@ -135,6 +135,7 @@ class SimDevice:
         context = self._context(context)
         self.apps[context].items[key] = data
         self.apps[context].declined.discard(key)
+        self.apps[context].edits += 1
         await self.helper.upsert_database_entry(context, key, data)
         self._written(context, key, deleted=False, data=data)
 
@@ -142,6 +143,7 @@ class SimDevice:
         context = self._context(context)
         self.apps[context].items.pop(key, None)
         self.apps[context].declined.discard(key)
+        self.apps[context].edits += 1
         before = self.helper.store.get(context, key)
         await self.helper.delete_database_entry(context, key)
         if before is not None and not before.deleted:
