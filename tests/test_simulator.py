@@ -1,0 +1,189 @@
+"""The simulator itself: determinism, fault verbs, checkers that bite, replay, the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import brh.engine
+from brh.core import Action, Decision
+from brh.vault import NetworkError
+from simulator.explore import SwarmConfig, choose_config, read_replay, run_config, write_replay
+from simulator.timeloop import VirtualDeadlock, run
+from simulator.world import World, simulate
+
+
+def test_same_seed_same_trace(tmp_path: Path) -> None:
+    """Determinism: the same seed and code give a byte-identical trace; another seed differs."""
+    config = choose_config(12)
+    paths = [tmp_path / f"{n}.jsonl" for n in range(3)]
+    run_config(config, trace_path=paths[0])
+    run_config(config, trace_path=paths[1])
+    run_config(choose_config(13), trace_path=paths[2])
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert paths[0].read_bytes() != paths[2].read_bytes()
+    assert len(paths[0].read_bytes()) > 10_000
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_the_reference_passes_swarm_seeds(seed: int) -> None:
+    """SYNC-1, ORD-2, CB-4, CB-6, RETRY-1, COST-1: random faults and workloads, every checker
+    passes on the reference helper."""
+    config = choose_config(seed)
+    outcome = run_config(config)
+    assert outcome.findings == [], (config, [str(f) for f in outcome.findings])
+    assert outcome.requests > 50
+
+
+def _scripted(world: World) -> Any:
+    async def go() -> None:
+        a, b = world.add_device("a"), world.add_device("b", offset=-3600)
+        await a.put("x", 1)
+        await world.advance(5)
+        world.partition("b")
+        await b.put("x", "offline edit")
+        await world.advance(60)
+        world.heal("b")
+        await world.advance(600)
+
+    return go()
+
+
+def test_checkers_catch_a_helper_that_echoes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CB-4: a helper that tells a device about its own writes is caught."""
+    real = brh.engine.decide
+
+    def echoing(local: Any, remote: Any) -> Decision:
+        decision = real(local, remote)
+        own = local is not None and remote.version == local.version and not local.deleted
+        if own and decision.action in (Action.ECHO, Action.SKIP):
+            return Decision(Action.MODIFY, remote)
+        return decision
+
+    monkeypatch.setattr(brh.engine, "decide", echoing)
+    outcome = simulate(_scripted, seed=1)
+    assert "CB-4" in {f.clause for f in outcome.findings}
+
+
+def test_checkers_catch_a_helper_that_ignores_remote_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SYNC-1, ORD-2: a helper that never applies remote modifications does not converge."""
+    real = brh.engine.decide
+
+    def deaf(local: Any, remote: Any) -> Decision:
+        decision = real(local, remote)
+        return Decision(Action.SKIP, remote) if decision.action is Action.MODIFY else decision
+
+    monkeypatch.setattr(brh.engine, "decide", deaf)
+    outcome = simulate(_scripted, seed=1)
+    assert "SYNC-1" in {f.clause for f in outcome.findings}
+
+
+def test_checkers_catch_a_helper_that_never_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RETRY-1 (W6): a failed pass must be followed by another one without outside help."""
+    from brh.scheduler import PassScheduler
+
+    monkeypatch.setattr(PassScheduler, "_fire_retry", lambda self: None)
+
+    async def scenario(world: World) -> None:
+        a = world.add_device("a")
+        world.disconnect("a")
+        await a.put("x", 1)
+        await world.advance(3600)
+
+    outcome = simulate(scenario, seed=1)
+    assert "RETRY-1" in {f.clause for f in outcome.findings}
+
+
+def test_fault_verbs_as_a_client_sees_them() -> None:
+    """Link faults: offline is definite, a partition times out (indefinite), a one-way
+    partition applies the write but loses its answer; the upsert race makes duplicates."""
+
+    async def main() -> None:
+        world = World(1)
+        a = world.add_device("a")
+        link = world.links["a"]
+        await world.server.vault.create_collection("c")
+        world.disconnect("a")
+        with pytest.raises(NetworkError) as offline:
+            await link.insert_one("c", {"k": 1})
+        assert offline.value.definite
+        world.reconnect("a")
+        world.partition("a")
+        start = world.now()
+        with pytest.raises(NetworkError) as parted:
+            await link.insert_one("c", {"k": 2})
+        assert not parted.value.definite and world.now() - start >= link.timeout
+        world.heal("a")
+        world.cut_answers("a")
+        with pytest.raises(NetworkError):
+            await link.insert_one("c", {"k": 3})
+        world.restore_answers("a")
+        assert [d["k"] for d in world.server.vault.documents("c")] == [3]
+        world.upsert_race(1.0)
+        await asyncio.gather(
+            link.update_one("c", {"key": "x"}, {"$set": {"v": 1}}, upsert=True),
+            link.update_one("c", {"key": "x"}, {"$set": {"v": 2}}, upsert=True),
+        )
+        assert len([d for d in world.server.vault.documents("c") if d.get("key") == "x"]) == 2
+        world.jump_clock("a", -7200)
+        assert a.clock.error() == pytest.approx(-7200)
+        await world.close()
+
+    run(main())
+
+
+def test_crash_keeps_the_store_and_reinstall_drops_it() -> None:
+    """OFF-4: a crash keeps what was committed; a reinstall starts empty and restores."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        world.disconnect("a")
+        await a.put("kept", 1)
+        await world.crash("a")
+        await world.restart("a")
+        assert a.helper.pending_count("notes") == 1
+        world.reconnect("a")
+        await a.sync()
+        await world.reinstall("b")
+        await b.sync()
+        assert b.app.items == {"kept": 1}
+
+    outcome = simulate(scenario, seed=2)
+    assert outcome.findings == []
+
+
+def test_replay_files_round_trip(tmp_path: Path) -> None:
+    """A replay file reruns the exact configuration; a bad one is refused clearly."""
+    config = choose_config(5)
+    path = write_replay(tmp_path / "r.json", config)
+    assert read_replay(path) == config
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"kind": "something else"}))
+    with pytest.raises(ValueError, match="not a brh-sim replay file"):
+        read_replay(bad)
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        SwarmConfig.from_json({"seed": 1, "faults": ["gremlins"]})
+
+
+def test_the_loop_jumps_and_detects_deadlock() -> None:
+    """A day passes instantly; waiting on something nobody will ever do is reported."""
+
+    async def sleepy() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.sleep(86_400)
+        return loop.time() - start
+
+    assert run(sleepy()) == pytest.approx(86_400)
+
+    async def stuck() -> None:
+        await asyncio.Event().wait()
+
+    with pytest.raises(VirtualDeadlock):
+        run(stuck())
