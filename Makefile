@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m simulator.demo
+	$(BIN)/brh-sim explore --seeds 100 --out reports/demo --report-first
+	@echo
+	@echo "Timeline reports and replay files are in reports/demo/ (open the .html files)."
+	@echo "A guided story of three devices: .venv/bin/python -m simulator.demo"
 
 test: lint typecheck unit
 

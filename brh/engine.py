@@ -30,8 +30,13 @@ Callback = Callable[[Entry], bool | Awaitable[bool]]
 """An app callback: receives the remote entry, returns True (handled) or False (retry later)."""
 
 _MAX_CAS_ATTEMPTS = 4
-SETTLE_MARGIN = 30
-"""Seconds after which a write in flight has surely landed or failed (Hive's client timeout)."""
+SETTLE_MARGIN = 1
+"""Seconds past the overlap after which no write stamped at or below the cursor can still
+appear: the overlap covers the gap between the vault stamping a write and the write becoming
+visible (a request still in flight has no stamp yet)."""
+MAX_WINDOW = 1000
+"""At most this many versions are excluded by name when re-reading the overlap window; past
+that (a bulk upload), the window's documents are re-read and skipped locally until it settles."""
 _STALE_FETCH_CHUNK = 200
 
 IN_CALLBACK: contextvars.ContextVar[tuple[object, str] | None] = contextvars.ContextVar(
@@ -256,6 +261,8 @@ class SyncEngine:
         start_cursor = None if resync else state.cursor
         settled = state.settled and start_cursor is not None
         known = [version for _stamp, version in state.window] if start_cursor is not None else []
+        if len(known) > MAX_WINDOW:
+            known = []  # a bulk upload: re-reading beats a filter of thousands of versions
         cursor, max_stamp = state.cursor, state.max_stamp
         window = set(state.window) if start_cursor is not None else set()
         grew = False

@@ -243,7 +243,8 @@ class LocalStore:
     def pending(self, context: str) -> list[Record]:
         """Entries of ``context`` with a local change not yet on the vault, in key order."""
         rows = self._db.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND pending = 1 ORDER BY key",
+            f"SELECT {_ENTRY_COLUMNS} FROM entries INDEXED BY entries_pending "
+            "WHERE context = ? AND pending = 1 ORDER BY key",
             (context,),
         ).fetchall()
         return [_record(row) for row in rows]
@@ -251,7 +252,9 @@ class LocalStore:
     def stale_keys(self, context: str) -> list[str]:
         """Keys of ``context`` whose newer remote version has not been delivered yet."""
         rows = self._db.execute(
-            "SELECT key FROM entries WHERE context = ? AND stale = 1 ORDER BY key", (context,)
+            "SELECT key FROM entries INDEXED BY entries_stale "
+            "WHERE context = ? AND stale = 1 ORDER BY key",
+            (context,),
         ).fetchall()
         return [str(row[0]) for row in rows]
 

@@ -86,3 +86,20 @@ def test_remote_apply_is_guarded_by_the_expected_version() -> None:
     assert store.get("c", "k").data == "local"  # type: ignore[union-attr]
     assert store.apply_remote(remote, expected=Version(2000, 0, "me"), clock=None)
     assert store.get("c", "k").data == "remote"  # type: ignore[union-attr]
+
+
+def test_pending_and_stale_lookups_use_their_indexes() -> None:
+    """COST-1: finding what to upload or re-fetch reads an index, not every stored entry."""
+    store = LocalStore()
+    plans = []
+    for sql in (
+        "SELECT key FROM entries INDEXED BY entries_pending WHERE context = 'c' AND pending = 1",
+        "SELECT key FROM entries INDEXED BY entries_stale WHERE context = 'c' AND stale = 1",
+    ):
+        rows = store._db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+        plans.append(" ".join(str(row[-1]) for row in rows))
+    assert "entries_pending" in plans[0] and "entries_stale" in plans[1]
+    import inspect
+
+    source = inspect.getsource(LocalStore.pending) + inspect.getsource(LocalStore.stale_keys)
+    assert "INDEXED BY entries_pending" in source and "INDEXED BY entries_stale" in source

@@ -1,0 +1,155 @@
+"""How fast the simulator runs, and whether its memory stays flat.
+
+    python benchmarks/simulator_speed.py [--quick]
+
+Prints a Markdown table:
+
+* raw request throughput: vault requests through a device's link, the vault server and the
+  fake vault on the virtual-time loop, with no helper logic (what the simulator itself costs);
+* one simulated day of 5 devices, each editing and syncing every minute (end to end: helper,
+  SQLite store, link, server, checkers);
+* swarm exploration: seeds and vault requests per second of wall time;
+* memory: peak traced allocations of a run twice as long as another (flat means the trace is
+  streamed, not kept).
+
+Wall time is read here, for the figures only; the runs themselves are on virtual time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from simulator.explore import choose_config, run_config
+from simulator.link import Link
+from simulator.timeloop import run
+from simulator.world import World, simulate
+
+MINUTE = 60.0
+
+
+def raw_requests(count: int) -> tuple[float, int]:
+    """Seconds of wall time for ``count`` requests (alternating upsert and query)."""
+
+    async def main() -> int:
+        world = World(1)
+        world.add_device("bench")
+        link: Link = world.links["bench"]
+        await world.server.vault.create_collection("backup_bench")
+        for i in range(count // 2):
+            await link.update_one(
+                "backup_bench", {"key": f"k{i % 50}"}, {"$set": {"v": i}}, upsert=True
+            )
+            await link.query("backup_bench", {"modified": {"$gte": 0}}, limit=10)
+        await world.close()
+        return link.requests
+
+    start = time.perf_counter()
+    done = run(main())
+    return time.perf_counter() - start, done
+
+
+def one_day(devices: int, hours: float) -> tuple[float, int, int]:
+    """Wall seconds, vault requests and findings for ``devices`` devices editing every minute."""
+
+    async def scenario(world: World) -> None:
+        phones = [world.add_device(f"d{i}", auto_sync=False) for i in range(devices)]
+        minutes = int(hours * 60)
+        for minute in range(minutes):
+            for index, phone in enumerate(phones):
+                await phone.put(f"k{(minute * 7 + index) % 40}", {"m": minute, "by": index})
+                await phone.sync()
+            await world.advance(MINUTE)
+
+    start = time.perf_counter()
+    outcome = simulate(scenario, seed=1)
+    return time.perf_counter() - start, outcome.requests, len(outcome.findings)
+
+
+def swarm(seeds: int) -> tuple[float, int, int]:
+    start = time.perf_counter()
+    requests = failing = 0
+    for seed in range(1, seeds + 1):
+        outcome = run_config(choose_config(seed))
+        requests += outcome.requests
+        failing += not outcome.ok
+    return time.perf_counter() - start, requests, failing
+
+
+def peak_memory(duration: float) -> float:
+    """Peak traced MiB of one swarm run of ``duration`` simulated seconds, trace on disk."""
+    config = choose_config(3, duration=duration)
+    with tempfile.TemporaryDirectory() as folder:
+        tracemalloc.start()
+        run_config(config, trace_path=Path(folder) / "trace.jsonl")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak / 2**20
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller runs")
+    args = parser.parse_args()
+    logging.getLogger("brh").setLevel(logging.CRITICAL)
+    quick = args.quick
+    print(f"Python {platform.python_version()} on {platform.platform()}\n")
+    rows: list[tuple[str, str, str]] = []
+
+    print("raw requests...", file=sys.stderr)
+    wall, done = raw_requests(4_000 if quick else 40_000)
+    rows.append(
+        (
+            "raw requests (link + server + fake vault)",
+            f"{done:,} requests",
+            f"{done / wall:,.0f} requests/s",
+        )
+    )
+
+    hours = 2.0 if quick else 24.0
+    print(f"{hours:g} simulated hours of 5 devices...", file=sys.stderr)
+    wall, requests, findings = one_day(5, hours)
+    rows.append(
+        (
+            f"{hours:g} h of 5 devices editing + syncing every minute",
+            f"{requests:,} requests, {findings} findings",
+            f"{wall:.1f} s wall ({requests / wall:,.0f} requests/s)",
+        )
+    )
+
+    seeds = 10 if quick else 50
+    print(f"{seeds} swarm seeds...", file=sys.stderr)
+    wall, requests, failing = swarm(seeds)
+    rows.append(
+        (
+            f"swarm exploration, {seeds} seeds of 1 h",
+            f"{requests:,} requests, {failing} failing",
+            f"{seeds / wall:.1f} seeds/s ({requests / wall:,.0f} requests/s)",
+        )
+    )
+
+    print("memory...", file=sys.stderr)
+    short, long = peak_memory(3600.0), peak_memory(4 * 3600.0)
+    rows.append(
+        (
+            "peak memory, 1 h vs 4 h swarm run (trace on disk)",
+            f"{short:.1f} MiB vs {long:.1f} MiB",
+            "flat" if long < 2 * short else "grows",
+        )
+    )
+
+    print("| measurement | work | result |")
+    print("|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
