@@ -27,23 +27,26 @@ class VirtualDeadlock(RuntimeError):
 
 
 class _JumpingSelector(selectors.DefaultSelector):
-    """Polls real file descriptors without blocking; a would-be wait advances virtual time."""
+    """Never blocks: a would-be wait advances virtual time instead."""
 
     def __init__(self, advance: Callable[[float], None]) -> None:
         super().__init__()
         self._advance = advance
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None:
+            # Jump to the next timer (or go on at once). Real file descriptors, only the loop's
+            # wake-up pipe here, are not polled on this path: a simulation never waits on real
+            # I/O, and thread-safe callbacks reach the ready queue without it.
+            self._advance(timeout)
+            return []
         ready: list[tuple[selectors.SelectorKey, int]] = super().select(0)
-        if ready or timeout == 0:
+        if ready:
             return ready
-        if timeout is None:
-            raise VirtualDeadlock(
-                "every task is waiting and no timer is scheduled: nothing can happen any more "
-                "(a future nobody will resolve, or an event nobody will set)"
-            )
-        self._advance(timeout)
-        return ready
+        raise VirtualDeadlock(
+            "every task is waiting and no timer is scheduled: nothing can happen any more "
+            "(a future nobody will resolve, or an event nobody will set)"
+        )
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
