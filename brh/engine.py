@@ -34,9 +34,11 @@ SETTLE_MARGIN = 1
 """Seconds past the overlap after which no write stamped at or below the cursor can still
 appear: the overlap covers the gap between the vault stamping a write and the write becoming
 visible (a request still in flight has no stamp yet)."""
-MAX_WINDOW = 1000
-"""At most this many versions are excluded by name when re-reading the overlap window; past
-that (a bulk upload), the window's documents are re-read and skipped locally until it settles."""
+MAX_WINDOW = 10_000
+"""At most this many versions (about 300 KB of filter) are excluded by name when re-reading the
+overlap window; past that, the window's documents are re-read and skipped locally until the
+cursor settles, a few seconds later. Excluding is far cheaper than re-reading: a version costs
+~30 bytes of filter, a document its whole size in the answer."""
 _STALE_FETCH_CHUNK = 200
 
 IN_CALLBACK: contextvars.ContextVar[tuple[object, str] | None] = contextvars.ContextVar(
