@@ -98,17 +98,41 @@ class Link:
         collection = args[0] if args else None
         self._emit("request", id=rid, op=op, collection=collection, key=_key_of(op, args))
         if self.down or (self.request_loss and self.rng.random() < self.request_loss):
-            self._emit("answer", id=rid, ok=False, lost=True, definite=True, error="unreachable")
+            self._emit(
+                "answer",
+                id=rid,
+                ok=False,
+                lost=True,
+                definite=True,
+                error="unreachable",
+                stage="refused",
+            )
             raise NetworkError(f"{op}: vault unreachable", definite=True)
         up, down = self._leg(), self._leg()
         if self.partitioned:
             await asyncio.sleep(self.timeout)
-            self._emit("answer", id=rid, ok=False, lost=True, definite=False, error="timeout")
+            self._emit(
+                "answer",
+                id=rid,
+                ok=False,
+                lost=True,
+                definite=False,
+                error="timeout",
+                stage="request_lost",
+            )
             raise NetworkError(f"{op}: timed out (partition)", definite=False)
         if up >= self.timeout:  # the request arrives after the client gave up
             asyncio.get_running_loop().create_task(self._late(rid, up, op, args, kwargs))
             await asyncio.sleep(self.timeout)
-            self._emit("answer", id=rid, ok=False, lost=True, definite=False, error="timeout")
+            self._emit(
+                "answer",
+                id=rid,
+                ok=False,
+                lost=True,
+                definite=False,
+                error="timeout",
+                stage="request_late",
+            )
             raise NetworkError(f"{op}: timed out", definite=False)
         await asyncio.sleep(up)
         error: VaultError | None = None
@@ -124,7 +148,15 @@ class Link:
             lose = True
         if lose or up + down >= self.timeout:
             await asyncio.sleep(max(0.0, self.timeout - up))
-            self._emit("answer", id=rid, ok=False, lost=True, definite=False, error="timeout")
+            self._emit(
+                "answer",
+                id=rid,
+                ok=False,
+                lost=True,
+                definite=False,
+                error="timeout",
+                stage="answer_lost",
+            )
             raise NetworkError(f"{op}: the answer was lost", definite=False)
         await asyncio.sleep(down)
         self._emit("answer", id=rid, ok=error is None, lost=False, error=_describe(error))

@@ -19,7 +19,8 @@ KINDS = {
     "meta": "the run: seed, scenario, devices, contexts, configuration",
     "request": "device -> vault: id, device, op, collection, key (when one entry is concerned)",
     "applied": "the vault processed a request: id, ok, error",
-    "answer": "vault -> device: id, ok, error, lost (answer never arrived), definite",
+    "answer": "vault -> device: id, ok, error, lost (never arrived), definite, stage "
+    "(refused / request_lost / request_late / answer_lost, when lost)",
     "write": "the app changed an entry: device, context, key, op (upsert/delete), version",
     "callback": "a callback answered: device, context, key, action, accepted, version",
     "pass": "a pass started or finished: device, phase, full / completed, reason, requests",
