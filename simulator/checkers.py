@@ -50,8 +50,9 @@ class Write:
 
 @dataclass
 class _DeviceWatch:
-    written: set[str] = field(default_factory=set)
-    """Versions this installation of the device wrote (a reinstall starts a new set)."""
+    written: dict[str, set[str]] = field(default_factory=dict)
+    """Versions this installation wrote, per context (a reinstall or a wipe forgets them: the
+    restore that follows legitimately delivers them back)."""
     refused_in_pass: bool = False
     retry_deadline: float | None = None
     last_pass_requests: int | None = None
@@ -80,7 +81,8 @@ class Checker:
 
     def record_write(self, write: Write) -> None:
         self.writes.append(write)
-        self.watches.setdefault(write.device, _DeviceWatch()).written.add(write.version.encode())
+        watch = self.watches.setdefault(write.device, _DeviceWatch())
+        watch.written.setdefault(write.context, set()).add(write.version.encode())
 
     def abandon_pending(
         self, device: str, pending: list[tuple[str, str, Version, Version | None]]
@@ -134,7 +136,8 @@ class Checker:
                 )
             if event.accepted is False:
                 watch.refused_in_pass = True
-            if event.version is not None and event.version in watch.written:
+            own = watch.written.get(event.context or "", set())
+            if event.version is not None and event.version in own:
                 self.fail(
                     "callback contract",
                     "CB-4",
@@ -163,8 +166,14 @@ class Checker:
         """A crash ends the device's passes; a reinstall also ends its installation."""
         watch = self.watches.get(name)
         if watch is not None:
-            written = set() if reinstalled else watch.written
+            written = {} if reinstalled else watch.written
             self.watches[name] = _DeviceWatch(written=written)
+
+    def forget_context(self, name: str, context: str) -> None:
+        """The device wiped a context: its restore will deliver the device's own old writes."""
+        watch = self.watches.get(name)
+        if watch is not None:
+            watch.written.pop(context, None)
 
     # -- after the settle phase -------------------------------------------------------------
 

@@ -25,7 +25,7 @@ KINDS = {
     "callback": "a callback answered: device, context, key, action, accepted, version",
     "pass": "a pass started or finished: device, phase, full / completed, reason, requests",
     "fault": "a fault began or ended: target, fault, on (true/false), detail",
-    "device": "crash, restart, reinstall, join or leave of a device",
+    "device": "join, crash, restart, reinstall of a device, or a wipe of one of its contexts",
     "check": "a checker's finding: checker, clause, device, context, key, message",
     "note": "free text from a scenario",
 }

@@ -155,6 +155,16 @@ class World:
             app.rng = self._child_rng(f"app:{name}:{context}:reinstalled")
         self.trace.emit("device", device=name, event="reinstall", lost=len(lost))
 
+    async def wipe(self, name: str, context: str) -> None:
+        """The app resets one context: it clears its model and wipes the helper's copy; the
+        next pass restores every live entry (the device's own old writes included)."""
+        device = self.device(name)
+        device.apps[context].items.clear()
+        device.apps[context].declined.clear()
+        await device.helper.wipe_local_context_data(context)
+        self.checker.forget_context(name, context)
+        self.trace.emit("device", device=name, event="wipe", context=context)
+
     def behave(self, name: str, context: str | None = None, **behaviour: Any) -> None:
         """Set how a device's app answers callbacks (see :class:`simulator.app.Behaviour`)."""
         device = self.device(name)
