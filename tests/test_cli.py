@@ -1,0 +1,112 @@
+"""``brh-sim``: the commands a person types, their output and exit status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import brh.engine
+from brh.core import Action, Decision
+from simulator import scenarios
+from simulator.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_list_names_every_scenario_with_a_description(capsys: pytest.CaptureFixture[str]) -> None:
+    """`brh-sim list`: one scenario per line, name first, then its description."""
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == scenarios.names()
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines)
+
+
+def test_run_a_named_scenario_with_trace_and_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`brh-sim run NAME --seed N --report F`: PASS, a trace and a timeline are written."""
+    report = tmp_path / "w1.html"
+    assert main(["run", "w1-late-upload", "--seed", "2", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("PASS w1-late-upload (seed 2)")
+    assert report.exists() and report.with_suffix(".trace.jsonl").exists()
+    assert "<svg" in report.read_text()
+
+
+def test_run_a_scenario_file_and_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    """`brh-sim run FILE`; an unknown name exits 2 with a hint."""
+    assert main(["run", str(ROOT / "scenarios" / "late-upload.toml"), "--seed", "1"]) == 0
+    assert main(["run", "no-such-scenario", "--seed", "1"]) == 2
+    assert "brh-sim list" in capsys.readouterr().err
+
+
+def test_explore_prints_a_summary_and_replays(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`brh-sim explore`: a summary table; `--report-first` leaves a replayable run."""
+    out_dir = tmp_path / "out"
+    code = main(
+        ["explore", "--seeds", "3", "--duration", "600", "--out", str(out_dir), "--report-first"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "| 3 | 0 |" in captured.out and "3/3 seeds" in captured.err
+    assert (out_dir / "seed-1.html").exists()
+    assert not (out_dir / "seed-2.trace.jsonl").exists()  # passing traces are not kept
+    assert main(["replay", str(out_dir / "seed-1.replay.json")]) == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main(["replay", str(bad)]) == 2
+
+
+def test_explore_reports_failures_by_clause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper with a bug: exit 1, failures counted by clause, a replay file and a report for
+    each failing seed, and the replay reproduces the failure."""
+    real = brh.engine.decide
+
+    def deaf(local: Any, remote: Any) -> Decision:
+        decision = real(local, remote)
+        return Decision(Action.SKIP, remote) if decision.action is Action.MODIFY else decision
+
+    monkeypatch.setattr(brh.engine, "decide", deaf)
+    out_dir = tmp_path / "out"
+    assert main(["explore", "--seeds", "4", "--duration", "1800", "--out", str(out_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "| SYNC-1 |" in out and "replay a failure with: brh-sim replay" in out
+    replays = sorted(out_dir.glob("*.replay.json"))
+    assert replays and all(p.with_suffix("").with_suffix(".html").exists() for p in replays)
+    assert main(["replay", str(replays[0])]) == 1
+
+
+def test_same_seed_same_trace_whatever_the_hash_seed(tmp_path: Path) -> None:
+    """Determinism: Python's hash randomisation (set order) does not change a run's trace."""
+    traces = []
+    for hash_seed in ("1", "2"):
+        trace = tmp_path / f"trace-{hash_seed}.jsonl"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "simulator.cli",
+                "run",
+                "two-phones-and-a-tablet",
+                "--seed",
+                "4",
+                "--trace",
+                str(trace),
+            ],
+            check=True,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+        )
+        traces.append(trace.read_bytes())
+    assert traces[0] == traces[1]
