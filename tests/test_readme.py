@@ -34,3 +34,18 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert printed == ["True 1 0"]
     assert namespace["settings"] == {}  # nothing came back: the only entry was our own
     assert (tmp_path / "brh-local.sqlite").exists()
+
+
+def test_simulator_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's scenario, in Python and as a file, runs and passes every checker."""
+    monkeypatch.chdir(tmp_path)
+    scenario = next(block for block in python_blocks() if "def late_upload" in block)
+    exec(compile(scenario, "README scenario", "exec"), {})
+    assert (tmp_path / "late.jsonl").stat().st_size > 0
+    toml = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)[0]
+    path = tmp_path / "late.toml"
+    path.write_text(toml)
+    from simulator.scenario_file import run_file
+
+    outcome = run_file(path, seed=1)
+    assert outcome.ok, outcome.findings
