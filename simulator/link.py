@@ -75,6 +75,7 @@ class Link:
         async def call(*args: Any, **kwargs: Any) -> Any:
             return await self._call(name, args, kwargs)
 
+        setattr(self, name, call)  # found directly from now on
         return call
 
     def _leg(self) -> float:
