@@ -10,6 +10,7 @@ given.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,10 @@ class Version:
     @classmethod
     def decode(cls, text: str) -> Version:
         """Parse :meth:`encode`'s output; ``ValueError`` if ``text`` is not a version."""
+        return _decode(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Version:
         wall, sep1, rest = text.partition(".")
         counter, sep2, device = rest.partition(".")
         if (
@@ -63,6 +68,12 @@ class Version:
 
     def __str__(self) -> str:
         return self.encode()
+
+
+@functools.lru_cache(maxsize=8192)
+def _decode(text: str) -> Version:
+    """Versions are decoded over and over (every stored record has two): keep recent ones."""
+    return Version._parse(text)
 
 
 def next_version(last: Version | None, now_ms: int, device: str) -> Version:

@@ -149,6 +149,9 @@ class LocalStore:
             self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        rows = self._db.execute("SELECT DISTINCT context FROM refusals").fetchall()
+        self._refusing: set[str] = {str(row[0]) for row in rows}
+        """Contexts that may have refusal streaks (a superset): others skip the bookkeeping."""
         with self._transaction():
             found = self._meta("schema_version")
             if found is None:
@@ -269,6 +272,8 @@ class LocalStore:
 
     def stuck(self, context: str, threshold: int) -> list[tuple[str, int]]:
         """Keys whose remote change was refused at least ``threshold`` times in a row."""
+        if context not in self._refusing:
+            return []
         rows = self._db.execute(
             "SELECT key, count FROM refusals WHERE context = ? AND count >= ? ORDER BY key",
             (context, threshold),
@@ -351,9 +356,11 @@ class LocalStore:
             if (current.version if current is not None else None) != expected:
                 return False
             self._write(replace(record, pending=False, stale=False))
-            self._db.execute(
-                "DELETE FROM refusals WHERE context = ? AND key = ?", (record.context, record.key)
-            )
+            if record.context in self._refusing:
+                self._db.execute(
+                    "DELETE FROM refusals WHERE context = ? AND key = ?",
+                    (record.context, record.key),
+                )
             self._save_clock(clock)
             return True
 
@@ -402,6 +409,7 @@ class LocalStore:
 
     def note_refusal(self, context: str, key: str) -> int:
         """Count one more consecutive refusal of a remote change to this key; returns the count."""
+        self._refusing.add(context)
         with self._transaction():
             self._db.execute(
                 "INSERT INTO refusals (context, key, count) VALUES (?, ?, 1) "
@@ -420,6 +428,8 @@ class LocalStore:
         return 0 if row is None else int(row[0])
 
     def has_refusals(self, context: str) -> bool:
+        if context not in self._refusing:
+            return False
         row = self._db.execute(
             "SELECT 1 FROM refusals WHERE context = ? LIMIT 1", (context,)
         ).fetchone()
