@@ -270,6 +270,16 @@ class World:
             "fault", target=name, fault="clock_jump", on=True, detail={"seconds": seconds}
         )
 
+    def set_drift(self, name: str, ppm: float) -> None:
+        """A device's clock (or the vault's, with ``"vault"``) runs fast or slow from now on."""
+        clock = self.server.clock if name == "vault" else self.device(name).clock
+        clock.set_drift(ppm)
+        self.trace.emit("fault", target=name, fault="drift", on=ppm != 0, detail={"ppm": ppm})
+
+    def slow_vault(self, seconds: float) -> None:
+        """Every request takes ``seconds`` more on the server (0 to stop)."""
+        self._server_fault("slow", seconds, "slow_vault", seconds > 0)
+
     def heal_all(self) -> None:
         """Every fault off, every app accepting (the start of the settle phase)."""
         for name, link in self.links.items():
@@ -294,6 +304,8 @@ class World:
             self.server_errors()
         if self.server.upsert_race:
             self.upsert_race(0.0)
+        if self.server.slow:
+            self.slow_vault(0.0)
         for name, device in self.devices.items():
             if any(b.mode != "apply" for b in device.behaviours.values()):
                 self.behave(name, mode="apply")

@@ -187,3 +187,23 @@ def test_the_loop_jumps_and_detects_deadlock() -> None:
 
     with pytest.raises(VirtualDeadlock):
         run(stuck())
+
+
+def test_drift_and_a_slow_vault() -> None:
+    """Clocks: drift makes a clock run fast from the moment it is set; a slow vault delays
+    every answer by the same amount; settle heals it."""
+
+    async def scenario(world: World) -> None:
+        a = world.add_device("a")
+        before = a.clock.error()
+        world.set_drift("a", 1000.0)  # a millisecond per second
+        await world.advance(1000)
+        assert a.clock.error() - before == pytest.approx(1.0)
+        world.slow_vault(7.0)
+        start = world.now()
+        await a.put("x", 1)
+        await a.sync()
+        assert world.now() - start >= 7.0 * 2  # a pull and a push, at least
+
+    outcome = simulate(scenario, seed=3)
+    assert outcome.findings == []
