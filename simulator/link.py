@@ -27,6 +27,12 @@ from simulator.trace import Trace
 __all__ = ["OPERATIONS", "Link"]
 
 OPERATIONS = WRITES | {"find_one", "find_many", "query", "count_documents"}
+_STAGES = {
+    "refused": "vault unreachable",
+    "request_lost": "timed out (partition)",
+    "request_late": "timed out",
+    "answer_lost": "the answer was lost",
+}
 
 
 def _key_of(op: str, args: tuple[Any, ...]) -> str | None:
@@ -93,48 +99,29 @@ class Link:
             return await self.server.handle(self.device, op, args, kwargs)
         return await getattr(self.server, op)(*args, **kwargs)
 
+    def _lost(self, rid: int, op: str, stage: str, *, definite: bool) -> NetworkError:
+        """Trace a request that got no answer, and the error its client sees."""
+        error = "unreachable" if definite else "timeout"
+        self._emit(
+            "answer", id=rid, ok=False, lost=True, definite=definite, error=error, stage=stage
+        )
+        return NetworkError(f"{op}: {_STAGES[stage]}", definite=definite)
+
     async def _call(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         rid = next(self._ids)
         self.requests += 1
         collection = args[0] if args else None
         self._emit("request", id=rid, op=op, collection=collection, key=_key_of(op, args))
         if self.down or (self.request_loss and self.rng.random() < self.request_loss):
-            self._emit(
-                "answer",
-                id=rid,
-                ok=False,
-                lost=True,
-                definite=True,
-                error="unreachable",
-                stage="refused",
-            )
-            raise NetworkError(f"{op}: vault unreachable", definite=True)
+            raise self._lost(rid, op, "refused", definite=True)
         up, down = self._leg(), self._leg()
         if self.partitioned:
             await asyncio.sleep(self.timeout)
-            self._emit(
-                "answer",
-                id=rid,
-                ok=False,
-                lost=True,
-                definite=False,
-                error="timeout",
-                stage="request_lost",
-            )
-            raise NetworkError(f"{op}: timed out (partition)", definite=False)
+            raise self._lost(rid, op, "request_lost", definite=False)
         if up >= self.timeout:  # the request arrives after the client gave up
             asyncio.get_running_loop().create_task(self._late(rid, up, op, args, kwargs))
             await asyncio.sleep(self.timeout)
-            self._emit(
-                "answer",
-                id=rid,
-                ok=False,
-                lost=True,
-                definite=False,
-                error="timeout",
-                stage="request_late",
-            )
-            raise NetworkError(f"{op}: timed out", definite=False)
+            raise self._lost(rid, op, "request_late", definite=False)
         await asyncio.sleep(up)
         error: VaultError | None = None
         result: Any = None
@@ -149,16 +136,7 @@ class Link:
             lose = True
         if lose or up + down >= self.timeout:
             await asyncio.sleep(max(0.0, self.timeout - up))
-            self._emit(
-                "answer",
-                id=rid,
-                ok=False,
-                lost=True,
-                definite=False,
-                error="timeout",
-                stage="answer_lost",
-            )
-            raise NetworkError(f"{op}: the answer was lost", definite=False)
+            raise self._lost(rid, op, "answer_lost", definite=False)
         await asyncio.sleep(down)
         self._emit("answer", id=rid, ok=error is None, lost=False, error=_describe(error))
         if error is not None:
