@@ -7,6 +7,7 @@ callbacks and local store transactions. It never sleeps and reads time only thro
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import logging
@@ -104,6 +105,8 @@ class SyncEngine:
         self.listener = listener
         self.retrying = False
         """True while a retry series runs: repeated vault errors then log quietly."""
+        self._window_since: dict[str, float] = {}
+        """Per context, loop time when its overlap window last changed (for settling)."""
         self._log = logging.getLogger("brh")
 
     def stuck(self) -> list[StuckEntry]:
@@ -338,10 +341,15 @@ class SyncEngine:
         if seen is not None:
             await self._reconcile_missing(ctx, epoch, seen, away, stats)
         current = self.store.context_state(ctx.name)
-        since = current.window_since_ms
-        if grew or since is None or cursor != state.cursor:
-            since, settled = now_ms, False
-        elif not settled and now_ms - since >= (self.options.overlap + SETTLE_MARGIN) * 1000:
+        # Settling is timed on the event loop's monotonic clock, which a device clock jumping
+        # forward cannot fool; after a restart the timer starts again (the flag persists).
+        now = asyncio.get_running_loop().time()
+        since = self._window_since.get(ctx.name)
+        if grew or cursor != state.cursor:
+            self._window_since[ctx.name], settled = now, False
+        elif since is None:
+            self._window_since[ctx.name] = now
+        elif not settled and now - since >= self.options.overlap + SETTLE_MARGIN:
             # Writes in flight when the cursor was reached have landed and this pull read them.
             settled = True
         self._save_state(
@@ -354,7 +362,6 @@ class SyncEngine:
                 last_pull_ms=now_ms,
                 last_full_ms=now_ms if resync else state.last_full_ms,
                 window=() if settled else current.window,
-                window_since_ms=since,
                 settled=settled,
             ),
         )

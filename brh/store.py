@@ -40,7 +40,6 @@ CREATE TABLE IF NOT EXISTS contexts (
     last_purge_stamp  INTEGER,          -- max_stamp when tombstones were last purged
     collection_ready  INTEGER NOT NULL DEFAULT 0,
     window            TEXT NOT NULL DEFAULT '[]',  -- [stamp, brhVersion] seen near the cursor
-    window_since_ms   INTEGER,          -- device clock when the window last grew
     settled           INTEGER NOT NULL DEFAULT 0  -- nothing more can land at or below cursor
 );
 CREATE TABLE IF NOT EXISTS entries (
@@ -105,7 +104,6 @@ class ContextState:
     window: tuple[tuple[int, str], ...] = ()
     """``(stamp, brhVersion)`` of documents seen within the overlap window below the cursor:
     re-reading the window can skip them, so an idle pull returns nothing."""
-    window_since_ms: int | None = None
     settled: bool = False
     """Every write stamped at or below the cursor has surely landed and been read: the next
     pull needs neither the overlap nor the window."""
@@ -463,7 +461,7 @@ class LocalStore:
 
     _STATE_COLUMNS = (
         "cursor, max_stamp, last_pull_ms, last_full_ms, last_purge_stamp, collection_ready, "
-        "window, window_since_ms, settled"
+        "window, settled"
     )
 
     def context_state(self, context: str) -> ContextState:
@@ -474,23 +472,22 @@ class LocalStore:
             return ContextState(context)
         window = tuple((int(stamp), str(version)) for stamp, version in json.loads(row[6]))
         return ContextState(
-            context,
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            bool(row[5]),
-            window,
-            row[7],
-            bool(row[8]),
+            name=context,
+            cursor=row[0],
+            max_stamp=row[1],
+            last_pull_ms=row[2],
+            last_full_ms=row[3],
+            last_purge_stamp=row[4],
+            collection_ready=bool(row[5]),
+            window=window,
+            settled=bool(row[7]),
         )
 
     def save_context_state(self, state: ContextState) -> None:
         with self._transaction():
             self._db.execute(
                 f"INSERT OR REPLACE INTO contexts (name, {self._STATE_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     state.name,
                     state.cursor,
@@ -500,7 +497,6 @@ class LocalStore:
                     state.last_purge_stamp,
                     int(state.collection_ready),
                     json.dumps([list(item) for item in state.window]),
-                    state.window_since_ms,
                     int(state.settled),
                 ),
             )
