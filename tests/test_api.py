@@ -437,7 +437,7 @@ def test_events_follow_the_work_in_order(caplog: pytest.LogCaptureFixture) -> No
         )
         b.add_sync_context("notes", lambda e: e.key != "x", bool, bool)
         assert not await b.sync()  # refuses x
-        b._contexts["notes"].on_insert = bool  # type: ignore[attr-defined]
+        b._contexts["notes"].on_insert = bool
         await b.upsert_database_entry("notes", "y", 2)
         assert await b.sync()
         await a.helper.close()

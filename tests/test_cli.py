@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import brh.engine
-from brh.core import Action, Decision
+from brh.core import Action, Decision, decide
+from brh.store import Record
+from brh.wire import RemoteDoc
 from simulator import scenarios
 from simulator.cli import main
 
@@ -69,10 +70,9 @@ def test_explore_reports_failures_by_clause(
 ) -> None:
     """A helper with a bug: exit 1, failures counted by clause, a replay file and a report for
     each failing seed, and the replay reproduces the failure."""
-    real = brh.engine.decide
 
-    def deaf(local: Any, remote: Any) -> Decision:
-        decision = real(local, remote)
+    def deaf(local: Record | None, remote: RemoteDoc) -> Decision:
+        decision = decide(local, remote)
         return Decision(Action.SKIP, remote) if decision.action is Action.MODIFY else decision
 
     monkeypatch.setattr(brh.engine, "decide", deaf)

@@ -118,7 +118,7 @@ def test_delete_collection_drops_its_documents() -> None:
 def test_invalid_collection_names(name: Any, op: str) -> None:
     """Bad or Hive-internal collection names are InvalidParameterError (400) for every call."""
     vault = make(None, "c")
-    call = OPERATIONS.get(op, lambda v, c: v.create_collection(c))
+    call = OPERATIONS.get(op, FakeVault.create_collection)
     with pytest.raises(InvalidParameterError) as info:
         run(call(vault, name))
     assert info.value.status == 400
@@ -459,7 +459,7 @@ def test_insert_many_ordered_keeps_the_documents_before_the_failure() -> None:
 def test_deep_copies_in_and_out() -> None:
     """Neither the caller's inputs nor returned documents alias the stored state."""
     vault = make(None, "c")
-    document = {"k": 1, "tags": ["a"], "meta": {"x": 1}}
+    document: dict[str, Any] = {"k": 1, "tags": ["a"], "meta": {"x": 1}}
     run(vault.insert_one("c", document))
     document["tags"].append("mutated")
     document["meta"]["x"] = 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from brh import Entry
 from brh.store import LocalStore
@@ -77,7 +78,7 @@ def test_wipe_during_a_pass_leaves_that_context_alone() -> None:
             b.app.items[entry.key] = entry.data
             return True
 
-        b.helper._contexts["notes"].on_insert = slow_insert  # type: ignore[attr-defined]
+        b.helper._contexts["notes"].on_insert = slow_insert
         running = asyncio.ensure_future(b.helper.sync())
         await started.wait()
         await b.helper.wipe_local_context_data("notes")
@@ -98,7 +99,7 @@ def test_tombstones_are_purged_after_the_retention() -> None:
 
     async def main() -> None:
         vault = fake_vault()
-        options = {"tombstone_retention": 10 * DAY, "purge_interval": DAY}
+        options: dict[str, Any] = {"tombstone_retention": 10 * DAY, "purge_interval": DAY}
         a, b = Device("a", vault, **options), Device("b", vault, **options)
         await a.put("gone", 1)
         await a.put("kept", 2)
@@ -125,7 +126,7 @@ def test_a_device_away_longer_than_the_retention_resyncs_fully() -> None:
 
     async def main() -> None:
         vault = fake_vault()
-        options = {"tombstone_retention": 10 * DAY, "purge_interval": DAY}
+        options: dict[str, Any] = {"tombstone_retention": 10 * DAY, "purge_interval": DAY}
         a = Device("a", vault, **options)
         phone_store = LocalStore()  # kept by the test while the helper is closed
         away = Device("away", vault, store=phone_store, **options)

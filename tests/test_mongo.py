@@ -88,7 +88,12 @@ def test_paths_through_arrays_of_documents_and_indexes() -> None:
 
 def test_null_matches_missing_and_ne_null_excludes_it() -> None:
     """``{f: null}`` matches null and missing fields; ``$ne: null`` excludes both."""
-    docs = [{"_id": 1, "f": None}, {"_id": 2}, {"_id": 3, "f": 0}, {"_id": 4, "f": [None, 1]}]
+    docs: list[dict[str, Any]] = [
+        {"_id": 1, "f": None},
+        {"_id": 2},
+        {"_id": 3, "f": 0},
+        {"_id": 4, "f": [None, 1]},
+    ]
     assert ids(docs, {"f": None}) == [1, 2, 4]
     assert ids(docs, {"f": {"$eq": None}}) == [1, 2, 4]
     assert ids(docs, {"f": {"$ne": None}}) == [3]
@@ -97,7 +102,12 @@ def test_null_matches_missing_and_ne_null_excludes_it() -> None:
 
 def test_exists() -> None:
     """``$exists`` tests presence, whatever the value (null counts as present)."""
-    docs = [{"_id": 1, "f": None}, {"_id": 2}, {"_id": 3, "a": [{"f": 1}]}, {"_id": 4, "a": [1]}]
+    docs: list[dict[str, Any]] = [
+        {"_id": 1, "f": None},
+        {"_id": 2},
+        {"_id": 3, "a": [{"f": 1}]},
+        {"_id": 4, "a": [1]},
+    ]
     assert ids(docs, {"f": {"$exists": True}}) == [1]
     assert ids(docs, {"f": {"$exists": False}}) == [2, 3, 4]
     assert ids(docs, {"a.f": {"$exists": True}}) == [3]
@@ -120,13 +130,18 @@ def test_ne_on_arrays_excludes_when_any_element_matches() -> None:
 )
 def test_comparison_operators_on_numbers(op: str, expected: list[int]) -> None:
     """``$gt/$gte/$lt/$lte`` compare numbers, ints and floats together."""
-    docs = [{"_id": 1, "n": 1}, {"_id": 2, "n": 2.0}, {"_id": 3, "n": 2.5}, {"_id": 4, "n": 10**20}]
+    docs: list[dict[str, Any]] = [
+        {"_id": 1, "n": 1},
+        {"_id": 2, "n": 2.0},
+        {"_id": 3, "n": 2.5},
+        {"_id": 4, "n": 10**20},
+    ]
     assert ids(docs, {"n": {op: 2}}) == expected
 
 
 def test_comparisons_bracket_by_type() -> None:
     """A comparison only matches values of the operand's BSON type class."""
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"_id": 1, "v": 5},
         {"_id": 2, "v": "5"},
         {"_id": 3, "v": True},
@@ -168,7 +183,12 @@ def test_nan_only_equals_nan() -> None:
 
 def test_in_and_nin() -> None:
     """``$in`` matches any listed value (null matches missing; regexes match); ``$nin`` not."""
-    docs = [{"_id": 1, "v": "a"}, {"_id": 2, "v": 2}, {"_id": 3}, {"_id": 4, "v": ["x", "b"]}]
+    docs: list[dict[str, Any]] = [
+        {"_id": 1, "v": "a"},
+        {"_id": 2, "v": 2},
+        {"_id": 3},
+        {"_id": 4, "v": ["x", "b"]},
+    ]
     assert ids(docs, {"v": {"$in": ["a", 2.0]}}) == [1, 2]
     assert ids(docs, {"v": {"$in": [None]}}) == [3]
     assert ids(docs, {"v": {"$in": [re.compile("^b")]}}) == [4]
@@ -185,6 +205,7 @@ def test_and_or_nor() -> None:
     assert ids(docs, {"$or": [{"a": 2}, {"b": 1}]}) == [1, 3]
     assert ids(docs, {"$nor": [{"a": 2}, {"b": 1}]}) == [2]
     assert ids(docs, {"a": 1, "$or": [{"b": 2}, {"b": 3}]}) == [2]
+    bad: object
     for bad in ([], {}, [1]):
         with pytest.raises(ServerError, match=r"\$or"):
             matches({}, {"$or": bad})
@@ -192,7 +213,12 @@ def test_and_or_nor() -> None:
 
 def test_not() -> None:
     """``$not`` negates an operator expression or a regex, and matches missing fields."""
-    docs = [{"_id": 1, "n": 1}, {"_id": 2, "n": 5}, {"_id": 3}, {"_id": 4, "n": "abc"}]
+    docs: list[dict[str, Any]] = [
+        {"_id": 1, "n": 1},
+        {"_id": 2, "n": 5},
+        {"_id": 3},
+        {"_id": 4, "n": "abc"},
+    ]
     assert ids(docs, {"n": {"$not": {"$gt": 2}}}) == [1, 3, 4]
     assert ids(docs, {"n": {"$not": re.compile("^a")}}) == [1, 2, 3]
     for bad in (5, {}, {"x": 1}):
@@ -445,7 +471,7 @@ def test_invalid_updates() -> None:
 
 def test_update_never_mutates_or_aliases_its_inputs() -> None:
     """The result is a fresh deep copy: input document and update values stay untouched."""
-    doc = {"a": {"b": [1, 2]}, "n": 1}
+    doc: dict[str, Any] = {"a": {"b": [1, 2]}, "n": 1}
     value = {"deep": [1]}
     update = {"$set": {"v": value}, "$push": {"a.b": 3}, "$inc": {"n": 1}}
     before = copy.deepcopy((doc, update))
@@ -495,7 +521,7 @@ def test_upsert_insert_combines_seed_and_update() -> None:
 
 def test_sort_uses_mongodbs_cross_type_order() -> None:
     """null/missing < numbers < strings < objects < arrays < ObjectId < bool."""
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"_id": "bool", "v": False},
         {"_id": "oid", "v": OID_A},
         {"_id": "obj", "v": {"a": 1}},
@@ -514,7 +540,11 @@ def test_sort_uses_mongodbs_cross_type_order() -> None:
 
 def test_nan_sorts_before_every_other_number() -> None:
     """MongoDB orders NaN below all numbers (and equal to any other NaN)."""
-    docs = [{"_id": 1, "v": -(10**9)}, {"_id": 2, "v": float("nan")}, {"_id": 3, "v": None}]
+    docs: list[dict[str, Any]] = [
+        {"_id": 1, "v": -(10**9)},
+        {"_id": 2, "v": float("nan")},
+        {"_id": 3, "v": None},
+    ]
     assert [d["_id"] for d in sort_documents(docs, [("v", 1)])] == [3, 2, 1]
     assert compare(float("nan"), float("-inf")) == -1
     assert compare(float("nan"), float("nan")) == 0
@@ -522,7 +552,11 @@ def test_nan_sorts_before_every_other_number() -> None:
 
 def test_sort_on_arrays_uses_min_ascending_and_max_descending() -> None:
     """An array sorts by its smallest element ascending and its largest descending."""
-    docs = [{"_id": 1, "v": [1, 10]}, {"_id": 2, "v": 5}, {"_id": 3, "v": [3, 4]}]
+    docs: list[dict[str, Any]] = [
+        {"_id": 1, "v": [1, 10]},
+        {"_id": 2, "v": 5},
+        {"_id": 3, "v": [3, 4]},
+    ]
     assert [d["_id"] for d in sort_documents(docs, [("v", 1)])] == [1, 3, 2]
     assert [d["_id"] for d in sort_documents(docs, [("v", -1)])] == [1, 2, 3]
 
@@ -554,7 +588,7 @@ def test_bad_sort_specifications(spec: Any) -> None:
 # -- projection ---------------------------------------------------------------------------------
 
 
-DOC = {"_id": OID_A, "a": 1, "b": {"c": 2, "d": 3}, "l": [{"x": 1, "y": 2}, 5]}
+DOC: dict[str, Any] = {"_id": OID_A, "a": 1, "b": {"c": 2, "d": 3}, "l": [{"x": 1, "y": 2}, 5]}
 
 
 def test_inclusion_projection() -> None:
@@ -601,7 +635,7 @@ def test_projection_returns_copies() -> None:
 
 def test_clone_normalises_and_rejects() -> None:
     """Clones are plain JSON-like values; unsupported types and non-string keys are refused."""
-    source = {"t": (1, [2]), "d": {"e": OID_A}}
+    source: dict[str, Any] = {"t": (1, [2]), "d": {"e": OID_A}}
     copied = clone(source)
     assert copied == {"t": [1, [2]], "d": {"e": OID_A}}
     copied["t"][1].append(3)

@@ -101,7 +101,7 @@ def test_close_during_a_pass_answers_every_waiter() -> None:
             await asyncio.sleep(10 * HOUR)
             return True
 
-        b.helper._contexts["notes"].on_insert = forever  # type: ignore[attr-defined]
+        b.helper._contexts["notes"].on_insert = forever
         running = asyncio.ensure_future(b.helper.sync())
         await asyncio.sleep(1)
         waiting = asyncio.ensure_future(b.helper.sync())

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 import brh.engine
-from brh.core import Action, Decision
+from brh.core import Action, Decision, decide
+from brh.store import Record
 from brh.vault import NetworkError
+from brh.wire import RemoteDoc
 from simulator.explore import SwarmConfig, choose_config, read_replay, run_config, write_replay
 from simulator.timeloop import VirtualDeadlock, run
 from simulator.world import World, simulate
@@ -55,10 +57,9 @@ def _scripted(world: World) -> Any:
 
 def test_checkers_catch_a_helper_that_echoes(monkeypatch: pytest.MonkeyPatch) -> None:
     """CB-4: a helper that tells a device about its own writes is caught."""
-    real = brh.engine.decide
 
-    def echoing(local: Any, remote: Any) -> Decision:
-        decision = real(local, remote)
+    def echoing(local: Record | None, remote: RemoteDoc) -> Decision:
+        decision = decide(local, remote)
         own = local is not None and remote.version == local.version and not local.deleted
         if own and decision.action in (Action.ECHO, Action.SKIP):
             return Decision(Action.MODIFY, remote)
@@ -73,10 +74,9 @@ def test_checkers_catch_a_helper_that_ignores_remote_changes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SYNC-1, ORD-2: a helper that never applies remote modifications does not converge."""
-    real = brh.engine.decide
 
-    def deaf(local: Any, remote: Any) -> Decision:
-        decision = real(local, remote)
+    def deaf(local: Record | None, remote: RemoteDoc) -> Decision:
+        decision = decide(local, remote)
         return Decision(Action.SKIP, remote) if decision.action is Action.MODIFY else decision
 
     monkeypatch.setattr(brh.engine, "decide", deaf)

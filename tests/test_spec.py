@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLAUSE = re.compile(r"\*\*([A-Z]+-\d+)\*\* \[(design|beyond)\]")
 
 
-def spec_clauses() -> list[str]:
+def spec_clauses() -> list[tuple[str, str]]:
     return CLAUSE.findall((ROOT / "SPEC.md").read_text())
 
 

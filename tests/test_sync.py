@@ -53,7 +53,12 @@ def test_contexts_sync_in_registration_order() -> None:
         await settle(a)
         order: list[str] = []
         for name, app in b.apps.items():
-            app.refuse = lambda kind, entry, name=name: not order.append(name)  # type: ignore[func-returns-value]
+
+            def refuse(kind: str, entry: Entry, name: str = name) -> bool:
+                order.append(name)
+                return True
+
+            app.refuse = refuse
         await b.helper.sync()
         assert order == ["zeta"]  # zeta first, and the refusal stopped the pass (CB-6)
         await close_all(a, b)
@@ -238,7 +243,7 @@ def test_paged_pull_survives_updates_between_pages() -> None:
             b.app.calls.append(("insert", entry.key, entry.data))
             return True
 
-        b.helper._contexts["notes"].on_insert = on_insert  # type: ignore[attr-defined]
+        b.helper._contexts["notes"].on_insert = on_insert
         vault.reset_log()
         assert await b.helper.sync()
         assert vault.counts_by_op()["query"] >= 4  # ceil(10 / 3) pages, at least
@@ -454,7 +459,7 @@ def test_local_write_during_a_callback_wins() -> None:
             await asyncio.sleep(30)  # asking the user...
             return True
 
-        b.helper._contexts["notes"].on_modify = slow_modify  # type: ignore[attr-defined]
+        b.helper._contexts["notes"].on_modify = slow_modify
         pass_task = asyncio.ensure_future(b.helper.sync())
         await in_callback.wait()
         await b.put("x", "typed meanwhile")  # from the app's own task, not the callback's
