@@ -56,6 +56,8 @@ class Context:
     on_modify: Callback
     on_delete: Callback
     epoch: int = 0
+    collection_ready: bool = False
+    """Known to exist on the vault (cached from the store; reset when the vault loses it)."""
 
 
 @dataclass
@@ -167,6 +169,7 @@ class SyncEngine:
                     ctx.name,
                     ctx.collection,
                 )
+                ctx.collection_ready = False
                 if ctx.epoch == epoch and not self.closed():
                     self.store.requeue_all(ctx.name)
                 stats.failed.append(ctx.name)
@@ -222,8 +225,10 @@ class SyncEngine:
             raise ContextReset()
 
     async def _ensure_collection(self, ctx: Context, stats: PassStats) -> None:
-        state = self.store.context_state(ctx.name)
-        if state.collection_ready:
+        if ctx.collection_ready:
+            return
+        if self.store.context_state(ctx.name).collection_ready:
+            ctx.collection_ready = True
             return
         stats.requests += 1
         try:
@@ -234,6 +239,7 @@ class SyncEngine:
         self._save_state(
             ctx, ctx.epoch, replace(self.store.context_state(ctx.name), collection_ready=True)
         )
+        ctx.collection_ready = True
 
     def _save_state(self, ctx: Context, epoch: int, state: ContextState) -> None:
         self._check_epoch(ctx, epoch)
@@ -310,6 +316,7 @@ class SyncEngine:
                     )
                 raise
             stamps: list[int] = [d["modified"] for d in raw if isinstance(d.get("modified"), int)]
+            last_page = len(raw) < self.options.page_size
             if stamps:
                 cursor = stamps[-1] if cursor is None else max(cursor, stamps[-1])
                 max_stamp = _max(max_stamp, max(stamps))
@@ -321,17 +328,18 @@ class SyncEngine:
                 )
                 grew = grew or len(window) > before
                 window = set(_prune(window, cursor - self.options.overlap))
-                self._save_state(
-                    ctx,
-                    epoch,
-                    replace(
-                        self.store.context_state(ctx.name),
-                        cursor=cursor,
-                        max_stamp=max_stamp,
-                        window=tuple(sorted(window)),
-                    ),
-                )
-            if len(raw) < self.options.page_size:
+                if not last_page:  # the last page's progress is saved with the pass's end
+                    self._save_state(
+                        ctx,
+                        epoch,
+                        replace(
+                            self.store.context_state(ctx.name),
+                            cursor=cursor,
+                            max_stamp=max_stamp,
+                            window=tuple(sorted(window)),
+                        ),
+                    )
+            if last_page:
                 break
             last = raw[-1]
             if isinstance(last.get("modified"), int) and last.get("_id") is not None:
@@ -361,7 +369,7 @@ class SyncEngine:
                 max_stamp=max_stamp,
                 last_pull_ms=now_ms,
                 last_full_ms=now_ms if resync else state.last_full_ms,
-                window=() if settled else current.window,
+                window=() if settled else tuple(sorted(window)),
                 settled=settled,
             ),
         )
