@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from brh.vault import (
@@ -140,6 +142,240 @@ def _window(skip: Any, limit: Any) -> tuple[int, int | None]:
     return start, (count or None)
 
 
+# -- indexes ------------------------------------------------------------------------------------
+#
+# Every request used to evaluate its filter on every document of the collection. The Hive helper's
+# commonest requests select by the top-level ``key`` (one key, or ``$in`` a few) or pull by the
+# top-level ``modified`` stamp from a lower bound, so a collection keeps two indexes on those
+# fields. They only *pre-select candidates*: the whole compiled filter is still evaluated on each
+# candidate, so an index needs only to be a superset of the matches (never miss one), and
+# candidates are visited in natural order, so results, their order and "first match" semantics
+# are those of a full scan.
+
+_Number = int | float
+
+# Types whose values never compare equal to a ``str`` (dataclass ObjectId compares to ObjectIds
+# only). A ``key`` value of any other type (in practice none: stored documents are cloned into
+# plain types) puts its document among the candidates of every key lookup.
+_NEVER_A_STRING: frozenset[type] = frozenset({int, float, bool, type(None), dict, list, ObjectId})
+
+
+def _is_number(value: Any) -> bool:
+    """True for the values a numeric comparison can match: exact int/float, not NaN."""
+    return (type(value) is int or type(value) is float) and value == value
+
+
+def _key_entries(doc: Document) -> tuple[tuple[str, ...], bool]:
+    """The strings a document's top-level ``key`` equals, and whether it has odd values.
+
+    A filter ``{"key": "k"}`` (or ``$eq``/``$in`` of strings) matches when ``key`` is ``"k"`` or
+    an array with the element ``"k"`` (one level, as in :mod:`simulator.mongo.filters`), so both
+    are indexed. ``odd`` is True when some value might equal a string without being one.
+    """
+    value = doc.get("key", mongo.MISSING)
+    if type(value) is str:
+        return (value,), False
+    if type(value) is list:
+        strings = tuple(dict.fromkeys(e for e in value if type(e) is str))  # once each
+        odd = any(type(e) is not str and type(e) not in _NEVER_A_STRING for e in value)
+        return strings, odd
+    return (), value is not mongo.MISSING and type(value) not in _NEVER_A_STRING
+
+
+def _modified_entry(doc: Document) -> _Number | None:
+    """The largest number a numeric lower bound on ``modified`` could match in ``doc``, or None.
+
+    ``$gt``/``$gte``/equality with a number only match a top-level ``modified`` that is (or is an
+    array with an element that is) an exact ``int``/``float`` (not bool, not NaN): see
+    ``_compare_test`` and ``_eq_test``. A document without such a value matches no bound.
+    """
+    value = doc.get("modified")
+    if type(value) is int or type(value) is float:
+        return value if value == value else None
+    if type(value) is list:
+        numbers: list[_Number] = [e for e in value if _is_number(e)]
+        if numbers:
+            return max(numbers)
+    return None
+
+
+def _is_operators(value: Any) -> bool:
+    """True for a non-empty document of ``$`` operators (as the filter compiler decides)."""
+    return mongo.is_document(value) and bool(value) and str(next(iter(value))).startswith("$")
+
+
+def _clause_list(value: Any) -> list[Mapping[str, Any]] | None:
+    if isinstance(value, (list, tuple)) and value and all(mongo.is_document(c) for c in value):
+        return list(value)
+    return None
+
+
+def _key_set(filter: Mapping[str, Any]) -> set[str] | None:
+    """Strings, one of which the top-level ``key`` of every match must equal, or None.
+
+    From ``{"key": "k"}``, ``{"key": {"$eq": "k", ...}}`` and ``{"key": {"$in": [strings]}}``,
+    intersected over ``$and`` clauses, and the union over ``$or`` branches if each has one.
+    ``filter`` has already been compiled, hence validated.
+    """
+    found: set[str] | None = None
+
+    def narrow(keys: set[str] | None) -> None:
+        nonlocal found
+        if keys is not None:
+            found = keys if found is None else found & keys
+
+    if "key" in filter:
+        condition = filter["key"]
+        if type(condition) is str:
+            narrow({condition})
+        elif _is_operators(condition):
+            eq = condition.get("$eq", mongo.MISSING)
+            values = condition.get("$in", mongo.MISSING)
+            if type(eq) is str:
+                narrow({eq})
+            elif isinstance(values, (list, tuple)) and all(type(v) is str for v in values):
+                narrow(set(values))
+    for clause in _clause_list(filter.get("$and")) or ():
+        narrow(_key_set(clause))
+    branches = _clause_list(filter.get("$or"))
+    if branches is not None:
+        union: set[str] = set()
+        for branch in branches:
+            keys = _key_set(branch)
+            if keys is None:
+                break
+            union |= keys
+        else:
+            narrow(union)
+    return found
+
+
+def _modified_bound(filter: Mapping[str, Any]) -> _Number | None:
+    """A number that the top-level ``modified`` of every match reaches, or None.
+
+    From ``{"modified": {"$gte"|"$gt"|"$eq": n}}`` and ``{"modified": n}`` (n an exact int or
+    float, not NaN), the largest over ``$and`` clauses, the smallest over ``$or`` branches if
+    each has one. ``filter`` has already been compiled, hence validated.
+    """
+    bounds: list[_Number] = []
+    if "modified" in filter:
+        condition = filter["modified"]
+        if _is_number(condition):
+            bounds.append(condition)
+        elif _is_operators(condition):
+            bounds.extend(
+                condition[op]
+                for op in ("$gt", "$gte", "$eq")
+                if op in condition and _is_number(condition[op])
+            )
+    for clause in _clause_list(filter.get("$and")) or ():
+        bound = _modified_bound(clause)
+        if bound is not None:
+            bounds.append(bound)
+    branches = _clause_list(filter.get("$or"))
+    if branches is not None:
+        branch_bounds = [_modified_bound(branch) for branch in branches]
+        if all(b is not None for b in branch_bounds):
+            bounds.append(min(b for b in branch_bounds if b is not None))
+    return max(bounds) if bounds else None
+
+
+class _Collection:
+    """A collection's documents in natural order, with the indexes on ``key`` and ``modified``.
+
+    ``docs`` maps ``_id`` hex to the stored document; it must only be changed through
+    :meth:`put` and :meth:`remove`, which keep the indexes in step:
+
+    * ``_seq``: each document's insertion number (natural order; a replaced document keeps its
+      place and number, a deleted and re-inserted one goes to the end);
+    * ``_by_key``: string -> ids of the documents whose top-level ``key`` is that string or an
+      array holding it; ``_odd_keys``: ids whose ``key`` might equal a string without being one;
+    * ``_by_modified``: sorted ``(modified, seq, id)`` of the documents whose ``modified`` is a
+      number or an array holding numbers (the largest), see :func:`_modified_entry`.
+    """
+
+    __slots__ = ("_by_key", "_by_modified", "_entries", "_next_seq", "_odd_keys", "_seq", "docs")
+
+    modified_share: float = 0.5
+    """Use the ``modified`` index only if it leaves at most this share of the documents (a class
+    setting; tests raise it to 1.0 to exercise the index on small collections)."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, Document] = {}
+        self._seq: dict[str, int] = {}
+        self._next_seq = 0
+        self._by_key: dict[str, set[str]] = {}
+        self._odd_keys: set[str] = set()
+        self._by_modified: list[tuple[_Number, int, str]] = []
+        # What each document contributed to the indexes, to take it out again.
+        self._entries: dict[str, tuple[tuple[str, ...], _Number | None]] = {}
+
+    def put(self, oid: str, doc: Document) -> None:
+        """Store ``doc`` under ``oid``: replace it in place, or append it to natural order."""
+        if oid in self.docs:
+            self._unindex(oid)
+        else:
+            self._seq[oid] = self._next_seq
+            self._next_seq += 1
+        self.docs[oid] = doc
+        keys, odd = _key_entries(doc)
+        for key in keys:
+            self._by_key.setdefault(key, set()).add(oid)
+        if odd:
+            self._odd_keys.add(oid)
+        modified = _modified_entry(doc)
+        if modified is not None:
+            insort(self._by_modified, (modified, self._seq[oid], oid))
+        self._entries[oid] = (keys, modified)
+
+    def remove(self, oid: str) -> None:
+        """Delete the document ``oid``."""
+        self._unindex(oid)
+        del self.docs[oid]
+        del self._seq[oid]
+
+    def _unindex(self, oid: str) -> None:
+        keys, modified = self._entries.pop(oid)
+        for key in keys:
+            holders = self._by_key[key]
+            holders.remove(oid)
+            if not holders:
+                del self._by_key[key]
+        self._odd_keys.discard(oid)
+        if modified is not None:
+            entry = (modified, self._seq[oid], oid)
+            index = bisect_left(self._by_modified, entry)
+            assert self._by_modified[index] == entry
+            del self._by_modified[index]
+
+    def candidates(self, filter: Mapping[str, Any]) -> Iterable[tuple[str, Document]]:
+        """``(id, document)`` pairs in natural order, a superset of the matches of ``filter``.
+
+        ``filter`` must already have been compiled (so it is valid). Uses the ``key`` index, or
+        the ``modified`` index when it leaves at most half of the collection (a scan is cheaper
+        otherwise, and a limited find can stop early), or else every document.
+        """
+        docs = self.docs
+        best: list[str] | None = None
+        keys = _key_set(filter)
+        if keys is not None:
+            ids: set[str] = set(self._odd_keys)
+            for key in keys:
+                ids.update(self._by_key.get(key, ()))
+            seq = self._seq
+            best = sorted(ids, key=seq.__getitem__)
+        bound = _modified_bound(filter)
+        if bound is not None:
+            start = bisect_left(self._by_modified, (bound,))
+            count = len(self._by_modified) - start
+            if count <= len(docs) * self.modified_share and (best is None or count < len(best)):
+                tail = sorted(self._by_modified[start:], key=itemgetter(1))
+                best = [oid for _, _, oid in tail]
+        if best is None:
+            return docs.items()
+        return [(oid, docs[oid]) for oid in best]
+
+
 class FakeVault:
     """In-memory :class:`brh.vault.Vault` with Hive's semantics (see the module docstring).
 
@@ -151,7 +387,7 @@ class FakeVault:
     def __init__(self, *, clock: Callable[[], float] | None = None, record: bool = True) -> None:
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._record = record
-        self._collections: dict[str, dict[str, Document]] = {}
+        self._collections: dict[str, _Collection] = {}
         self._next_counter = 0
         self.requests: list[VaultRequest] = []
         self.request_count = 0
@@ -191,11 +427,11 @@ class FakeVault:
 
     def documents(self, collection: str) -> list[Document]:
         """Deep copies of a collection's documents in natural order."""
-        return [mongo.copy_value(doc) for doc in self._get(collection).values()]
+        return [mongo.copy_value(doc) for doc in self._get(collection).docs.values()]
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _get(self, collection: Any) -> dict[str, Document]:
+    def _get(self, collection: Any) -> _Collection:
         docs = self._collections.get(_check_name(collection))
         if docs is None:
             raise CollectionNotFoundError(f"Can not find collection {collection}")
@@ -204,7 +440,7 @@ class FakeVault:
     def _now(self) -> int:
         return int(self._clock())
 
-    def _store_new(self, docs: dict[str, Document], doc: Document, now: int) -> ObjectId:
+    def _store_new(self, coll: _Collection, doc: Document, now: int) -> ObjectId:
         """Give ``doc`` an ``_id`` (first), check it, and insert it; nothing changes on error."""
         generated = "_id" not in doc
         if generated:
@@ -214,21 +450,19 @@ class FakeVault:
             if not isinstance(oid, ObjectId):
                 raise InvalidParameterError(f"_id must be an ObjectId, got {oid!r}")
         doc = {"_id": oid, **{k: v for k, v in doc.items() if k != "_id"}}
-        if oid.hex in docs:
+        if oid.hex in coll.docs:
             raise ServerError(f"E11000 duplicate key error: dup key: {{ _id: {oid} }}")
         _check_size(doc)
-        docs[oid.hex] = doc
+        coll.put(oid.hex, doc)
         if generated:
             self._next_counter += 1
         return oid
 
-    def _matching(
-        self, docs: dict[str, Document], filter: Any, *, first: bool = False
-    ) -> list[str]:
+    def _matching(self, coll: _Collection, filter: Any, *, first: bool = False) -> list[str]:
         """The keys (``_id`` hex) of the matching documents, in natural order."""
         predicate = mongo.compile_filter(_check_mapping(filter, "filter"))
         found: list[str] = []
-        for key, doc in docs.items():
+        for key, doc in coll.candidates(filter):
             if predicate(doc):
                 found.append(key)
                 if first:
@@ -238,7 +472,7 @@ class FakeVault:
     def _insert(
         self, collection: Any, documents: Any, ordered: bool, timestamp: bool
     ) -> InsertResult:
-        docs = self._get(collection)
+        coll = self._get(collection)
         _check_flag(ordered, "ordered")
         _check_flag(timestamp, "timestamp")
         if isinstance(documents, (str, bytes, Mapping)) or not isinstance(documents, Sequence):
@@ -253,7 +487,7 @@ class FakeVault:
             if timestamp:
                 doc["created"] = doc["modified"] = now
             try:
-                inserted.append(self._store_new(docs, doc, now))
+                inserted.append(self._store_new(coll, doc, now))
             except VaultError as exc:
                 if ordered:
                     raise
@@ -271,11 +505,11 @@ class FakeVault:
         timestamp: bool,
         first: bool,
     ) -> UpdateResult:
-        docs = self._get(collection)
+        coll = self._get(collection)
         _check_flag(upsert, "upsert")
         _check_flag(timestamp, "timestamp")
         _check_mapping(update, "update")
-        found = self._matching(docs, filter, first=first)
+        found = self._matching(coll, filter, first=first)
         now = self._now()
         update = dict(update)
         if timestamp:  # Hive adds its stamps to the client's update document
@@ -296,8 +530,9 @@ class FakeVault:
                 mongo.apply_update({}, update, is_insert=False)  # still reject a bad update
                 return UpdateResult(acknowledged=True, matched_count=0, modified_count=0)
             doc = mongo.apply_update(mongo.upsert_seed(filter), update, is_insert=True)
-            upserted = self._store_new(docs, doc, now)
+            upserted = self._store_new(coll, doc, now)
             return UpdateResult(True, matched_count=0, modified_count=0, upserted_id=upserted)
+        docs = coll.docs
         changed: dict[str, Document] = {}
         for key in found:
             new = mongo.apply_update(docs[key], update, is_insert=False)
@@ -305,7 +540,8 @@ class FakeVault:
             if new != docs[key] or not mongo.identical(new, docs[key]):
                 _check_size(new)
                 changed[key] = new
-        docs.update(changed)
+        for key, new in changed.items():
+            coll.put(key, new)
         return UpdateResult(True, matched_count=len(found), modified_count=len(changed))
 
     def _find(
@@ -317,18 +553,18 @@ class FakeVault:
         sort: Any = None,
         projection: Any = None,
     ) -> list[Document]:
-        docs = self._get(collection)
+        coll = self._get(collection)
         start, count = _window(skip, limit)
         if projection is not None:
             _check_mapping(projection, "projection")
         shape = mongo.compile_projection(projection)
         if sort:
-            selected = [docs[key] for key in self._matching(docs, filter)]
+            selected = [coll.docs[key] for key in self._matching(coll, filter)]
             selected = mongo.sort_documents(selected, sort)
         else:
             predicate = mongo.compile_filter(_check_mapping(filter, "filter"))
             selected = []
-            for doc in docs.values():
+            for _, doc in coll.candidates(filter):
                 if predicate(doc):
                     selected.append(doc)
                     if count is not None and len(selected) >= start + count:
@@ -337,13 +573,13 @@ class FakeVault:
         return [shape(doc) for doc in selected[start:end]]
 
     def _count(self, collection: Any, filter: Any, skip: Any, limit: Any) -> int:
-        docs = self._get(collection)
+        coll = self._get(collection)
         start = _check_count(skip, "skip")
         count = _check_count(limit, "limit", optional=True)
         assert start is not None
         if count == 0:  # Hive counts with count_documents, whose $limit stage must be positive
             raise ServerError("the limit must be positive")
-        total = max(0, len(self._matching(docs, filter)) - start)
+        total = max(0, len(self._matching(coll, filter)) - start)
         return total if count is None else min(total, count)
 
     # -- the Vault protocol ---------------------------------------------------------------------
@@ -354,7 +590,7 @@ class FakeVault:
         def body() -> None:
             if _check_name(name) in self._collections:
                 raise AlreadyExistsError(f"The collection {name} already exists")
-            self._collections[name] = {}
+            self._collections[name] = _Collection()
 
         self._call("create_collection", name, body)
 
@@ -426,9 +662,9 @@ class FakeVault:
         """Delete the first match in natural order, if any."""
 
         def body() -> None:
-            docs = self._get(collection)
-            for key in self._matching(docs, filter, first=True):
-                del docs[key]
+            coll = self._get(collection)
+            for key in self._matching(coll, filter, first=True):
+                coll.remove(key)
 
         self._call("delete_one", collection, body)
 
@@ -436,9 +672,9 @@ class FakeVault:
         """Delete every match."""
 
         def body() -> None:
-            docs = self._get(collection)
-            for key in self._matching(docs, filter):
-                del docs[key]
+            coll = self._get(collection)
+            for key in self._matching(coll, filter):
+                coll.remove(key)
 
         self._call("delete_many", collection, body)
 
