@@ -303,17 +303,7 @@ class SyncEngine:
                 )
                 if refused_stamp is not None and (cursor is None or refused_stamp > cursor):
                     cursor = refused_stamp
-                    self._save_state(
-                        ctx,
-                        epoch,
-                        replace(
-                            self.store.context_state(ctx.name),
-                            cursor=cursor,
-                            max_stamp=_max(max_stamp, refused_stamp),
-                            window=_prune(window, cursor - self.options.overlap),
-                            settled=False,
-                        ),
-                    )
+                    self._save_progress(ctx, epoch, cursor, _max(max_stamp, refused_stamp), window)
                 raise
             stamps: list[int] = [d["modified"] for d in raw if isinstance(d.get("modified"), int)]
             last_page = len(raw) < self.options.page_size
@@ -329,16 +319,7 @@ class SyncEngine:
                 grew = grew or len(window) > before
                 window = set(_prune(window, cursor - self.options.overlap))
                 if not last_page:  # the last page's progress is saved with the pass's end
-                    self._save_state(
-                        ctx,
-                        epoch,
-                        replace(
-                            self.store.context_state(ctx.name),
-                            cursor=cursor,
-                            max_stamp=max_stamp,
-                            window=tuple(sorted(window)),
-                        ),
-                    )
+                    self._save_progress(ctx, epoch, cursor, max_stamp, window)
             if last_page:
                 break
             last = raw[-1]
@@ -371,6 +352,28 @@ class SyncEngine:
                 last_full_ms=now_ms if resync else state.last_full_ms,
                 window=() if settled else tuple(sorted(window)),
                 settled=settled,
+            ),
+        )
+
+    def _save_progress(
+        self,
+        ctx: Context,
+        epoch: int,
+        cursor: int,
+        max_stamp: int | None,
+        window: set[tuple[int, str]],
+    ) -> None:
+        """Persist a pull's progress part-way. The cursor moved, so it is no longer settled:
+        a restart must re-read the overlap (more documents may share the cursor's stamp)."""
+        self._save_state(
+            ctx,
+            epoch,
+            replace(
+                self.store.context_state(ctx.name),
+                cursor=cursor,
+                max_stamp=max_stamp,
+                window=_prune(window, cursor - self.options.overlap),
+                settled=False,
             ),
         )
 
