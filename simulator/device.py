@@ -1,10 +1,16 @@
 """A simulated device: one helper, an app model per context, a skewable clock, a local store
-that survives crashes, and the verbs of a device's life (crash, restart, reinstall)."""
+that survives crashes, and the verbs of a device's life (crash, restart, reinstall).
+
+By default a device runs the reference helper (``brh``) on an in-memory store it owns; given a
+``factory`` (see :mod:`simulator.impl`) it runs that implementation instead, its store in a
+directory under ``workdir``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import random
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +20,12 @@ from brh.store import LocalStore
 from brh.vault import Vault
 from simulator.app import AppModel, Behaviour
 from simulator.clocks import SkewedClock
+from simulator.impl import Callback, Factory, Helper, Installation, ReferenceHelper, as_entry
 
 __all__ = ["SimDevice"]
 
-WriteHook = Callable[["SimDevice", str, str, Version, bool, Any], None]
+WriteHook = Callable[["SimDevice", str, str, Version | None, bool, Any], None]
+"""Called after each acknowledged app write (the version is None for a non-reference helper)."""
 
 
 class SimDevice:
@@ -42,14 +50,23 @@ class SimDevice:
         on_write: WriteHook | None = None,
         observer: Callable[[SimDevice, str, str, Entry], None] | None = None,
         listener: Callable[[SyncEvent], None] | None = None,
+        factory: Factory | None = None,
+        workdir: Path | None = None,
         **options: Any,
     ) -> None:
+        if factory is not None and workdir is None:
+            raise ValueError(f"device {name!r}: a factory needs a workdir for its store")
         self.name = name
         self.vault = vault
         self.contexts = contexts
         self.clock = clock or SkewedClock(offset=offset)
+        self.factory = factory
+        """The implementation this device runs (None: the reference, in process)."""
+        self.workdir = workdir
+        self.installs = 1
         self.store = store if isinstance(store, LocalStore) else LocalStore(store)
-        """The device's local store: it outlives crashes (the device owns it, not the helper)."""
+        """The reference's local store: it outlives crashes (the device owns it, not the
+        helper). A device running another implementation keeps its store in ``store_dir``."""
         self._on_write = on_write
         self._observer = observer
         self._listener = listener
@@ -62,15 +79,51 @@ class SimDevice:
 
     # -- life -------------------------------------------------------------------------------
 
+    @property
+    def reference(self) -> bool:
+        """Whether this device runs the reference helper (whose internals checkers may read)."""
+        return self.factory is None
+
+    @property
+    def helper(self) -> BackupRestoreHelper:
+        """The reference helper this device runs (an error for another implementation)."""
+        if self._brh is None:
+            raise RuntimeError(
+                f"device {self.name!r} runs {self.factory!r}, not the reference helper; "
+                "use .impl (the simulator.impl.Helper API)"
+            )
+        return self._brh
+
+    @property
+    def store_dir(self) -> Path:
+        """This installation's store directory (for a device running a factory)."""
+        assert self.workdir is not None
+        return self.workdir / f"{self.name}.{self.installs}"
+
     def _start(self, *, fresh_apps: bool) -> None:
-        self.helper = BackupRestoreHelper(
-            self.vault,
-            self.store,
-            device_id=self.name,
-            clock=self.clock,
-            listener=self._listener,
-            **self._options,
-        )
+        self._brh: BackupRestoreHelper | None = None
+        self.impl: Helper
+        if self.factory is None:
+            self._brh = BackupRestoreHelper(
+                self.vault,
+                self.store,
+                device_id=self.name,
+                clock=self.clock,
+                listener=self._listener,
+                **self._options,
+            )
+            self.impl = ReferenceHelper(self._brh)
+        else:
+            rng = self._options.get("rng")
+            self.impl = self.factory(
+                Installation(
+                    vault=self.vault,
+                    store=self.store_dir,
+                    clock=self.clock,
+                    device_id=self.name,
+                    rng=rng if isinstance(rng, random.Random) else random.Random(self.name),
+                )
+            )
         self.running = True
         for context in self.contexts:
             app = self.apps.get(context) if not fresh_apps else None
@@ -89,14 +142,19 @@ class SimDevice:
         self.apps[context] = app
         if context not in self.contexts:
             self.contexts = (*self.contexts, context)
-        self.helper.add_sync_context(context, app.on_insert, app.on_modify, app.on_delete)
+        if self.reference:
+            self.helper.add_sync_context(context, app.on_insert, app.on_modify, app.on_delete)
+        else:
+            self.impl.add_sync_context(
+                context, _adapted(app.on_insert), _adapted(app.on_modify), _adapted(app.on_delete)
+            )
         return app
 
     async def crash(self) -> None:
         """The process dies: timers and the running pass stop where they are (every store write
         is a transaction, so the store keeps exactly what was committed); the app's in-memory
         model is lost and rebuilt from the store on restart."""
-        await self.helper.close()
+        await self.impl.close()
         self.running = False
 
     async def restart(self) -> None:
@@ -118,6 +176,7 @@ class SimDevice:
         lost = [(c, r.key, r.version, r.base) for c in self.contexts for r in self.store.pending(c)]
         self.store.close()
         self.store = LocalStore(":memory:")
+        self.installs += 1
         self._start(fresh_apps=True)
         return lost
 
@@ -136,7 +195,7 @@ class SimDevice:
         self.apps[context].items[key] = data
         self.apps[context].declined.discard(key)
         self.apps[context].edits += 1
-        await self.helper.upsert_database_entry(context, key, data)
+        await self.impl.upsert_database_entry(context, key, data)
         self._written(context, key, deleted=False, data=data)
 
     async def remove(self, key: str, context: str | None = None) -> None:
@@ -144,22 +203,47 @@ class SimDevice:
         self.apps[context].items.pop(key, None)
         self.apps[context].declined.discard(key)
         self.apps[context].edits += 1
-        before = self.helper.store.get(context, key)
-        await self.helper.delete_database_entry(context, key)
-        if before is not None and not before.deleted:
+        held = self.holds(context, key)
+        await self.impl.delete_database_entry(context, key)
+        if held:
             self._written(context, key, deleted=True, data=None)
 
     def _written(self, context: str, key: str, *, deleted: bool, data: Any) -> None:
+        if self._on_write is None:
+            return
+        if not self.reference:
+            self._on_write(self, context, key, None, deleted, data)
+            return
         record = self.helper.store.get(context, key)
-        if self._on_write is not None and record is not None:
+        if record is not None:
             self._on_write(self, context, key, record.version, deleted, data)
 
     def local(self, context: str | None = None) -> dict[str, Any]:
         """The helper's live local copy of a context, key -> data."""
-        return {r.key: r.data for r in self.helper.store.entries(self._context(context))}
+        return self.impl.local_entries(self._context(context))
+
+    def holds(self, context: str, key: str) -> bool:
+        """Whether the helper's local copy has a live entry ``key``."""
+        if self.reference:
+            record = self.helper.store.get(context, key)
+            return record is not None and not record.deleted
+        return key in self.impl.local_entries(context)
 
     async def sync(self, *, full: bool = False) -> Any:
-        return await self.helper.sync(full=full)
+        """A pass: the reference's :class:`brh.SyncResult` (``full`` re-reads everything),
+        another implementation's bool (``full`` is not part of the common API)."""
+        if self.reference:
+            return await self.helper.sync(full=full)
+        return await self.impl.sync()
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
+
+
+def _adapted(callback: Callable[[Entry], bool | Awaitable[bool]]) -> Callback:
+    """An app callback that accepts what another implementation passes (see as_entry)."""
+
+    def adapted(value: Any) -> bool | Awaitable[bool]:
+        return callback(as_entry(value))
+
+    return adapted

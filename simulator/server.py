@@ -54,6 +54,8 @@ class VaultServer:
         """Extra seconds of processing per request."""
         self.upsert_race = 0.0
         """Seconds between an upsert's match check and its insert (0: atomic, as in the fake)."""
+        self.writes = 0
+        """Write requests that reached the vault (applied, or failed there)."""
 
     async def handle(
         self, device: str, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -68,6 +70,8 @@ class VaultServer:
             raise ServerError("internal error (before applying)")
         if self.slow:
             await asyncio.sleep(self.slow)
+        if op in WRITES:
+            self.writes += 1
         if self.upsert_race and op == "update_one" and kwargs.get("upsert"):
             result: Any = await self._racy_upsert(*args, **kwargs)
         else:

@@ -1,0 +1,180 @@
+"""Which sync helper a simulated device runs: the reference, or any other implementation.
+
+The simulator drives a helper only through the original design's API (``add_sync_context``,
+``upsert_database_entry``, ``delete_database_entry``, ``sync``, ``wipe_local_context_data``),
+plus two things a harness needs: ``local_entries`` (the live local copy, to check convergence)
+and ``close`` (a crash). That is :class:`Helper`. An implementation is given to the simulator as
+a **factory**: a callable that receives an :class:`Installation` (the harness's vault, a store
+directory that survives crashes and restarts but not a reinstall, the device's clock, its id
+and a seeded random generator) and returns a :class:`Helper`. It runs on the simulator's
+virtual-time event loop, so it must read time only from ``installation.clock`` and the running
+loop, and draw randomness only from ``installation.rng``.
+
+Factories are named ``package.module:attribute`` (:func:`load_factory`); the reference is
+``conformance.implementations.reference:factory``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from brh import BackupRestoreHelper, Entry
+from brh.vault import Vault
+
+__all__ = [
+    "Callback",
+    "Factory",
+    "FactoryError",
+    "Helper",
+    "Installation",
+    "ReferenceHelper",
+    "as_entry",
+    "load_factory",
+    "reference_factory",
+]
+
+Callback = Callable[[Any], bool | Awaitable[bool]]
+"""An app callback: receives the remote entry, returns (or resolves to) True or False."""
+
+
+@dataclass(frozen=True)
+class Installation:
+    """What the harness gives an implementation when a device installs or restarts it."""
+
+    vault: Vault
+    """The user's vault (behind this device's simulated network link)."""
+    store: Path
+    """A directory for the local store: kept across crashes and restarts, new on reinstall."""
+    clock: Callable[[], float]
+    """The device's wall clock, seconds since the epoch (skewed, drifting, jumping)."""
+    device_id: str
+    """A stable id for this installation's device."""
+    rng: random.Random
+    """The only source of randomness the implementation may use (seeded by the harness)."""
+
+
+@runtime_checkable
+class Helper(Protocol):
+    """The helper API a simulated device drives (the original design's, in Python names)."""
+
+    def add_sync_context(
+        self, name: str, on_insert: Callback, on_modify: Callback, on_delete: Callback
+    ) -> None:
+        """Register a context. Callbacks receive a :class:`brh.Entry` or a mapping with the
+        original document fields (``key``, ``data``, ``creationDate``, ``modificationDate``,
+        ``deletionDate``)."""
+        ...
+
+    async def upsert_database_entry(self, context: str, key: str, data: Any) -> None: ...
+
+    async def delete_database_entry(self, context: str, key: str) -> None: ...
+
+    async def sync(self) -> bool:
+        """One sync pass; True when it completed (no refusal, no error)."""
+        ...
+
+    async def wipe_local_context_data(self, context: str) -> None: ...
+
+    def local_entries(self, context: str) -> dict[str, Any]:
+        """The live local copy of a context: key -> data (tombstones left out)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop at once: the process dies (what was durably stored stays stored)."""
+        ...
+
+
+Factory = Callable[[Installation], Helper]
+
+
+class FactoryError(ValueError):
+    """A factory name that does not name a usable factory."""
+
+
+def load_factory(spec: str) -> Factory:
+    """The factory named ``package.module:attribute`` (a callable taking an Installation)."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise FactoryError(
+            f"implementation {spec!r}: expected 'package.module:factory', "
+            "e.g. 'conformance.implementations.reference:factory'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FactoryError(
+            f"implementation {spec!r}: cannot import {module_name!r}: {exc}"
+        ) from exc
+    try:
+        factory = getattr(module, attribute)
+    except AttributeError:
+        raise FactoryError(
+            f"implementation {spec!r}: module {module_name!r} has no attribute {attribute!r}"
+        ) from None
+    if not callable(factory):
+        raise FactoryError(f"implementation {spec!r}: {attribute!r} is not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+def as_entry(value: Any) -> Entry:
+    """A callback's argument as a :class:`brh.Entry` (an Entry, or an original-style document)."""
+    if isinstance(value, Entry):
+        return value
+    if isinstance(value, Mapping):
+        return Entry(
+            key=str(value["key"]),
+            data=value.get("data"),
+            creation_date=int(value.get("creationDate") or 0),
+            modification_date=int(value.get("modificationDate") or 0),
+            deletion_date=value.get("deletionDate"),
+        )
+    raise TypeError(f"a callback received {value!r}: expected a brh.Entry or a document mapping")
+
+
+class ReferenceHelper:
+    """:class:`brh.BackupRestoreHelper` seen through :class:`Helper`."""
+
+    def __init__(self, helper: BackupRestoreHelper) -> None:
+        self.brh = helper
+
+    def add_sync_context(
+        self, name: str, on_insert: Callback, on_modify: Callback, on_delete: Callback
+    ) -> None:
+        self.brh.add_sync_context(name, on_insert, on_modify, on_delete)
+
+    async def upsert_database_entry(self, context: str, key: str, data: Any) -> None:
+        await self.brh.upsert_database_entry(context, key, data)
+
+    async def delete_database_entry(self, context: str, key: str) -> None:
+        await self.brh.delete_database_entry(context, key)
+
+    async def sync(self) -> bool:
+        return (await self.brh.sync()).completed
+
+    async def wipe_local_context_data(self, context: str) -> None:
+        await self.brh.wipe_local_context_data(context)
+
+    def local_entries(self, context: str) -> dict[str, Any]:
+        return {r.key: r.data for r in self.brh.store.entries(context)}
+
+    async def close(self) -> None:
+        await self.brh.close()
+
+
+def reference_factory(installation: Installation, **options: Any) -> ReferenceHelper:
+    """The reference helper, its SQLite store in ``installation.store``."""
+    installation.store.mkdir(parents=True, exist_ok=True)
+    helper = BackupRestoreHelper(
+        installation.vault,
+        installation.store / "brh.sqlite3",
+        device_id=installation.device_id,
+        clock=installation.clock,
+        rng=installation.rng,
+        **options,
+    )
+    return ReferenceHelper(helper)
