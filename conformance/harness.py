@@ -1,0 +1,102 @@
+"""What a conformance test runs in: a simulated world on virtual time, on one implementation.
+
+A test receives a :class:`Sim` (the ``sim`` fixture) and hands it a scenario, an async function
+of a :class:`simulator.world.World`; the scenario drives devices and faults and asserts what it
+expects. Everything is deterministic for a given seed: the same seed, implementation and code
+replay the same run. When a run fails, :class:`Sim` knows the seed and the command that replays
+it (the plugin prints both and puts them in the report).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from simulator.impl import Factory
+from simulator.timeloop import run
+from simulator.trace import Trace
+from simulator.world import START, World
+
+__all__ = ["REFERENCE", "Sim", "Target"]
+
+T = TypeVar("T")
+
+REFERENCE = "reference"
+"""The name of the in-process reference helper (the default target)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The implementation under test and how a user selected it."""
+
+    name: str
+    """``reference``, a ``package.module:factory`` name, or the ``--brh-cmd`` command."""
+    factory: Factory | None
+    """None: the reference helper in process (with the simulator's internal checkers too)."""
+    option: str = ""
+    """The pytest option that selects it again (for replay commands)."""
+
+
+@dataclass
+class Sim:
+    """Runs a test's scenarios on :attr:`target` with :attr:`seed`, in :attr:`workdir`."""
+
+    target: Target
+    seed: int
+    workdir: Path
+    nodeid: str = ""
+    replay_base: str = "pytest"
+    runs: int = field(default=0)
+    traces: list[Path] = field(default_factory=list)
+
+    def run(
+        self,
+        scenario: Callable[[World], Awaitable[T]],
+        *,
+        settle: bool = True,
+        contexts: tuple[str, ...] = ("notes",),
+        **world_options: Any,
+    ) -> T:
+        """Build a world, run ``scenario`` in it, then (with ``settle``) heal every fault, sync
+        until quiet and fail the test on any checker finding. Returns the scenario's result.
+
+        The world's trace goes to ``workdir/trace-N.jsonl`` (kept for a failing test).
+        """
+        self.runs += 1
+        trace_path = self.workdir / f"trace-{self.runs}.jsonl"
+        self.traces.append(trace_path)
+        stores = self.workdir / f"stores-{self.runs}"
+        stores.mkdir(parents=True, exist_ok=True)
+
+        async def main() -> T:
+            world = World(
+                self.seed,
+                trace=Trace(trace_path),
+                contexts=contexts,
+                factory=self.target.factory,
+                workdir=stores,
+                **world_options,
+            )
+            try:
+                result = await scenario(world)
+                if settle:
+                    findings = await world.settle()
+                    if findings:
+                        lines = "\n  ".join(str(f) for f in findings)
+                        raise AssertionError(f"the simulator's checkers found:\n  {lines}")
+                return result
+            finally:
+                await world.close()
+
+        return run(main(), start=START)
+
+    def replay_command(self) -> str:
+        """The exact command that replays this test on this implementation and seed."""
+        parts = [self.replay_base, self.nodeid, f"--brh-seed={self.seed}"]
+        command = shlex.join(parts)
+        if self.target.option:
+            command += " " + self.target.option
+        return command

@@ -1,0 +1,17 @@
+"""The reference helper as a conformance factory: ``conformance.implementations.reference:factory``.
+
+``pytest --pyargs conformance`` runs the reference in process by default (with the simulator's
+own checkers reading its internals as well); naming this factory runs it exactly as any other
+Python implementation is run, its store a SQLite file in the harness's store directory.
+"""
+
+from __future__ import annotations
+
+from simulator.impl import Installation, ReferenceHelper, reference_factory
+
+__all__ = ["factory"]
+
+
+def factory(installation: Installation) -> ReferenceHelper:
+    """A :class:`brh.BackupRestoreHelper` for ``installation`` (see :mod:`simulator.impl`)."""
+    return reference_factory(installation)

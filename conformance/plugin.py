@@ -1,0 +1,258 @@
+"""The pytest plugin of the conformance suite (registered through the ``pytest11`` entry point).
+
+Options (all under "brh conformance" in ``pytest --help``):
+
+* ``--brh-impl NAME``: ``reference`` (default, in process) or ``package.module:factory``, any
+  Python implementation (see :mod:`simulator.impl` for the factory contract);
+* ``--brh-cmd COMMAND``: any language, run as a process speaking PROTOCOL.md;
+* ``--brh-level core|robust|all``: which tests run (default ``all``);
+* ``--brh-expectations FILE``: expected failures of this implementation (TOML, see
+  :mod:`conformance.expectations`); they run and are reported, an unexpected pass included;
+* ``--brh-report FILE.md|FILE.json``: a per-clause table, with each failure's seed and the
+  command that replays it;
+* ``--brh-seed N``: the seed of every simulated world (default 1).
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+from conformance.expectations import Expectations, load_expectations
+from conformance.harness import REFERENCE, Sim, Target
+from conformance.marks import LEVELS, MARK
+from conformance.report import Outcome, Report, TestRecord
+from simulator.impl import FactoryError, load_factory
+
+__all__ = ["sim"]
+
+_SIM = pytest.StashKey[Sim]()
+_RECORD = pytest.StashKey[TestRecord]()
+_STATE = pytest.StashKey["_State"]()
+
+
+class _State:
+    def __init__(self, target: Target, level: str, seed: int, expectations: Expectations) -> None:
+        self.target = target
+        self.level = level
+        self.seed = seed
+        self.expectations = expectations
+        self.report = Report(implementation=target.name, level=level, seed=seed)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("brh conformance", "backup/sync helper conformance suite")
+    group.addoption(
+        "--brh-impl",
+        default=REFERENCE,
+        metavar="NAME",
+        help="implementation under test: 'reference' (default) or 'package.module:factory'",
+    )
+    group.addoption(
+        "--brh-cmd",
+        default=None,
+        metavar="COMMAND",
+        help="implementation under test as a process speaking PROTOCOL.md, e.g. 'node h.js'",
+    )
+    group.addoption(
+        "--brh-level",
+        default="all",
+        choices=[*LEVELS, "all"],
+        help="core: what the design document promises; robust: what the original lacks",
+    )
+    group.addoption(
+        "--brh-expectations",
+        default=None,
+        metavar="FILE",
+        help="TOML of expected failures (test name, clause or weakness id -> reason)",
+    )
+    group.addoption(
+        "--brh-report",
+        default=None,
+        metavar="FILE",
+        help="write a per-clause report (.md or .json)",
+    )
+    group.addoption(
+        "--brh-seed",
+        default=1,
+        type=int,
+        metavar="N",
+        help="seed of every simulated world (default 1)",
+    )
+
+
+def _target(config: pytest.Config) -> Target:
+    impl: str = config.getoption("brh_impl")
+    cmd: str | None = config.getoption("brh_cmd")
+    if cmd is not None:
+        if impl != REFERENCE:
+            raise pytest.UsageError("--brh-impl and --brh-cmd: give one implementation, not both")
+        if not cmd.strip():
+            raise pytest.UsageError("--brh-cmd: the command is empty")
+        client = importlib.import_module("conformance.protocol.client")
+        factory = client.command_factory(shlex.split(cmd))
+        return Target(cmd, factory, f"--brh-cmd={shlex.quote(cmd)}")
+    if impl == REFERENCE:
+        return Target(REFERENCE, None)
+    try:
+        factory = load_factory(impl)
+    except FactoryError as exc:
+        raise pytest.UsageError(f"--brh-impl: {exc}") from None
+    return Target(impl, factory, f"--brh-impl={impl}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARK}(*clauses, level, weakness): a conformance test, the SPEC clauses it guards",
+    )
+    path = config.getoption("brh_expectations")
+    try:
+        expectations = load_expectations(Path(path)) if path else Expectations()
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"--brh-expectations: {exc}") from None
+    report = config.getoption("brh_report")
+    if report and Path(report).suffix not in (".md", ".json"):
+        raise pytest.UsageError(f"--brh-report: {report!r} must end in .md or .json")
+    config.stash[_STATE] = _State(
+        _target(config), config.getoption("brh_level"), config.getoption("brh_seed"), expectations
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    state = config.stash[_STATE]
+    return (
+        f"brh conformance: implementation {state.target.name}, level {state.level}, "
+        f"seed {state.seed}"
+    )
+
+
+def _mark(item: pytest.Item) -> pytest.Mark | None:
+    return item.get_closest_marker(MARK)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[_STATE]
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        mark = _mark(item)
+        if mark is None:
+            kept.append(item)
+            continue
+        level = mark.kwargs["level"]
+        if state.level != "all" and level != state.level:
+            dropped.append(item)
+            continue
+        kept.append(item)
+        record = TestRecord(
+            name=item.name,
+            nodeid=item.nodeid,
+            clauses=tuple(mark.args),
+            level=level,
+            weakness=mark.kwargs.get("weakness"),
+        )
+        item.stash[_RECORD] = record
+        reason = state.expectations.reason_for(record)
+        if reason is not None:
+            record.expected = reason
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture
+def sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
+    """A :class:`conformance.harness.Sim` on the implementation under test."""
+    state = request.config.stash[_STATE]
+    node = request.node
+    runner = Sim(
+        target=state.target,
+        seed=state.seed,
+        workdir=tmp_path,
+        nodeid=f"{node.path}::{node.name}",
+    )
+    node.stash[_SIM] = runner
+    return runner
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    record = item.stash.get(_RECORD, None)
+    if record is None:
+        return report
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        runner = item.stash.get(_SIM, None)
+        if runner is not None:
+            record.seed = runner.seed
+            record.replay = runner.replay_command()
+        record.outcome = _outcome(report)
+        if report.failed:
+            record.message = _first_line(report.longreprtext)
+            if runner is not None:
+                report.sections.append(
+                    ("brh conformance", f"seed {runner.seed}; replay: {record.replay}")
+                )
+        elif report.skipped and not hasattr(report, "wasxfail"):
+            record.message = _skip_reason(report)
+    return report
+
+
+def _outcome(report: pytest.TestReport) -> Outcome:
+    if hasattr(report, "wasxfail"):
+        return "xpass" if report.passed else "xfail"
+    if report.passed:
+        return "pass"
+    if report.skipped:
+        return "skip"
+    return "fail"
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("E "):
+            return line[1:].strip()
+    return text.strip().splitlines()[-1] if text.strip() else ""
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return ""
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash[_STATE]
+    for item in session.items:
+        record = item.stash.get(_RECORD, None)
+        if record is not None:
+            state.report.add(record)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    state = config.stash[_STATE]
+    report = state.report
+    if not report.records:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("brh conformance")
+    for line in report.summary_lines():
+        write(line)
+    unknown = state.expectations.unused(report.records)
+    if unknown:
+        write(f"expectations that matched no test: {', '.join(sorted(unknown))}")
+    path = config.getoption("brh_report")
+    if path:
+        report.write(Path(path))
+        write(f"report written to {path}")

@@ -1,0 +1,294 @@
+"""What the original helper lacks (level ``robust``): late uploads, clock skew, per-context
+progress, concurrent creators, retries, delete/edit conflicts, ties, crashes, lost answers.
+
+Tests that demonstrate one of the original's weaknesses (``../shared/reference/
+original-helper.md``) name it; the legacy baseline fails each of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from conformance.harness import Sim
+from conformance.marks import clause
+from conformance.steps import MINUTE, sync_all
+from simulator.world import World
+
+
+@clause("SYNC-4", level="robust", weakness="W1")
+def test_an_edit_uploaded_late_still_reaches_a_device_that_synced_meanwhile(sim: Sim) -> None:
+    """SYNC-4 (W1): B edits offline at t=100 and uploads at t=500; A synced at t=300. A's
+    next sync must still see B's edit (pulls follow the vault's order, not edit times)."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        await a.put("seed", 0)
+        await world.advance(5)
+        await sync_all(world)
+        world.disconnect("b")
+        await world.advance(100)
+        await b.put("x", "edited offline")
+        await world.advance(200)
+        await a.put("other", 1)
+        await a.sync()
+        await world.advance(200)
+        world.reconnect("b")
+        await b.sync()
+        await world.advance(5)
+        await a.sync()
+        assert a.app.items.get("x") == "edited offline"
+
+    sim.run(scenario)
+
+
+@clause("ORD-2", "ORD-3", level="robust", weakness="W2")
+def test_a_device_whose_clock_is_behind_does_not_lose_its_newer_edit(sim: Sim) -> None:
+    """ORD-3 (W2): a device an hour behind sees B's version, then edits: its edit is newer
+    and must win everywhere, whatever the clocks say."""
+
+    async def scenario(world: World) -> None:
+        slow, b = world.add_device("slow", offset=-3600), world.add_device("b")
+        await b.put("x", "from b")
+        await world.advance(5)
+        await sync_all(world)
+        assert slow.app.items == {"x": "from b"}
+        await world.advance(MINUTE)
+        await slow.put("x", "newer, from the slow clock")
+        await world.advance(5)
+        await sync_all(world, rounds=3)
+        assert b.app.items == {"x": "newer, from the slow clock"}
+        assert slow.app.items == {"x": "newer, from the slow clock"}
+        assert slow.local() == {"x": "newer, from the slow clock"}
+
+    sim.run(scenario)
+
+
+@clause("SYNC-5", "SYNC-6", level="robust", weakness="W3")
+def test_a_refusal_in_one_context_does_not_skip_its_changes_for_good(sim: Sim) -> None:
+    """SYNC-5 (W3): context "notes" syncs, "contacts" is refused; the refused change must be
+    delivered later (each context keeps its own progress)."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await phone.put("n1", "note", context="notes")
+        await phone.put("c1", "contact", context="contacts")
+        await world.advance(5)
+        await phone.sync()
+        await world.advance(MINUTE)
+        tablet.apps["contacts"].refuse = lambda kind, entry: True
+        await tablet.sync()
+        assert tablet.apps["notes"].items == {"n1": "note"}
+        assert tablet.apps["contacts"].items == {}
+        tablet.apps["contacts"].refuse = None
+        await world.advance(MINUTE)
+        await tablet.sync()
+        await world.advance(MINUTE)
+        await tablet.sync()
+        assert tablet.apps["contacts"].items == {"c1": "contact"}
+
+    sim.run(scenario, contexts=("notes", "contacts"))
+
+
+@clause("ORD-4", "RES-1", level="robust", weakness="W4")
+def test_two_devices_creating_one_key_at_once_leave_one_entry(sim: Sim) -> None:
+    """ORD-4 (W4): two devices create the same key at the same moment over slow links; after
+    they sync, a new device restores exactly one entry for that key (one callback)."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        world.slow_link("a", (0.5, 1.0))
+        world.slow_link("b", (0.5, 1.0))
+        await asyncio.gather(a.put("x", "from a"), b.put("x", "from b"))
+        await asyncio.gather(a.sync(), b.sync())
+        world.fast_link("a")
+        world.fast_link("b")
+        await world.advance(MINUTE)
+        await sync_all(world, rounds=3)
+        late = world.add_device("late")
+        await late.sync()
+        await world.advance(5)
+        await late.sync()
+        assert [key for _, key, _ in late.app.calls] == ["x"], late.app.calls
+        assert late.app.items == a.app.items == b.app.items
+
+    sim.run(scenario)
+
+
+@clause("RETRY-1", level="robust", weakness="W6")
+def test_a_refused_change_is_retried_without_an_outside_trigger(sim: Sim) -> None:
+    """RETRY-1 (W6): after a refusal the helper tries again by itself: no app call, no write,
+    only time passing."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await phone.put("x", 1)
+        await world.advance(5)
+        await phone.sync()
+        world.behave("tablet", mode="refuse", refusals=1)
+        assert not await tablet.sync()
+        assert tablet.app.items == {}
+        await world.advance(10 * MINUTE)
+        assert tablet.app.items == {"x": 1}
+
+    sim.run(scenario)
+
+
+@clause("RETRY-1", "OFF-3", level="robust", weakness="W6")
+def test_a_write_made_while_the_vault_is_down_uploads_by_itself(sim: Sim) -> None:
+    """RETRY-1, OFF-3 (W6): a write whose sync failed on a vault outage reaches the vault
+    once it is back, with no further call from the app."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        world.take_down()
+        await phone.put("x", "written during the outage")
+        await world.advance(MINUTE)
+        world.bring_up()
+        await world.advance(10 * MINUTE)
+        await tablet.sync()
+        assert tablet.app.items == {"x": "written during the outage"}
+
+    sim.run(scenario)
+
+
+@clause("SYNC-8", level="robust", weakness="W6")
+def test_local_changes_are_pushed_even_when_a_remote_change_is_refused(sim: Sim) -> None:
+    """SYNC-8 (W6): one remote change keeps being refused; the device's own edits must still
+    reach the vault (one refusal must not block everything)."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await phone.put("poison", "refused by the tablet")
+        await world.advance(5)
+        await phone.sync()
+        tablet.app.refuse = lambda kind, entry: entry.key == "poison"
+        await tablet.put("mine", "from the tablet")
+        await world.advance(MINUTE)
+        await tablet.sync()
+        await world.advance(5)
+        await phone.sync()
+        assert phone.app.items.get("mine") == "from the tablet"
+        tablet.app.refuse = None
+
+    sim.run(scenario)
+
+
+@clause("ORD-6", level="robust", weakness="W7")
+def test_a_remote_edit_after_a_local_delete_leaves_one_consistent_state(sim: Sim) -> None:
+    """ORD-6 (W7): A deletes x offline, then B edits x (a later write). After A syncs, x is
+    live with B's data in A's app and in A's local copy alike (never deleted and live)."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        await a.put("x", "original")
+        await world.advance(5)
+        await sync_all(world)
+        world.disconnect("a")
+        await a.remove("x")
+        await world.advance(MINUTE)
+        await b.put("x", "edited by b")
+        await world.advance(5)
+        await b.sync()
+        world.reconnect("a")
+        await a.sync()
+        assert a.app.items == {"x": "edited by b"}
+        assert a.local() == {"x": "edited by b"}
+
+    sim.run(scenario)
+
+
+@clause("ORD-2", level="robust", weakness="W8")
+def test_two_different_writes_in_the_same_millisecond_converge(sim: Sim) -> None:
+    """ORD-2 (W8): two devices write different data to one key at the same instant (equal
+    modification dates); every device must end with the same value."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        await a.put("x", "from a")
+        await b.put("x", "from b")
+        await world.advance(5)
+        await sync_all(world, rounds=3)
+        assert a.app.items == b.app.items
+        assert a.local() == b.local() == a.app.items
+
+    sim.run(scenario)
+
+
+@clause("OFF-4", "OFF-2", level="robust")
+def test_a_crash_in_the_middle_of_a_sync_loses_nothing(sim: Sim) -> None:
+    """OFF-4: the device dies while uploading over a slow link; after a restart everything it
+    wrote still reaches the other device."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        world.slow_link("phone", (0.2, 0.4))
+        for i in range(30):
+            await phone.put(f"k{i}", i)
+        running = asyncio.ensure_future(phone.sync())
+        await world.advance(3)
+        await world.crash("phone")
+        with contextlib.suppress(Exception):
+            await running
+        world.fast_link("phone")
+        await world.advance(MINUTE)
+        await world.restart("phone")
+        await phone.sync()
+        await world.advance(5)
+        await tablet.sync()
+        assert tablet.app.items == {f"k{i}": i for i in range(30)}
+
+    sim.run(scenario)
+
+
+@clause("ORD-5", level="robust")
+def test_writes_whose_answers_were_lost_create_no_duplicates(sim: Sim) -> None:
+    """ORD-5: the vault applies the uploads but the answers never arrive; once answers flow
+    again, a new device restores each entry exactly once with the latest data."""
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        await phone.put("x", 1)
+        await phone.put("y", 2)
+        world.cut_answers("phone")
+        with contextlib.suppress(Exception):
+            await phone.sync()
+        await world.advance(MINUTE)
+        await phone.put("x", 3)
+        world.restore_answers("phone")
+        await world.advance(10 * MINUTE)
+        await phone.sync()
+        late = world.add_device("late")
+        await late.sync()
+        assert late.app.items == {"x": 3, "y": 2}
+        assert sorted(key for _, key, _ in late.app.calls) == ["x", "y"], late.app.calls
+
+    sim.run(scenario)
+
+
+@clause("SYNC-1", "CB-5", level="robust")
+def test_three_devices_editing_through_faults_converge(sim: Sim) -> None:
+    """SYNC-1, CB-5: three devices edit and delete through a partition, a vault outage and a
+    clock jump; after healing they all show the same entries as their local copies."""
+
+    async def scenario(world: World) -> None:
+        a, b, c = (world.add_device(n) for n in ("a", "b", "c"))
+        world.jump_clock("c", -600)
+        for i in range(6):
+            await a.put(f"k{i}", f"a{i}")
+        await world.advance(10)
+        world.partition("b")
+        await b.put("k1", "b1")
+        await c.remove("k2")
+        await world.advance(MINUTE)
+        world.take_down()
+        await a.put("k3", "a3 again")
+        await world.advance(MINUTE)
+        world.bring_up()
+        world.heal("b")
+        await world.advance(10 * MINUTE)
+        await sync_all(world, rounds=3)
+        assert a.app.items == b.app.items == c.app.items
+        for device in (a, b, c):
+            assert device.local() == device.app.items
+
+    sim.run(scenario)

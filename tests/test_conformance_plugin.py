@@ -1,0 +1,186 @@
+"""The conformance suite's pytest plugin: options, levels, expectations, reports, replay."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+BROKEN = '''
+from simulator.impl import ReferenceHelper, reference_factory
+
+
+class ForgetsDeletes(ReferenceHelper):
+    """The reference, except that deletions never leave the device."""
+
+    async def delete_database_entry(self, context, key):
+        return None
+
+
+def factory(installation):
+    return ForgetsDeletes(reference_factory(installation).brh)
+'''
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--pyargs", "conformance", *args)
+
+
+def test_the_reference_passes_every_conformance_test(pytester: pytest.Pytester) -> None:
+    """The reference fails nothing, in process (the default) and through its factory."""
+    for args in ((), ("--brh-impl", "conformance.implementations.reference:factory")):
+        result = _run(pytester, *args)
+        outcomes = result.parseoutcomes()
+        assert outcomes.get("failed", 0) == 0, result.stdout.str()
+        assert outcomes["passed"] >= 20
+        result.stdout.fnmatch_lines(["*brh conformance: implementation *, level all, seed 1*"])
+
+
+def test_level_selects_core_or_robust_tests(pytester: pytest.Pytester) -> None:
+    """--brh-level core runs only the core tests; robust only the others."""
+
+    def selected(*args: str) -> set[str]:
+        result = _run(pytester, "--collect-only", "-q", *args)
+        return {line for line in result.outlines if "::test_" in line}
+
+    core, robust, everything = (
+        selected("--brh-level", "core"),
+        selected("--brh-level", "robust"),
+        selected(),
+    )
+    assert core | robust == everything and not core & robust
+    assert len(core) > 5 and len(robust) > 5
+    assert all("test_core.py" in line for line in core)
+
+
+def test_a_failure_reports_its_clause_seed_and_a_replay_command_that_replays_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """A failing implementation: the JSON report names the failing clause, the seed and a
+    command; running that command fails the same test again."""
+    pytester.makepyfile(brokenimpl=BROKEN)
+    pytester.syspathinsert()
+    report = pytester.path / "report.json"
+    result = _run(
+        pytester, "--brh-impl", "brokenimpl:factory", "--brh-seed", "7", "--brh-report", str(report)
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    data = json.loads(report.read_text())
+    assert data["implementation"] == "brokenimpl:factory"
+    failed = [t for t in data["tests"] if t["outcome"] == "fail"]
+    assert failed, data["tests"]
+    deletion = next(t for t in failed if "CB-3" in t["clauses"])
+    assert deletion["seed"] == 7
+    assert data["clauses"]["CB-3"]["fail"] >= 1
+    assert data["clauses"]["CB-1"]["fail"] == 0
+    command = shlex.split(deletion["replay"])
+    assert command[0] == "pytest" and "--brh-seed=7" in command
+    again = pytester.runpytest_inprocess("-p", "no:cacheprovider", *command[1:])
+    replayed = again.parseoutcomes()
+    assert replayed["failed"] == 1 and "passed" not in replayed, replayed
+    result.stdout.fnmatch_lines(["*replay test_a_deletion_reaches_the_other_device: pytest *"])
+
+
+def test_expected_failures_are_reported_and_unexpected_passes_are_not_hidden(
+    pytester: pytest.Pytester,
+) -> None:
+    """--brh-expectations: a listed failure is an expected failure; a listed test that passes
+    is reported as an unexpected pass; a key that matches nothing is reported as stale."""
+    pytester.makepyfile(brokenimpl=BROKEN)
+    pytester.syspathinsert()
+    expectations = pytester.path / "expected.toml"
+    expectations.write_text(
+        'implementation = "brokenimpl"\n[expected-failures]\n'
+        '"CB-3" = "deletions are not implemented yet"\n'
+        'test_an_entry_created_on_one_device_is_inserted_on_another = "flaky, we thought"\n'
+        'NOPE-1 = "a clause that does not exist"\n'
+    )
+    report = pytester.path / "report.md"
+    result = _run(
+        pytester,
+        "--brh-impl",
+        "brokenimpl:factory",
+        "--brh-level",
+        "core",
+        "--brh-expectations",
+        str(expectations),
+        "--brh-report",
+        str(report),
+    )
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("xfailed", 0) >= 1
+    assert outcomes.get("xpassed", 0) == 1
+    text = report.read_text()
+    assert "## Unexpected passes" in text
+    assert "test_an_entry_created_on_one_device_is_inserted_on_another" in text
+    assert "## Expected failures" in text and "deletions are not implemented yet" in text
+    result.stdout.fnmatch_lines(
+        ["*unexpected pass: test_an_entry_created_on_one_device_is_inserted_on_another*"]
+    )
+    result.stdout.fnmatch_lines(["*expectations that matched no test: NOPE-1*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--brh-impl", "nodots"), "*--brh-impl*expected 'package.module:factory'*"),
+        (("--brh-impl", "no_such_module_x:factory"), "*--brh-impl*cannot import*"),
+        (("--brh-report", "out.txt"), "*--brh-report*must end in .md or .json*"),
+        (("--brh-expectations", "missing.toml"), "*--brh-expectations*missing.toml*"),
+        (("--brh-level", "deep"), "*--brh-level*invalid choice*"),
+    ],
+)
+def test_bad_options_are_refused_with_a_clear_error(
+    pytester: pytest.Pytester, args: tuple[str, ...], message: str
+) -> None:
+    """ERR-1 (for the suite's own options): a bad option names itself and what is wrong, and
+    no test runs."""
+    result = _run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_a_bad_expectations_file_is_refused(pytester: pytest.Pytester) -> None:
+    """An expectations file with an unknown key or an empty reason is a usage error."""
+    bad = pytester.path / "bad.toml"
+    bad.write_text('[expected-failures]\nW1 = ""\n')
+    result = _run(pytester, "--brh-expectations", str(bad))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*expected-failures.W1: the reason must be a non-empty string*"])
+    bad.write_text('[expectations]\nW1 = "x"\n')
+    result = _run(pytester, "--brh-expectations", str(bad))
+    result.stderr.fnmatch_lines(["*unknown top-level key(s)*expectations*"])
+
+
+def test_every_conformance_test_names_a_real_clause() -> None:
+    """Each conformance test's clauses exist in SPEC.md, and its docstring names them."""
+    import ast
+    import re
+
+    spec = Path(__file__).parent.parent / "SPEC.md"
+    known = set(re.findall(r"\*\*([A-Z]+-[0-9]+)\*\*", spec.read_text()))
+    root = Path(__file__).parent.parent / "conformance"
+    seen = 0
+    for path in sorted(root.glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
+                continue
+            marks = [
+                d
+                for d in node.decorator_list
+                if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "clause"
+            ]
+            if not marks:
+                continue
+            seen += 1
+            clauses = [
+                a.value
+                for a in marks[0].args
+                if isinstance(a, ast.Constant) and isinstance(a.value, str)
+            ]
+            assert set(clauses) <= known, (path.name, node.name, set(clauses) - known)
+            doc = ast.get_docstring(node) or ""
+            assert any(c in doc for c in clauses), (path.name, node.name)
+    assert seen >= 20
