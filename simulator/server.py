@@ -12,7 +12,7 @@ import asyncio
 import random
 from typing import Any
 
-from brh.vault import ServerError, UnauthorizedError, UpdateResult, VaultFrozenError
+from brh.vault import ServerError, UnauthorizedError, UpdateResult, Vault, VaultFrozenError
 from simulator.clocks import SkewedClock
 from simulator.mongo import apply_update, upsert_seed
 from simulator.vault import FakeVault
@@ -36,9 +36,15 @@ WRITES = frozenset(
 class VaultServer:
     """A fake vault plus server-side faults; every knob is off by default."""
 
-    def __init__(self, rng: random.Random, clock: SkewedClock | None = None) -> None:
+    def __init__(
+        self, rng: random.Random, clock: SkewedClock | None = None, backend: Vault | None = None
+    ) -> None:
         self.clock = clock or SkewedClock()
         self.vault = FakeVault(clock=self.clock, record=False)
+        """The fake vault (unused when a real ``backend`` serves the requests)."""
+        self.backend: Vault = backend if backend is not None else self.vault
+        """What serves the requests: the fake vault, or a real one (:mod:`simulator.live`)."""
+        self.live = backend is not None
         self.rng = rng
         self.unavailable = False
         """Every request fails with HTTP 503, nothing applied."""
@@ -75,7 +81,7 @@ class VaultServer:
         if self.upsert_race and op == "update_one" and kwargs.get("upsert"):
             result: Any = await self._racy_upsert(*args, **kwargs)
         else:
-            result = await getattr(self.vault, op)(*args, **kwargs)
+            result = await getattr(self.backend, op)(*args, **kwargs)
         if op in WRITES and self.error_after and self.rng.random() < self.error_after:
             raise ServerError("internal error (after applying)")
         return result

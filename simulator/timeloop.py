@@ -7,6 +7,9 @@ simulated day passes in milliseconds. If every task waits and no timer is schedu
 could ever happen again: the loop raises :class:`VirtualDeadlock` instead of hanging.
 
 No threads, no real waiting: with the same inputs the same callbacks run in the same order.
+The one exception is a run against a real vault (:mod:`simulator.live`): while a request to it
+is in flight (:meth:`VirtualTimeLoop.real_io`), virtual time stands still and the loop waits
+for the real sockets, up to :attr:`VirtualTimeLoop.real_io_timeout` seconds of real time.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import math
 import selectors
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-__all__ = ["VirtualDeadlock", "VirtualTimeLoop", "run"]
+__all__ = ["RealIOTimeout", "VirtualDeadlock", "VirtualTimeLoop", "run"]
 
 T = TypeVar("T")
 
@@ -26,14 +30,29 @@ class VirtualDeadlock(RuntimeError):
     """Every task is waiting and no timer is scheduled: the run can never progress."""
 
 
-class _JumpingSelector(selectors.DefaultSelector):
-    """Never blocks: a would-be wait advances virtual time instead."""
+class RealIOTimeout(RuntimeError):
+    """A real vault did not answer within the loop's ``real_io_timeout`` (real seconds)."""
 
-    def __init__(self, advance: Callable[[float], None]) -> None:
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """Never blocks: a would-be wait advances virtual time instead (unless real I/O is held)."""
+
+    def __init__(self, advance: Callable[[float], None], loop: VirtualTimeLoop) -> None:
         super().__init__()
         self._advance = advance
+        self._loop = loop
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self._loop.real_io_held and timeout != 0:
+            # A request to a real server is in flight: time stands still while we wait for it.
+            events: list[tuple[selectors.SelectorKey, int]] = super().select(
+                self._loop.real_io_timeout
+            )
+            if not events:
+                raise RealIOTimeout(
+                    f"no answer from the real vault within {self._loop.real_io_timeout} s"
+                )
+            return events
         if timeout is not None:
             # Jump to the next timer (or go on at once). Real file descriptors, only the loop's
             # wake-up pipe here, are not polled on this path: a simulation never waits on real
@@ -54,7 +73,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, start: float = 0.0) -> None:
         self._virtual_now = float(start)
-        super().__init__(selector=_JumpingSelector(self._advance))
+        self.real_io_held = 0
+        """Requests to a real server in flight (see :meth:`real_io`)."""
+        self.real_io_timeout = 60.0
+        """Real seconds to wait for a real server before :class:`RealIOTimeout`."""
+        super().__init__(selector=_JumpingSelector(self._advance, self))
         # Timers are due when ``when <= time() + resolution``. At epoch-sized times a float's
         # step is about 2e-7 s, so the resolution must be larger than that or a timer could
         # stay a rounding error away from due forever.
@@ -69,6 +92,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._virtual_now
+
+    @contextmanager
+    def real_io(self) -> Iterator[None]:
+        """Hold virtual time still while the body awaits a real socket (a live vault)."""
+        self.real_io_held += 1
+        try:
+            yield
+        finally:
+            self.real_io_held -= 1
 
     def advance(self, seconds: float) -> None:
         """Move virtual time forward by hand (between runs; timers due by then fire next)."""

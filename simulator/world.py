@@ -30,12 +30,14 @@ from typing import Any
 
 from brh import Entry, RetryPolicy, SyncEvent
 from brh.hlc import Version
+from brh.vault import Vault
 from simulator.app import Behaviour
 from simulator.checkers import Checker, Finding, Write
 from simulator.clocks import SkewedClock
 from simulator.device import SimDevice
 from simulator.impl import Factory
 from simulator.link import Link
+from simulator.live import UnsupportedFault
 from simulator.server import VaultServer
 from simulator.timeloop import run
 from simulator.trace import Trace
@@ -75,6 +77,7 @@ class World:
         helper_options: dict[str, Any] | None = None,
         factory: Factory | None = None,
         workdir: Path | None = None,
+        vault: Vault | None = None,
     ) -> None:
         if factory is not None and workdir is None:
             raise ValueError("World: a factory needs a workdir (a directory for device stores)")
@@ -88,7 +91,7 @@ class World:
         self.latency = latency
         self.retry = retry or RetryPolicy(initial_delay=1, max_delay=120, jitter=0.5)
         self.helper_options = dict(helper_options or {})
-        self.server = VaultServer(self._child_rng("server"), SkewedClock())
+        self.server = VaultServer(self._child_rng("server"), SkewedClock(), backend=vault)
         self.devices: dict[str, SimDevice] = {}
         self.links: dict[str, Link] = {}
         self.checker = Checker(self)
@@ -269,11 +272,21 @@ class World:
             detail={"before": before, "after": after},
         )
 
+    def _inside_the_vault(self, fault: str) -> None:
+        if self.server.live:
+            raise UnsupportedFault(
+                f"{fault}: needs the fake vault (a real vault cannot be made to)"
+            )
+
     def upsert_race(self, seconds: float) -> None:
+        if seconds:
+            self._inside_the_vault("upsert_race")
         self._server_fault("upsert_race", seconds, "upsert_race", seconds > 0)
 
     def jump_clock(self, name: str, seconds: float) -> None:
         """Step a device's clock (or the vault's, with ``"vault"``) by ``seconds``."""
+        if name == "vault":
+            self._inside_the_vault("a vault clock jump")
         clock = self.server.clock if name == "vault" else self.device(name).clock
         clock.jump(seconds)
         self.trace.emit(
@@ -282,6 +295,8 @@ class World:
 
     def set_drift(self, name: str, ppm: float) -> None:
         """A device's clock (or the vault's, with ``"vault"``) runs fast or slow from now on."""
+        if name == "vault":
+            self._inside_the_vault("a vault clock drift")
         clock = self.server.clock if name == "vault" else self.device(name).clock
         clock.set_drift(ppm)
         self.trace.emit("fault", target=name, fault="drift", on=ppm != 0, detail={"ppm": ppm})
