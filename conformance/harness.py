@@ -9,18 +9,24 @@ it (the plugin prints both and puts them in the report).
 
 from __future__ import annotations
 
+import importlib
 import shlex
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
+from brh.vault import Vault
 from simulator.impl import Factory
+from simulator.live import LiveVault, UnsupportedFault
 from simulator.timeloop import run
 from simulator.trace import Trace
 from simulator.world import START, World
 
-__all__ = ["REFERENCE", "Sim", "Target"]
+__all__ = ["REFERENCE", "Endpoint", "Sim", "Target"]
 
 T = TypeVar("T")
 
@@ -40,15 +46,31 @@ class Target:
     """The pytest option that selects it again (for replay commands)."""
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """A live Hive vault to run the tests against instead of the fake one."""
+
+    url: str
+    token: str
+
+    def connect(self) -> Vault:
+        """A ``brh.hive.HiveVault`` on this endpoint (build it inside the run's event loop)."""
+        hive = importlib.import_module("brh.hive")
+        vault: Vault = hive.HiveVault(self.url, self.token)
+        return vault
+
+
 @dataclass
 class Sim:
-    """Runs a test's scenarios on :attr:`target` with :attr:`seed`, in :attr:`workdir`."""
+    """Runs a test's scenarios on :attr:`target` with :attr:`seed`, in :attr:`workdir`; on
+    the fake vault, or on :attr:`endpoint` (a live vault) when given."""
 
     target: Target
     seed: int
     workdir: Path
     nodeid: str = ""
     replay_base: str = "pytest"
+    endpoint: Endpoint | None = None
     runs: int = field(default=0)
     traces: list[Path] = field(default_factory=list)
 
@@ -63,7 +85,9 @@ class Sim:
         """Build a world, run ``scenario`` in it, then (with ``settle``) heal every fault, sync
         until quiet and fail the test on any checker finding. Returns the scenario's result.
 
-        The world's trace goes to ``workdir/trace-N.jsonl`` (kept for a failing test).
+        The world's trace goes to ``workdir/trace-N.jsonl`` (kept for a failing test). On a
+        live vault the run's collections get a namespace of their own (deleted before and
+        after), and a scenario that needs a fault only the fake vault can take is skipped.
         """
         self.runs += 1
         trace_path = self.workdir / f"trace-{self.runs}.jsonl"
@@ -72,12 +96,18 @@ class Sim:
         stores.mkdir(parents=True, exist_ok=True)
 
         async def main() -> T:
+            live: LiveVault | None = None
+            if self.endpoint is not None:
+                live = LiveVault(self.endpoint.connect(), self._namespace())
+                live.created.update(live._name(f"backup_{c}") for c in contexts)
+                await live.drop()  # what a crashed earlier run may have left
             world = World(
                 self.seed,
                 trace=Trace(trace_path),
                 contexts=contexts,
                 factory=self.target.factory,
                 workdir=stores,
+                vault=live,
                 **world_options,
             )
             try:
@@ -90,8 +120,21 @@ class Sim:
                 return result
             finally:
                 await world.close()
+                if live is not None:
+                    await live.drop()
+                    closer = getattr(live.inner, "aclose", None)
+                    if closer is not None:
+                        await closer()
 
-        return run(main(), start=START)
+        try:
+            return run(main(), start=START)
+        except UnsupportedFault as exc:
+            pytest.skip(f"needs the fake vault, not a live one: {exc}")
+
+    def _namespace(self) -> str:
+        """Deterministic per test, seed and run (runs sharing a vault at once must differ in
+        test or seed)."""
+        return f"t{zlib.crc32(self.nodeid.encode()):08x}_{self.seed & 0xFFFFFFFF}_{self.runs}"
 
     def replay_command(self) -> str:
         """The exact command that replays this test on this implementation and seed."""
@@ -99,4 +142,6 @@ class Sim:
         command = shlex.join(parts)
         if self.target.option:
             command += " " + self.target.option
+        if self.endpoint is not None:  # the token stays out of it: BRH_VAULT_TOKEN
+            command += " " + shlex.join([f"--brh-vault-url={self.endpoint.url}"])
         return command

@@ -10,20 +10,26 @@ Options (all under "brh conformance" in ``pytest --help``):
   :mod:`conformance.expectations`); they run and are reported, an unexpected pass included;
 * ``--brh-report FILE.md|FILE.json``: a per-clause table, with each failure's seed and the
   command that replays it;
-* ``--brh-seed N``: the seed of every simulated world (default 1).
+* ``--brh-seed N``: the seed of every simulated world (default 1);
+* ``--brh-vault-url URL`` with ``--brh-vault-token TOKEN`` (or ``BRH_VAULT_TOKEN`` in the
+  environment), or ``--brh-vault-config FILE`` (TOML with ``url`` and ``token``): run against
+  a live Hive vault instead of the fake one; tests that need a fault only the fake vault can
+  take are skipped, with the reason.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import shlex
+import tomllib
 from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
 from conformance.expectations import Expectations, load_expectations
-from conformance.harness import REFERENCE, Sim, Target
+from conformance.harness import REFERENCE, Endpoint, Sim, Target
 from conformance.marks import LEVELS, MARK
 from conformance.report import Outcome, Report, TestRecord
 from simulator.impl import FactoryError, load_factory
@@ -36,8 +42,16 @@ _STATE = pytest.StashKey["_State"]()
 
 
 class _State:
-    def __init__(self, target: Target, level: str, seed: int, expectations: Expectations) -> None:
+    def __init__(
+        self,
+        target: Target,
+        level: str,
+        seed: int,
+        expectations: Expectations,
+        endpoint: Endpoint | None = None,
+    ) -> None:
         self.target = target
+        self.endpoint = endpoint
         self.level = level
         self.seed = seed
         self.expectations = expectations
@@ -83,6 +97,56 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="seed of every simulated world (default 1)",
     )
+    group.addoption(
+        "--brh-vault-url",
+        default=None,
+        metavar="URL",
+        help="run against a live Hive vault at URL instead of the fake one",
+    )
+    group.addoption(
+        "--brh-vault-token",
+        default=None,
+        metavar="TOKEN",
+        help="access token for --brh-vault-url (default: $BRH_VAULT_TOKEN)",
+    )
+    group.addoption(
+        "--brh-vault-config",
+        default=None,
+        metavar="FILE",
+        help="TOML file with the live vault's url and token",
+    )
+
+
+def _endpoint(config: pytest.Config) -> Endpoint | None:
+    url: str | None = config.getoption("brh_vault_url")
+    token: str | None = config.getoption("brh_vault_token")
+    path: str | None = config.getoption("brh_vault_config")
+    if path is not None:
+        if url is not None or token is not None:
+            raise pytest.UsageError(
+                "--brh-vault-config: give the file or --brh-vault-url/--brh-vault-token, not both"
+            )
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise pytest.UsageError(f"--brh-vault-config: {path}: {exc}") from None
+        url, token = data.get("url"), data.get("token")
+        if not isinstance(url, str) or not isinstance(token, str):
+            raise pytest.UsageError(
+                f"--brh-vault-config: {path}: needs string keys 'url' and 'token'"
+            )
+    if url is None:
+        if token is not None:
+            raise pytest.UsageError("--brh-vault-token: given without --brh-vault-url")
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise pytest.UsageError(f"--brh-vault-url: expected an http(s):// URL, got {url!r}")
+    token = token if token is not None else os.environ.get("BRH_VAULT_TOKEN")
+    if not token:
+        raise pytest.UsageError(
+            "--brh-vault-url: no token; give --brh-vault-token or set BRH_VAULT_TOKEN"
+        )
+    return Endpoint(url, token)
 
 
 def _target(config: pytest.Config) -> Target:
@@ -119,15 +183,20 @@ def pytest_configure(config: pytest.Config) -> None:
     if report and Path(report).suffix not in (".md", ".json"):
         raise pytest.UsageError(f"--brh-report: {report!r} must end in .md or .json")
     config.stash[_STATE] = _State(
-        _target(config), config.getoption("brh_level"), config.getoption("brh_seed"), expectations
+        _target(config),
+        config.getoption("brh_level"),
+        config.getoption("brh_seed"),
+        expectations,
+        _endpoint(config),
     )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     state = config.stash[_STATE]
+    vault = state.endpoint.url if state.endpoint else "the fake vault"
     return (
         f"brh conformance: implementation {state.target.name}, level {state.level}, "
-        f"seed {state.seed}"
+        f"seed {state.seed}, on {vault}"
     )
 
 
@@ -176,6 +245,7 @@ def sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
         seed=state.seed,
         workdir=tmp_path,
         nodeid=f"{node.path}::{node.name}",
+        endpoint=state.endpoint,
     )
     node.stash[_SIM] = runner
     return runner
