@@ -181,9 +181,9 @@ async def incremental_checkpoint(world: World, *, max_rounds: int = 12) -> None:
             await world.restart(name)
     await world.advance(1)
     for _round in range(max_rounds):
-        before = world.activity
+        before = world.changes()
         results = [await d.sync() for d in world.devices.values()]
-        if all(r.completed for r in results) and world.activity == before:
+        if all(results) and world.changes() == before:
             break  # quiet, as World.settle means it: no pass changed anything in a whole round
     else:
         world.checker.fail(

@@ -61,7 +61,9 @@ class VaultServer:
         self.upsert_race = 0.0
         """Seconds between an upsert's match check and its insert (0: atomic, as in the fake)."""
         self.writes = 0
-        """Write requests that reached the vault (applied, or failed there)."""
+        """Write requests the vault applied. One it refused (creating a collection that exists,
+        say) changed nothing, so it does not count: a quiet world must look quiet even to an
+        implementation that creates its collections on every pass."""
 
     async def handle(
         self, device: str, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -76,12 +78,12 @@ class VaultServer:
             raise ServerError("internal error (before applying)")
         if self.slow:
             await asyncio.sleep(self.slow)
-        if op in WRITES:
-            self.writes += 1
         if self.upsert_race and op == "update_one" and kwargs.get("upsert"):
             result: Any = await self._racy_upsert(*args, **kwargs)
         else:
             result = await getattr(self.backend, op)(*args, **kwargs)
+        if op in WRITES:
+            self.writes += 1
         if op in WRITES and self.error_after and self.rng.random() < self.error_after:
             raise ServerError("internal error (after applying)")
         return result

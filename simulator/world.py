@@ -349,9 +349,9 @@ class World:
 
     # -- the end ----------------------------------------------------------------------------
 
-    def _activity(self) -> int:
+    def changes(self) -> int:
         """Changes so far: the reference's events, or for another implementation (which reports
-        none) the callbacks it made and the writes the vault received."""
+        none) the callbacks it made and the writes the vault applied."""
         return self.activity + (self.server.writes if self.factory is not None else 0)
 
     async def settle(self, *, max_rounds: int = 12) -> list[Finding]:
@@ -369,11 +369,11 @@ class World:
         await self.advance(1)
         for full in (False, True):
             for round_ in range(max_rounds):
-                before = self._activity()
+                before = self.changes()
                 results = [await d.sync(full=full and round_ == 0) for d in self.devices.values()]
                 # quiet: no pass at all (a retry running in the background included) changed
                 # anything during the whole round
-                if all(results) and self._activity() == before:
+                if all(results) and self.changes() == before:
                     break
             else:
                 self.checker.fail(

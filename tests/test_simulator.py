@@ -14,6 +14,8 @@ from brh.core import Action, Decision, decide
 from brh.store import Record
 from brh.vault import NetworkError
 from brh.wire import RemoteDoc
+from conformance.implementations import legacy
+from simulator import scenarios
 from simulator.explore import SwarmConfig, choose_config, read_replay, run_config, write_replay
 from simulator.timeloop import VirtualDeadlock, run
 from simulator.world import World, simulate
@@ -207,3 +209,30 @@ def test_drift_and_a_slow_vault() -> None:
 
     outcome = simulate(scenario, seed=3)
     assert outcome.findings == []
+
+
+def test_a_world_of_another_implementation_settles_when_quiet(tmp_path: Path) -> None:
+    """SYNC-1: quiet means nothing changed. A write the vault refused (the legacy creates its
+    collection on every pass and gets "already exists") changed nothing, so a converged world
+    of such devices settles with no finding."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        await a.put("x", 1)
+        await world.advance(5)
+        await b.put("y", 2)
+
+    outcome = simulate(scenario, seed=1, factory=legacy.factory, workdir=tmp_path)
+    assert outcome.findings == []
+
+
+def test_an_incremental_checkpoint_runs_on_another_implementation(tmp_path: Path) -> None:
+    """W1: the named late-upload scenario's incremental checkpoint works with an implementation
+    whose sync() returns a bool (not a SyncResult), and catches the legacy's missed late
+    upload (SYNC-1)."""
+    info = scenarios.get("w1-late-upload")
+    outcome = simulate(
+        info, seed=1, factory=legacy.factory, workdir=tmp_path, **info.world_options()
+    )
+    late = [f for f in outcome.findings if f.clause == "SYNC-1" and f.key == "late"]
+    assert late and all(f.checker == "convergence" for f in late)
