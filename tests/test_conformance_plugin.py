@@ -184,3 +184,32 @@ def test_every_conformance_test_names_a_real_clause() -> None:
             doc = ast.get_docstring(node) or ""
             assert any(c in doc for c in clauses), (path.name, node.name)
     assert seen >= 20
+
+
+def test_the_legacy_baseline_fails_exactly_the_weaknesses_it_has(pytester: pytest.Pytester) -> None:
+    """The suite passes the legacy baseline on every core (sunny-day) test and fails it on the
+    tests demonstrating W1, W2, W3, W4, W6, W7 and W8, which the report names; with the
+    shipped expectations file nothing is unexpected."""
+    import conformance.implementations as implementations
+
+    expectations = Path(implementations.__file__).with_name("legacy.toml")
+    report = pytester.path / "legacy.json"
+    result = _run(
+        pytester,
+        "--brh-impl",
+        "conformance.implementations.legacy:factory",
+        "--brh-expectations",
+        str(expectations),
+        "--brh-report",
+        str(report),
+        "-p",
+        "no:warnings",
+    )
+    outcomes = result.parseoutcomes()
+    assert "failed" not in outcomes and "xpassed" not in outcomes, result.stdout.str()
+    data = json.loads(report.read_text())
+    core = [t for t in data["tests"] if t["level"] == "core"]
+    assert core and all(t["outcome"] == "pass" for t in core), core
+    shown = {t["weakness"] for t in data["tests"] if t["outcome"] == "xfail" and t["weakness"]}
+    assert shown == {"W1", "W2", "W3", "W4", "W6", "W7", "W8"}
+    result.stdout.fnmatch_lines(["*weaknesses shown: W1, W2, W3, W4, W6, W7, W8*"])
