@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from brh.errors import InvalidArgumentError
-from brh.hive_wire import dumps, error_for, loads
+from brh.hive_wire import API_PREFIX, dumps, error_for, loads
 from brh.vault import (
     CollectionNotFoundError,
     Document,
@@ -57,9 +57,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("brh.hive needs httpx: install it with pip install 'brh[hive]'") from exc
 
 __all__ = ["API_PREFIX", "HiveVault", "TokenProvider"]
-
-API_PREFIX = "/api/v2/vault/db"
-"""Where Hive Node v2 serves the database API, below the node's URL."""
 
 TokenProvider = str | Callable[[], str | Awaitable[str]]
 """An access token, or a function (plain or async) returning a current one."""

@@ -33,6 +33,7 @@ from brh.vault import (
 )
 
 __all__ = [
+    "API_PREFIX",
     "NO_INTERNAL_CODE",
     "decode",
     "dumps",
@@ -41,6 +42,9 @@ __all__ = [
     "error_for",
     "loads",
 ]
+
+API_PREFIX = "/api/v2/vault/db"
+"""Where Hive Node v2 serves the database API, below the node's URL."""
 
 NO_INTERNAL_CODE = -1
 """The ``internal_code`` sent when an error has no specific one."""

@@ -499,3 +499,17 @@ def test_vault_process_helper_reports_a_server_that_does_not_start(tmp_path: Pat
     """The test helper fails clearly (with the server's stderr) when brh-vault exits early."""
     with pytest.raises(AssertionError, match="exited"):
         VaultProcess(tmp_path / "db.sqlite", ["bad=spec"])
+
+
+def test_imports_stay_within_their_extras() -> None:
+    """brh (with brh.hive) never imports the simulator or the server, and the server needs no
+    HTTP client library: each extra installs only what its side uses."""
+    import subprocess
+
+    probes = [
+        "import brh, brh.hive; assert not {'simulator', 'vaultd', 'starlette', 'uvicorn'} & M",
+        "import vaultd.app, vaultd.cli; assert 'httpx' not in M",
+    ]
+    for probe in probes:
+        code = probe.replace("; assert", "; import sys; M = set(sys.modules); assert")
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)

@@ -1,9 +1,9 @@
 """The HTTP face of the development vault: Hive Node v2's database API, as a Starlette app.
 
-Every endpoint of ``shared/reference/hive-vault-api.md`` (prefix :data:`brh.hive.API_PREFIX`)
-with the same methods, bodies, status codes and error bodies. The work is done by the scope's
-:class:`~simulator.vault.FakeVault` through :class:`~vaultd.store.VaultStore`; this module only
-reads requests and writes answers:
+Every endpoint of ``shared/reference/hive-vault-api.md`` (prefix
+:data:`brh.hive_wire.API_PREFIX`) with the same methods, bodies, status codes and error bodies.
+The work is done by the scope's :class:`~simulator.vault.FakeVault` through
+:class:`~vaultd.store.VaultStore`; this module only reads requests and writes answers:
 
 * ``Authorization: token TOKEN`` picks the scope (:mod:`vaultd.tokens`); otherwise 401;
 * a request that cannot be read (body not a JSON object, NaN, a missing field, a bad query
@@ -28,8 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from brh.hive import API_PREFIX
-from brh.hive_wire import NO_INTERNAL_CODE, dumps, error_body, loads
+from brh.hive_wire import API_PREFIX, NO_INTERNAL_CODE, dumps, error_body, loads
 from brh.vault import CollectionNotFoundError, InvalidParameterError, ServerError, VaultError
 from simulator.vault import FakeVault
 from vaultd.store import VaultStore
