@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from brh import BackupRestoreHelper, Entry
@@ -35,6 +36,8 @@ from vaultd.tokens import Scope, TokenTable
 
 T = TypeVar("T")
 EPOCH = 1_750_000_000
+LATE = httpx.Timeout(30.0, read=1.0)
+"""A client that gives up on an answer after 1 s (a held one), but not on anything else."""
 
 
 class Node:
@@ -347,7 +350,7 @@ def test_a_write_whose_answer_times_out_is_indefinite_and_did_apply(node: Node, 
     run(node, token, lambda v: v.create_collection("c"))
     node.tap.hold = 1
     with pytest.raises(NetworkError) as info:
-        run(node, token, lambda v: v.insert_one("c", {"a": 1}), timeout=0.3)
+        run(node, token, lambda v: v.insert_one("c", {"a": 1}), timeout=LATE)
     assert info.value.definite is False and "may have applied" in str(info.value)
     node.tap.release()
     assert run(node, token, lambda v: v.count_documents("c", {})) == 1
@@ -366,7 +369,7 @@ def test_helpers_sync_through_the_server_despite_a_lost_answer(
 
     async def main(directory: Path) -> tuple[bool, bool, int]:
         async with (
-            HiveVault(node.server.url, token, timeout=0.3) as vault_a,
+            HiveVault(node.server.url, token, timeout=LATE) as vault_a,
             HiveVault(node.server.url, token) as vault_b,
             BackupRestoreHelper(
                 vault_a, directory / "a.sqlite", device_id="a", auto_sync=False
