@@ -32,6 +32,12 @@ front of MongoDB (see ``shared/reference/hive-vault-api.md``), evaluated by
 The fake is deterministic: no randomness and no clock but the injected one. Its methods are
 coroutines only to match the protocol; they never await. Latency and faults are the simulator's
 job.
+
+Durable copies: a :class:`VaultJournal` passed as ``journal`` is told of every change to the
+data as it happens (collections created and deleted, documents stored and deleted), and
+:meth:`FakeVault.restore` loads a saved state back. ``vaultd`` (the ``brh-vault serve``
+development server) keeps its SQLite database in step this way, so the HTTP server and the
+simulator share one implementation of Hive's semantics.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from brh.vault import (
     AlreadyExistsError,
@@ -58,7 +64,7 @@ from brh.vault import (
 )
 from simulator import mongo
 
-__all__ = ["MAX_DOCUMENT_BYTES", "FakeVault", "VaultRequest"]
+__all__ = ["MAX_DOCUMENT_BYTES", "FakeVault", "VaultJournal", "VaultRequest"]
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 """MongoDB's maximum BSON document size."""
@@ -79,6 +85,29 @@ class VaultRequest:
     collection: str | None
     ok: bool
     error: str | None
+
+
+class VaultJournal(Protocol):
+    """Told of each change a :class:`FakeVault` makes to its data, right after making it.
+
+    Calls come synchronously from inside the vault's methods, in the order of the changes; a
+    request that fails changes nothing and so reports nothing, except the documents an
+    ``insert_many`` kept before failing (see the module docstring). Documents are the vault's
+    own objects: they are never mutated afterwards, but a journal must not mutate them either.
+    """
+
+    def collection_created(self, name: str) -> None:
+        """A new, empty collection."""
+
+    def collection_deleted(self, name: str) -> None:
+        """A collection and every document in it are gone."""
+
+    def document_stored(self, collection: str, oid: str, document: Document) -> None:
+        """``document`` (whose ``_id`` has the hex ``oid``) was inserted at the end of natural
+        order, or replaced the document with that ``_id``, keeping its place."""
+
+    def document_deleted(self, collection: str, oid: str) -> None:
+        """The document whose ``_id`` has the hex ``oid`` was deleted."""
 
 
 def _json_default(value: Any) -> Any:
@@ -294,13 +323,26 @@ class _Collection:
       number or an array holding numbers (the largest), see :func:`_modified_entry`.
     """
 
-    __slots__ = ("_by_key", "_by_modified", "_entries", "_next_seq", "_odd_keys", "_seq", "docs")
+    __slots__ = (
+        "_by_key",
+        "_by_modified",
+        "_entries",
+        "_next_seq",
+        "_odd_keys",
+        "_seq",
+        "docs",
+        "journal",
+        "name",
+    )
 
     modified_share: float = 0.5
     """Use the ``modified`` index only if it leaves at most this share of the documents (a class
     setting; tests raise it to 1.0 to exercise the index on small collections)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "", journal: VaultJournal | None = None) -> None:
+        self.name = name
+        self.journal = journal
+        """Told of every :meth:`put` and :meth:`remove` (None: nobody is)."""
         self.docs: dict[str, Document] = {}
         self._seq: dict[str, int] = {}
         self._next_seq = 0
@@ -327,12 +369,16 @@ class _Collection:
         if modified is not None:
             insort(self._by_modified, (modified, self._seq[oid], oid))
         self._entries[oid] = (keys, modified)
+        if self.journal is not None:
+            self.journal.document_stored(self.name, oid, doc)
 
     def remove(self, oid: str) -> None:
         """Delete the document ``oid``."""
         self._unindex(oid)
         del self.docs[oid]
         del self._seq[oid]
+        if self.journal is not None:
+            self.journal.document_deleted(self.name, oid)
 
     def _unindex(self, oid: str) -> None:
         keys, modified = self._entries.pop(oid)
@@ -381,12 +427,20 @@ class FakeVault:
 
     ``clock`` returns UNIX seconds (``time.time`` by default; tests inject one). With
     ``record=True`` every call appends a :class:`VaultRequest` to :attr:`requests`;
-    :attr:`request_count` and :meth:`counts_by_op` are kept either way.
+    :attr:`request_count` and :meth:`counts_by_op` are kept either way. ``journal`` is told of
+    every change to the data (see :class:`VaultJournal`).
     """
 
-    def __init__(self, *, clock: Callable[[], float] | None = None, record: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        record: bool = True,
+        journal: VaultJournal | None = None,
+    ) -> None:
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._record = record
+        self._journal = journal
         self._collections: dict[str, _Collection] = {}
         self._next_counter = 0
         self.requests: list[VaultRequest] = []
@@ -418,6 +472,34 @@ class FakeVault:
         if self._record:
             self.requests.append(VaultRequest(op, name, True, None))
         return result
+
+    # -- durable copies (not part of the Vault protocol) ----------------------------------------
+
+    @property
+    def id_counter(self) -> int:
+        """The counter part of the next generated ``_id`` (saved with a durable copy)."""
+        return self._next_counter
+
+    def restore(self, collections: Mapping[str, Iterable[Document]], id_counter: int) -> None:
+        """Replace the whole state with a saved one; the journal is not told.
+
+        ``collections`` maps each collection name to its documents in natural order, each with
+        an :class:`ObjectId` ``_id``; ``id_counter`` is a saved :attr:`id_counter`.
+        """
+        if type(id_counter) is not int or id_counter < 0:
+            raise ValueError(f"id_counter must be a non-negative int, got {id_counter!r}")
+        restored: dict[str, _Collection] = {}
+        for name, docs in collections.items():
+            coll = _Collection(_check_name(name))
+            for doc in docs:
+                oid = doc.get("_id")
+                if not isinstance(oid, ObjectId) or oid.hex in coll.docs:
+                    raise ValueError(f"collection {name!r}: bad or repeated _id {oid!r}")
+                coll.put(oid.hex, doc)
+            coll.journal = self._journal
+            restored[name] = coll
+        self._collections = restored
+        self._next_counter = id_counter
 
     # -- inspection helpers for tests (not part of the Vault protocol) --------------------------
 
@@ -590,7 +672,9 @@ class FakeVault:
         def body() -> None:
             if _check_name(name) in self._collections:
                 raise AlreadyExistsError(f"The collection {name} already exists")
-            self._collections[name] = _Collection()
+            self._collections[name] = _Collection(name, self._journal)
+            if self._journal is not None:
+                self._journal.collection_created(name)
 
         self._call("create_collection", name, body)
 
@@ -600,6 +684,8 @@ class FakeVault:
         def body() -> None:
             self._get(name)
             del self._collections[name]
+            if self._journal is not None:
+                self._journal.collection_deleted(name)
 
         self._call("delete_collection", name, body)
 

@@ -49,3 +49,60 @@ def test_simulator_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     outcome = run_file(path, seed=1)
     assert outcome.ok, outcome.findings
+
+
+def test_hive_example_runs_against_the_development_vault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP-2: the README's HiveVault example syncs through brh-vault's app, getting its token
+    from the provider it defines."""
+    import asyncio
+
+    from simulator.vault import FakeVault
+    from tests.http_support import ServerThread
+    from vaultd.app import create_app
+    from vaultd.store import VaultStore
+    from vaultd.tokens import DEFAULT_SCOPE, TokenTable
+
+    block = next(block for block in python_blocks() if "HiveVault(" in block)
+    monkeypatch.chdir(tmp_path)
+    signed_in: list[str] = []
+
+    async def sign_in() -> str:
+        signed_in.append("phone")
+        return "phone"
+
+    namespace: dict[str, object] = {
+        "sign_in": sign_in,
+        **{name: (lambda entry: True) for name in ("on_insert", "on_modify", "on_delete")},
+    }
+    exec(compile(block, "README Hive example", "exec"), namespace)
+    store = VaultStore(tmp_path / "vault.sqlite")
+    try:
+        with ServerThread(create_app(store, TokenTable(["phone"]))) as server:
+            asyncio.run(namespace["backup"](server.url))  # type: ignore[operator]
+
+        async def names(vault: FakeVault) -> list[str]:
+            return vault.collection_names()
+
+        assert asyncio.run(store.run(DEFAULT_SCOPE, names)) == ["backup_settings"]
+    finally:
+        store.close()
+    assert signed_in == ["phone"]
+
+
+def test_brh_vault_command_lines_in_the_readme_parse() -> None:
+    """The README's brh-vault command lines use options the command has."""
+    import shlex
+
+    from vaultd.cli import _parser
+
+    lines = [
+        line
+        for block in re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
+        for line in block.splitlines()
+        if line.startswith("brh-vault ")
+    ]
+    assert lines
+    for line in lines:
+        _parser().parse_args(shlex.split(line)[1:])

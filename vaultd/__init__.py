@@ -1,0 +1,13 @@
+"""vaultd: a Hive vault for tests and development, served over HTTP (``brh-vault serve``).
+
+It speaks Hive Node v2's database REST API (the one :class:`brh.hive.HiveVault` talks to), with
+the semantics of :class:`simulator.vault.FakeVault`, stored durably in SQLite:
+
+* :mod:`vaultd.tokens`: which access token opens which (user, application) vault;
+* :mod:`vaultd.store`: the SQLite file and the fake vault of each scope, kept in step;
+* :mod:`vaultd.app`: the Starlette app (endpoints, status codes, error bodies);
+* :mod:`vaultd.cli`: the ``brh-vault`` command.
+
+It is not a production Hive node: no DID sign-in (tokens are given on the command line), no
+subscriptions, quotas, files or scripting, one process, everything in memory as well as on disk.
+"""

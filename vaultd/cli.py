@@ -1,0 +1,132 @@
+"""``brh-vault``: run the development vault.
+
+::
+
+    brh-vault serve --db vault.sqlite --host 127.0.0.1 --port 8080 --token devtoken
+    brh-vault serve --db vault.sqlite --port 0 --token phone --token laptop \\
+        --token other=did:example:bob/did:example:notes
+
+``--port 0`` picks a free port. Once the database is open and the port is bound, one line goes
+to standard output: ``brh-vault: serving http://HOST:PORT (database PATH, N tokens)``; the URL
+is what :class:`brh.hive.HiveVault` takes. SIGTERM or Ctrl-C stops the server cleanly (exit 0);
+every acknowledged write is already on disk, so even ``kill -9`` loses nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+import uvicorn
+
+from vaultd.app import create_app
+from vaultd.store import StoreError, VaultStore
+from vaultd.tokens import TokenTable
+
+__all__ = ["listening_socket", "main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brh-vault",
+        description="A Hive vault for tests and development (not a production Hive node).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="serve Hive Node v2's database API from a SQLite file",
+        description="Serve Hive Node v2's database API (/api/v2/vault/db) with the fake "
+        "vault's semantics, stored durably in a SQLite file.",
+    )
+    serve.add_argument("--db", required=True, help="SQLite file (created if missing)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (8080; 0 picks a free one)")
+    serve.add_argument(
+        "--token",
+        action="append",
+        required=True,
+        metavar="TOKEN[=USER/APP]",
+        help="an accepted access token, repeatable; TOKEN alone uses the shared vault "
+        "default/default, TOKEN=USER/APP the vault of that user and application",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (warning)",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    return parser
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: a free port) and listening, for uvicorn.
+
+    Created with ``IPPROTO_TCP`` explicitly: asyncio turns Nagle's algorithm off only for
+    sockets whose protocol says TCP, and with it on every answer waits ~40 ms for a delayed ACK.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart on the same port
+        sock.bind(address)
+        sock.listen()
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be 0 to 65535, got {args.port}")
+    try:
+        tokens = TokenTable(args.token)
+    except ValueError as exc:
+        parser.error(str(exc))
+    # uvicorn re-raises the signal that stopped it once it has shut down: end quietly then.
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        store = VaultStore(args.db)
+    except StoreError as exc:
+        print(f"brh-vault: {exc}", file=sys.stderr)
+        return 1
+    try:
+        try:
+            sock = listening_socket(args.host, args.port)
+        except OSError as exc:
+            print(f"brh-vault: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"brh-vault: serving http://{shown}:{port} (database {args.db}, {len(tokens)} tokens)",
+            flush=True,
+        )
+        config = uvicorn.Config(
+            create_app(store, tokens),
+            log_level=args.log_level,
+            access_log=args.access_log,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
