@@ -291,3 +291,26 @@ def test_three_devices_editing_through_faults_converge(sim: Sim) -> None:
             assert device.local() == device.app.items
 
     sim.run(scenario)
+
+
+@clause("SYNC-11", level="robust")
+def test_entries_written_after_the_vault_clock_stepped_back_still_arrive(sim: Sim) -> None:
+    """SYNC-11: the vault's clock steps an hour back (its stamps go backwards); entries written
+    then still reach a device that had synced before, at the latest within a day."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await phone.put("before", 1)
+        await world.advance(5)
+        await sync_all(world)
+        world.jump_clock("vault", -3600)
+        await phone.put("after", 2)
+        await world.advance(5)
+        await phone.sync()
+        await world.advance(25 * 3600)
+        await tablet.sync()
+        await world.advance(5)
+        await tablet.sync()
+        assert tablet.app.items == {"before": 1, "after": 2}
+
+    sim.run(scenario)
