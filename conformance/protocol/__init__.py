@@ -1,0 +1,8 @@
+"""The out-of-process protocol: any implementation, in any language, as a running process.
+
+``PROTOCOL.md`` (at the repository root) is the specification. Here:
+
+* ``schema.json`` declares every message once; :mod:`~conformance.protocol.messages` validates
+  every line against it (with :mod:`~conformance.protocol.validator`);
+* :mod:`~conformance.protocol.errors` maps the protocol's errors to Python exceptions.
+"""
