@@ -4,5 +4,8 @@
 
 * ``schema.json`` declares every message once; :mod:`~conformance.protocol.messages` validates
   every line against it (with :mod:`~conformance.protocol.validator`);
+* :mod:`~conformance.protocol.reference` is the reference helper speaking the protocol
+  (``python -m conformance.protocol.reference``), on the
+  :class:`~conformance.protocol.steploop.SteppedLoop` whose time the harness sets;
 * :mod:`~conformance.protocol.errors` maps the protocol's errors to Python exceptions.
 """
