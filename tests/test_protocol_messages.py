@@ -150,7 +150,7 @@ def test_command_args_are_checked_per_command() -> None:
     base = {"type": "command", "id": 1, "now": 0.0, "mono": 0.0}
     good = {**base, "name": "upsert", "args": {"context": "n", "key": "k", "data": [None]}}
     messages.check_message("harness", good)
-    with pytest.raises(MessageError, match="args.key: is missing"):
+    with pytest.raises(MessageError, match=r"args\.key: is missing"):
         messages.check_message("harness", {**good, "args": {"context": "n", "data": 1}})
     with pytest.raises(MessageError, match="name: unknown name 'restart'"):
         messages.check_message("harness", {**base, "name": "restart", "args": {}})
