@@ -241,11 +241,11 @@ def test_command_errors_name_what_was_wrong(tmp_path: Path) -> None:
 
 def test_orderly_stop_and_restart_on_the_same_store(tmp_path: Path) -> None:
     """The close command: the process answers, exits with status 0, and its store holds what
-    was written; every later call is a closed error."""
+    was written; every later call is a closed error. (With log_traffic, every line is kept.)"""
 
     async def main() -> dict[str, Any]:
         vault = FakeVault(clock=lambda: asyncio.get_running_loop().time())
-        first = ProcessHelper(installation(tmp_path, vault), REFERENCE)
+        first = ProcessHelper(installation(tmp_path, vault), REFERENCE, log_traffic=True)
         first.add_sync_context("notes", accept, accept, accept)
         await first.upsert_database_entry("notes", "k", "v")
         await first.stop()
@@ -254,6 +254,12 @@ def test_orderly_stop_and_restart_on_the_same_store(tmp_path: Path) -> None:
         again = ProcessHelper(installation(tmp_path, vault), REFERENCE)
         again.add_sync_context("notes", accept, accept, accept)
         facts = {"status": first.process.returncode, "local": again.local_entries("notes")}
+        traffic = first.traffic_path.read_text().splitlines()
+        assert traffic[0].startswith('> {"type":"hello","protocol":1,"device_id":"solo"')
+        assert traffic[-2:] == [
+            '< {"type":"result","id":3,"ok":true,"value":null}',
+            '< {"type":"idle","wake_at":null}',
+        ]
         facts["synced"] = await again.sync()
         await again.close()
         return facts

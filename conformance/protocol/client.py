@@ -21,6 +21,7 @@ overruns the watchdog) is a :class:`ProtocolError`: the process is killed, every
 waiting for a result fails with it, and every later call raises it. Its message names the
 command line, the device, the offending message type and field, and ends with the tail of the
 implementation's stderr, which is kept in ``<store>.stderr.log`` beside the store directory.
+With ``log_traffic``, every protocol line is kept in ``<store>.traffic.log`` too.
 
 ``close()`` (the simulator's crash) kills the process with SIGKILL: a crash is not announced.
 :meth:`ProcessHelper.stop` is the orderly stop (the ``close`` command, then a clean exit).
@@ -131,6 +132,7 @@ class ProcessHelper:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         env: Mapping[str, str] | None = None,
+        log_traffic: bool = False,
     ) -> None:
         try:
             self._loop = asyncio.get_running_loop()
@@ -160,8 +162,12 @@ class ProcessHelper:
         installation.store.mkdir(parents=True, exist_ok=True)
         self.stderr_path = installation.store.with_name(installation.store.name + ".stderr.log")
         """Where the implementation's stderr goes (appended to across restarts)."""
+        self.traffic_path = installation.store.with_name(installation.store.name + ".traffic.log")
+        """With ``log_traffic``: every protocol line, ``> `` harness to implementation, ``< ``
+        implementation to harness (appended to across restarts)."""
         self.process = self._spawn(env)
         """The implementation's process (a new one for each restart)."""
+        self._traffic = self.traffic_path.open("ab") if log_traffic else None
         self._finalizer = weakref.finalize(self, _kill, self.process)
         assert self.process.stdin is not None and self.process.stdout is not None
         self._stdin, self._stdout = self.process.stdin.fileno(), self.process.stdout.fileno()
@@ -236,7 +242,7 @@ class ProcessHelper:
                 task.cancel()
         for selector in (self._readable, self._writable):
             selector.close()
-        for stream in (self.process.stdin, self.process.stdout):
+        for stream in (self.process.stdin, self.process.stdout, self._traffic):
             if stream is not None:
                 stream.close()
 
@@ -252,6 +258,8 @@ class ProcessHelper:
     # -- turns ------------------------------------------------------------------------------
 
     def _write(self, data: bytes, deadline: float) -> None:
+        if self._traffic is not None:
+            self._traffic.write(b"> " + data)
         view = memoryview(data)
         while view:
             remaining = deadline - time.monotonic()
@@ -272,6 +280,8 @@ class ProcessHelper:
             if end >= 0:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
+                if self._traffic is not None:
+                    self._traffic.write(b"< " + line + b"\n")
                 return line
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._readable.select(remaining):
@@ -609,13 +619,21 @@ class CommandFactory:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         env: Mapping[str, str] | None = None,
+        log_traffic: bool = False,
     ) -> None:
         self.argv = list(argv)
         self.timeout = timeout
         self.env = dict(env) if env is not None else None
+        self.log_traffic = log_traffic
 
     def __call__(self, installation: Installation) -> Helper:
-        return ProcessHelper(installation, self.argv, timeout=self.timeout, env=self.env)
+        return ProcessHelper(
+            installation,
+            self.argv,
+            timeout=self.timeout,
+            env=self.env,
+            log_traffic=self.log_traffic,
+        )
 
     def __repr__(self) -> str:
         return f"command_factory({shlex.join(self.argv)!r})"
@@ -626,16 +644,18 @@ def command_factory(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     env: Mapping[str, str] | None = None,
+    log_traffic: bool = False,
 ) -> CommandFactory:
     """The factory running ``cmd`` (a shell-style string, split with :func:`shlex.split`, or an
     argument list) as a protocol implementation, one process per installation and restart.
 
     ``timeout``: real seconds a turn may take before the run fails (a hung implementation);
-    ``env``: extra environment variables for the process.
+    ``env``: extra environment variables for the process; ``log_traffic``: keep every protocol
+    line in ``<store>.traffic.log`` beside the store (to see what an implementation was sent).
     """
     argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
     if not argv or not all(isinstance(part, str) and part for part in argv):
         raise ValueError(f"command_factory: {cmd!r} is not a command (expected e.g. 'node x.js')")
     if not (isinstance(timeout, int | float) and timeout > 0):
         raise ValueError(f"command_factory: timeout must be a positive number, got {timeout!r}")
-    return CommandFactory(argv, timeout=timeout, env=env)
+    return CommandFactory(argv, timeout=timeout, env=env, log_traffic=log_traffic)

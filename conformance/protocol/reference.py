@@ -84,7 +84,7 @@ class Requests:
         request_id = next(self._ids)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._waiting[request_id] = future
-        self._channel.send({**message, "id": request_id})
+        self._channel.send({"type": message["type"], "id": request_id, **message})
         try:
             return await future
         except asyncio.CancelledError:
