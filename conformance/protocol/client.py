@@ -447,7 +447,9 @@ class ProcessHelper:
             pending.future.set_exception(error)
             return
         try:
-            validate(to_wire(message["value"]), COMMANDS[pending.name]["value"], SCHEMA, "value")
+            # Command values are checked at the top level only (null, boolean, object), so the
+            # decoded value will do: no need to walk it back to its wire form.
+            validate(message["value"], COMMANDS[pending.name]["value"], SCHEMA, "value")
         except Violation as exc:
             raise self._failed(
                 f"sent a 'result' message for {pending.name!r} that breaks the protocol: "
