@@ -267,6 +267,45 @@ def test_orderly_stop_and_restart_on_the_same_store(tmp_path: Path) -> None:
     assert run(main(), start=START) == {"status": 0, "local": {"k": "v"}, "synced": True}
 
 
+def test_get_and_a_local_only_delete_that_a_full_pass_repairs(tmp_path: Path) -> None:
+    """API-2, API-3, SYNC-10 over the protocol: get returns the entry or null; a locally_only
+    delete forgets the local copy without telling the vault; sync(full=True) restores it."""
+
+    async def main() -> list[Any]:
+        vault = FakeVault(clock=lambda: asyncio.get_running_loop().time())
+        helper = ProcessHelper(installation(tmp_path, vault), REFERENCE)
+        helper.add_sync_context("notes", accept, accept, accept)
+        await helper.upsert_database_entry("notes", "k", {"n": 1})
+        facts: list[Any] = [await helper.sync()]
+        entry = await helper.get_database_entry("notes", "k")
+        assert entry is not None and entry["creationDate"] == entry["modificationDate"]
+        facts += [
+            entry["data"],
+            entry["deletionDate"],
+            await helper.get_database_entry("notes", "x"),
+        ]
+        await asyncio.sleep(10)  # past the overlap window: the next pass settles the cursor
+        assert await helper.sync()
+        await helper.delete_database_entry("notes", "k", locally_only=True)
+        facts += [helper.local_entries("notes"), await helper.sync()]
+        facts += [helper.local_entries("notes"), await helper.sync(full=True)]
+        facts.append(helper.local_entries("notes"))
+        await helper.close()
+        return facts
+
+    assert run(main(), start=START) == [
+        True,
+        {"n": 1},
+        None,
+        None,
+        {},  # forgotten locally...
+        True,
+        {},  # ...and an incremental pass does not bring it back,
+        True,
+        {"k": {"n": 1}},  # a full one does
+    ]
+
+
 # -- violations fail with a clear error ---------------------------------------------------------
 
 

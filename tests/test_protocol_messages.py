@@ -217,11 +217,13 @@ def test_every_command_is_declared_with_its_answer_timing() -> None:
         "delete",
         "sync",
         "wipe",
+        "get",
         "local_entries",
         "close",
     }
     assert {name for name, c in COMMANDS.items() if c["immediate"]} == {
         "add_context",
+        "get",
         "local_entries",
         "close",
     }

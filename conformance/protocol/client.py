@@ -535,7 +535,7 @@ class ProcessHelper:
         return pending
 
     def _immediate(self, name: str, args: dict[str, Any]) -> Any:
-        """A command answered within its own turn (add_context, local_entries, close)."""
+        """A command answered within its own turn (add_context, get, local_entries, close)."""
         pending = self._send_command(name, args)
         if not pending.future.done():
             self._commands = {k: v for k, v in self._commands.items() if v is not pending}
@@ -564,8 +564,19 @@ class ProcessHelper:
     async def upsert_database_entry(self, context: str, key: str, data: Any) -> None:
         await self._command("upsert", {"context": context, "key": key, "data": data})
 
-    async def delete_database_entry(self, context: str, key: str) -> None:
-        await self._command("delete", {"context": context, "key": key})
+    async def delete_database_entry(
+        self, context: str, key: str, *, locally_only: bool = False
+    ) -> None:
+        args: dict[str, Any] = {"context": context, "key": key}
+        if locally_only:
+            args["locally_only"] = True
+        await self._command("delete", args)
+
+    async def get_database_entry(self, context: str, key: str) -> dict[str, Any] | None:
+        """The local live entry (``key``, ``data``, ``creationDate``, ``modificationDate``,
+        ``deletionDate``), or None: SPEC API-2, beyond :class:`simulator.impl.Helper`."""
+        value: dict[str, Any] | None = self._immediate("get", {"context": context, "key": key})
+        return value
 
     async def sync(self, *, full: bool = False) -> bool:
         value: bool = await self._command("sync", {"full": True} if full else {})

@@ -291,6 +291,7 @@ class Reference:
             "delete": self.delete,
             "sync": self.sync,
             "wipe": self.wipe,
+            "get": self.get,
             "local_entries": self.local_entries,
             "close": self.close,
         }
@@ -360,14 +361,18 @@ class Reference:
     async def upsert(self, context: str, key: str, data: Any) -> None:
         await self.helper.upsert_database_entry(context, key, data)
 
-    async def delete(self, context: str, key: str) -> None:
-        await self.helper.delete_database_entry(context, key)
+    async def delete(self, context: str, key: str, locally_only: bool = False) -> None:
+        await self.helper.delete_database_entry(context, key, locally_only=locally_only)
 
     async def sync(self, full: bool = False) -> bool:
         return (await self.helper.sync(full=full)).completed
 
     async def wipe(self, context: str) -> None:
         await self.helper.wipe_local_context_data(context)
+
+    async def get(self, context: str, key: str) -> dict[str, Any] | None:
+        entry = await self.helper.get_database_entry(context, key)
+        return None if entry is None else entry_to_wire(entry)
 
     async def local_entries(self, context: str) -> dict[str, Any]:
         if self.helper.closed:
