@@ -49,3 +49,14 @@ def test_simulator_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     outcome = run_file(path, seed=1)
     assert outcome.ok, outcome.findings
+
+
+def test_protocol_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's process-protocol example runs the reference as a process and settles."""
+    example = next(block for block in python_blocks() if "command_factory" in block)
+    monkeypatch.chdir(tmp_path)
+    printed: list[tuple[object, ...]] = []
+    namespace: dict[str, object] = {"print": lambda *args: printed.append(args)}
+    exec(compile(example, "README protocol example", "exec"), namespace)
+    assert printed == [(True,)]
+    assert (tmp_path / "protocol-run" / "phone.1.stderr.log").exists()

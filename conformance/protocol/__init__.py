@@ -7,7 +7,7 @@
   :mod:`~conformance.protocol.docs` renders it as the message reference of ``PROTOCOL.md``;
 * :mod:`~conformance.protocol.client` is the harness side: :class:`ProcessHelper` runs an
   implementation as a :class:`simulator.impl.Helper`, :func:`command_factory` builds the factory
-  for a command line;
+  for a command line (what the conformance plugin's ``--brh-cmd`` uses);
 * :mod:`~conformance.protocol.reference` is the reference helper speaking the protocol
   (``python -m conformance.protocol.reference``), on the
   :class:`~conformance.protocol.steploop.SteppedLoop` whose time the harness sets;
