@@ -8,6 +8,7 @@ as an implementation in another language would be.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from typing import Any
 
@@ -23,6 +24,9 @@ def idle(wake_at: float | None = None) -> None:
 
 def main(mode: str) -> int:
     hello = json.loads(sys.stdin.readline())
+    if mode == "with-child":  # a helper process of its own, which a crash must take down too
+        child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+        print(f"child pid {child.pid}", file=sys.stderr, flush=True)
     version = 99 if mode == "wrong-version" else hello["protocol"]
     if mode == "not-json":
         sys.stdout.write("hello, harness\n")

@@ -10,8 +10,10 @@ to show that each kind of violation fails with an error naming what was wrong.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
+import select
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -375,6 +377,26 @@ def test_after_a_violation_every_call_raises_it(tmp_path: Path) -> None:
         await helper.close()  # harmless
 
     run(main(), start=START)
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfd_open")
+def test_a_crash_kills_the_implementations_own_children(tmp_path: Path) -> None:
+    """close() is a crash of the whole implementation: a process it started dies with it."""
+
+    async def main() -> int:
+        vault = FakeVault(clock=lambda: asyncio.get_running_loop().time())
+        helper = ProcessHelper(installation(tmp_path, vault), [*FAKE, "with-child"])
+        log = helper.stderr_path.read_text()
+        await helper.close()
+        return int(log.split("child pid ")[1].split()[0])
+
+    child = run(main(), start=START)
+    pidfd = os.pidfd_open(child)
+    try:  # readable once the child has exited: no polling, and no wait at all if it is dead
+        ready, _, _ = select.select([pidfd], [], [], 10)
+    finally:
+        os.close(pidfd)
+    assert ready, f"the implementation's child {child} survived the crash"
 
 
 def test_command_factory_refuses_what_cannot_run(tmp_path: Path) -> None:

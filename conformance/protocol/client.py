@@ -112,10 +112,19 @@ class _Pending:
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
-    """Kill a process that is still running, and reap it."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGKILL)
+    """Kill the implementation's whole process group (a wrapper script's children too), and
+    reap the process."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def _fail_quietly(future: asyncio.Future[Any], error: BaseException) -> None:
+    """Fail a future that may have nobody awaiting it (the error is recorded elsewhere), without
+    asyncio logging "exception was never retrieved" for it."""
+    if not future.done():
+        future.set_exception(error)
+        future.exception()
 
 
 class ProcessHelper:
@@ -195,6 +204,7 @@ class ProcessHelper:
                     stdout=subprocess.PIPE,
                     stderr=log,
                     env=None if env is None else {**os.environ, **env},
+                    start_new_session=True,  # its own process group: a crash kills all of it
                 )
             except OSError as exc:
                 raise ProtocolError(
@@ -225,8 +235,7 @@ class ProcessHelper:
         self.failure = ProtocolError(message)
         self._shutdown()
         for pending in self._commands.values():
-            if not pending.future.done():
-                pending.future.set_exception(self.failure)
+            _fail_quietly(pending.future, self.failure)
         self._commands.clear()
         return self.failure
 
@@ -303,7 +312,10 @@ class ProcessHelper:
     def _check_quiet(self) -> None:
         """Between turns the implementation must not write: check nothing arrived since idle."""
         if self._buffer or self._readable.select(0):
-            chunk = b"" if self._buffer else os.read(self._stdout, 1 << 16)
+            try:
+                chunk = b"" if self._buffer else os.read(self._stdout, 1 << 16)
+            except BlockingIOError:
+                return
             if not self._buffer and not chunk:
                 raise self._failed(f"{self._exit_status()} between turns")
             self._buffer += chunk
@@ -340,14 +352,18 @@ class ProcessHelper:
             self._check_quiet()
             deadline = time.monotonic() + self.timeout
             self._write(render(message, "harness"), deadline)
-            while True:
-                reply = self._receive(self._read_line(deadline, "idle"))
-                if reply["type"] == "idle":
-                    self._schedule(reply["wake_at"])
-                    return
-                self._dispatch(reply)
+            self._until_idle(deadline)
         finally:
             self._in_turn = False
+
+    def _until_idle(self, deadline: float) -> None:
+        """Handle the implementation's messages up to the idle that ends the turn."""
+        while True:
+            message = self._receive(self._read_line(deadline, "idle"))
+            if message["type"] == "idle":
+                self._schedule(message["wake_at"])
+                return
+            self._dispatch(message)
 
     def _receive(self, line: bytes) -> dict[str, Any]:
         try:
@@ -376,12 +392,7 @@ class ProcessHelper:
                     f"{PROTOCOL_VERSION}"
                 )
             self.implementation = dict(first["implementation"])
-            while True:
-                reply = self._receive(self._read_line(deadline, "idle"))
-                if reply["type"] == "idle":
-                    self._schedule(reply["wake_at"])
-                    return
-                self._dispatch(reply)
+            self._until_idle(deadline)
         finally:
             self._in_turn = False
 
@@ -469,7 +480,9 @@ class ProcessHelper:
             return
         except Exception as exc:  # not the implementation's fault, but the run cannot go on
             self._failed(f"the harness's vault raised on {op} (a harness bug): {exc!r}")
-            raise
+            assert self.failure is not None
+            self.failure.__cause__ = exc
+            return
         if isinstance(value, InsertResult):
             value = {"acknowledged": value.acknowledged, "inserted_ids": value.inserted_ids}
         elif isinstance(value, UpdateResult):
@@ -483,7 +496,7 @@ class ProcessHelper:
             validate(to_wire(value), VAULT_OPS[op]["value"], SCHEMA, "value")
         except Violation as exc:
             self._failed(f"the harness's vault answered {op} with {exc} (a harness bug)")
-            raise
+            return
         self._reply(request["id"], {"ok": True, "value": value})
 
     async def _serve_callback(self, request: dict[str, Any]) -> None:
@@ -601,8 +614,9 @@ class ProcessHelper:
             if pending.name == "sync":
                 pending.future.set_result(False)
             else:
-                pending.future.set_exception(
-                    HelperClosedError(f"{pending.name}: the implementation's process was stopped")
+                _fail_quietly(
+                    pending.future,
+                    HelperClosedError(f"{pending.name}: the implementation's process was stopped"),
                 )
         self._commands.clear()
 
