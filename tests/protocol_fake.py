@@ -32,7 +32,11 @@ def main(mode: str) -> int:
         sys.stdout.write("hello, harness\n")
         sys.stdout.flush()
     send({"type": "hello", "protocol": version, "implementation": {"name": mode, "version": "0"}})
-    idle(hello["mono"] if mode == "stall" else None)
+    if mode == "chatty":  # one line too many: something after the idle, in the same write
+        sys.stdout.write('{"type":"idle","wake_at":null}\n{"type":"idle","wake_at":null}\n')
+        sys.stdout.flush()
+    else:
+        idle(hello["mono"] if mode == "stall" else None)
     for line in sys.stdin:
         message = json.loads(line)
         if message["type"] == "tick":

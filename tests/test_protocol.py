@@ -343,6 +343,7 @@ def start_fake(tmp_path: Path, mode: str, *, timeout: float = 30.0) -> ProtocolE
         ("unknown-result", r"result for command 101, which is not waiting"),
         ("late-answer", r"did not answer the 'add_context' command within its turn"),
         ("stall", r"asked 1000 times in a row to be woken at"),
+        ("chatty", r"wrote after its idle, before the harness sent anything"),
     ],
 )
 def test_a_violation_names_what_was_wrong(tmp_path: Path, mode: str, expected: str) -> None:
