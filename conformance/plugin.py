@@ -19,7 +19,6 @@ Options (all under "brh conformance" in ``pytest --help``):
 
 from __future__ import annotations
 
-import importlib
 import os
 import shlex
 import tomllib
@@ -31,6 +30,7 @@ import pytest
 from conformance.expectations import Expectations, load_expectations
 from conformance.harness import REFERENCE, Endpoint, Sim, Target
 from conformance.marks import LEVELS, MARK
+from conformance.protocol.client import command_factory
 from conformance.report import Outcome, Report, TestRecord
 from simulator.impl import FactoryError, load_factory
 
@@ -157,9 +157,8 @@ def _target(config: pytest.Config) -> Target:
             raise pytest.UsageError("--brh-impl and --brh-cmd: give one implementation, not both")
         if not cmd.strip():
             raise pytest.UsageError("--brh-cmd: the command is empty")
-        client = importlib.import_module("conformance.protocol.client")
-        factory = client.command_factory(shlex.split(cmd))
-        return Target(cmd, factory, f"--brh-cmd={shlex.quote(cmd)}")
+        process = command_factory(shlex.split(cmd))
+        return Target(cmd, process, f"--brh-cmd={shlex.quote(cmd)}")
     if impl == REFERENCE:
         return Target(REFERENCE, None)
     try:

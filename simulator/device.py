@@ -230,11 +230,11 @@ class SimDevice:
         return key in self.impl.local_entries(context)
 
     async def sync(self, *, full: bool = False) -> Any:
-        """A pass: the reference's :class:`brh.SyncResult` (``full`` re-reads everything),
-        another implementation's bool (``full`` is not part of the common API)."""
+        """A pass (``full`` re-reads everything): the reference's :class:`brh.SyncResult`,
+        another implementation's bool; both are truthy when the pass completed."""
         if self.reference:
             return await self.helper.sync(full=full)
-        return await self.impl.sync()
+        return await self.impl.sync(full=full)
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()

@@ -74,8 +74,9 @@ class Helper(Protocol):
 
     async def delete_database_entry(self, context: str, key: str) -> None: ...
 
-    async def sync(self) -> bool:
-        """One sync pass; True when it completed (no refusal, no error)."""
+    async def sync(self, *, full: bool = False) -> bool:
+        """One sync pass; True when it completed (no refusal, no error). ``full`` re-reads
+        everything on the vault instead of what changed since the last pass."""
         ...
 
     async def wipe_local_context_data(self, context: str) -> None: ...
@@ -153,8 +154,8 @@ class ReferenceHelper:
     async def delete_database_entry(self, context: str, key: str) -> None:
         await self.brh.delete_database_entry(context, key)
 
-    async def sync(self) -> bool:
-        return (await self.brh.sync()).completed
+    async def sync(self, *, full: bool = False) -> bool:
+        return (await self.brh.sync(full=full)).completed
 
     async def wipe_local_context_data(self, context: str) -> None:
         await self.brh.wipe_local_context_data(context)

@@ -213,3 +213,20 @@ def test_the_legacy_baseline_fails_exactly_the_weaknesses_it_has(pytester: pytes
     shown = {t["weakness"] for t in data["tests"] if t["outcome"] == "xfail" and t["weakness"]}
     assert shown == {"W1", "W2", "W3", "W4", "W6", "W7", "W8"}
     result.stdout.fnmatch_lines(["*weaknesses shown: W1, W2, W3, W4, W6, W7, W8*"])
+
+
+@pytest.mark.slow
+def test_the_reference_passes_the_whole_suite_over_the_process_protocol(
+    pytester: pytest.Pytester,
+) -> None:
+    """PROTOCOL.md is complete: the reference, run as its own process through --brh-cmd,
+    passes every conformance test, as it does in process."""
+    import shlex
+    import sys
+
+    command = shlex.join([sys.executable, "-m", "conformance.protocol.reference"])
+    result = _run(pytester, "--brh-cmd", command, "-p", "no:warnings")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("error", 0) == 0, result.stdout.str()
+    assert outcomes["passed"] >= 20
+    result.stdout.fnmatch_lines([f"*brh conformance: implementation {command}, level all*"])

@@ -106,3 +106,14 @@ def test_brh_vault_command_lines_in_the_readme_parse() -> None:
     assert lines
     for line in lines:
         _parser().parse_args(shlex.split(line)[1:])
+
+
+def test_protocol_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's process-protocol example runs the reference as a process and settles."""
+    example = next(block for block in python_blocks() if "command_factory" in block)
+    monkeypatch.chdir(tmp_path)
+    printed: list[tuple[object, ...]] = []
+    namespace: dict[str, object] = {"print": lambda *args: printed.append(args)}
+    exec(compile(example, "README protocol example", "exec"), namespace)
+    assert printed == [(True,)]
+    assert (tmp_path / "protocol-run" / "phone.1.stderr.log").exists()

@@ -201,9 +201,12 @@ class LegacyHelper:
     def stop(self) -> None:
         self._cancel = True
 
-    async def sync(self, remotely_modified_entries_only: bool = True) -> bool:
-        """One pass over every context; False at once if a pass is already queued."""
-        task = self._queue_sync(full=not remotely_modified_entries_only)
+    async def sync(
+        self, remotely_modified_entries_only: bool = True, *, full: bool = False
+    ) -> bool:
+        """One pass over every context; False at once if a pass is already queued. ``full``
+        (the harness's name) is ``remotely_modified_entries_only=False``."""
+        task = self._queue_sync(full=full or not remotely_modified_entries_only)
         return False if task is None else await task
 
     # -- what a harness needs --------------------------------------------------------------
