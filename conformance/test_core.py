@@ -108,6 +108,39 @@ def test_wiping_a_context_restores_it_at_the_next_sync(sim: Sim) -> None:
     sim.run(scenario)
 
 
+@clause("RES-2", "CB-4", level="core")
+def test_a_wiped_context_is_restored_in_full_long_after_earlier_syncs(sim: Sim) -> None:
+    """RES-2: a device that synced many times (its progress long settled) wipes a context; the
+    next sync restores every live entry, its own old writes included, as insertions, and no
+    deleted one (CB-4: after a wipe those are not echoes)."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await tablet.put("a", 1)
+        await tablet.put("doomed", 0)
+        await phone.put("mine", "from the phone")
+        await world.advance(5)
+        await sync_all(world)
+        await world.advance(MINUTE)
+        await tablet.put("a", 2)
+        await tablet.remove("doomed")
+        await world.advance(5)
+        await sync_all(world)
+        await world.advance(10 * MINUTE)
+        await sync_all(world)
+        expected = {"a": 2, "mine": "from the phone"}
+        assert phone.app.items == expected
+        await world.wipe("phone", "notes")
+        before = len(phone.app.calls)
+        await phone.sync()
+        assert phone.app.items == expected
+        assert phone.local() == expected
+        restored = sorted(phone.app.calls[before:])
+        assert restored == [("insert", "a", 2), ("insert", "mine", "from the phone")], restored
+
+    sim.run(scenario)
+
+
 @clause("OFF-1", "OFF-3", level="core")
 def test_changes_made_offline_sync_once_back_online(sim: Sim) -> None:
     """OFF-1, OFF-3: writes succeed without the network and reach the vault when it is back."""

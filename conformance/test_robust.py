@@ -89,6 +89,30 @@ def test_a_refusal_in_one_context_does_not_skip_its_changes_for_good(sim: Sim) -
     sim.run(scenario, contexts=("notes", "contacts"))
 
 
+@clause("SYNC-4", level="robust", weakness="W2")
+def test_a_device_whose_clock_is_ahead_still_receives_later_changes(sim: Sim) -> None:
+    """SYNC-4 (W2): a device whose clock runs an hour ahead syncs; a minute later another
+    device writes. The fast device's next sync must see those writes: pulls follow the vault's
+    stamps, never a device clock."""
+
+    async def scenario(world: World) -> None:
+        fast, b = world.add_device("fast", offset=3600), world.add_device("b")
+        await b.put("x", "before")
+        await world.advance(5)
+        await sync_all(world)
+        assert fast.app.items == {"x": "before"}
+        await world.advance(MINUTE)
+        await b.put("x", "edited later")
+        await b.put("y", "written later")
+        await world.advance(5)
+        await b.sync()
+        await world.advance(5)
+        await fast.sync()
+        assert fast.app.items == {"x": "edited later", "y": "written later"}
+
+    sim.run(scenario)
+
+
 @clause("ORD-4", "RES-1", level="robust", weakness="W4")
 def test_two_devices_creating_one_key_at_once_leave_one_entry(sim: Sim) -> None:
     """ORD-4 (W4): two devices create the same key at the same moment over slow links; after
@@ -110,6 +134,31 @@ def test_two_devices_creating_one_key_at_once_leave_one_entry(sim: Sim) -> None:
         await late.sync()
         assert [key for _, key, _ in late.app.calls] == ["x"], late.app.calls
         assert late.app.items == a.app.items == b.app.items
+
+    sim.run(scenario)
+
+
+@clause("SYNC-7", "ORD-2", level="robust")
+def test_a_new_entry_uploaded_late_does_not_overwrite_a_newer_one(sim: Sim) -> None:
+    """SYNC-7, ORD-2 (W4): A creates x over a slow link and starts a sync; while A's pass is
+    between its pull and its upload, B creates x too (a later write) and uploads it first. A's
+    upload must not overwrite B's newer version: both devices end with B's data."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        await sync_all(world)
+        world.slow_link("a", (1.0, 1.0))
+        await a.put("x", "older, from a")
+        running = asyncio.ensure_future(a.sync())
+        await world.advance(1.5)
+        await b.put("x", "newer, from b")
+        await b.sync()
+        await running
+        world.fast_link("a")
+        await world.advance(MINUTE)
+        await sync_all(world, rounds=3)
+        assert a.app.items == b.app.items == {"x": "newer, from b"}
+        assert a.local() == b.local() == {"x": "newer, from b"}
 
     sim.run(scenario)
 
@@ -235,6 +284,67 @@ def test_a_crash_in_the_middle_of_a_sync_loses_nothing(sim: Sim) -> None:
         await world.advance(5)
         await tablet.sync()
         assert tablet.app.items == {f"k{i}": i for i in range(30)}
+
+    sim.run(scenario)
+
+
+@clause("OFF-2", "OFF-4", level="robust", weakness="W12")
+def test_changes_acknowledged_just_before_a_crash_are_not_lost(sim: Sim) -> None:
+    """OFF-2, OFF-4 (W12): the app's upsert and delete return and the device dies at once,
+    before any sync could start; after the restart its local copy has both changes and they
+    still reach the other device."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await phone.put("kept", 1)
+        await phone.put("doomed", 2)
+        await world.advance(5)
+        await sync_all(world)
+        await world.advance(MINUTE)
+        await phone.put("x", "written just before the crash")
+        await phone.put("kept", 10)
+        await phone.remove("doomed")
+        await world.crash("phone")
+        await world.advance(MINUTE)
+        await world.restart("phone")
+        expected = {"kept": 10, "x": "written just before the crash"}
+        assert phone.local() == expected
+        await phone.sync()
+        await world.advance(5)
+        await tablet.sync()
+        assert tablet.app.items == expected
+
+    sim.run(scenario)
+
+
+@clause("CB-7", "OFF-4", level="robust")
+def test_a_change_whose_callback_was_cut_short_by_a_crash_is_delivered_after_restart(
+    sim: Sim,
+) -> None:
+    """CB-7, OFF-4: the tablet's app takes its time over incoming changes (a slow callback) and
+    the tablet dies meanwhile; after the restart those changes are delivered again."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await phone.put("x", 1)
+        await world.advance(5)
+        await sync_all(world)
+        await world.advance(MINUTE)
+        await phone.put("x", 2)
+        await phone.put("y", "new")
+        await world.advance(5)
+        await phone.sync()
+        world.behave("tablet", mode="slow", delay=30)
+        running = asyncio.ensure_future(tablet.sync())
+        await world.advance(10)
+        await world.crash("tablet")
+        await asyncio.gather(running, return_exceptions=True)  # cut short by the crash
+        world.behave("tablet", mode="apply")
+        await world.restart("tablet")
+        await tablet.sync()
+        assert tablet.app.items == {"x": 2, "y": "new"}
+        assert ("modify", "x", 2) in tablet.app.calls
+        assert ("insert", "y", "new") in tablet.app.calls
 
     sim.run(scenario)
 
