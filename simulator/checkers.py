@@ -16,7 +16,7 @@ from brh.hlc import Version
 if TYPE_CHECKING:
     from simulator.world import World
 
-__all__ = ["Checker", "Finding", "Write"]
+__all__ = ["BlindWrite", "Checker", "Finding", "Write"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,24 @@ class Write:
     """Lost on purpose: the device was reinstalled before uploading it."""
 
 
+@dataclass(frozen=True)
+class BlindWrite:
+    """An acknowledged write of an implementation whose versions the checker cannot read.
+
+    ``ancestors`` are the writes of the same key its device had seen when it wrote (its own
+    earlier ones, and those whose value a callback it accepted carried): this write supersedes
+    them, whatever clocks say. Writes neither side had seen are concurrent.
+    """
+
+    seq: int
+    device: str
+    context: str
+    key: str
+    deleted: bool
+    data: Any
+    ancestors: frozenset[int]
+
+
 @dataclass
 class _DeviceWatch:
     written: dict[str, set[str]] = field(default_factory=dict)
@@ -65,6 +83,12 @@ class Checker:
     findings: list[Finding] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     watches: dict[str, _DeviceWatch] = field(default_factory=dict)
+    blind: list[BlindWrite] = field(default_factory=list)
+    seen: dict[tuple[str, str, str], set[int]] = field(default_factory=dict)
+    """(device, context, key) -> the blind writes that device has seen (closed downwards)."""
+    optional: set[int] = field(default_factory=set)
+    """Blind writes that may be lost legitimately (their installation was wiped or replaced
+    before anyone else saw them)."""
 
     def fail(self, checker: str, clause: str, message: str, **where: str | None) -> None:
         finding = Finding(checker, clause, self.world.now(), message, **where)
@@ -83,6 +107,84 @@ class Checker:
         self.writes.append(write)
         watch = self.watches.setdefault(write.device, _DeviceWatch())
         watch.written.setdefault(write.context, set()).add(write.version.encode())
+
+    # -- implementations other than the reference: causality from what the apps saw ----------
+
+    def record_blind_write(
+        self, device: str, context: str, key: str, *, deleted: bool, data: Any
+    ) -> None:
+        seen = self.seen.setdefault((device, context, key), set())
+        write = BlindWrite(len(self.blind), device, context, key, deleted, data, frozenset(seen))
+        self.blind.append(write)
+        seen.add(write.seq)
+
+    def record_delivery(
+        self, device: str, context: str, kind: str, entry: Entry, accepted: bool
+    ) -> None:
+        """A callback the app accepted: the device has now seen the write it carried. Only an
+        unambiguous match counts (several writes of the same value: none is assumed seen),
+        which keeps the check sound: it may miss a lost update, never invent one."""
+        if not accepted:
+            return
+        deleted = kind == "delete"
+        matches = [
+            w
+            for w in self.blind
+            if w.context == context
+            and w.key == entry.key
+            and w.deleted == deleted
+            and (deleted or w.data == entry.data)
+        ]
+        if len(matches) == 1:
+            seen = self.seen.setdefault((device, context, entry.key), set())
+            seen.add(matches[0].seq)
+            seen.update(matches[0].ancestors)
+
+    def forget_installation(self, device: str, context: str | None = None) -> None:
+        """A reinstall (or a wipe of ``context``): what the device had seen is forgotten, and
+        its writes nobody else had seen may be lost."""
+        for name, ctx, key in list(self.seen):
+            if name == device and context in (None, ctx):
+                del self.seen[(name, ctx, key)]
+        for write in self.blind:
+            if write.device != device or context not in (None, write.context):
+                continue
+            elsewhere = any(
+                write.seq in seen
+                for (name, ctx, key), seen in self.seen.items()
+                if name != device and ctx == write.context and key == write.key
+            )
+            if not elsewhere:
+                self.optional.add(write.seq)
+
+    def _check_causal(self, context: str) -> None:
+        """ORD-2, ORD-3 without versions: the final value of each key is one of the writes that
+        no kept write superseded. A device that saw a write and then wrote the key again meant
+        to replace it, so the replaced write must not win; concurrent writes may."""
+        truth = self._truth(context)
+        keys = sorted({w.key for w in self.blind if w.context == context})
+        for key in keys:
+            writes = [w for w in self.blind if w.context == context and w.key == key]
+            kept = [w for w in writes if w.seq not in self.optional]
+            if not kept:
+                continue
+            superseded = {a for w in kept for a in w.ancestors}
+            allowed = [w for w in writes if w.seq not in superseded]
+            outcomes = [_ABSENT if w.deleted else w.data for w in allowed]
+            final = truth.get(key, _ABSENT)
+            if final not in outcomes:
+                newest = [w for w in allowed if w.seq not in self.optional]
+                described = ", ".join(
+                    f"{'delete' if w.deleted else repr(w.data)} by {w.device}" for w in newest
+                )
+                self.fail(
+                    "no lost update",
+                    "ORD-2",
+                    f"final state {final!r} is a write a later one superseded, or none at all; "
+                    f"expected one of: {described}",
+                    context=context,
+                    key=key,
+                )
 
     def abandon_pending(
         self, device: str, pending: list[tuple[str, str, Version, Version | None]]
@@ -181,6 +283,7 @@ class Checker:
         for context in self.world.contexts:
             self._check_convergence(context)
             self._check_no_lost_update(context)
+            self._check_causal(context)
         self._check_idle_cost()
 
     def _check_convergence(self, context: str) -> None:

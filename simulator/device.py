@@ -49,6 +49,7 @@ class SimDevice:
         clock: SkewedClock | None = None,
         on_write: WriteHook | None = None,
         observer: Callable[[SimDevice, str, str, Entry], None] | None = None,
+        answered: Callable[[SimDevice, str, str, Entry, bool], None] | None = None,
         listener: Callable[[SyncEvent], None] | None = None,
         factory: Factory | None = None,
         workdir: Path | None = None,
@@ -69,6 +70,7 @@ class SimDevice:
         helper). A device running another implementation keeps its store in ``store_dir``."""
         self._on_write = on_write
         self._observer = observer
+        self._answered = answered
         self._listener = listener
         options.setdefault("retry", RetryPolicy(initial_delay=1, max_delay=60, jitter=0.5))
         self._options = options
@@ -146,7 +148,10 @@ class SimDevice:
             self.helper.add_sync_context(context, app.on_insert, app.on_modify, app.on_delete)
         else:
             self.impl.add_sync_context(
-                context, _adapted(app.on_insert), _adapted(app.on_modify), _adapted(app.on_delete)
+                context,
+                self._adapted(context, "insert", app.on_insert),
+                self._adapted(context, "modify", app.on_modify),
+                self._adapted(context, "delete", app.on_delete),
             )
         return app
 
@@ -222,6 +227,34 @@ class SimDevice:
         """The helper's live local copy of a context, key -> data."""
         return self.impl.local_entries(self._context(context))
 
+    def _adapted(
+        self, context: str, kind: str, callback: Callable[[Entry], bool | Awaitable[bool]]
+    ) -> Callback:
+        """An app callback for another implementation: it accepts what that implementation
+        passes (see :func:`~simulator.impl.as_entry`) and reports each answer to ``answered``
+        (the reference reports its callbacks as events instead)."""
+
+        def adapted(value: Any) -> bool | Awaitable[bool]:
+            entry = as_entry(value)
+            result = callback(entry)
+            if not isinstance(result, bool):
+                return self._when_answered(context, kind, entry, result)
+            self._report(context, kind, entry, result)
+            return result
+
+        return adapted
+
+    async def _when_answered(
+        self, context: str, kind: str, entry: Entry, pending: Awaitable[bool]
+    ) -> bool:
+        accepted = await pending
+        self._report(context, kind, entry, accepted)
+        return accepted
+
+    def _report(self, context: str, kind: str, entry: Entry, accepted: bool) -> None:
+        if self._answered is not None:
+            self._answered(self, context, kind, entry, accepted)
+
     def holds(self, context: str, key: str) -> bool:
         """Whether the helper's local copy has a live entry ``key``."""
         if self.reference:
@@ -238,12 +271,3 @@ class SimDevice:
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
-
-
-def _adapted(callback: Callable[[Entry], bool | Awaitable[bool]]) -> Callback:
-    """An app callback that accepts what another implementation passes (see as_entry)."""
-
-    def adapted(value: Any) -> bool | Awaitable[bool]:
-        return callback(as_entry(value))
-
-    return adapted

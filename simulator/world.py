@@ -133,6 +133,7 @@ class World:
             clock=clock,
             on_write=self._on_write,
             observer=self._before_callback,
+            answered=self._answered,
             listener=self._on_event,
             factory=self.factory,
             workdir=self.workdir,
@@ -163,6 +164,7 @@ class World:
         device = self.device(name)
         lost = await device.reinstall()
         self.checker.abandon_pending(name, lost)
+        self.checker.forget_installation(name)
         self.checker.forget_device(name, reinstalled=True)
         for context, app in device.apps.items():
             app.rng = self._child_rng(f"app:{name}:{context}:reinstalled")
@@ -176,6 +178,7 @@ class World:
         device.apps[context].declined.clear()
         await device.impl.wipe_local_context_data(context)
         self.checker.forget_context(name, context)
+        self.checker.forget_installation(name, context)
         self.trace.emit("device", device=name, event="wipe", context=context)
 
     def behave(self, name: str, context: str | None = None, **behaviour: Any) -> None:
@@ -424,6 +427,8 @@ class World:
     ) -> None:
         if version is not None:
             self.checker.record_write(Write(device.name, context, key, version, deleted, data))
+        else:
+            self.checker.record_blind_write(device.name, context, key, deleted=deleted, data=data)
         self.trace.emit(
             "write",
             device=device.name,
@@ -437,6 +442,21 @@ class World:
         if not device.reference:
             self.activity += 1  # another implementation reports no events: count what we see
         self.checker.before_callback(device.name, context, kind, entry)
+
+    def _answered(
+        self, device: SimDevice, context: str, kind: str, entry: Entry, accepted: bool
+    ) -> None:
+        """Another implementation's callback got its answer (the reference sends events)."""
+        self.checker.record_delivery(device.name, context, kind, entry, accepted)
+        self.trace.emit(
+            "callback",
+            device=device.name,
+            context=context,
+            key=entry.key,
+            action=kind,
+            accepted=accepted,
+            version=None,
+        )
 
     def _on_event(self, event: SyncEvent) -> None:
         self.checker.on_event(event)

@@ -236,3 +236,29 @@ def test_an_incremental_checkpoint_runs_on_another_implementation(tmp_path: Path
     )
     late = [f for f in outcome.findings if f.clause == "SYNC-1" and f.key == "late"]
     assert late and all(f.checker == "convergence" for f in late)
+
+
+def test_lost_updates_of_another_implementation_are_caught_without_versions(
+    tmp_path: Path,
+) -> None:
+    """ORD-2 (black box): for an implementation whose versions the checker cannot read, what
+    each device had seen orders the writes; the legacy's lost update under clock skew (W2) is
+    found, the reference run through its factory passes the same scenario."""
+    from conformance.implementations import legacy, reference
+    from simulator.scenarios import get
+
+    info = get("w2-clock-skew")
+    legacy_run = simulate(
+        info, seed=1, factory=legacy.factory, workdir=tmp_path / "legacy", **info.world_options()
+    )
+    lost = [f for f in legacy_run.findings if f.clause == "ORD-2"]
+    assert lost and lost[0].checker == "no lost update" and lost[0].key == "x"
+    assert "after seeing the phone's edit" in lost[0].message
+    reference_run = simulate(
+        info,
+        seed=1,
+        factory=reference.factory,
+        workdir=tmp_path / "reference",
+        **info.world_options(),
+    )
+    assert reference_run.findings == []
