@@ -10,7 +10,11 @@ Options (all under "brh conformance" in ``pytest --help``):
   :mod:`conformance.expectations`); they run and are reported, an unexpected pass included;
 * ``--brh-report FILE.md|FILE.json``: a per-clause table, with each failure's seed and the
   command that replays it;
-* ``--brh-seed N``: the seed of every simulated world (default 1).
+* ``--brh-seed N``: the seed of every simulated world (default 1), and of Hypothesis in the
+  property-based tests (the state machine of :mod:`conformance.machine`);
+* ``--brh-profile fast|ci|deep``: how hard the property-based tests search (Hypothesis profiles
+  ``brh-fast``, the default, about 10 s; ``brh-ci``, a few minutes; ``brh-deep``, hours, for
+  nightly runs).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import pytest
 
 from conformance.expectations import Expectations, load_expectations
 from conformance.harness import REFERENCE, Sim, Target
-from conformance.marks import LEVELS, MARK
+from conformance.marks import LEVELS, MARK, PROFILES
 from conformance.report import Outcome, Report, TestRecord
 from simulator.impl import FactoryError, load_factory
 
@@ -36,10 +40,13 @@ _STATE = pytest.StashKey["_State"]()
 
 
 class _State:
-    def __init__(self, target: Target, level: str, seed: int, expectations: Expectations) -> None:
+    def __init__(
+        self, target: Target, level: str, seed: int, expectations: Expectations, profile: str
+    ) -> None:
         self.target = target
         self.level = level
         self.seed = seed
+        self.profile = profile
         self.expectations = expectations
         self.report = Report(implementation=target.name, level=level, seed=seed)
 
@@ -81,7 +88,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=1,
         type=int,
         metavar="N",
-        help="seed of every simulated world (default 1)",
+        help="seed of every simulated world and of Hypothesis (default 1)",
+    )
+    group.addoption(
+        "--brh-profile",
+        default="fast",
+        choices=PROFILES,
+        help="how hard property-based tests search: fast (default, seconds), ci (minutes), "
+        "deep (hours, for nightly runs)",
     )
 
 
@@ -119,7 +133,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if report and Path(report).suffix not in (".md", ".json"):
         raise pytest.UsageError(f"--brh-report: {report!r} must end in .md or .json")
     config.stash[_STATE] = _State(
-        _target(config), config.getoption("brh_level"), config.getoption("brh_seed"), expectations
+        _target(config),
+        config.getoption("brh_level"),
+        config.getoption("brh_seed"),
+        expectations,
+        config.getoption("brh_profile"),
     )
 
 
@@ -127,7 +145,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     state = config.stash[_STATE]
     return (
         f"brh conformance: implementation {state.target.name}, level {state.level}, "
-        f"seed {state.seed}"
+        f"seed {state.seed}, profile {state.profile}"
     )
 
 
@@ -176,6 +194,7 @@ def sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
         seed=state.seed,
         workdir=tmp_path,
         nodeid=f"{node.path}::{node.name}",
+        profile=state.profile,
     )
     node.stash[_SIM] = runner
     return runner
