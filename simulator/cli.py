@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -69,6 +70,8 @@ def _implementation(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     if args.impl is None:
         yield {}
         return
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: an implementation next to you
     try:
         factory: Factory = load_factory(args.impl)
     except FactoryError as exc:

@@ -178,3 +178,22 @@ def test_impl_runs_the_named_implementation(
     assert main(["run", str(path), "--seed", "1", "--impl", broken]) == 1
     out = capsys.readouterr().out
     assert out.startswith("FAIL ") and "phone/notes/x" in out, out
+
+
+def test_impl_finds_an_implementation_in_the_current_directory(tmp_path: Path) -> None:
+    """`brh-sim run FILE --impl mymodule:factory` finds mymodule.py where the command runs, as
+    `python -m` would (the installed brh-sim script does not put that directory on the path)."""
+    (tmp_path / "localimpl.py").write_text(
+        "from conformance.implementations.reference import factory\n"
+    )
+    script = Path(sys.executable).with_name("brh-sim")
+    scenario = ROOT / "scenarios" / "late-upload.toml"
+    done = subprocess.run(
+        [str(script), "run", str(scenario), "--seed", "1", "--impl", "localimpl:factory"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("PASS ") and " on localimpl:factory " in done.stdout
