@@ -9,7 +9,7 @@ import pytest
 from hypothesis import Phase
 
 from conformance.harness import Sim, Target
-from conformance.machine import run_machine
+from conformance.machine import SyncMachine, run_machine
 from simulator.cli import main
 from simulator.impl import load_factory
 
@@ -37,8 +37,9 @@ def test_the_machine_passes_on_the_reference_through_a_factory(tmp_path: Path) -
     """SYNC-1, CB-5, CB-6, RETRY-1: the reference passes the machine run as any Python
     implementation is (through its factory, stores on disk), not only in process."""
     sim = _sim(tmp_path, "conformance.implementations.reference:factory")
-    run_machine(sim, max_examples=3, stateful_step_count=12)
-    assert sim.runs == 3
+    stats = run_machine(sim, max_examples=3, stateful_step_count=12)
+    assert sim.runs == stats.examples == 3
+    assert stats.steps >= 3 * 10  # the final phase alone has 10 steps
     assert not (tmp_path / "state-machine-failure.toml").exists()
 
 
@@ -101,3 +102,22 @@ def test_the_replay_command_names_the_profile() -> None:
     assert sim.replay_command() == "pytest t.py::x --brh-seed=4"
     sim.profile = "deep"
     assert sim.replay_command() == "pytest t.py::x --brh-seed=4 --brh-profile=deep"
+
+
+def test_the_final_refusal_check_holds_after_a_clock_stepped_back(tmp_path: Path) -> None:
+    """CB-6, RETRY-1 (a regression): a device whose clock stepped back gives its new writes
+    the modification date of its old ones (ORD-1); the app model refuses "each change once" by
+    key and date, so the final check must write keys no step used, or the app would accept a
+    change it took for one already refused and the check would see two callbacks."""
+    machine = SyncMachine(_sim(tmp_path, f"{IMPLS}:memory"))
+    machine.start(world_seed=0, count=2, contexts=1, offsets=[0.0, 0.0, 0.0])
+    machine.app_work(0, [("put", 0, "k0")])
+    machine.clock(0, -7200.0)
+    machine.app_work(0, [("sync", 0, "k0")])
+    machine.app(1, "refuse", 1, 0.3)
+    machine.app_work(0, [("put", 0, "k0")])
+    machine.app_work(1, [("sync", 0, "k0")])
+    machine.nothing_found()
+    machine.teardown()
+    assert not machine.failed
+    assert [s.fields.get("key") for s in machine.steps if s.verb == "put"][-2:] == ["z0", "z1"]
