@@ -23,10 +23,10 @@ written to the test's directory) and the command that replays it,
 ``brh-sim run FILE --seed N [--impl package.module:factory]``: the file runs the same steps the
 same way, so it fails the same way.
 
-Profiles (``--brh-profile``): ``brh-fast`` (default: a few dozen examples of at most 30 steps,
-Hypothesis derandomized), ``brh-ci`` (hundreds), ``brh-deep`` (tens of thousands of examples of
-up to 100 steps: hours). Hypothesis is seeded with ``--brh-seed``, and no example database is
-kept, so a run is reproduced by its options alone.
+Profiles (``--brh-profile``): ``brh-fast`` (default: 25 examples of at most 30 steps, seconds),
+``brh-ci`` (300 examples of up to 50 steps), ``brh-deep`` (100,000 examples of up to 100 steps:
+hours). Hypothesis is seeded with ``--brh-seed`` and keeps no example database, so a run is
+reproduced by its options alone.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ settings.register_profile(
     "brh-fast", max_examples=25, stateful_step_count=30, derandomize=True, **_COMMON
 )
 settings.register_profile("brh-ci", max_examples=300, stateful_step_count=50, **_COMMON)
-settings.register_profile("brh-deep", max_examples=20_000, stateful_step_count=100, **_COMMON)
+settings.register_profile("brh-deep", max_examples=100_000, stateful_step_count=100, **_COMMON)
 
 _WHO = st.integers(0, len(DEVICES) - 1)
 """A device, as an index into the devices a rule may pick from (which shrinks well)."""

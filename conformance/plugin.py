@@ -13,8 +13,8 @@ Options (all under "brh conformance" in ``pytest --help``):
 * ``--brh-seed N``: the seed of every simulated world (default 1), and of Hypothesis in the
   property-based tests (the state machine of :mod:`conformance.machine`);
 * ``--brh-profile fast|ci|deep``: how hard the property-based tests search (Hypothesis profiles
-  ``brh-fast``, the default, about 10 s; ``brh-ci``, a few minutes; ``brh-deep``, hours, for
-  nightly runs).
+  ``brh-fast``, the default, a few seconds; ``brh-ci``, about half a minute; ``brh-deep``,
+  hours, for nightly runs; times for the reference in process).
 """
 
 from __future__ import annotations

@@ -86,6 +86,17 @@ def test_shrinking_prints_the_smallest_scenario_that_shows_a_forgotten_delete(
     assert "k0" in message
 
 
+def test_the_same_seed_finds_the_same_failure(tmp_path: Path) -> None:
+    """API-9: Hypothesis is seeded from --brh-seed and keeps no database, so two runs with one
+    seed record the same failing scenario, byte for byte."""
+    texts = []
+    for run in ("one", "two"):
+        sim = _sim(tmp_path / run, f"{IMPLS}:invents_data")
+        _failure(sim, max_examples=5, phases=[Phase.generate])
+        texts.append((tmp_path / run / "state-machine-failure.toml").read_text())
+    assert texts[0] == texts[1]
+
+
 def test_profiles_differ_in_effort() -> None:
     """The fast profile is small and reproducible; ci and deep search more."""
     from hypothesis import settings
