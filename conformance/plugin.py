@@ -94,7 +94,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--brh-profile",
         default="fast",
         choices=PROFILES,
-        help="how hard property-based tests search: fast (default, seconds), ci (minutes), "
+        help="how hard property-based tests search: fast (default, seconds), ci (half a minute), "
         "deep (hours, for nightly runs)",
     )
 
