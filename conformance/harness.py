@@ -5,6 +5,11 @@ of a :class:`simulator.world.World`; the scenario drives devices and faults and 
 expects. Everything is deterministic for a given seed: the same seed, implementation and code
 replay the same run. When a run fails, :class:`Sim` knows the seed and the command that replays
 it (the plugin prints both and puts them in the report).
+
+A test driven from synchronous code (a Hypothesis state machine's rules) steps a world instead:
+:meth:`Sim.stepped` builds a :class:`simulator.scenario_file.ScenarioRun` on the implementation
+under test, whose :meth:`~simulator.scenario_file.ScenarioRun.step` runs one scenario-file step
+on the world's virtual-time loop and returns with the loop stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pytest
 from brh.vault import Vault
 from simulator.impl import Factory
 from simulator.live import LiveVault, UnsupportedFault
+from simulator.scenario_file import DeviceSpec, ScenarioRun
 from simulator.timeloop import run
 from simulator.trace import Trace
 from simulator.world import START, World
@@ -71,6 +77,8 @@ class Sim:
     nodeid: str = ""
     replay_base: str = "pytest"
     endpoint: Endpoint | None = None
+    profile: str = "fast"
+    """The Hypothesis profile of property-based tests (``--brh-profile``)."""
     runs: int = field(default=0)
     traces: list[Path] = field(default_factory=list)
 
@@ -136,9 +144,44 @@ class Sim:
         test or seed)."""
         return f"t{zlib.crc32(self.nodeid.encode()):08x}_{self.seed & 0xFFFFFFFF}_{self.runs}"
 
+    def stepped(
+        self,
+        seed: int,
+        *,
+        devices: tuple[DeviceSpec, ...],
+        contexts: tuple[str, ...] = ("notes",),
+        check_each_step: bool = True,
+        heading: str | None = None,
+    ) -> ScenarioRun:
+        """A world on the implementation under test, run step by step from synchronous code
+        (see :class:`ScenarioRun`; the caller closes it). Its device stores go to
+        ``workdir/stores-N``; it writes no trace (replay its recording to get one)."""
+        self.runs += 1
+        stores = self.workdir / f"stores-{self.runs}"
+        stores.mkdir(parents=True, exist_ok=True)
+        return ScenarioRun(
+            seed,
+            contexts=contexts,
+            devices=devices,
+            check_each_step=check_each_step,
+            factory=self.target.factory,
+            workdir=stores,
+            heading=heading,
+        )
+
+    @property
+    def brh_sim_impl(self) -> str | None:
+        """The ``brh-sim --impl`` value that runs this target (None: the reference, or a
+        ``--brh-cmd`` process, which brh-sim cannot start)."""
+        if self.target.factory is not None and self.target.option.startswith("--brh-impl="):
+            return self.target.name
+        return None
+
     def replay_command(self) -> str:
         """The exact command that replays this test on this implementation and seed."""
         parts = [self.replay_base, self.nodeid, f"--brh-seed={self.seed}"]
+        if self.profile != "fast":
+            parts.append(f"--brh-profile={self.profile}")
         command = shlex.join(parts)
         if self.target.option:
             command += " " + self.target.option

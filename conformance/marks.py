@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-__all__ = ["LEVELS", "MARK", "clause"]
+__all__ = ["LEVELS", "MARK", "PROFILES", "clause"]
 
 LEVELS = ("core", "robust")
+PROFILES = ("fast", "ci", "deep")
+"""How hard property-based tests search (``--brh-profile``; see :mod:`conformance.machine`)."""
 MARK = "brh_clause"
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,7 +10,11 @@ Options (all under "brh conformance" in ``pytest --help``):
   :mod:`conformance.expectations`); they run and are reported, an unexpected pass included;
 * ``--brh-report FILE.md|FILE.json``: a per-clause table, with each failure's seed and the
   command that replays it;
-* ``--brh-seed N``: the seed of every simulated world (default 1);
+* ``--brh-seed N``: the seed of every simulated world (default 1), and of Hypothesis in the
+  property-based tests (the state machine of :mod:`conformance.machine`);
+* ``--brh-profile fast|ci|deep``: how hard the property-based tests search (Hypothesis profiles
+  ``brh-fast``, the default, a few seconds; ``brh-ci``, about half a minute; ``brh-deep``,
+  hours, for nightly runs; times for the reference in process);
 * ``--brh-vault-url URL`` with ``--brh-vault-token TOKEN`` (or ``BRH_VAULT_TOKEN`` in the
   environment), or ``--brh-vault-config FILE`` (TOML with ``url`` and ``token``): run against
   a live Hive vault instead of the fake one; tests that need a fault only the fake vault can
@@ -29,7 +33,7 @@ import pytest
 
 from conformance.expectations import Expectations, load_expectations
 from conformance.harness import REFERENCE, Endpoint, Sim, Target
-from conformance.marks import LEVELS, MARK
+from conformance.marks import LEVELS, MARK, PROFILES
 from conformance.protocol.client import command_factory
 from conformance.report import Outcome, Report, TestRecord
 from simulator.impl import FactoryError, load_factory
@@ -48,12 +52,14 @@ class _State:
         level: str,
         seed: int,
         expectations: Expectations,
+        profile: str = "fast",
         endpoint: Endpoint | None = None,
     ) -> None:
         self.target = target
         self.endpoint = endpoint
         self.level = level
         self.seed = seed
+        self.profile = profile
         self.expectations = expectations
         self.report = Report(implementation=target.name, level=level, seed=seed)
 
@@ -95,7 +101,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=1,
         type=int,
         metavar="N",
-        help="seed of every simulated world (default 1)",
+        help="seed of every simulated world and of Hypothesis (default 1)",
+    )
+    group.addoption(
+        "--brh-profile",
+        default="fast",
+        choices=PROFILES,
+        help="how hard property-based tests search: fast (default, seconds), ci (half a minute), "
+        "deep (hours, for nightly runs)",
     )
     group.addoption(
         "--brh-vault-url",
@@ -186,6 +199,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.getoption("brh_level"),
         config.getoption("brh_seed"),
         expectations,
+        config.getoption("brh_profile"),
         _endpoint(config),
     )
 
@@ -195,7 +209,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     vault = state.endpoint.url if state.endpoint else "the fake vault"
     return (
         f"brh conformance: implementation {state.target.name}, level {state.level}, "
-        f"seed {state.seed}, on {vault}"
+        f"seed {state.seed}, profile {state.profile}, on {vault}"
     )
 
 
@@ -245,6 +259,7 @@ def sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
         workdir=tmp_path,
         nodeid=f"{node.path}::{node.name}",
         endpoint=state.endpoint,
+        profile=state.profile,
     )
     node.stash[_SIM] = runner
     return runner

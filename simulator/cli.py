@@ -1,9 +1,13 @@
 """``brh-sim``: list, run, explore and replay simulated worlds.
 
     brh-sim list
-    brh-sim run NAME_OR_FILE --seed N [--trace FILE] [--report FILE.html]
+    brh-sim run NAME_OR_FILE --seed N [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
     brh-sim explore --seeds N [--devices D] [--duration T] [--out DIR] [--first-seed S]
-    brh-sim replay FILE [--trace FILE] [--report FILE.html]
+    brh-sim replay FILE [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
+
+``--impl package.module:factory`` runs every device on that implementation instead of the
+in-process reference (see :mod:`simulator.impl`; its stores go to a temporary directory), so a
+failure the conformance suite found on another implementation replays here too.
 
 Exit status: 0 when every checker passed, 1 when one failed, 2 on bad usage.
 """
@@ -11,12 +15,18 @@ Exit status: 0 when every checker passed, 1 when one failed, 2 on bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from simulator.explore import ExploreSummary, explore, read_replay, run_config
+from simulator.impl import Factory, FactoryError, load_factory
 from simulator.world import Outcome
 
 __all__ = ["main"]
@@ -49,6 +59,31 @@ def _trace_for(args: argparse.Namespace) -> Path | None:
     return None
 
 
+class _UsageError(Exception):
+    """A bad option: the command prints it and exits 2."""
+
+
+@contextlib.contextmanager
+def _implementation(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """World options for ``--impl``: its factory and a temporary directory for the stores
+    (none for the reference in process)."""
+    if args.impl is None:
+        yield {}
+        return
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: an implementation next to you
+    try:
+        factory: Factory = load_factory(args.impl)
+    except FactoryError as exc:
+        raise _UsageError(f"--impl: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="brh-sim-") as folder:
+        yield {"factory": factory, "workdir": Path(folder)}
+
+
+def _label(label: str, args: argparse.Namespace) -> str:
+    return label if args.impl is None else f"{label} on {args.impl}"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from simulator import scenarios
 
@@ -62,24 +97,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     target = args.scenario
     trace = _trace_for(args)
-    if Path(target).suffix == ".toml" or Path(target).is_file():
-        from simulator.scenario_file import ScenarioFileError, run_file
-
-        try:
-            outcome = run_file(Path(target), args.seed, trace_path=trace)
-        except ScenarioFileError as exc:
-            print(f"brh-sim run: {exc}", file=sys.stderr)
-            return 2
-    elif target in scenarios.names():
-        outcome = scenarios.run_named(target, args.seed, trace_path=trace)
-    else:
+    is_file = Path(target).suffix == ".toml" or Path(target).is_file()
+    if not is_file and target not in scenarios.names():
         print(
             f"brh-sim run: no scenario named {target!r} and no such file; "
             "`brh-sim list` shows the named scenarios",
             file=sys.stderr,
         )
         return 2
-    _print_outcome(outcome, target)
+    try:
+        with _implementation(args) as world_options:
+            if is_file:
+                from simulator.scenario_file import ScenarioFileError, load_file
+
+                try:
+                    spec = load_file(Path(target))
+                except ScenarioFileError as exc:
+                    raise _UsageError(str(exc)) from None
+                outcome = spec.run(args.seed, trace, **world_options)
+            else:
+                outcome = scenarios.run_named(target, args.seed, trace_path=trace, **world_options)
+    except _UsageError as exc:
+        print(f"brh-sim run: {exc}", file=sys.stderr)
+        return 2
+    _print_outcome(outcome, _label(target, args))
     if trace is not None:
         print(f"trace: {trace}")
     _report(
@@ -156,12 +197,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"brh-sim replay: {exc}", file=sys.stderr)
         return 2
     trace = _trace_for(args)
-    outcome = run_config(config, trace_path=trace)
-    _print_outcome(outcome, f"replay of {args.file}")
+    try:
+        with _implementation(args) as world_options:
+            outcome = run_config(config, trace_path=trace, **world_options)
+    except _UsageError as exc:
+        print(f"brh-sim replay: {exc}", file=sys.stderr)
+        return 2
+    _print_outcome(outcome, _label(f"replay of {args.file}", args))
     _report(
         trace, Path(args.report) if args.report else None, outcome, f"replay seed {config.seed}"
     )
     return 0 if outcome.ok else 1
+
+
+_IMPL_HELP = (
+    "run every device on this implementation, 'package.module:factory' (default: the reference "
+    "helper in process)"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -175,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one named scenario or scenario file")
     run.add_argument("scenario", metavar="NAME_OR_FILE")
     run.add_argument("--seed", type=int, required=True)
+    run.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
     run.add_argument("--trace", help="write the trace (JSON lines) here")
     run.add_argument("--report", help="write a timeline report (HTML) here")
     run.set_defaults(func=cmd_run)
@@ -194,6 +247,7 @@ def parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("replay", help="rerun a recorded run exactly")
     rep.add_argument("file")
+    rep.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
     rep.add_argument("--trace")
     rep.add_argument("--report")
     rep.set_defaults(func=cmd_replay)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,19 @@ from simulator.app import AppModel, Behaviour
 from simulator.clocks import SkewedClock
 from simulator.impl import Callback, Factory, Helper, Installation, ReferenceHelper, as_entry
 
-__all__ = ["SimDevice"]
+__all__ = ["LastSync", "SimDevice"]
 
 WriteHook = Callable[["SimDevice", str, str, Version | None, bool, Any], None]
 """Called after each acknowledged app write (the version is None for a non-reference helper)."""
+
+
+@dataclass(frozen=True)
+class LastSync:
+    """What a device's last ``sync()`` call saw: whether the pass completed, and how many
+    callbacks its apps received while the call ran (refused ones included)."""
+
+    completed: bool
+    callbacks: int
 
 
 class SimDevice:
@@ -75,6 +85,8 @@ class SimDevice:
         options.setdefault("retry", RetryPolicy(initial_delay=1, max_delay=60, jitter=0.5))
         self._options = options
         self.running = False
+        self.last_sync: LastSync | None = None
+        """The outcome of this device's last :meth:`sync` call (None before the first)."""
         self.behaviours: dict[str, Behaviour] = {}
         self.apps: dict[str, AppModel] = {}
         self._start(fresh_apps=True)
@@ -264,10 +276,16 @@ class SimDevice:
 
     async def sync(self, *, full: bool = False) -> Any:
         """A pass (``full`` re-reads everything): the reference's :class:`brh.SyncResult`,
-        another implementation's bool; both are truthy when the pass completed."""
-        if self.reference:
-            return await self.helper.sync(full=full)
-        return await self.impl.sync(full=full)
+        another implementation's bool; both are truthy when the pass completed.
+
+        Records :attr:`last_sync`."""
+        apps = list(self.apps.values())
+        before = sum(len(app.calls) for app in apps)
+        result = await (
+            self.helper.sync(full=full) if self.reference else self.impl.sync(full=full)
+        )
+        self.last_sync = LastSync(bool(result), sum(len(app.calls) for app in apps) - before)
+        return result
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()

@@ -181,13 +181,22 @@ async def _fault(world: World, fault: str, name: str, rng: random.Random) -> Non
             world.behave(name, mode="decline")
 
 
-def run_config(config: SwarmConfig, *, trace_path: Path | str | None = None) -> Outcome:
-    """Run one swarm configuration to its end and check it."""
+def run_config(
+    config: SwarmConfig, *, trace_path: Path | str | None = None, **world_options: Any
+) -> Outcome:
+    """Run one swarm configuration to its end and check it (``world_options`` go to
+    :class:`World`, e.g. ``factory`` and ``workdir`` to run another implementation)."""
 
     async def scenario(world: World) -> None:
         await _workload(world, config)
 
-    return simulate(scenario, seed=config.seed, trace_path=trace_path, contexts=config.contexts)
+    return simulate(
+        scenario,
+        seed=config.seed,
+        trace_path=trace_path,
+        contexts=config.contexts,
+        **world_options,
+    )
 
 
 def write_replay(path: Path, config: SwarmConfig, outcome: Outcome | None = None) -> Path:

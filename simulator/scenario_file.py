@@ -15,6 +15,8 @@ A full example::
     weakness = ["W1"]                          # optional: ids W1..W14 (a string or a list)
     clauses = ["SYNC-4", "OFF-3"]              # optional: SPEC clause ids
     contexts = ["notes"]                       # optional, default ["notes"]
+    check_each_step = false                    # optional: check simulator.invariants after
+                                               # every step (no invented data, CB-5)
 
     [options]                                  # optional helper options, for every device
     full_sync_interval = "none"                # TOML has no null: "none" means None
@@ -50,9 +52,12 @@ Steps may also be written as an array of inline tables, ``steps = [{do = "put", 
 "phone", key = "x", value = 1}, ...]``; in TOML such a key must come before the first table
 header (``[options]``, ``[[devices]]``), or it belongs to that table.
 
-Steps run in order. Before a step with ``at``, virtual time advances to that moment; if earlier
-steps (a sync, a crash) already took the world past it, the step runs at once. After the last
-step the world settles and the checkers run.
+Steps run in order, each as its own run of the virtual-time loop (see
+:mod:`simulator.stepping`: what a step leaves running goes on in the next one). Before a step
+with ``at``, virtual time advances to that moment; if earlier steps (a sync, a crash) already
+took the world past it, the step runs at once. After the last step the world settles and the
+checkers run. :func:`dumps` writes a scenario back as a file (the conformance state machine
+records its runs with it).
 
 Verbs (fields in brackets are optional):
 
@@ -75,12 +80,19 @@ Verbs (fields in brackets are optional):
   :class:`simulator.app.Behaviour`);
 * time and trace: ``advance`` seconds, ``note`` text, ``checkpoint`` (heal everything, sync
   incrementally until quiet, run the end checks now: see
-  :func:`simulator.scenarios.incremental_checkpoint`).
+  :func:`simulator.scenarios.incremental_checkpoint`), ``settle`` (the world's settle phase
+  now: heal everything, restart crashed devices, sync incrementally then fully until quiet,
+  run the end checks; steps may follow);
+* expectations: ``expect`` device [completed callbacks same_as clause]: the device's last
+  ``sync`` step completed (or not), its apps received exactly ``callbacks`` callbacks during
+  it, its app models equal device ``same_as``'s in every context; a miss is a finding naming
+  ``clause`` (default ``SYNC-1``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -91,19 +103,25 @@ from brh import InvalidArgumentError, RetryPolicy
 from brh.options import SyncOptions
 from brh.validation import check_context_name, check_key
 from simulator.app import MODES
+from simulator.impl import Factory
+from simulator.invariants import StepChecks
 from simulator.scenarios import (
     WEAKNESSES,
     incremental_checkpoint,
     join_with_contexts,
 )
-from simulator.world import Outcome, World, simulate
+from simulator.stepping import Stepper
+from simulator.trace import Trace
+from simulator.world import Outcome, World
 
 __all__ = [
     "VERBS",
     "DeviceSpec",
     "ScenarioFileError",
+    "ScenarioRun",
     "ScenarioSpec",
     "Step",
+    "dumps",
     "load_file",
     "loads",
     "run_file",
@@ -252,6 +270,15 @@ def _clauses(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _clause(value: Any) -> str:
+    if not isinstance(value, str) or not _CLAUSE.match(value):
+        raise ValueError(f"must be a SPEC clause id like 'SYNC-1', got {value!r}")
+    return value
+
+
+_CLAUSE = re.compile(r"^[A-Z]+-[0-9]+$")
+
+
 # -- verbs ----------------------------------------------------------------------------------
 
 
@@ -379,6 +406,57 @@ async def _checkpoint(world: World, step: Step) -> None:
     await incremental_checkpoint(world)
 
 
+async def _settle(world: World, step: Step) -> None:
+    world.note("settle: heal everything, restart crashed devices, sync until quiet, check")
+    await world.settle()
+
+
+async def _expect(world: World, step: Step) -> None:
+    device = world.device(step.fields["device"])
+    clause = step.get("clause", "SYNC-1")
+
+    def miss(message: str, **where: str | None) -> None:
+        world.checker.fail("expect", clause, f"step {step.number}: {message}", **where)
+
+    last = device.last_sync
+    if "completed" in step.fields or "callbacks" in step.fields:
+        if last is None:
+            miss("expected a sync step of this device before", device=device.name)
+        else:
+            if "completed" in step.fields and last.completed != step.fields["completed"]:
+                done = "completed" if last.completed else "did not complete"
+                miss(f"its last sync {done}", device=device.name)
+            if "callbacks" in step.fields and last.callbacks != step.fields["callbacks"]:
+                miss(
+                    f"its last sync made {last.callbacks} callback(s), expected "
+                    f"{step.fields['callbacks']}",
+                    device=device.name,
+                )
+    if "same_as" in step.fields:
+        other = world.device(step.fields["same_as"])
+        for context in world.contexts:
+            mine, theirs = device.apps.get(context), other.apps.get(context)
+            if mine is None or theirs is None:
+                continue
+            skip = mine.declined | theirs.declined
+            for key in sorted((set(mine.items) | set(theirs.items)) - skip):
+                if mine.items.get(key, _MISSING) != theirs.items.get(key, _MISSING):
+                    miss(
+                        f"the app shows {_shown(mine.items.get(key, _MISSING))}, "
+                        f"{other.name}'s app {_shown(theirs.items.get(key, _MISSING))}",
+                        device=device.name,
+                        context=context,
+                        key=key,
+                    )
+
+
+_MISSING: Any = object()
+
+
+def _shown(value: Any) -> str:
+    return "nothing" if value is _MISSING else repr(value)
+
+
 _DEVICE = {"device": _name}
 _KEYED = {"device": _name, "key": _key}
 _CONTEXT = {"context": _name}
@@ -426,6 +504,12 @@ VERBS: dict[str, Verb] = {
     "advance": Verb(_advance, {"seconds": _seconds}, device=None),
     "note": Verb(_note, {"text": _text}, device=None),
     "checkpoint": Verb(_checkpoint, device=None),
+    "settle": Verb(_settle, device=None),
+    "expect": Verb(
+        _expect,
+        _DEVICE,
+        {"completed": _flag, "callbacks": _count, "same_as": _name, "clause": _clause},
+    ),
 }
 """Every verb a step may use, with its fields."""
 
@@ -475,27 +559,163 @@ class ScenarioSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     devices: tuple[DeviceSpec, ...] = ()
     steps: tuple[Step, ...] = ()
+    check_each_step: bool = False
+    """Check :mod:`simulator.invariants` after every step."""
 
     def world_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`World` (through :func:`simulate`)."""
         return {"contexts": self.contexts, "helper_options": dict(self.options)}
 
+    @property
+    def heading(self) -> str:
+        """The note a run of this scenario starts its trace with."""
+        return f"scenario {self.name} ({self.path}): {self.description}"
+
     async def __call__(self, world: World) -> None:
-        """Run the steps in ``world`` (the scenario function :func:`simulate` takes)."""
-        world.note(f"scenario {self.name} ({self.path}): {self.description}")
+        """Run the steps in ``world`` (the scenario function :func:`simulate` takes), all in
+        one coroutine. :meth:`run` runs each step on its own instead (as a recording does)."""
+        world.note(self.heading)
         for device in self.devices:
             _join_device(world, device)
+        checks = StepChecks(world) if self.check_each_step else None
         for step in self.steps:
-            if step.at is not None and step.at > world.now():
-                await world.advance(step.at - world.now())
-            await VERBS[step.verb].action(world, step)
+            await _run_step(world, step, checks)
 
-    def run(self, seed: int, trace_path: Path | str | None = None) -> Outcome:
-        """Build the world, run the steps, settle, check, and report."""
-        return simulate(self, seed=seed, trace_path=trace_path, **self.world_options())
+    def run(
+        self,
+        seed: int,
+        trace_path: Path | str | None = None,
+        *,
+        factory: Factory | None = None,
+        workdir: Path | None = None,
+    ) -> Outcome:
+        """Build the world, run the steps one by one, settle, check, and report.
+
+        ``factory`` (with ``workdir``, a directory for the device stores) runs another
+        implementation than the reference (see :mod:`simulator.impl`)."""
+        run = ScenarioRun(
+            seed,
+            contexts=self.contexts,
+            options=self.options,
+            devices=self.devices,
+            check_each_step=self.check_each_step,
+            trace_path=trace_path,
+            factory=factory,
+            workdir=workdir,
+            heading=self.heading,
+        )
+        try:
+            for step in self.steps:
+                run.step(step)
+            return run.finish()
+        finally:
+            run.close()
 
 
-_TOP = {"name", "description", "weakness", "clauses", "contexts", "options", "devices", "steps"}
+async def _run_step(world: World, step: Step, checks: StepChecks | None) -> None:
+    if step.at is not None and step.at > world.now():
+        await world.advance(step.at - world.now())
+    await VERBS[step.verb].action(world, step)
+    if checks is not None:
+        checks.after(step)
+
+
+class ScenarioRun:
+    """A scenario's world on its own virtual-time loop, run one step at a time by a caller that
+    is not async: :meth:`step` for each step, :meth:`finish` (settle, check, report) at the end,
+    :meth:`close` always. :meth:`ScenarioSpec.run` and the conformance state machine both run
+    this way, so a run recorded as a file (:func:`dumps`) replays step for step.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        *,
+        contexts: tuple[str, ...] = ("notes",),
+        options: Mapping[str, Any] | None = None,
+        devices: tuple[DeviceSpec, ...] = (),
+        check_each_step: bool = False,
+        trace_path: Path | str | None = None,
+        factory: Factory | None = None,
+        workdir: Path | None = None,
+        heading: str | None = None,
+    ) -> None:
+        self.seed = seed
+        self.stepper = Stepper()
+        self.steps_run = 0
+        try:
+            self.world: World = self.stepper.run(
+                self._build(contexts, options, devices, trace_path, factory, workdir, heading)
+            )
+        except BaseException:
+            self.stepper.close()
+            raise
+        self.checks = StepChecks(self.world) if check_each_step else None
+
+    async def _build(
+        self,
+        contexts: tuple[str, ...],
+        options: Mapping[str, Any] | None,
+        devices: tuple[DeviceSpec, ...],
+        trace_path: Path | str | None,
+        factory: Factory | None,
+        workdir: Path | None,
+        heading: str | None,
+    ) -> World:
+        world = World(
+            self.seed,
+            trace=Trace(trace_path),
+            contexts=contexts,
+            helper_options=dict(options or {}),
+            factory=factory,
+            workdir=workdir,
+        )
+        if heading is not None:
+            world.note(heading)
+        for device in devices:
+            _join_device(world, device)
+        return world
+
+    def step(self, step: Step) -> None:
+        """Run one step (advancing to its ``at`` first), then the step checks if enabled."""
+        self.steps_run += 1
+        self.stepper.run(_run_step(self.world, step, self.checks))
+
+    def finish(self) -> Outcome:
+        """Settle the world, run the end checks and report (the run's end)."""
+        return self.stepper.run(self._finish())
+
+    async def _finish(self) -> Outcome:
+        findings = await self.world.settle()
+        return Outcome(
+            seed=self.seed,
+            findings=list(findings),
+            simulated_seconds=self.world.now(),
+            requests=self.world.requests,
+            events=dict(self.world.trace.counts),
+        )
+
+    def close(self) -> None:
+        """Stop every helper, close the trace and the loop. Closing twice is harmless."""
+        if self.stepper.closed:
+            return
+        try:
+            self.stepper.run(self.world.close())
+        finally:
+            self.stepper.close()
+
+
+_TOP = {
+    "name",
+    "description",
+    "weakness",
+    "clauses",
+    "contexts",
+    "check_each_step",
+    "options",
+    "devices",
+    "steps",
+}
 _DEVICE_FIELDS = {"name", "offset", "drift_ppm", "contexts"}
 _OPTION_NAMES = {f.name for f in fields(SyncOptions)}
 _NULLABLE_OPTIONS = {"tombstone_retention", "full_sync_interval"}
@@ -542,6 +762,7 @@ class _Parser:
         weaknesses = self.top("weakness", _weaknesses, default=())
         clauses = self.top("clauses", _clauses, default=())
         contexts = self.top("contexts", _contexts, default=("notes",))
+        check_each_step = self.top("check_each_step", _flag, default=False)
         options = self.options(data.get("options", {}))
         devices = self.devices(data.get("devices", []), contexts)
         states = {
@@ -568,6 +789,7 @@ class _Parser:
             options=options,
             devices=devices,
             steps=steps,
+            check_each_step=check_each_step,
         )
 
     def top(self, name: str, check: Check, *, required: bool = False, default: Any = None) -> Any:
@@ -745,6 +967,21 @@ class _Parser:
                     raise self.fail(str(exc), **where, field=name) from None
         if verb_name == "slow_link" and values["low"] > values["high"]:
             raise self.fail("must be >= low", **where, field="high")
+        if verb_name == "expect":
+            if not {"completed", "callbacks", "same_as"} & set(values):
+                raise self.fail(
+                    "says nothing to expect: give completed, callbacks or same_as", **where
+                )
+            if "same_as" in values and values["same_as"] not in states:
+                known = ", ".join(sorted(states)) or "none yet"
+                raise self.fail(
+                    f"no device named {values['same_as']!r} at this point (devices: {known})",
+                    **where,
+                    field="same_as",
+                )
+        if verb_name in ("checkpoint", "settle"):
+            for state in states.values():
+                state.running = True  # both restart every crashed device
         self.check_device(verb, values, contexts, states, where)
         return Step(number, verb_name, at, values)
 
@@ -828,6 +1065,108 @@ def load_file(path: Path | str) -> ScenarioSpec:
     return loads(text, str(path))
 
 
-def run_file(path: Path | str, seed: int, trace_path: Path | str | None = None) -> Outcome:
-    """Load, validate and run a scenario file with ``seed``; see :func:`simulate`."""
-    return load_file(path).run(seed, trace_path)
+def run_file(
+    path: Path | str,
+    seed: int,
+    trace_path: Path | str | None = None,
+    *,
+    factory: Factory | None = None,
+    workdir: Path | None = None,
+) -> Outcome:
+    """Load, validate and run a scenario file with ``seed``; see :meth:`ScenarioSpec.run`."""
+    return load_file(path).run(seed, trace_path, factory=factory, workdir=workdir)
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def dumps(spec: ScenarioSpec) -> str:
+    """``spec`` as scenario file text: :func:`loads` reads it back to the same scenario.
+
+    Values must be what a file can hold (TOML has no null: a ``None`` helper option is written
+    ``"none"``, a ``None`` inside a value is refused).
+    """
+    lines = [f"name = {_toml(spec.name)}"]
+    if spec.description:
+        lines.append(f"description = {_toml(spec.description)}")
+    if spec.weaknesses:
+        lines.append(f"weakness = {_toml(list(spec.weaknesses))}")
+    if spec.clauses:
+        lines.append(f"clauses = {_toml(list(spec.clauses))}")
+    lines.append(f"contexts = {_toml(list(spec.contexts))}")
+    if spec.check_each_step:
+        lines.append("check_each_step = true")
+    options = {k: v for k, v in spec.options.items() if k != "retry"}
+    if options:
+        lines += ["", "[options]"]
+        for name, value in options.items():
+            lines.append(f"{name} = {_toml('none' if value is None else value)}")
+    retry = spec.options.get("retry")
+    if isinstance(retry, RetryPolicy):
+        lines += ["", "[options.retry]"]
+        for f in fields(RetryPolicy):
+            lines.append(f"{f.name} = {_toml(getattr(retry, f.name))}")
+    for device in spec.devices:
+        lines += ["", "[[devices]]", f"name = {_toml(device.name)}"]
+        if device.offset:
+            lines.append(f"offset = {_toml(device.offset)}")
+        if device.drift_ppm:
+            lines.append(f"drift_ppm = {_toml(device.drift_ppm)}")
+        if device.contexts is not None:
+            lines.append(f"contexts = {_toml(list(device.contexts))}")
+    for step in spec.steps:
+        lines += ["", "[[steps]]"]
+        if step.at is not None:
+            lines.append(f"at = {_toml(step.at)}")
+        lines.append(f"do = {_toml(step.verb)}")
+        for name, value in step.fields.items():
+            lines.append(f"{_toml_key(name)} = {_toml(value)}")
+    return "\n".join(lines) + "\n"
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _toml_string(text: str) -> str:
+    out = []
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else _toml_string(key)
+
+
+def _toml(value: Any) -> str:
+    """One TOML value (strings, numbers, booleans, arrays, inline tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"dumps: {value!r} cannot be written in a scenario file")
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml(v)}" for k, v in value.items())
+        return "{" + items + "}" if items else "{}"
+    raise ValueError(f"dumps: {value!r} cannot be written in a scenario file (TOML has no null)")

@@ -85,9 +85,13 @@ class ScenarioInfo:
         world.note(f"scenario {self.name}: {self.description}")
         await self.function(world)
 
-    def run(self, seed: int, trace_path: Path | str | None = None) -> Outcome:
-        """Build the world this scenario needs, run it, settle, check, and report."""
-        return simulate(self, seed=seed, trace_path=trace_path, **self.world_options())
+    def run(self, seed: int, trace_path: Path | str | None = None, **world_options: Any) -> Outcome:
+        """Build the world this scenario needs, run it, settle, check, and report.
+
+        ``world_options`` go to :class:`World` as well (e.g. ``factory`` and ``workdir``)."""
+        return simulate(
+            self, seed=seed, trace_path=trace_path, **self.world_options(), **world_options
+        )
 
 
 _REGISTRY: dict[str, ScenarioInfo] = {}
@@ -150,9 +154,11 @@ def all_scenarios() -> Iterator[ScenarioInfo]:
     return iter(list(_REGISTRY.values()))
 
 
-def run_named(name: str, seed: int, trace_path: Path | str | None = None) -> Outcome:
+def run_named(
+    name: str, seed: int, trace_path: Path | str | None = None, **world_options: Any
+) -> Outcome:
     """Run the named scenario with ``seed`` in a world built to its needs; see :func:`simulate`."""
-    return get(name).run(seed, trace_path)
+    return get(name).run(seed, trace_path, **world_options)
 
 
 # -- shared moves ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from brh.store import Record
 from brh.wire import RemoteDoc
 from simulator import scenarios
 from simulator.cli import main
+from simulator.explore import choose_config, write_replay
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,3 +111,89 @@ def test_same_seed_same_trace_whatever_the_hash_seed(tmp_path: Path) -> None:
         )
         traces.append(trace.read_bytes())
     assert traces[0] == traces[1]
+
+
+REFERENCE_FACTORY = "conformance.implementations.reference:factory"
+
+
+@pytest.mark.parametrize(
+    ("impl", "message"),
+    [
+        ("nodots", "--impl: implementation 'nodots': expected 'package.module:factory'"),
+        ("no_such_module_x:factory", "--impl: implementation 'no_such_module_x:factory': cannot"),
+        ("simulator.impl:nothing_here", "has no attribute 'nothing_here'"),
+    ],
+)
+def test_a_bad_impl_is_refused_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], impl: str, message: str
+) -> None:
+    """ERR-1 (for brh-sim): `run` and `replay` with a bad --impl exit 2 with a message naming
+    --impl and what is wrong, and run nothing."""
+    replay = tmp_path / "r.replay.json"
+    write_replay(replay, choose_config(1, duration=60))
+    for argv in (
+        ["run", str(ROOT / "scenarios" / "late-upload.toml"), "--seed", "1", "--impl", impl],
+        ["run", "w1-late-upload", "--seed", "1", "--impl", impl],
+        ["replay", str(replay), "--impl", impl],
+    ):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.out == "", captured
+        assert captured.err.startswith(f"brh-sim {argv[0]}: --impl: ")
+
+
+def test_run_and_replay_on_another_implementation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run FILE --impl`, `run NAME --impl` and `replay FILE --impl` run every device on the
+    named implementation (here the reference through its factory, stores on disk)."""
+    replay = tmp_path / "r.replay.json"
+    write_replay(replay, choose_config(2, duration=300))
+    for argv in (
+        ["run", str(ROOT / "scenarios" / "late-upload.toml"), "--seed", "1"],
+        ["run", "w2-clock-skew", "--seed", "1"],
+        ["replay", str(replay)],
+    ):
+        assert main([*argv, "--impl", REFERENCE_FACTORY]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("PASS ") and f" on {REFERENCE_FACTORY} (seed " in out, out
+
+
+def test_impl_runs_the_named_implementation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--impl is not ignored: a helper that forgets deletes fails a file the reference passes,
+    with the convergence finding for the deleted key."""
+    path = tmp_path / "delete.toml"
+    path.write_text(
+        'name = "delete"\n[[devices]]\nname = "phone"\n[[devices]]\nname = "tablet"\n'
+        '[[steps]]\ndo = "put"\ndevice = "phone"\nkey = "x"\nvalue = 1\n'
+        '[[steps]]\ndo = "sync"\ndevice = "phone"\n'
+        '[[steps]]\ndo = "remove"\ndevice = "phone"\nkey = "x"\n'
+    )
+    assert main(["run", str(path), "--seed", "1"]) == 0
+    assert main(["run", str(path), "--seed", "1", "--impl", "tests.machine_impls:memory"]) == 0
+    capsys.readouterr()
+    broken = "tests.machine_impls:forgets_deletes"
+    assert main(["run", str(path), "--seed", "1", "--impl", broken]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL ") and "phone/notes/x" in out, out
+
+
+def test_impl_finds_an_implementation_in_the_current_directory(tmp_path: Path) -> None:
+    """`brh-sim run FILE --impl mymodule:factory` finds mymodule.py where the command runs, as
+    `python -m` would (the installed brh-sim script does not put that directory on the path)."""
+    (tmp_path / "localimpl.py").write_text(
+        "from conformance.implementations.reference import factory\n"
+    )
+    script = Path(sys.executable).with_name("brh-sim")
+    scenario = ROOT / "scenarios" / "late-upload.toml"
+    done = subprocess.run(
+        [str(script), "run", str(scenario), "--seed", "1", "--impl", "localimpl:factory"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("PASS ") and " on localimpl:factory " in done.stdout

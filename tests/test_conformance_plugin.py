@@ -28,14 +28,26 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--pyargs", "conformance", *args)
 
 
+# The state machine runs dozens of worlds: through a factory (stores on disk) or on a broken
+# implementation (shrinking) it takes minutes; tests/test_state_machine.py covers both cheaply.
+NOT_THE_MACHINE = ("-k", "not state_machine")
+
+
 def test_the_reference_passes_every_conformance_test(pytester: pytest.Pytester) -> None:
-    """The reference fails nothing, in process (the default) and through its factory."""
-    for args in ((), ("--brh-impl", "conformance.implementations.reference:factory")):
+    """The reference fails nothing, in process (the default, the state machine included) and
+    through its factory."""
+    for args in (
+        (),
+        ("--brh-impl", "conformance.implementations.reference:factory", *NOT_THE_MACHINE),
+    ):
         result = _run(pytester, *args)
         outcomes = result.parseoutcomes()
         assert outcomes.get("failed", 0) == 0, result.stdout.str()
         assert outcomes["passed"] >= 20
-        result.stdout.fnmatch_lines(["*brh conformance: implementation *, level all, seed 1*"])
+        result.stdout.fnmatch_lines(
+            ["*brh conformance: implementation *, level all, seed 1, profile fast*"]
+        )
+    result.stdout.no_fnmatch_line("*test_state_machine.py*")
 
 
 def test_level_selects_core_or_robust_tests(pytester: pytest.Pytester) -> None:
@@ -53,6 +65,7 @@ def test_level_selects_core_or_robust_tests(pytester: pytest.Pytester) -> None:
     assert core | robust == everything and not core & robust
     assert len(core) > 5 and len(robust) > 5
     assert all("test_core.py" in line for line in core)
+    assert any("test_state_machine.py" in line for line in robust)
 
 
 def test_a_failure_reports_its_clause_seed_and_a_replay_command_that_replays_it(
@@ -64,7 +77,14 @@ def test_a_failure_reports_its_clause_seed_and_a_replay_command_that_replays_it(
     pytester.syspathinsert()
     report = pytester.path / "report.json"
     result = _run(
-        pytester, "--brh-impl", "brokenimpl:factory", "--brh-seed", "7", "--brh-report", str(report)
+        pytester,
+        "--brh-impl",
+        "brokenimpl:factory",
+        "--brh-seed",
+        "7",
+        "--brh-report",
+        str(report),
+        *NOT_THE_MACHINE,
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     data = json.loads(report.read_text())
@@ -130,6 +150,7 @@ def test_expected_failures_are_reported_and_unexpected_passes_are_not_hidden(
         (("--brh-report", "out.txt"), "*--brh-report*must end in .md or .json*"),
         (("--brh-expectations", "missing.toml"), "*--brh-expectations*missing.toml*"),
         (("--brh-level", "deep"), "*--brh-level*invalid choice*"),
+        (("--brh-profile", "huge"), "*--brh-profile*invalid choice*"),
     ],
 )
 def test_bad_options_are_refused_with_a_clear_error(
@@ -220,13 +241,23 @@ def test_the_reference_passes_the_whole_suite_over_the_process_protocol(
     pytester: pytest.Pytester,
 ) -> None:
     """PROTOCOL.md is complete: the reference, run as its own process through --brh-cmd,
-    passes every conformance test, as it does in process."""
+    passes every conformance test, as it does in process (the state machine aside: its
+    hundreds of worlds take minutes through processes; tests/test_state_machine.py runs it
+    through a factory)."""
     import shlex
     import sys
 
     command = shlex.join([sys.executable, "-m", "conformance.protocol.reference"])
-    result = _run(pytester, "--brh-cmd", command, "-p", "no:warnings")
+    result = _run(pytester, "--brh-cmd", command, "-p", "no:warnings", *NOT_THE_MACHINE)
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes.get("error", 0) == 0, result.stdout.str()
     assert outcomes["passed"] >= 20
     result.stdout.fnmatch_lines([f"*brh conformance: implementation {command}, level all*"])
+
+
+def test_the_profile_is_shown_in_the_header(pytester: pytest.Pytester) -> None:
+    """--brh-profile is reported in the header (the state machine is collected with it)."""
+    header = _run(pytester, "--collect-only", "--brh-profile", "deep")
+    header.stdout.fnmatch_lines(
+        ["*brh conformance: *, seed 1, profile deep*", "*test_random_work_and_faults*"]
+    )

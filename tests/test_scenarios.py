@@ -155,6 +155,10 @@ steps = [
   {do = "advance", seconds = 30},
   {do = "note", text = "the end"},
   {do = "checkpoint"},
+  {do = "put", device = "phone", key = "w", value = 8},
+  {do = "settle"},
+  {do = "sync", device = "tablet"},
+  {do = "expect", device = "tablet", completed = true, callbacks = 0, same_as = "phone"},
 ]
 [options]
 full_sync_interval = 600

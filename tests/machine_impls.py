@@ -1,0 +1,56 @@
+"""Implementations for the tests of the state machine and of ``brh-sim --impl``.
+
+``memory``: the reference through a factory, its store an in-memory SQLite database kept per
+store directory (so it survives crashes and restarts and a reinstall starts empty, like a store
+on disk, without a disk write per commit). The others are that, with one bug each:
+``forgets_deletes`` never tells the vault (nor its own copy) about a deletion;
+``invents_data`` stores every upsert's data with a suffix no app wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from brh import BackupRestoreHelper
+from brh.store import LocalStore
+from simulator.impl import Installation, ReferenceHelper
+
+__all__ = ["forgets_deletes", "invents_data", "memory"]
+
+_STORES: dict[Path, LocalStore] = {}
+
+
+def _helper(installation: Installation) -> BackupRestoreHelper:
+    store = _STORES.get(installation.store)
+    if store is None:
+        store = _STORES[installation.store] = LocalStore(":memory:")
+    return BackupRestoreHelper(
+        installation.vault,
+        store,
+        device_id=installation.device_id,
+        clock=installation.clock,
+        rng=installation.rng,
+    )
+
+
+def memory(installation: Installation) -> ReferenceHelper:
+    return ReferenceHelper(_helper(installation))
+
+
+class _ForgetsDeletes(ReferenceHelper):
+    async def delete_database_entry(self, context: str, key: str) -> None:
+        return None
+
+
+def forgets_deletes(installation: Installation) -> ReferenceHelper:
+    return _ForgetsDeletes(_helper(installation))
+
+
+class _InventsData(ReferenceHelper):
+    async def upsert_database_entry(self, context: str, key: str, data: Any) -> None:
+        await super().upsert_database_entry(context, key, f"{data}!")
+
+
+def invents_data(installation: Installation) -> ReferenceHelper:
+    return _InventsData(_helper(installation))
