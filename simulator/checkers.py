@@ -225,7 +225,7 @@ class Checker:
         elif event.kind == "pass_finished" and event.result is not None:
             watch.last_pass_requests = event.result.requests
             if not event.result.completed and event.result.reason != "closed":
-                policy = self.world.devices[event.device].helper.retry
+                policy = self.world.devices[_device(event.device)].helper.retry
                 watch.retry_deadline = now + policy.max_delay + 1.0
         elif event.kind == "callback":
             if watch.refused_in_pass:
@@ -237,7 +237,8 @@ class Checker:
                 )
             if event.accepted is False:
                 watch.refused_in_pass = True
-            own = watch.written.get(event.context or "", set())
+            owner = self.watches.get(_device(event.device), watch)  # instances share writes
+            own = owner.written.get(event.context or "", set())
             if event.version is not None and event.version in own:
                 self.fail(
                     "callback contract",
@@ -250,7 +251,7 @@ class Checker:
         """RETRY-1: a failed pass is followed by another within the policy's maximum delay."""
         now = self.world.now()
         for name, watch in self.watches.items():
-            device = self.world.devices.get(name)
+            device = self.world.devices.get(_device(name))
             if device is None or not device.running:
                 watch.retry_deadline = None
                 continue
@@ -265,10 +266,9 @@ class Checker:
 
     def forget_device(self, name: str, *, reinstalled: bool = False) -> None:
         """A crash ends the device's passes; a reinstall also ends its installation."""
-        watch = self.watches.get(name)
-        if watch is not None:
-            written = {} if reinstalled else watch.written
-            self.watches[name] = _DeviceWatch(written=written)
+        for key in [k for k in self.watches if _device(k) == name]:
+            written = {} if reinstalled else self.watches[key].written
+            self.watches[key] = _DeviceWatch(written=written)
 
     def forget_context(self, name: str, context: str) -> None:
         """The device wiped a context: its restore will deliver the device's own old writes."""
@@ -368,7 +368,7 @@ class Checker:
         """COST-1: the settle phase's last pass (nothing to do) costs one request per context."""
         budget = len(self.world.contexts) * 3  # a pull, plus at most two purge requests
         for name, watch in self.watches.items():
-            device = self.world.devices.get(name)
+            device = self.world.devices.get(_device(name))
             if device is None or not device.running or watch.last_pass_full:
                 continue
             if watch.last_pass_requests is not None and watch.last_pass_requests > budget:
@@ -378,6 +378,11 @@ class Checker:
                     f"an idle pass cost {watch.last_pass_requests} requests (budget {budget})",
                     device=name,
                 )
+
+
+def _device(name: str) -> str:
+    """The device of a helper instance's name (``phone#1`` is the phone's second helper)."""
+    return name.split("#", 1)[0]
 
 
 class _Absent:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,11 @@ class SimDevice:
         listener: Callable[[SyncEvent], None] | None = None,
         factory: Factory | None = None,
         workdir: Path | None = None,
+        instances: int = 1,
         **options: Any,
     ) -> None:
+        if not isinstance(instances, int) or instances < 1:
+            raise ValueError(f"device {name!r}: instances must be an int >= 1, got {instances!r}")
         if factory is not None and workdir is None:
             raise ValueError(f"device {name!r}: a factory needs a workdir for its store")
         self.name = name
@@ -73,6 +76,9 @@ class SimDevice:
         self.clock = clock or SkewedClock(offset=offset)
         self.factory = factory
         """The implementation this device runs (None: the reference, in process)."""
+        self.instances = instances
+        """Helper instances sharing this device's local store; context number i (in
+        registration order) goes to instance i mod ``instances``."""
         self.workdir = workdir
         self.installs = 1
         self.store = store if isinstance(store, LocalStore) else LocalStore(store)
@@ -108,6 +114,28 @@ class SimDevice:
             )
         return self._brh
 
+    def _instance_listener(self, number: int) -> Callable[[SyncEvent], None] | None:
+        """Instance 0 reports as the device; instance n > 0 as ``name#n`` (its own lane)."""
+        listener = self._listener
+        if listener is None or number == 0:
+            return listener
+        tag = f"{self.name}#{number}"
+        return lambda event: listener(replace(event, device=tag))
+
+    def helper_for(self, context: str) -> BackupRestoreHelper:
+        """The reference helper instance that holds ``context``."""
+        if not self._brhs:
+            return self.helper  # raises: this device does not run the reference
+        return self._brhs[self._instance_of(context)]
+
+    def impl_for(self, context: str) -> Helper:
+        """The helper instance that holds ``context``."""
+        return self.impls[self._instance_of(context)]
+
+    def _instance_of(self, context: str) -> int:
+        order = self.contexts.index(context) if context in self.contexts else 0
+        return order % self.instances
+
     @property
     def store_dir(self) -> Path:
         """This installation's store directory (for a device running a factory)."""
@@ -115,29 +143,37 @@ class SimDevice:
         return self.workdir / f"{self.name}.{self.installs}"
 
     def _start(self, *, fresh_apps: bool) -> None:
-        self._brh: BackupRestoreHelper | None = None
-        self.impl: Helper
-        if self.factory is None:
-            self._brh = BackupRestoreHelper(
-                self.vault,
-                self.store,
-                device_id=self.name,
-                clock=self.clock,
-                listener=self._listener,
-                **self._options,
-            )
-            self.impl = ReferenceHelper(self._brh)
-        else:
-            rng = self._options.get("rng")
-            self.impl = self.factory(
-                Installation(
-                    vault=self.vault,
-                    store=self.store_dir,
-                    clock=self.clock,
+        self._brhs: list[BackupRestoreHelper] = []
+        self.impls: list[Helper] = []
+        """One helper per instance (see ``instances``); :attr:`impl` is the first."""
+        for number in range(self.instances):
+            if self.factory is None:
+                brh = BackupRestoreHelper(
+                    self.vault,
+                    self.store,
                     device_id=self.name,
-                    rng=rng if isinstance(rng, random.Random) else random.Random(self.name),
+                    clock=self.clock,
+                    listener=self._instance_listener(number),
+                    **self._options,
                 )
-            )
+                self._brhs.append(brh)
+                self.impls.append(ReferenceHelper(brh))
+            else:
+                rng = self._options.get("rng")
+                seeded = rng if isinstance(rng, random.Random) else random.Random(self.name)
+                self.impls.append(
+                    self.factory(
+                        Installation(
+                            vault=self.vault,
+                            store=self.store_dir,
+                            clock=self.clock,
+                            device_id=self.name,
+                            rng=seeded if number == 0 else random.Random(seeded.random()),
+                        )
+                    )
+                )
+        self._brh = self._brhs[0] if self._brhs else None
+        self.impl: Helper = self.impls[0]
         self.running = True
         for context in self.contexts:
             app = self.apps.get(context) if not fresh_apps else None
@@ -157,9 +193,11 @@ class SimDevice:
         if context not in self.contexts:
             self.contexts = (*self.contexts, context)
         if self.reference:
-            self.helper.add_sync_context(context, app.on_insert, app.on_modify, app.on_delete)
+            self.helper_for(context).add_sync_context(
+                context, app.on_insert, app.on_modify, app.on_delete
+            )
         else:
-            self.impl.add_sync_context(
+            self.impl_for(context).add_sync_context(
                 context,
                 self._adapted(context, "insert", app.on_insert),
                 self._adapted(context, "modify", app.on_modify),
@@ -171,7 +209,8 @@ class SimDevice:
         """The process dies: timers and the running pass stop where they are (every store write
         is a transaction, so the store keeps exactly what was committed); the app's in-memory
         model is lost and rebuilt from the store on restart."""
-        await self.impl.close()
+        for impl in self.impls:
+            await impl.close()
         self.running = False
 
     async def restart(self) -> None:
@@ -212,7 +251,7 @@ class SimDevice:
         self.apps[context].items[key] = data
         self.apps[context].declined.discard(key)
         self.apps[context].edits += 1
-        await self.impl.upsert_database_entry(context, key, data)
+        await self.impl_for(context).upsert_database_entry(context, key, data)
         self._written(context, key, deleted=False, data=data)
 
     async def remove(self, key: str, context: str | None = None) -> None:
@@ -221,7 +260,7 @@ class SimDevice:
         self.apps[context].declined.discard(key)
         self.apps[context].edits += 1
         held = self.holds(context, key)
-        await self.impl.delete_database_entry(context, key)
+        await self.impl_for(context).delete_database_entry(context, key)
         if held:
             self._written(context, key, deleted=True, data=None)
 
@@ -237,7 +276,8 @@ class SimDevice:
 
     def local(self, context: str | None = None) -> dict[str, Any]:
         """The helper's live local copy of a context, key -> data."""
-        return self.impl.local_entries(self._context(context))
+        context = self._context(context)
+        return self.impl_for(context).local_entries(context)
 
     def _adapted(
         self, context: str, kind: str, callback: Callable[[Entry], bool | Awaitable[bool]]
@@ -272,7 +312,7 @@ class SimDevice:
         if self.reference:
             record = self.helper.store.get(context, key)
             return record is not None and not record.deleted
-        return key in self.impl.local_entries(context)
+        return key in self.impl_for(context).local_entries(context)
 
     async def sync(self, *, full: bool = False) -> Any:
         """A pass (``full`` re-reads everything): the reference's :class:`brh.SyncResult`,
@@ -281,9 +321,13 @@ class SimDevice:
         Records :attr:`last_sync`."""
         apps = list(self.apps.values())
         before = sum(len(app.calls) for app in apps)
-        result = await (
-            self.helper.sync(full=full) if self.reference else self.impl.sync(full=full)
-        )
+        results: list[Any] = []
+        for number in range(self.instances):  # each instance passes over its own contexts
+            if self._brhs:
+                results.append(await self._brhs[number].sync(full=full))
+            else:
+                results.append(await self.impls[number].sync(full=full))
+        result = next((r for r in results if not r), results[-1])
         self.last_sync = LastSync(bool(result), sum(len(app.calls) for app in apps) - before)
         return result
 

@@ -404,6 +404,36 @@ async def w3_refused_context(world: World) -> None:
 
 
 @scenario(
+    "w3-two-instances",
+    "two helper instances on one device share its local store; one's refusals never cost the "
+    "other (or itself) a change",
+    weakness="W3",
+    clauses=("SYNC-5", "SYNC-6", "CB-7", "RETRY-1"),
+    contexts=("one", "two"),
+    options={"full_sync_interval": None},
+)
+async def w3_two_instances(world: World) -> None:
+    """The tablet's app runs two helpers on one store: ``one`` in the first, ``two`` in the
+    second. The second's app refuses for ten minutes while the first syncs on; with one watermark
+    shared by both (W3), the refused changes would be skipped for good."""
+    phone = world.add_device("phone")
+    world.add_device("tablet", instances=2)
+    await phone.put("a", "one/a", context="one")
+    await phone.put("a", "two/a", context="two")
+    await world.advance(5)
+    await sync_all(world)
+    world.note("the tablet's second helper (context 'two') has its changes refused")
+    world.behave("tablet", context="two", mode="refuse", refusals=1_000_000)
+    for i in range(10):
+        await phone.put(f"k{i}", f"one/{i}", context="one")
+        await phone.put(f"k{i}", f"two/{i}", context="two")
+        await world.advance(MINUTE)
+    world.behave("tablet", context="two", mode="apply")
+    await world.advance(5 * MINUTE)
+    await incremental_checkpoint(world)
+
+
+@scenario(
     "w3-context-added-later",
     "a context registered after an hour of syncing another still pulls every old entry",
     weakness="W3",

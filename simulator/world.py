@@ -176,7 +176,7 @@ class World:
         device = self.device(name)
         device.apps[context].items.clear()
         device.apps[context].declined.clear()
-        await device.impl.wipe_local_context_data(context)
+        await device.impl_for(context).wipe_local_context_data(context)
         self.checker.forget_context(name, context)
         self.checker.forget_installation(name, context)
         self.trace.emit("device", device=name, event="wipe", context=context)
@@ -390,7 +390,7 @@ class World:
     async def close(self) -> None:
         for device in self.devices.values():
             if device.running:
-                await device.impl.close()
+                await device.crash()
         self.trace.close()
 
     def vault_live(self, context: str) -> dict[str, Any]:

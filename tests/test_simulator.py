@@ -262,3 +262,49 @@ def test_lost_updates_of_another_implementation_are_caught_without_versions(
         **info.world_options(),
     )
     assert reference_run.findings == []
+
+
+def test_a_device_can_run_several_helper_instances_on_one_store(tmp_path: Path) -> None:
+    """SYNC-5: a device whose app runs two helpers on one local store: each context lives in
+    one instance, passes are reported per instance (``tablet#1``), a crash stops both and a
+    restart brings both back; the refusals of one never cost the other a change."""
+    trace = tmp_path / "trace.jsonl"
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        tablet = world.add_device("tablet", instances=2)
+        assert len(tablet.impls) == 2
+        assert tablet.helper_for("one") is not tablet.helper_for("two")
+        assert tablet.helper_for("one").store is tablet.helper_for("two").store
+        await phone.put("x", 1, context="one")
+        await phone.put("y", 2, context="two")
+        await world.advance(5)
+        world.behave("tablet", context="two", mode="refuse", refusals=3)
+        await tablet.sync()
+        assert tablet.apps["one"].items == {"x": 1}
+        assert tablet.apps["two"].items == {}
+        await world.crash("tablet")
+        assert not tablet.running
+        await world.restart("tablet")
+        await tablet.sync()  # the app's launch; the refused change is retried from then on
+        await world.advance(600)
+        assert tablet.apps["two"].items == {"y": 2}
+        assert tablet.local("one") == {"x": 1}
+
+    outcome = simulate(scenario, seed=3, trace_path=trace, contexts=("one", "two"))
+    assert outcome.findings == []
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    passes = {e["device"] for e in events if e["kind"] == "pass"}
+    assert {"tablet", "tablet#1"} <= passes
+
+
+def test_instances_must_be_a_positive_count() -> None:
+    """ERR-1 (simulator): a device with zero helper instances is refused, naming the argument."""
+
+    async def main() -> None:
+        world = World(1)
+        with pytest.raises(ValueError, match="instances must be an int >= 1"):
+            world.add_device("x", instances=0)
+        await world.close()
+
+    run(main())
