@@ -10,7 +10,10 @@ Prints a Markdown table:
 * wall time of the default conformance suite, ``pytest --pyargs conformance``, in process, and
   of the same with ``--brh-impl conformance.implementations.reference:factory`` (the reference
   run as any Python implementation is, its SQLite stores on disk), each in a fresh process from
-  an empty directory, best of ``R``. The suite's own CPU time is shown too: on a shared machine
+  an empty directory, best of ``R``; and over the process protocol (``--brh-cmd``: the reference
+  as ``python -m conformance.protocol.reference``, one process per device installation; the
+  state machine left out, its hundreds of worlds would start thousands of processes). The
+  suite's own CPU time is shown too: on a shared machine
   wall time includes waiting for a core, and the on-disk stores wait for their disk writes.
 
 Wall time is read here, for the figures only; the runs themselves are on virtual time.
@@ -23,6 +26,7 @@ import contextlib
 import logging
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -33,6 +37,10 @@ from conformance.harness import REFERENCE, Sim, Target
 from conformance.machine import run_machine
 
 REFERENCE_FACTORY = "conformance.implementations.reference:factory"
+
+
+PROCESS = shlex.join([sys.executable, "-m", "conformance.protocol.reference"])
+"""The reference as a process speaking PROTOCOL.md."""
 
 
 def machine_rate(examples: int) -> tuple[int, int, float, float]:
@@ -89,6 +97,10 @@ def main() -> int:
     for label, options in (
         ("`pytest --pyargs conformance` (reference in process)", ()),
         (f"the same with `--brh-impl {REFERENCE_FACTORY}`", ("--brh-impl", REFERENCE_FACTORY)),
+        (
+            "the same over the process protocol (`--brh-cmd`), state machine aside",
+            ("--brh-cmd", PROCESS, "-k", "not state_machine"),
+        ),
     ):
         print(f"{label}...", file=sys.stderr)
         wall, cpu, summary = best(args.repeat, *options)
