@@ -70,6 +70,23 @@ _INTERNAL_COLLECTIONS = frozenset(
 
 _T = TypeVar("_T")
 
+_OPERATIONS = frozenset(
+    {
+        "create_collection",
+        "delete_collection",
+        "insert_one",
+        "insert_many",
+        "update_one",
+        "update_many",
+        "delete_one",
+        "delete_many",
+        "find_one",
+        "find_many",
+        "query",
+        "count_documents",
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class VaultRequest:
@@ -418,6 +435,23 @@ class FakeVault:
         if self._record:
             self.requests.append(VaultRequest(op, name, True, None))
         return result
+
+    def perform(self, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        """Run the :class:`~brh.vault.Vault` operation ``op`` at once and return its result.
+
+        What ``await getattr(vault, op)(*args, **kwargs)`` does, for a caller that is not a
+        coroutine (the simulator's network answers from timer callbacks). The protocol methods
+        never await, so running one is a single step of its coroutine.
+        """
+        if op not in _OPERATIONS:
+            raise AttributeError(f"FakeVault has no operation {op!r}")
+        step = getattr(self, op)(*args, **kwargs)
+        try:
+            step.send(None)
+        except StopIteration as done:
+            return done.value
+        step.close()
+        raise RuntimeError(f"FakeVault.{op} awaited something; its methods never should")
 
     # -- inspection helpers for tests (not part of the Vault protocol) --------------------------
 
