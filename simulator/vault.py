@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import time
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -297,6 +297,67 @@ def _modified_bound(filter: Mapping[str, Any]) -> _Number | None:
     return max(bounds) if bounds else None
 
 
+# -- compiled filters -----------------------------------------------------------------------------
+#
+# A request's filter is compiled once into a predicate (and its index hints are worked out), and
+# the result is kept for the next request with an equal filter: a simulation sends the same
+# shapes over and over (a key, a settled pull cursor). Equal means equal as the filter's exact
+# structure (field order, and types: 1, 1.0 and True differ), so a cached plan is exactly what
+# compiling the filter again would give. Plans hold no reference to the caller's objects.
+
+
+class _Plan:
+    """A compiled filter and what the indexes need to know about it."""
+
+    __slots__ = ("bound", "keys", "predicate")
+
+    def __init__(self, filter: Mapping[str, Any]) -> None:
+        self.predicate = mongo.compile_filter(filter)  # validates first
+        keys = _key_set(filter)
+        self.keys = frozenset(keys) if keys is not None else None
+        self.bound = _modified_bound(filter)
+
+
+_PLANS: dict[Any, _Plan] = {}
+_MAX_PLANS = 2048
+_DOCUMENT = object()
+_ARRAY = object()
+_WRAPPED: frozenset[type] = frozenset({int, float, bool})
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for a filter that equals another's only if the filters are identical.
+
+    Raises :class:`TypeError` for values it cannot represent (then the filter is not cached).
+    """
+    kind = type(value)
+    if kind is str or value is None or kind is ObjectId:
+        return value
+    if kind in _WRAPPED:  # 1 == 1.0 == True, but they are different filters
+        return (kind, value)
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
+        return (_DOCUMENT, *[(_freeze(k), _freeze(v)) for k, v in value.items()])
+    if kind is list or kind is tuple:
+        return (_ARRAY, *[_freeze(v) for v in value])
+    raise TypeError(f"not cached: {kind.__name__}")
+
+
+def _plan(filter: Any) -> _Plan:
+    """The (cached) plan of a request's filter; :class:`InvalidParameterError` if not a document."""
+    _check_mapping(filter, "filter")
+    try:
+        frozen = _freeze(filter)
+        plan = _PLANS.get(frozen)
+    except TypeError:  # a value with no exact stand-in (a regex, say): compile it every time
+        return _Plan(filter)
+    if plan is None:
+        plan = _Plan(filter)
+        if len(_PLANS) >= _MAX_PLANS:
+            del _PLANS[next(iter(_PLANS))]  # the oldest
+        _PLANS[frozen] = plan
+    return plan
+
+
 class _Collection:
     """A collection's documents in natural order, with the indexes on ``key`` and ``modified``.
 
@@ -309,9 +370,22 @@ class _Collection:
       array holding it; ``_odd_keys``: ids whose ``key`` might equal a string without being one;
     * ``_by_modified``: sorted ``(modified, seq, id)`` of the documents whose ``modified`` is a
       number or an array holding numbers (the largest), see :func:`_modified_entry`.
+
+    Stored documents are never changed in place (an update stores a new one), so :meth:`copy`
+    can copy the top level at once and only descend into the fields noted as holding documents
+    or arrays.
     """
 
-    __slots__ = ("_by_key", "_by_modified", "_entries", "_next_seq", "_odd_keys", "_seq", "docs")
+    __slots__ = (
+        "_by_key",
+        "_by_modified",
+        "_entries",
+        "_nested",
+        "_next_seq",
+        "_odd_keys",
+        "_seq",
+        "docs",
+    )
 
     modified_share: float = 0.5
     """Use the ``modified`` index only if it leaves at most this share of the documents (a class
@@ -326,6 +400,8 @@ class _Collection:
         self._by_modified: list[tuple[_Number, int, str]] = []
         # What each document contributed to the indexes, to take it out again.
         self._entries: dict[str, tuple[tuple[str, ...], _Number | None]] = {}
+        self._nested: dict[str, tuple[str, ...]] = {}
+        """Per document, its fields holding documents or arrays (what a copy descends into)."""
 
     def put(self, oid: str, doc: Document) -> None:
         """Store ``doc`` under ``oid``: replace it in place, or append it to natural order."""
@@ -344,12 +420,21 @@ class _Collection:
         if modified is not None:
             insort(self._by_modified, (modified, self._seq[oid], oid))
         self._entries[oid] = (keys, modified)
+        self._nested[oid] = tuple(k for k, v in doc.items() if type(v) is dict or type(v) is list)
+
+    def copy(self, oid: str) -> Document:
+        """A deep copy of the document ``oid`` (what :func:`mongo.copy_value` makes)."""
+        out = self.docs[oid].copy()
+        for key in self._nested[oid]:
+            out[key] = mongo.copy_value(out[key])
+        return out
 
     def remove(self, oid: str) -> None:
         """Delete the document ``oid``."""
         self._unindex(oid)
         del self.docs[oid]
         del self._seq[oid]
+        del self._nested[oid]
 
     def _unindex(self, oid: str) -> None:
         keys, modified = self._entries.pop(oid)
@@ -365,23 +450,26 @@ class _Collection:
             assert self._by_modified[index] == entry
             del self._by_modified[index]
 
-    def candidates(self, filter: Mapping[str, Any]) -> Iterable[tuple[str, Document]]:
-        """``(id, document)`` pairs in natural order, a superset of the matches of ``filter``.
+    def candidates(self, plan: _Plan) -> Iterable[tuple[str, Document]]:
+        """``(id, document)`` pairs in natural order, a superset of the matches of ``plan``.
 
-        ``filter`` must already have been compiled (so it is valid). Uses the ``key`` index, or
-        the ``modified`` index when it leaves at most half of the collection (a scan is cheaper
-        otherwise, and a limited find can stop early), or else every document.
+        Uses the ``key`` index, or the ``modified`` index when it leaves at most half of the
+        collection (a scan is cheaper otherwise, and a limited find can stop early), or else
+        every document.
         """
         docs = self.docs
         best: list[str] | None = None
-        keys = _key_set(filter)
+        keys = plan.keys
         if keys is not None:
-            ids: set[str] = set(self._odd_keys)
-            for key in keys:
-                ids.update(self._by_key.get(key, ()))
-            seq = self._seq
-            best = sorted(ids, key=seq.__getitem__)
-        bound = _modified_bound(filter)
+            ids: Collection[str]
+            if len(keys) == 1 and not self._odd_keys:  # the commonest: one key
+                ids = self._by_key.get(next(iter(keys)), ())
+            else:
+                ids = set(self._odd_keys)
+                for key in keys:
+                    ids.update(self._by_key.get(key, ()))
+            best = list(ids) if len(ids) < 2 else sorted(ids, key=self._seq.__getitem__)
+        bound = plan.bound
         if bound is not None:
             start = bisect_left(self._by_modified, (bound,))
             count = len(self._by_modified) - start
@@ -494,9 +582,10 @@ class FakeVault:
 
     def _matching(self, coll: _Collection, filter: Any, *, first: bool = False) -> list[str]:
         """The keys (``_id`` hex) of the matching documents, in natural order."""
-        predicate = mongo.compile_filter(_check_mapping(filter, "filter"))
+        plan = _plan(filter)
+        predicate = plan.predicate
         found: list[str] = []
-        for key, doc in coll.candidates(filter):
+        for key, doc in coll.candidates(plan):
             if predicate(doc):
                 found.append(key)
                 if first:
@@ -592,19 +681,25 @@ class FakeVault:
         if projection is not None:
             _check_mapping(projection, "projection")
         shape = mongo.compile_projection(projection)
+        docs = coll.docs
         if sort:
-            selected = [coll.docs[key] for key in self._matching(coll, filter)]
-            selected = mongo.sort_documents(selected, sort)
+            found = self._matching(coll, filter)
+            position = {id(docs[key]): key for key in found}
+            ranked = mongo.sort_documents([docs[key] for key in found], sort)
+            selected = [position[id(doc)] for doc in ranked]
         else:
-            predicate = mongo.compile_filter(_check_mapping(filter, "filter"))
+            plan = _plan(filter)
+            predicate = plan.predicate
             selected = []
-            for _, doc in coll.candidates(filter):
+            for key, doc in coll.candidates(plan):
                 if predicate(doc):
-                    selected.append(doc)
+                    selected.append(key)
                     if count is not None and len(selected) >= start + count:
                         break
         end = None if count is None else start + count
-        return [shape(doc) for doc in selected[start:end]]
+        if not projection:  # the whole documents: copied with what the collection knows
+            return [coll.copy(key) for key in selected[start:end]]
+        return [shape(docs[key]) for key in selected[start:end]]
 
     def _count(self, collection: Any, filter: Any, skip: Any, limit: Any) -> int:
         coll = self._get(collection)
