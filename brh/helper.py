@@ -205,7 +205,7 @@ class BackupRestoreHelper:
         self._known(context)
         check_key(key)
         encoded = encode_data(key, data)
-        current = self._store.get(context, key)
+        current = self._store.state(context, key)
         version = self._clock.stamp()
         creation = (
             current.creation_date

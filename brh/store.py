@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from brh.entry import Entry, copy_json
 from brh.hlc import Version
 
-__all__ = ["ContextState", "LocalStore", "Record"]
+__all__ = ["ContextState", "EntryState", "LocalStore", "Record"]
 
 SCHEMA_VERSION = 1
 
@@ -90,6 +90,21 @@ class Record:
         return Entry(self.key, data, self.creation_date, self.modification_date, self.deletion_date)
 
 
+class EntryState(NamedTuple):
+    """An entry's sync bookkeeping without its data (what a sync decision needs)."""
+
+    version: Version
+    base: Version | None
+    pending: bool
+    stale: bool
+    creation_date: int
+    deletion_date: int | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deletion_date is not None
+
+
 @dataclass(frozen=True)
 class ContextState:
     """Per-context sync progress."""
@@ -115,11 +130,29 @@ _ENTRY_COLUMNS = (
 )
 
 
+_STATE_OF_ENTRY = "version, base, pending, stale, creation_date, deletion_date"
+
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""Compact JSON (``json.dumps`` with these options builds an encoder on every call)."""
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _decode_json(text: str) -> Any:
+    """``json.loads`` of the compact text this store writes, without its per-call layers."""
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):  # not a single compact value: let the full parser decide (or raise)
+        return json.loads(text)
+    return value
+
+
 def _record(row: sqlite3.Row) -> Record:
     return Record(
         context=row[0],
         key=row[1],
-        data=json.loads(row[2]),
+        data=_decode_json(row[2]),
         creation_date=row[3],
         modification_date=row[4],
         deletion_date=row[5],
@@ -189,21 +222,22 @@ class LocalStore:
         if clock is not None:
             self._set_meta("clock", clock.encode())
 
-    def _write(self, record: Record) -> None:
+    def _write(self, record: Record, *, pending: bool, stale: bool) -> None:
+        """Store ``record`` whole, with these flags."""
         self._db.execute(
             f"INSERT OR REPLACE INTO entries ({_ENTRY_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.context,
                 record.key,
-                json.dumps(record.data, separators=(",", ":"), ensure_ascii=False),
+                _encode_json(record.data),
                 record.creation_date,
                 record.modification_date,
                 record.deletion_date,
                 record.version.encode(),
                 record.base.encode() if record.base is not None else None,
-                int(record.pending),
-                int(record.stale),
+                int(pending),
+                int(stale),
             ),
         )
 
@@ -240,6 +274,23 @@ class LocalStore:
             (context, key),
         ).fetchone()
         return None if row is None else _record(row)
+
+    def state(self, context: str, key: str) -> EntryState | None:
+        """The entry's bookkeeping (versions, flags, dates) without decoding its data."""
+        row = self._db.execute(
+            f"SELECT {_STATE_OF_ENTRY} FROM entries WHERE context = ? AND key = ?",
+            (context, key),
+        ).fetchone()
+        if row is None:
+            return None
+        return EntryState(
+            Version.decode(row[0]),
+            Version.decode(row[1]) if row[1] is not None else None,
+            bool(row[2]),
+            bool(row[3]),
+            row[4],
+            row[5],
+        )
 
     def pending(self, context: str) -> list[Record]:
         """Entries of ``context`` with a local change not yet on the vault, in key order."""
@@ -303,7 +354,7 @@ class LocalStore:
     def write_local(self, record: Record, clock: Version) -> None:
         """Record a local change (pending upload) and the clock that stamped it, atomically."""
         with self._transaction():
-            self._write(replace(record, pending=True))
+            self._write(record, pending=True, stale=record.stale)
             self._save_clock(clock)
 
     def erase(self, context: str, key: str) -> bool:
@@ -350,10 +401,13 @@ class LocalStore:
         Returns False, changing nothing, if the local entry no longer matches it.
         """
         with self._transaction():
-            current = self.get(record.context, record.key)
-            if (current.version if current is not None else None) != expected:
+            row = self._db.execute(
+                "SELECT version FROM entries WHERE context = ? AND key = ?",
+                (record.context, record.key),
+            ).fetchone()
+            if (Version.decode(row[0]) if row is not None else None) != expected:
                 return False
-            self._write(replace(record, pending=False, stale=False))
+            self._write(record, pending=False, stale=False)
             if record.context in self._refusing:
                 self._db.execute(
                     "DELETE FROM refusals WHERE context = ? AND key = ?",
@@ -377,7 +431,7 @@ class LocalStore:
         version still equals that (a push of that version has landed).
         """
         with self._transaction():
-            current = self.get(context, key)
+            current = self.state(context, key)
             if current is None:
                 return
             new_pending = current.pending
@@ -387,16 +441,22 @@ class LocalStore:
                 new_pending = False
             if current.base is not None and base < current.base and not current.stale:
                 base = current.base  # never move the known vault version backwards
-            self._write(replace(current, base=base, pending=new_pending))
+            self._db.execute(
+                "UPDATE entries SET base = ?, pending = ? WHERE context = ? AND key = ?",
+                (base.encode(), int(new_pending), context, key),
+            )
 
     def mark_stale(self, context: str, key: str, *, lost: Version) -> None:
         """A newer remote version beat local version ``lost``: stop pushing it, fetch the winner."""
         with self._transaction():
-            current = self.get(context, key)
+            current = self.state(context, key)
             if current is None:
                 return
             still_same = current.version == lost
-            self._write(replace(current, stale=True, pending=current.pending and not still_same))
+            self._db.execute(
+                "UPDATE entries SET stale = 1, pending = ? WHERE context = ? AND key = ?",
+                (int(current.pending and not still_same), context, key),
+            )
 
     def clear_stale(self, context: str, keys: Sequence[str]) -> None:
         with self._transaction():
@@ -470,7 +530,7 @@ class LocalStore:
         ).fetchone()
         if row is None:
             return ContextState(context)
-        window = tuple((int(stamp), str(version)) for stamp, version in json.loads(row[6]))
+        window = tuple((int(stamp), str(version)) for stamp, version in _decode_json(row[6]))
         return ContextState(
             name=context,
             cursor=row[0],
