@@ -14,6 +14,8 @@ __all__ = ["MAX_KEY_LENGTH", "check_context_name", "check_key", "encode_data"]
 MAX_KEY_LENGTH = 1024
 _DOCUMENT_OVERHEAD = 1024  # bytes our fields and the vault's add around ``data``
 _MAX_DEPTH = 200
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""``json.dumps(data, ensure_ascii=False, separators=(",", ":"))`` without a new encoder a call."""
 
 
 def check_key(key: object) -> None:
@@ -43,7 +45,7 @@ def check_context_name(name: object) -> None:
 def encode_data(key: str, data: Any) -> str:
     """The compact JSON of ``data``, after checking it is JSON and fits in a vault document."""
     _check_json(data, "data", 0)
-    encoded = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    encoded = _encode(data)
     size = len(encoded.encode("utf-8")) + len(key.encode("utf-8")) + _DOCUMENT_OVERHEAD
     if size > MAX_DOCUMENT_BYTES:
         raise InvalidArgumentError(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from brh import (
     BackupRestoreHelper,
@@ -17,6 +21,7 @@ from brh import (
     ReentrantCallError,
     UnknownContextError,
 )
+from brh.entry import copy_json
 from brh.store import LocalStore
 from simulator.timeloop import run
 from tests.support import EPOCH, Device, fake_vault
@@ -384,6 +389,28 @@ def test_reentrant_calls_fail_fast_with_a_reason() -> None:
             await d.helper.close()
 
     run(main(), start=EPOCH)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+class _Flag(enum.IntEnum):
+    ON = 1
+
+
+@given(_json)
+def test_copy_json_is_a_json_round_trip(value: Any) -> None:
+    """CB-9: the copy a callback gets is what JSON would give back, sharing nothing mutable;
+    values JSON normalises (subclasses, tuples, non-string keys) come back plain."""
+    for original in (value, [value, _Flag.ON], {"t": (1, value)}, {1: value}):
+        copied = copy_json(original)
+        assert repr(copied) == repr(json.loads(json.dumps(original)))
+        if isinstance(original, dict | list):
+            assert copied is not original
 
 
 def test_callbacks_get_a_private_copy() -> None:
