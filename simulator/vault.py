@@ -221,49 +221,40 @@ def _is_operators(value: Any) -> bool:
     return mongo.is_document(value) and bool(value) and str(next(iter(value))).startswith("$")
 
 
-def _clause_list(value: Any) -> list[Mapping[str, Any]] | None:
-    if isinstance(value, (list, tuple)) and value and all(mongo.is_document(c) for c in value):
-        return list(value)
-    return None
-
-
 def _key_set(filter: Mapping[str, Any]) -> set[str] | None:
     """Strings, one of which the top-level ``key`` of every match must equal, or None.
 
     From ``{"key": "k"}``, ``{"key": {"$eq": "k", ...}}`` and ``{"key": {"$in": [strings]}}``,
     intersected over ``$and`` clauses, and the union over ``$or`` branches if each has one.
-    ``filter`` has already been compiled, hence validated.
+    ``filter`` has already been compiled, hence validated (``$and`` and ``$or`` hold non-empty
+    lists of documents).
     """
     found: set[str] | None = None
-
-    def narrow(keys: set[str] | None) -> None:
-        nonlocal found
-        if keys is not None:
-            found = keys if found is None else found & keys
-
     if "key" in filter:
         condition = filter["key"]
         if type(condition) is str:
-            narrow({condition})
+            found = {condition}
         elif _is_operators(condition):
             eq = condition.get("$eq", mongo.MISSING)
             values = condition.get("$in", mongo.MISSING)
             if type(eq) is str:
-                narrow({eq})
+                found = {eq}
             elif isinstance(values, (list, tuple)) and all(type(v) is str for v in values):
-                narrow(set(values))
-    for clause in _clause_list(filter.get("$and")) or ():
-        narrow(_key_set(clause))
-    branches = _clause_list(filter.get("$or"))
-    if branches is not None:
+                found = set(values)
+    if "$and" in filter:
+        for clause in filter["$and"]:
+            keys = _key_set(clause)
+            if keys is not None:
+                found = keys if found is None else found & keys
+    if "$or" in filter:
         union: set[str] = set()
-        for branch in branches:
+        for branch in filter["$or"]:
             keys = _key_set(branch)
             if keys is None:
                 break
             union |= keys
         else:
-            narrow(union)
+            found = union if found is None else found & union
     return found
 
 
@@ -274,36 +265,39 @@ def _modified_bound(filter: Mapping[str, Any]) -> _Number | None:
     float, not NaN), the largest over ``$and`` clauses, the smallest over ``$or`` branches if
     each has one. ``filter`` has already been compiled, hence validated.
     """
-    bounds: list[_Number] = []
+    bound: _Number | None = None
     if "modified" in filter:
         condition = filter["modified"]
         if _is_number(condition):
-            bounds.append(condition)
+            bound = condition
         elif _is_operators(condition):
-            bounds.extend(
-                condition[op]
-                for op in ("$gt", "$gte", "$eq")
-                if op in condition and _is_number(condition[op])
-            )
-    for clause in _clause_list(filter.get("$and")) or ():
-        bound = _modified_bound(clause)
-        if bound is not None:
-            bounds.append(bound)
-    branches = _clause_list(filter.get("$or"))
-    if branches is not None:
-        branch_bounds = [_modified_bound(branch) for branch in branches]
-        if all(b is not None for b in branch_bounds):
-            bounds.append(min(b for b in branch_bounds if b is not None))
-    return max(bounds) if bounds else None
+            for op in ("$gt", "$gte", "$eq"):
+                if op in condition and _is_number(value := condition[op]):
+                    bound = value if bound is None else max(bound, value)
+    if "$and" in filter:
+        for clause in filter["$and"]:
+            found = _modified_bound(clause)
+            if found is not None:
+                bound = found if bound is None else max(bound, found)
+    if "$or" in filter:
+        lowest: _Number | None = None
+        for branch in filter["$or"]:
+            found = _modified_bound(branch)
+            if found is None:
+                break
+            lowest = found if lowest is None else min(lowest, found)
+        else:
+            if lowest is not None:
+                bound = lowest if bound is None else max(bound, lowest)
+    return bound
 
 
 # -- compiled filters -----------------------------------------------------------------------------
 #
-# A request's filter is compiled once into a predicate (and its index hints are worked out), and
-# the result is kept for the next request with an equal filter: a simulation sends the same
-# shapes over and over (a key, a settled pull cursor). Equal means equal as the filter's exact
-# structure (field order, and types: 1, 1.0 and True differ), so a cached plan is exactly what
-# compiling the filter again would give. Plans hold no reference to the caller's objects.
+# A request's filter is compiled once into a predicate, and what the indexes need to know about it
+# is worked out with it. (Plans are not cached across requests: the helper's filters carry
+# versions and cursors and rarely repeat, and measured on its workloads a cache cost more to key
+# and keep than it saved.)
 
 
 class _Plan:
@@ -313,49 +307,13 @@ class _Plan:
 
     def __init__(self, filter: Mapping[str, Any]) -> None:
         self.predicate = mongo.compile_filter(filter)  # validates first
-        keys = _key_set(filter)
-        self.keys = frozenset(keys) if keys is not None else None
+        self.keys = _key_set(filter)
         self.bound = _modified_bound(filter)
 
 
-_PLANS: dict[Any, _Plan] = {}
-_MAX_PLANS = 2048
-_DOCUMENT = object()
-_ARRAY = object()
-_WRAPPED: frozenset[type] = frozenset({int, float, bool})
-
-
-def _freeze(value: Any) -> Any:
-    """A hashable stand-in for a filter that equals another's only if the filters are identical.
-
-    Raises :class:`TypeError` for values it cannot represent (then the filter is not cached).
-    """
-    kind = type(value)
-    if kind is str or value is None or kind is ObjectId:
-        return value
-    if kind in _WRAPPED:  # 1 == 1.0 == True, but they are different filters
-        return (kind, value)
-    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
-        return (_DOCUMENT, *[(_freeze(k), _freeze(v)) for k, v in value.items()])
-    if kind is list or kind is tuple:
-        return (_ARRAY, *[_freeze(v) for v in value])
-    raise TypeError(f"not cached: {kind.__name__}")
-
-
 def _plan(filter: Any) -> _Plan:
-    """The (cached) plan of a request's filter; :class:`InvalidParameterError` if not a document."""
-    _check_mapping(filter, "filter")
-    try:
-        frozen = _freeze(filter)
-        plan = _PLANS.get(frozen)
-    except TypeError:  # a value with no exact stand-in (a regex, say): compile it every time
-        return _Plan(filter)
-    if plan is None:
-        plan = _Plan(filter)
-        if len(_PLANS) >= _MAX_PLANS:
-            del _PLANS[next(iter(_PLANS))]  # the oldest
-        _PLANS[frozen] = plan
-    return plan
+    """The plan of a request's filter; :class:`InvalidParameterError` if not a document."""
+    return _Plan(_check_mapping(filter, "filter"))
 
 
 class _Collection:

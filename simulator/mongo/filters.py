@@ -126,10 +126,10 @@ def _in_test(values: Any, op: str) -> Test:
     numbers: set[int | float] = set()
     others: list[Test] = []
     for value in values:
-        if _is_operator_doc(value):
-            raise ServerError(f"cannot nest $ under {op}")
-        if type(value) is str:
+        if type(value) is str:  # the commonest first
             strings.add(value)
+        elif _is_operator_doc(value):
+            raise ServerError(f"cannot nest $ under {op}")
         elif (type(value) is int or type(value) is float) and value == value:
             numbers.add(value)
         else:
