@@ -497,24 +497,28 @@ class SyncEngine:
             self.store.set_base(ctx.name, key, remote.version, pending=True)
 
     async def _deliver(self, ctx: Context, action: Action, remote: RemoteDoc) -> bool:
-        callback = {
-            Action.INSERT: ctx.on_insert,
-            Action.MODIFY: ctx.on_modify,
-            Action.DELETE: ctx.on_delete,
-        }[action]
+        if action is Action.MODIFY:  # (identity tests: hashing an enum member is a Python call)
+            callback = ctx.on_modify
+        elif action is Action.INSERT:
+            callback = ctx.on_insert
+        elif action is Action.DELETE:
+            callback = ctx.on_delete
+        else:
+            raise ValueError(f"no callback for {action}")
         entry = remote.to_entry()
-        self._trace(
-            "%s/%s: %s callback for %s%s",
-            ctx.name,
-            entry.key,
-            action.value,
-            remote.version,
-            self._payload(entry.data),
-        )
+        if self.options.debug:
+            self._trace(
+                "%s/%s: %s callback for %s%s",
+                ctx.name,
+                entry.key,
+                action.value,
+                remote.version,
+                self._payload(entry.data),
+            )
         token = IN_CALLBACK.set((self.owner, ctx.name))
         try:
             outcome: Any = callback(entry)
-            if inspect.isawaitable(outcome):
+            if outcome is not True and outcome is not False and inspect.isawaitable(outcome):
                 outcome = await outcome
         except Exception:
             self._log.exception(
