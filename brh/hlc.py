@@ -76,7 +76,7 @@ class Version:
         return self.encode()
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=1024)
 def _decode(text: str) -> Version:
     """Versions are decoded over and over (every stored record has two): keep recent ones."""
     return Version._parse(text)
