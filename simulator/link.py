@@ -37,7 +37,7 @@ _STAGES = {
 
 def _key_of(args: tuple[Any, ...]) -> str | None:
     """The entry key a request is about, for the trace (when its filter names one)."""
-    if len(args) >= 2 and isinstance(args[1], Mapping):
+    if len(args) >= 2 and (type(args[1]) is dict or isinstance(args[1], Mapping)):
         key = args[1].get("key")
         if isinstance(key, str):
             return key
@@ -181,7 +181,7 @@ class Link:
                 device=self.device,
                 id=flight.rid,
                 ok=error is None,
-                error=_describe(error),
+                error=None if error is None else _describe(error),
             )
         if self._answer_lost(flight.op, flight.up, flight.down):
             delay = max(0.0, self.timeout - flight.up)
@@ -202,7 +202,7 @@ class Link:
                 id=flight.rid,
                 ok=error is None,
                 lost=False,
-                error=_describe(error),
+                error=None if error is None else _describe(error),
             )
         if error is not None:
             flight.answer.set_exception(error)

@@ -338,11 +338,11 @@ class _Collection:
         "_by_key",
         "_by_modified",
         "_entries",
-        "_nested",
         "_next_seq",
         "_odd_keys",
         "_seq",
         "docs",
+        "nested",
     )
 
     modified_share: float = 0.5
@@ -358,7 +358,7 @@ class _Collection:
         self._by_modified: list[tuple[_Number, int, str]] = []
         # What each document contributed to the indexes, to take it out again.
         self._entries: dict[str, tuple[tuple[str, ...], _Number | None]] = {}
-        self._nested: dict[str, tuple[str, ...]] = {}
+        self.nested: dict[str, tuple[str, ...]] = {}
         """Per document, its fields holding documents or arrays (what a copy descends into)."""
 
     def put(self, oid: str, doc: Document) -> None:
@@ -378,12 +378,12 @@ class _Collection:
         if modified is not None:
             insort(self._by_modified, (modified, self._seq[oid], oid))
         self._entries[oid] = (keys, modified)
-        self._nested[oid] = tuple(k for k, v in doc.items() if type(v) is dict or type(v) is list)
+        self.nested[oid] = tuple(k for k, v in doc.items() if type(v) is dict or type(v) is list)
 
     def copy(self, oid: str) -> Document:
         """A deep copy of the document ``oid`` (what :func:`mongo.copy_value` makes)."""
         out = self.docs[oid].copy()
-        for key in self._nested[oid]:
+        for key in self.nested[oid]:
             out[key] = mongo.copy_value(out[key])
         return out
 
@@ -392,7 +392,7 @@ class _Collection:
         self._unindex(oid)
         del self.docs[oid]
         del self._seq[oid]
-        del self._nested[oid]
+        del self.nested[oid]
 
     def _unindex(self, oid: str) -> None:
         keys, modified = self._entries.pop(oid)
@@ -656,7 +656,10 @@ class FakeVault:
                         break
         end = None if count is None else start + count
         if not projection:  # the whole documents: copied with what the collection knows
-            return [coll.copy(key) for key in selected[start:end]]
+            nested = coll.nested
+            return [
+                coll.copy(key) if nested[key] else docs[key].copy() for key in selected[start:end]
+            ]
         return [shape(docs[key]) for key in selected[start:end]]
 
     def _count(self, collection: Any, filter: Any, skip: Any, limit: Any) -> int:

@@ -288,6 +288,19 @@ def _field_predicate(path: str, condition: Any) -> Predicate:
     else:
         tests, predicates = [_value_test(condition)], []
     general = _all_values([_any_value(t) for t in tests] + predicates)
+    if len(parts) == 1 and _is_operator_doc(condition) and len(condition) == 1:
+        # A bound on a top-level number (a pull's stamp, a count): ``_compare_test`` inlined.
+        ((op, value),) = condition.items()
+        kind = type(value)
+        if op in _COMPARATORS and (kind is int or kind is float) and value == value:
+            key, compare_op = parts[0], _COMPARATORS[op]
+            return lambda d: (
+                (
+                    ((kind := type(v := d.get(key, MISSING))) is int or kind is float)
+                    and compare_op(v, value)
+                )
+                or (kind is list and general([v]))
+            )
     if len(parts) > 1:
 
         def predicate(doc: Mapping[str, Any]) -> bool:
