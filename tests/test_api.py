@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import json
 import logging
@@ -19,10 +20,13 @@ from brh import (
     HelperClosedError,
     InvalidArgumentError,
     ReentrantCallError,
+    SyncEvent,
     UnknownContextError,
 )
 from brh.entry import copy_json
-from brh.store import LocalStore
+from brh.hlc import Version
+from brh.store import LocalStore, Record
+from brh.wire import RemoteDoc
 from simulator.timeloop import run
 from tests.support import EPOCH, Device, fake_vault
 
@@ -413,6 +417,27 @@ def test_copy_json_is_a_json_round_trip(value: Any) -> None:
             assert copied is not original
 
 
+def test_value_objects_stay_frozen_dataclasses() -> None:
+    """Entry, SyncEvent, Record and RemoteDoc (built by a faster __init__) still compare,
+    hash, repr and replace as frozen dataclasses, and refuse assignment."""
+    version = Version(1, 0, "d")
+    values: list[Any] = [
+        Entry("k", [1], 2, 3),
+        SyncEvent("pass_started", "d", full=True),
+        Record("c", "k", {"a": 1}, 1, 2, None, version),
+        RemoteDoc("k", 1, 2, 3, None, version, 7, None),
+    ]
+    for value in values:
+        again = dataclasses.replace(value)
+        assert again == value and repr(again) == repr(value) and again is not value
+        assert [f.name for f in dataclasses.fields(value)] == list(vars(value))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            value.key = "other"
+    assert Entry("k", 1, 2, 3).deletion_date is None
+    assert Record("c", "k", 1, 1, 2, None, version).base is None
+    assert hash(SyncEvent("a", "b")) == hash(SyncEvent("a", "b"))
+
+
 def test_callbacks_get_a_private_copy() -> None:
     """CB-9: mutating the entry's data in a callback does not change the helper's copy."""
 
@@ -440,7 +465,6 @@ def test_callbacks_get_a_private_copy() -> None:
 def test_events_follow_the_work_in_order(caplog: pytest.LogCaptureFixture) -> None:
     """API-10: a listener sees passes, callbacks (with versions), uploads; if it raises, the
     sync goes on."""
-    from brh import SyncEvent
 
     async def main() -> list[SyncEvent]:
         vault = fake_vault()
