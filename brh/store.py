@@ -160,6 +160,14 @@ _ENTRY_COLUMNS = (
 
 _STATE_OF_ENTRY = "version, base, pending, stale, creation_date, deletion_date"
 
+# Statements as constants: a string built per call is hashed anew to find its prepared
+# statement in the connection's cache.
+_WRITE_ENTRY = (
+    f"INSERT OR REPLACE INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_GET_ENTRY = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND key = ?"
+_GET_STATE = f"SELECT {_STATE_OF_ENTRY} FROM entries WHERE context = ? AND key = ?"
+
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """Compact JSON (``json.dumps`` with these options builds an encoder on every call)."""
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
@@ -268,8 +276,7 @@ class LocalStore:
     def _write(self, record: Record, *, pending: bool, stale: bool) -> None:
         """Store ``record`` whole, with these flags."""
         self._db.execute(
-            f"INSERT OR REPLACE INTO entries ({_ENTRY_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _WRITE_ENTRY,
             (
                 record.context,
                 record.key,
@@ -313,7 +320,7 @@ class LocalStore:
 
     def get(self, context: str, key: str) -> Record | None:
         row = self._db.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND key = ?",
+            _GET_ENTRY,
             (context, key),
         ).fetchone()
         return None if row is None else _record(row)
@@ -321,7 +328,7 @@ class LocalStore:
     def state(self, context: str, key: str) -> EntryState | None:
         """The entry's bookkeeping (versions, flags, dates) without decoding its data."""
         row = self._db.execute(
-            f"SELECT {_STATE_OF_ENTRY} FROM entries WHERE context = ? AND key = ?",
+            _GET_STATE,
             (context, key),
         ).fetchone()
         if row is None:
