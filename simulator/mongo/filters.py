@@ -16,6 +16,10 @@ ValuePredicate = Callable[[list[Any]], bool]
 Test = Callable[[Any], bool]
 
 
+def _is_number(value: Any) -> bool:
+    return type(value) is int or type(value) is float
+
+
 def _any_value(test: Test) -> ValuePredicate:
     """Match if ``test`` holds for a candidate or, for an array candidate, any of its elements."""
 
@@ -276,31 +280,36 @@ def _operators_predicate(ops: Mapping[str, Any]) -> ValuePredicate:
 
 
 def _field_predicate(path: str, condition: Any) -> Predicate:
-    parts = _split(path, "filter")
+    if type(path) is str and path and "." not in path:  # a top-level name (checked as _split)
+        parts: tuple[str, ...] = (path,)
+    else:
+        parts = _split(path, "filter")
     kind = type(condition)
-    if len(parts) == 1 and (kind is str or kind is ObjectId):  # the commonest filter
+    if len(parts) == 1:
         key = parts[0]
-        return lambda d: (
-            (v := d.get(key, MISSING)) == condition or (type(v) is list and condition in v)
-        )
+        if kind is str or kind is ObjectId:  # the commonest filter
+            return lambda d: (
+                (v := d.get(key, MISSING)) == condition or (type(v) is list and condition in v)
+            )
+        if kind is dict and len(condition) == 1:
+            ((op, value),) = condition.items()
+            if op in _COMPARATORS and _is_number(value) and value == value:
+                # A bound on a top-level number (a pull's stamp, a count): what the general
+                # path below builds, with ``_compare_test`` inlined for a number.
+                general = _any_value(_compare_test(op, value))
+                compare_op = _COMPARATORS[op]
+                return lambda d: (
+                    (
+                        ((kind := type(v := d.get(key, MISSING))) is int or kind is float)
+                        and compare_op(v, value)
+                    )
+                    or (kind is list and general([v]))
+                )
     if _is_operator_doc(condition):
         tests, predicates = _operator_parts(condition)
     else:
         tests, predicates = [_value_test(condition)], []
     general = _all_values([_any_value(t) for t in tests] + predicates)
-    if len(parts) == 1 and _is_operator_doc(condition) and len(condition) == 1:
-        # A bound on a top-level number (a pull's stamp, a count): ``_compare_test`` inlined.
-        ((op, value),) = condition.items()
-        kind = type(value)
-        if op in _COMPARATORS and (kind is int or kind is float) and value == value:
-            key, compare_op = parts[0], _COMPARATORS[op]
-            return lambda d: (
-                (
-                    ((kind := type(v := d.get(key, MISSING))) is int or kind is float)
-                    and compare_op(v, value)
-                )
-                or (kind is list and general([v]))
-            )
     if len(parts) > 1:
 
         def predicate(doc: Mapping[str, Any]) -> bool:
