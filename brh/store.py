@@ -133,7 +133,7 @@ class EntryState(NamedTuple):
         return self.deletion_date is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ContextState:
     """Per-context sync progress."""
 
@@ -150,6 +150,31 @@ class ContextState:
     settled: bool = False
     """Every write stamped at or below the cursor has surely landed and been read: the next
     pull needs neither the overlap nor the window."""
+
+    def __init__(
+        self,
+        name: str,
+        cursor: int | None = None,
+        max_stamp: int | None = None,
+        last_pull_ms: int | None = None,
+        last_full_ms: int | None = None,
+        last_purge_stamp: int | None = None,
+        collection_ready: bool = False,
+        window: tuple[tuple[int, str], ...] = (),
+        settled: bool = False,
+    ) -> None:
+        # Twice as fast as a frozen dataclass's generated __init__; still frozen.
+        self.__dict__.update(
+            name=name,
+            cursor=cursor,
+            max_stamp=max_stamp,
+            last_pull_ms=last_pull_ms,
+            last_full_ms=last_full_ms,
+            last_purge_stamp=last_purge_stamp,
+            collection_ready=collection_ready,
+            window=window,
+            settled=settled,
+        )
 
 
 _ENTRY_COLUMNS = (

@@ -26,6 +26,7 @@ from brh import (
 from brh.entry import copy_json
 from brh.hlc import Version
 from brh.store import LocalStore, Record
+from brh.validation import encode_data
 from brh.wire import RemoteDoc
 from simulator.timeloop import run
 from tests.support import EPOCH, Device, fake_vault
@@ -415,6 +416,27 @@ def test_copy_json_is_a_json_round_trip(value: Any) -> None:
         assert repr(copied) == repr(json.loads(json.dumps(original)))
         if isinstance(original, dict | list):
             assert copied is not original
+
+
+def test_data_checks_find_what_json_cannot_carry_at_any_depth() -> None:
+    """ERR-1: the data check accepts plain JSON up to 200 levels deep and names what is wrong
+    below it (a NaN, a non-string key, a set), however the data is nested."""
+
+    def nest(levels: int, inner: Any) -> Any:
+        for level in range(levels):
+            inner = [inner] if level % 2 else {"x": inner}
+        return inner
+
+    encode_data("k", nest(200, 1))
+    encode_data("k", nest(198, [1.5, True, None, "s", {"a": -0.0}]))
+    for bad, message in [
+        (nest(201, 1), "deeper than 200"),
+        (nest(5, float("nan")), "which JSON cannot carry"),
+        (nest(6, {1: "a"}), "non-string key"),
+        (nest(7, {1, 2}), "is a set"),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=message):
+            encode_data("k", bad)
 
 
 def test_value_objects_stay_frozen_dataclasses() -> None:
