@@ -37,6 +37,7 @@ job.
 from __future__ import annotations
 
 import json
+import json.encoder
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -109,9 +110,26 @@ _ENCODER = json.JSONEncoder(
 )
 
 
+# The C encoder behind _ENCODER, made once (JSONEncoder.encode builds one per call).
+_C_ENCODE = (
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, _json_default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else None
+)
+
+
+def _encode(doc: Document) -> str:
+    """``_ENCODER.encode(doc)``."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode(doc)
+    return "".join(_C_ENCODE(doc, 0))
+
+
 def _check_size(doc: Document) -> None:
     """Raise :class:`ServerError` if ``doc`` would exceed MongoDB's 16 MiB limit."""
-    text = _ENCODER.encode(doc)
+    text = _encode(doc)
     if len(text) * 4 <= MAX_DOCUMENT_BYTES:  # UTF-8 takes at most 4 bytes a character
         return
     size = len(text.encode("utf-8"))
