@@ -228,19 +228,18 @@ class _Transaction:
     """The context manager of :meth:`LocalStore._transaction` (one per store, reused: a
     generator-based one costs an object and a generator per transaction)."""
 
-    __slots__ = ("_db",)
+    __slots__ = ("_execute",)
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, execute: Callable[[str], object]) -> None:
+        self._execute = execute
 
-    def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
+    def __enter__(self) -> None:
+        self._execute("BEGIN IMMEDIATE")
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: object
     ) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        self._execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 class LocalStore:
@@ -255,13 +254,17 @@ class LocalStore:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._closed = False
-        self._in_transaction = _Transaction(self._db)
+        self._cursor = self._db.cursor()
+        """One cursor for every statement (results are always fetched at once): each
+        Connection.execute call makes and registers a new cursor."""
+        self._execute = self._cursor.execute
+        self._in_transaction = _Transaction(self._execute)
         if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+            self._execute("PRAGMA journal_mode=WAL")
+            self._execute("PRAGMA synchronous=FULL")
+        self._execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
-        rows = self._db.execute("SELECT DISTINCT context FROM refusals").fetchall()
+        rows = self._execute("SELECT DISTINCT context FROM refusals").fetchall()
         self._refusing: set[str] = {str(row[0]) for row in rows}
         """Contexts that may have refusal streaks (a superset): others skip the bookkeeping."""
         with self._transaction():
@@ -284,11 +287,11 @@ class LocalStore:
         return self._in_transaction
 
     def _meta(self, name: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        row = self._execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
     def _set_meta(self, name: str, value: str) -> None:
-        self._db.execute(
+        self._execute(
             "INSERT INTO meta (name, value) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
@@ -300,7 +303,7 @@ class LocalStore:
 
     def _write(self, record: Record, *, pending: bool, stale: bool) -> None:
         """Store ``record`` whole, with these flags."""
-        self._db.execute(
+        self._execute(
             _WRITE_ENTRY,
             (
                 record.context,
@@ -344,7 +347,7 @@ class LocalStore:
     # -- reading entries --------------------------------------------------------------------
 
     def get(self, context: str, key: str) -> Record | None:
-        row = self._db.execute(
+        row = self._execute(
             _GET_ENTRY,
             (context, key),
         ).fetchone()
@@ -352,7 +355,7 @@ class LocalStore:
 
     def state(self, context: str, key: str) -> EntryState | None:
         """The entry's bookkeeping (versions, flags, dates) without decoding its data."""
-        row = self._db.execute(
+        row = self._execute(
             _GET_STATE,
             (context, key),
         ).fetchone()
@@ -369,7 +372,7 @@ class LocalStore:
 
     def pending(self, context: str) -> list[Record]:
         """Entries of ``context`` with a local change not yet on the vault, in key order."""
-        rows = self._db.execute(
+        rows = self._execute(
             f"SELECT {_ENTRY_COLUMNS} FROM entries INDEXED BY entries_pending "
             "WHERE context = ? AND pending = 1 ORDER BY key",
             (context,),
@@ -378,7 +381,7 @@ class LocalStore:
 
     def stale_keys(self, context: str) -> list[str]:
         """Keys of ``context`` whose newer remote version has not been delivered yet."""
-        rows = self._db.execute(
+        rows = self._execute(
             "SELECT key FROM entries INDEXED BY entries_stale "
             "WHERE context = ? AND stale = 1 ORDER BY key",
             (context,),
@@ -387,7 +390,7 @@ class LocalStore:
 
     def live_synced_keys(self, context: str) -> list[str]:
         """Keys of live, already-synced entries (the candidates a full resync can find gone)."""
-        rows = self._db.execute(
+        rows = self._execute(
             "SELECT key FROM entries WHERE context = ? AND deletion_date IS NULL "
             "AND base IS NOT NULL AND pending = 0 ORDER BY key",
             (context,),
@@ -398,7 +401,7 @@ class LocalStore:
         """Keys whose remote change was refused at least ``threshold`` times in a row."""
         if context not in self._refusing:
             return []
-        rows = self._db.execute(
+        rows = self._execute(
             "SELECT key, count FROM refusals WHERE context = ? AND count >= ? ORDER BY key",
             (context, threshold),
         ).fetchall()
@@ -406,7 +409,7 @@ class LocalStore:
 
     def counts(self, context: str) -> dict[str, int]:
         """How many entries are live, deleted, pending and stale in ``context``."""
-        row = self._db.execute(
+        row = self._execute(
             "SELECT COUNT(*) FILTER (WHERE deletion_date IS NULL), "
             "COUNT(*) FILTER (WHERE deletion_date IS NOT NULL), "
             "COUNT(*) FILTER (WHERE pending = 1), COUNT(*) FILTER (WHERE stale = 1) "
@@ -418,7 +421,7 @@ class LocalStore:
     def entries(self, context: str, *, include_deleted: bool = False) -> list[Record]:
         """Every entry of ``context`` in key order (for inspection and tests)."""
         where = "" if include_deleted else " AND deletion_date IS NULL"
-        rows = self._db.execute(
+        rows = self._execute(
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ?{where} ORDER BY key",
             (context,),
         ).fetchall()
@@ -435,7 +438,7 @@ class LocalStore:
     def erase(self, context: str, key: str) -> bool:
         """Forget an entry locally without telling the vault; True if it existed."""
         with self._transaction():
-            cursor = self._db.execute(
+            cursor = self._execute(
                 "DELETE FROM entries WHERE context = ? AND key = ?", (context, key)
             )
             return cursor.rowcount > 0
@@ -443,7 +446,7 @@ class LocalStore:
     def requeue(self, context: str, key: str) -> None:
         """The vault lost this entry's document: upload the local copy as new."""
         with self._transaction():
-            self._db.execute(
+            self._execute(
                 "UPDATE entries SET pending = 1, base = NULL, stale = 0 "
                 "WHERE context = ? AND key = ?",
                 (context, key),
@@ -452,8 +455,8 @@ class LocalStore:
     def requeue_all(self, context: str) -> int:
         """The vault lost the context's collection: mark every entry for upload as new."""
         with self._transaction():
-            self._db.execute("DELETE FROM contexts WHERE name = ?", (context,))
-            cursor = self._db.execute(
+            self._execute("DELETE FROM contexts WHERE name = ?", (context,))
+            cursor = self._execute(
                 "UPDATE entries SET pending = 1, base = NULL, stale = 0 WHERE context = ?",
                 (context,),
             )
@@ -462,9 +465,9 @@ class LocalStore:
     def wipe_context(self, context: str) -> int:
         """Erase a context's entries, cursor, known versions and pending changes together."""
         with self._transaction():
-            cursor = self._db.execute("DELETE FROM entries WHERE context = ?", (context,))
-            self._db.execute("DELETE FROM contexts WHERE name = ?", (context,))
-            self._db.execute("DELETE FROM refusals WHERE context = ?", (context,))
+            cursor = self._execute("DELETE FROM entries WHERE context = ?", (context,))
+            self._execute("DELETE FROM contexts WHERE name = ?", (context,))
+            self._execute("DELETE FROM refusals WHERE context = ?", (context,))
             return cursor.rowcount
 
     # -- sync bookkeeping -------------------------------------------------------------------
@@ -476,7 +479,7 @@ class LocalStore:
         Returns False, changing nothing, if the local entry no longer matches it.
         """
         with self._transaction():
-            row = self._db.execute(
+            row = self._execute(
                 "SELECT version FROM entries WHERE context = ? AND key = ?",
                 (record.context, record.key),
             ).fetchone()
@@ -484,7 +487,7 @@ class LocalStore:
                 return False
             self._write(record, pending=False, stale=False)
             if record.context in self._refusing:
-                self._db.execute(
+                self._execute(
                     "DELETE FROM refusals WHERE context = ? AND key = ?",
                     (record.context, record.key),
                 )
@@ -516,7 +519,7 @@ class LocalStore:
                 new_pending = False
             if current.base is not None and base < current.base and not current.stale:
                 base = current.base  # never move the known vault version backwards
-            self._db.execute(
+            self._execute(
                 "UPDATE entries SET base = ?, pending = ? WHERE context = ? AND key = ?",
                 (base.encode(), int(new_pending), context, key),
             )
@@ -528,14 +531,14 @@ class LocalStore:
             if current is None:
                 return
             still_same = current.version == lost
-            self._db.execute(
+            self._execute(
                 "UPDATE entries SET stale = 1, pending = ? WHERE context = ? AND key = ?",
                 (int(current.pending and not still_same), context, key),
             )
 
     def clear_stale(self, context: str, keys: Sequence[str]) -> None:
         with self._transaction():
-            self._db.executemany(
+            self._cursor.executemany(
                 "UPDATE entries SET stale = 0 WHERE context = ? AND key = ?",
                 [(context, key) for key in keys],
             )
@@ -544,18 +547,18 @@ class LocalStore:
         """Count one more consecutive refusal of a remote change to this key; returns the count."""
         self._refusing.add(context)
         with self._transaction():
-            self._db.execute(
+            self._execute(
                 "INSERT INTO refusals (context, key, count) VALUES (?, ?, 1) "
                 "ON CONFLICT (context, key) DO UPDATE SET count = count + 1",
                 (context, key),
             )
-            row = self._db.execute(
+            row = self._execute(
                 "SELECT count FROM refusals WHERE context = ? AND key = ?", (context, key)
             ).fetchone()
             return int(row[0])
 
     def refusals(self, context: str, key: str) -> int:
-        row = self._db.execute(
+        row = self._execute(
             "SELECT count FROM refusals WHERE context = ? AND key = ?", (context, key)
         ).fetchone()
         return 0 if row is None else int(row[0])
@@ -563,7 +566,7 @@ class LocalStore:
     def has_refusals(self, context: str) -> bool:
         if context not in self._refusing:
             return False
-        row = self._db.execute(
+        row = self._execute(
             "SELECT 1 FROM refusals WHERE context = ? LIMIT 1", (context,)
         ).fetchone()
         return row is not None
@@ -571,12 +574,12 @@ class LocalStore:
     def clear_refusals(self, context: str, key: str) -> None:
         """The key's remote change stopped needing delivery: its refusal streak ends."""
         with self._transaction():
-            self._db.execute("DELETE FROM refusals WHERE context = ? AND key = ?", (context, key))
+            self._execute("DELETE FROM refusals WHERE context = ? AND key = ?", (context, key))
 
     def forget_remote_deleted(self, context: str, key: str, expected: Version) -> bool:
         """Drop a synced entry whose vault document is gone for good (a purged tombstone)."""
         with self._transaction():
-            cursor = self._db.execute(
+            cursor = self._execute(
                 "DELETE FROM entries WHERE context = ? AND key = ? AND version = ? AND pending = 0",
                 (context, key, expected.encode()),
             )
@@ -585,7 +588,7 @@ class LocalStore:
     def purge_tombstones(self, context: str, older_than_ms: int) -> int:
         """Drop synced local tombstones older than the retention horizon (W5)."""
         with self._transaction():
-            cursor = self._db.execute(
+            cursor = self._execute(
                 "DELETE FROM entries WHERE context = ? AND deletion_date IS NOT NULL "
                 "AND pending = 0 AND stale = 0 AND modification_date < ?",
                 (context, older_than_ms),
@@ -600,7 +603,7 @@ class LocalStore:
     )
 
     def context_state(self, context: str) -> ContextState:
-        row = self._db.execute(
+        row = self._execute(
             f"SELECT {self._STATE_COLUMNS} FROM contexts WHERE name = ?", (context,)
         ).fetchone()
         if row is None:
@@ -620,7 +623,7 @@ class LocalStore:
 
     def save_context_state(self, state: ContextState) -> None:
         with self._transaction():
-            self._db.execute(
+            self._execute(
                 f"INSERT OR REPLACE INTO contexts (name, {self._STATE_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
