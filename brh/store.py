@@ -12,6 +12,7 @@ loop's thread keeps the helper deterministic under a simulated clock (no executo
 from __future__ import annotations
 
 import json
+import json.encoder
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -193,8 +194,33 @@ _WRITE_ENTRY = (
 _GET_ENTRY = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND key = ?"
 _GET_STATE = f"SELECT {_STATE_OF_ENTRY} FROM entries WHERE context = ? AND key = ?"
 
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-"""Compact JSON (``json.dumps`` with these options builds an encoder on every call)."""
+_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_c_encode: Any = (
+    # The C encoder that JSONEncoder.encode builds on every call, built once. (Without the
+    # circular-reference check: stored data is checked JSON or decoded from JSON.)
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None,
+        _json_encoder.default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else None
+)
+
+
+def _encode_json(value: Any) -> str:
+    """Compact JSON, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``."""
+    if _c_encode is None or isinstance(value, str):
+        return _json_encoder.encode(value)
+    return "".join(_c_encode(value, 0))
+
+
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 

@@ -325,6 +325,11 @@ def _field_predicate(path: str, condition: Any) -> Predicate:
     if len(tests) == 1:
         test = tests[0]
         return lambda d: general([v]) if type(v := d.get(key, MISSING)) is list else test(v)
+    if len(tests) == 2:  # a range: two bounds
+        low, high = tests
+        return lambda d: (
+            general([v]) if type(v := d.get(key, MISSING)) is list else bool(low(v) and high(v))
+        )
     return lambda d: (
         general([v]) if type(v := d.get(key, MISSING)) is list else all(t(v) for t in tests)
     )
@@ -338,11 +343,20 @@ def _clauses(op: str, clauses: Any) -> list[Predicate]:
     return [compile_filter(c) for c in clauses]
 
 
+# (Two clauses, the commonest case, without a generator per evaluated document.)
+
+
 def _and(subs: list[Predicate]) -> Predicate:
+    if len(subs) == 2:
+        first, second = subs
+        return lambda doc: bool(first(doc) and second(doc))
     return lambda doc: all(p(doc) for p in subs)
 
 
 def _or(subs: list[Predicate]) -> Predicate:
+    if len(subs) == 2:
+        first, second = subs
+        return lambda doc: bool(first(doc) or second(doc))
     return lambda doc: any(p(doc) for p in subs)
 
 
