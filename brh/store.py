@@ -191,6 +191,21 @@ _STATE_OF_ENTRY = "version, base, pending, stale, creation_date, deletion_date"
 _WRITE_ENTRY = (
     f"INSERT OR REPLACE INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_SET_BASE = (
+    "UPDATE entries SET "
+    "base = CASE WHEN base IS NOT NULL AND ?1 < base AND stale = 0 THEN base ELSE ?1 END, "
+    "pending = CASE WHEN ?2 IS NOT NULL AND version = ?2 THEN 0 "
+    "WHEN ?3 IS NOT NULL THEN ?3 ELSE pending END "
+    "WHERE context = ?4 AND key = ?5"
+)
+_STATE_COLUMNS = (
+    "cursor, max_stamp, last_pull_ms, last_full_ms, last_purge_stamp, collection_ready, "
+    "window, settled"
+)
+_SAVE_STATE = (
+    f"INSERT OR REPLACE INTO contexts (name, {_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_GET_STATE_OF_CONTEXT = f"SELECT {_STATE_COLUMNS} FROM contexts WHERE name = ?"
 _GET_ENTRY = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND key = ?"
 _GET_STATE = f"SELECT {_STATE_OF_ENTRY} FROM entries WHERE context = ? AND key = ?"
 
@@ -304,6 +319,10 @@ class LocalStore:
                 )
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the local store is closed")
 
     def _transaction(self) -> _Transaction:
         """``with self._transaction():`` runs its block as one SQLite transaction (rolled back
@@ -534,21 +553,22 @@ class LocalStore:
         ``pending`` forces the pending flag; ``clear_if_version`` clears it only if the local
         version still equals that (a push of that version has landed).
         """
-        with self._transaction():
-            current = self.state(context, key)
-            if current is None:
-                return
-            new_pending = current.pending
-            if pending is not None:
-                new_pending = pending
-            if clear_if_version is not None and current.version == clear_if_version:
-                new_pending = False
-            if current.base is not None and base < current.base and not current.stale:
-                base = current.base  # never move the known vault version backwards
-            self._execute(
-                "UPDATE entries SET base = ?, pending = ? WHERE context = ? AND key = ?",
-                (base.encode(), int(new_pending), context, key),
-            )
+        # One statement, so one transaction by itself. Versions compare as their fixed-width
+        # text, whose order is theirs (DATA-3). The known vault version never moves backwards
+        # (unless the entry is stale: its newer remote version is yet to come); the pending flag
+        # is cleared if the local version is ``clear_if_version``, else forced to ``pending``.
+        self._check_open()
+        clear = clear_if_version.encode() if clear_if_version is not None else None
+        self._execute(
+            _SET_BASE,
+            (
+                base.encode(),
+                clear,
+                None if pending is None else int(pending),
+                context,
+                key,
+            ),
+        )
 
     def mark_stale(self, context: str, key: str, *, lost: Version) -> None:
         """A newer remote version beat local version ``lost``: stop pushing it, fetch the winner."""
@@ -623,15 +643,8 @@ class LocalStore:
 
     # -- per-context progress ---------------------------------------------------------------
 
-    _STATE_COLUMNS = (
-        "cursor, max_stamp, last_pull_ms, last_full_ms, last_purge_stamp, collection_ready, "
-        "window, settled"
-    )
-
     def context_state(self, context: str) -> ContextState:
-        row = self._execute(
-            f"SELECT {self._STATE_COLUMNS} FROM contexts WHERE name = ?", (context,)
-        ).fetchone()
+        row = self._execute(_GET_STATE_OF_CONTEXT, (context,)).fetchone()
         if row is None:
             return ContextState(context)
         window = tuple((int(stamp), str(version)) for stamp, version in _decode_json(row[6]))
@@ -648,19 +661,18 @@ class LocalStore:
         )
 
     def save_context_state(self, state: ContextState) -> None:
-        with self._transaction():
-            self._execute(
-                f"INSERT OR REPLACE INTO contexts (name, {self._STATE_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    state.name,
-                    state.cursor,
-                    state.max_stamp,
-                    state.last_pull_ms,
-                    state.last_full_ms,
-                    state.last_purge_stamp,
-                    int(state.collection_ready),
-                    json.dumps([list(item) for item in state.window]),
-                    int(state.settled),
-                ),
-            )
+        self._check_open()  # one statement: a transaction by itself
+        self._execute(
+            _SAVE_STATE,
+            (
+                state.name,
+                state.cursor,
+                state.max_stamp,
+                state.last_pull_ms,
+                state.last_full_ms,
+                state.last_purge_stamp,
+                int(state.collection_ready),
+                json.dumps([list(item) for item in state.window]),
+                int(state.settled),
+            ),
+        )
