@@ -308,6 +308,9 @@ class LocalStore:
         rows = self._execute("SELECT DISTINCT context FROM refusals").fetchall()
         self._refusing: set[str] = {str(row[0]) for row in rows}
         """Contexts that may have refusal streaks (a superset): others skip the bookkeeping."""
+        rows = self._execute("SELECT DISTINCT context FROM entries WHERE stale = 1").fetchall()
+        self._maybe_stale: set[str] = {str(row[0]) for row in rows}
+        """Contexts that may have stale entries (a superset): others need no lookup."""
         with self._transaction():
             found = self._meta("schema_version")
             if found is None:
@@ -348,6 +351,8 @@ class LocalStore:
 
     def _write(self, record: Record, *, pending: bool, stale: bool) -> None:
         """Store ``record`` whole, with these flags."""
+        if stale:
+            self._maybe_stale.add(record.context)
         self._execute(
             _WRITE_ENTRY,
             (
@@ -426,6 +431,8 @@ class LocalStore:
 
     def stale_keys(self, context: str) -> list[str]:
         """Keys of ``context`` whose newer remote version has not been delivered yet."""
+        if context not in self._maybe_stale:
+            return []
         rows = self._execute(
             "SELECT key FROM entries INDEXED BY entries_stale "
             "WHERE context = ? AND stale = 1 ORDER BY key",
@@ -577,6 +584,7 @@ class LocalStore:
             if current is None:
                 return
             still_same = current.version == lost
+            self._maybe_stale.add(context)
             self._execute(
                 "UPDATE entries SET stale = 1, pending = ? WHERE context = ? AND key = ?",
                 (int(current.pending and not still_same), context, key),

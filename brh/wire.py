@@ -89,6 +89,8 @@ class RemoteDoc:
 
 
 def _int_or_none(value: Any) -> int | None:
+    if type(value) is int:  # the commonest
+        return value
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -140,3 +140,22 @@ def test_set_base_keeps_the_known_vault_version_from_going_back() -> None:
     assert store.get("c", "k").data == {"x": 1}  # type: ignore[union-attr]
     store.set_base("c", "absent", versions[0])  # nothing to note, nothing happens
     assert store.get("c", "absent") is None
+
+
+def test_stale_keys_are_found_after_a_restart_and_a_new_mark(tmp_path: Path) -> None:
+    """OFF-4: a key waiting for its newer remote version is still fetched after a restart
+    (the store skips the lookup only for contexts that cannot have one)."""
+    path = tmp_path / "store.db"
+    store = LocalStore(path)
+    version = Version(1000, 0, "d")
+    store.write_local(record("c", "k", version=version), version)
+    store.write_local(record("other", "k", version=version), version)
+    assert store.stale_keys("c") == []
+    store.mark_stale("c", "k", lost=version)
+    assert store.stale_keys("c") == ["k"] and store.stale_keys("other") == []
+    store.close()
+    again = LocalStore(path)
+    assert again.stale_keys("c") == ["k"] and again.stale_keys("other") == []
+    again.clear_stale("c", ["k"])
+    assert again.stale_keys("c") == []
+    again.close()
