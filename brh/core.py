@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from brh.hlc import Version
-from brh.store import Record
+from brh.store import EntryState, Record
 from brh.vault import ObjectId
 from brh.wire import RemoteDoc
 
@@ -61,7 +61,7 @@ class Decision:
         return self.action in CALLBACK_ACTIONS
 
 
-def decide(local: Record | None, remote: RemoteDoc) -> Decision:
+def decide(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
     """Compare the vault's winning version of a key with the local entry.
 
     Last writer wins by version (hybrid logical clock, then device id), so every device picks

@@ -21,7 +21,7 @@ from brh.entry import Entry, StuckEntry, SyncResult
 from brh.events import Listener, SyncEvent
 from brh.hlc import HybridClock
 from brh.options import SyncOptions
-from brh.store import ContextState, LocalStore, Record
+from brh.store import ContextState, EntryState, LocalStore, Record
 from brh.vault import AlreadyExistsError, CollectionNotFoundError, Document, Vault, VaultError
 from brh.wire import RemoteDoc, document_fields, parse_document, version_filter
 
@@ -107,6 +107,8 @@ class SyncEngine:
         self.listener = listener
         self.retrying = False
         """True while a retry series runs: repeated vault errors then log quietly."""
+        self._states: dict[str, ContextState] = {}
+        """Per context, its state as this pass last read or saved it (read once per pass)."""
         self._window_since: dict[str, float] = {}
         """Per context, loop time when its overlap window last changed (for settling)."""
         self._log = logging.getLogger("brh")
@@ -142,6 +144,7 @@ class SyncEngine:
         self._emit("pass_started", full=full)
         for ctx in list(self.contexts.values()):
             epoch = ctx.epoch
+            self._states.pop(ctx.name, None)  # read afresh: a wipe may have reset it since
             try:
                 await self._ensure_collection(ctx, stats)
                 if refused is None:
@@ -227,7 +230,7 @@ class SyncEngine:
     async def _ensure_collection(self, ctx: Context, stats: PassStats) -> None:
         if ctx.collection_ready:
             return
-        if self.store.context_state(ctx.name).collection_ready:
+        if self._state(ctx).collection_ready:
             ctx.collection_ready = True
             return
         stats.requests += 1
@@ -236,20 +239,28 @@ class SyncEngine:
             self._trace("created collection %s", ctx.collection)
         except AlreadyExistsError:
             pass
-        self._save_state(
-            ctx, ctx.epoch, replace(self.store.context_state(ctx.name), collection_ready=True)
-        )
+        self._save_state(ctx, ctx.epoch, replace(self._state(ctx), collection_ready=True))
         ctx.collection_ready = True
+
+    def _state(self, ctx: Context) -> ContextState:
+        """The context's state: read from the store once per pass, then kept in step with what
+        the pass saves (nothing else changes it meanwhile but a wipe, which ends the pass's
+        work on the context at its next epoch check)."""
+        state = self._states.get(ctx.name)
+        if state is None:
+            state = self._states[ctx.name] = self.store.context_state(ctx.name)
+        return state
 
     def _save_state(self, ctx: Context, epoch: int, state: ContextState) -> None:
         self._check_epoch(ctx, epoch)
         self.store.save_context_state(state)
+        self._states[ctx.name] = state
 
     # -- pull -------------------------------------------------------------------------------
 
     async def _pull(self, ctx: Context, epoch: int, full: bool, stats: PassStats) -> None:
         await self._pull_stale(ctx, epoch, stats)
-        state = self.store.context_state(ctx.name)
+        state = self._state(ctx)
         now_ms = self.clock.now_ms()
         away = (  # tombstones this device never saw may have been purged meanwhile
             self.options.tombstone_retention is not None
@@ -329,7 +340,7 @@ class SyncEngine:
                 skip += len(raw)
         if seen is not None:
             await self._reconcile_missing(ctx, epoch, seen, away, stats)
-        current = self.store.context_state(ctx.name)
+        current = self._state(ctx)
         # Settling is timed on the event loop's monotonic clock, which a device clock jumping
         # forward cannot fool; after a restart the timer starts again (the flag persists).
         now = asyncio.get_running_loop().time()
@@ -369,7 +380,7 @@ class SyncEngine:
             ctx,
             epoch,
             replace(
-                self.store.context_state(ctx.name),
+                self._state(ctx),
                 cursor=cursor,
                 max_stamp=max_stamp,
                 window=_prune(window, cursor - self.options.overlap),
@@ -415,7 +426,7 @@ class SyncEngine:
             for loser in dominated:
                 await self._delete_duplicate(ctx, epoch, loser, stats)
             self.clock.observe(winner.version)  # never write behind what was seen
-            local = self.store.get(ctx.name, winner.key)
+            local = self.store.state(ctx.name, winner.key)
             decision = decide(local, winner)
             await self._apply(ctx, epoch, local, decision, stats)
             if streaks and self.store.refusals(ctx.name, winner.key):
@@ -426,7 +437,7 @@ class SyncEngine:
         self,
         ctx: Context,
         epoch: int,
-        local: Record | None,
+        local: EntryState | None,
         decision: Decision,
         stats: PassStats,
     ) -> None:
@@ -486,24 +497,28 @@ class SyncEngine:
             self.store.set_base(ctx.name, key, remote.version, pending=True)
 
     async def _deliver(self, ctx: Context, action: Action, remote: RemoteDoc) -> bool:
-        callback = {
-            Action.INSERT: ctx.on_insert,
-            Action.MODIFY: ctx.on_modify,
-            Action.DELETE: ctx.on_delete,
-        }[action]
+        if action is Action.MODIFY:  # (identity tests: hashing an enum member is a Python call)
+            callback = ctx.on_modify
+        elif action is Action.INSERT:
+            callback = ctx.on_insert
+        elif action is Action.DELETE:
+            callback = ctx.on_delete
+        else:
+            raise ValueError(f"no callback for {action}")
         entry = remote.to_entry()
-        self._trace(
-            "%s/%s: %s callback for %s%s",
-            ctx.name,
-            entry.key,
-            action.value,
-            remote.version,
-            self._payload(entry.data),
-        )
+        if self.options.debug:
+            self._trace(
+                "%s/%s: %s callback for %s%s",
+                ctx.name,
+                entry.key,
+                action.value,
+                remote.version,
+                self._payload(entry.data),
+            )
         token = IN_CALLBACK.set((self.owner, ctx.name))
         try:
             outcome: Any = callback(entry)
-            if inspect.isawaitable(outcome):
+            if outcome is not True and outcome is not False and inspect.isawaitable(outcome):
                 outcome = await outcome
         except Exception:
             self._log.exception(
@@ -671,7 +686,7 @@ class SyncEngine:
     async def _maybe_purge(self, ctx: Context, epoch: int, stats: PassStats) -> None:
         if self.options.tombstone_retention is None:
             return
-        state = self.store.context_state(ctx.name)
+        state = self._state(ctx)
         if state.max_stamp is None:
             return
         if (
@@ -711,7 +726,7 @@ class SyncEngine:
             ctx,
             epoch,
             replace(
-                self.store.context_state(ctx.name),
+                self._state(ctx),
                 last_purge_stamp=state.max_stamp if done else state.last_purge_stamp,
             ),
         )

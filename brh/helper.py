@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from brh.engine import IN_CALLBACK, Callback, Context, SyncEngine
-from brh.entry import Entry, StuckEntry, SyncResult
+from brh.entry import Entry, StuckEntry, SyncResult, copy_json
 from brh.errors import (
     HelperClosedError,
     InvalidArgumentError,
@@ -205,7 +205,7 @@ class BackupRestoreHelper:
         self._known(context)
         check_key(key)
         encoded = encode_data(key, data)
-        current = self._store.get(context, key)
+        current = self._store.state(context, key)
         version = self._clock.stamp()
         creation = (
             current.creation_date
@@ -215,7 +215,8 @@ class BackupRestoreHelper:
         record = Record(
             context=context,
             key=key,
-            data=json.loads(encoded),
+            # What JSON gives back (plain types); a plain dict or list is copied, not re-parsed.
+            data=copy_json(data) if type(data) in (dict, list) else json.loads(encoded),
             creation_date=creation,
             modification_date=version.wall_ms,
             deletion_date=None,

@@ -35,6 +35,12 @@ class Version:
 
     def encode(self) -> str:
         """Fixed-width text whose string order is the version order (the ``brhVersion`` field)."""
+        return self._text
+
+    @functools.cached_property
+    def _text(self) -> str:
+        # Computed once per version (kept in the instance, outside the compared fields): a
+        # version is encoded for every store write, vault filter, event and trace line.
         return f"{self.wall_ms:0{_WALL_DIGITS}d}.{self.counter:0{_COUNTER_DIGITS}d}.{self.device}"
 
     @classmethod
@@ -70,7 +76,7 @@ class Version:
         return self.encode()
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=1024)
 def _decode(text: str) -> Version:
     """Versions are decoded over and over (every stored record has two): keep recent ones."""
     return Version._parse(text)

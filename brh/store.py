@@ -12,17 +12,17 @@ loop's thread keeps the helper deterministic under a simulated clock (no executo
 from __future__ import annotations
 
 import json
+import json.encoder
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from brh.entry import Entry, copy_json
 from brh.hlc import Version
 
-__all__ = ["ContextState", "LocalStore", "Record"]
+__all__ = ["ContextState", "EntryState", "LocalStore", "Record"]
 
 SCHEMA_VERSION = 1
 
@@ -66,7 +66,7 @@ CREATE INDEX IF NOT EXISTS entries_stale ON entries (context, key) WHERE stale =
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Record:
     """One entry as stored locally, with its sync bookkeeping."""
 
@@ -81,6 +81,35 @@ class Record:
     pending: bool = False
     stale: bool = False
 
+    def __init__(
+        self,
+        context: str,
+        key: str,
+        data: Any,
+        creation_date: int,
+        modification_date: int,
+        deletion_date: int | None,
+        version: Version,
+        base: Version | None = None,
+        pending: bool = False,
+        stale: bool = False,
+    ) -> None:
+        # The generated __init__ of a frozen dataclass sets each field through
+        # object.__setattr__; filling the instance dict at once is twice as fast, and the
+        # instance stays frozen.
+        self.__dict__.update(
+            context=context,
+            key=key,
+            data=data,
+            creation_date=creation_date,
+            modification_date=modification_date,
+            deletion_date=deletion_date,
+            version=version,
+            base=base,
+            pending=pending,
+            stale=stale,
+        )
+
     @property
     def deleted(self) -> bool:
         return self.deletion_date is not None
@@ -90,7 +119,22 @@ class Record:
         return Entry(self.key, data, self.creation_date, self.modification_date, self.deletion_date)
 
 
-@dataclass(frozen=True)
+class EntryState(NamedTuple):
+    """An entry's sync bookkeeping without its data (what a sync decision needs)."""
+
+    version: Version
+    base: Version | None
+    pending: bool
+    stale: bool
+    creation_date: int
+    deletion_date: int | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deletion_date is not None
+
+
+@dataclass(frozen=True, init=False)
 class ContextState:
     """Per-context sync progress."""
 
@@ -108,6 +152,31 @@ class ContextState:
     """Every write stamped at or below the cursor has surely landed and been read: the next
     pull needs neither the overlap nor the window."""
 
+    def __init__(
+        self,
+        name: str,
+        cursor: int | None = None,
+        max_stamp: int | None = None,
+        last_pull_ms: int | None = None,
+        last_full_ms: int | None = None,
+        last_purge_stamp: int | None = None,
+        collection_ready: bool = False,
+        window: tuple[tuple[int, str], ...] = (),
+        settled: bool = False,
+    ) -> None:
+        # Twice as fast as a frozen dataclass's generated __init__; still frozen.
+        self.__dict__.update(
+            name=name,
+            cursor=cursor,
+            max_stamp=max_stamp,
+            last_pull_ms=last_pull_ms,
+            last_full_ms=last_full_ms,
+            last_purge_stamp=last_purge_stamp,
+            collection_ready=collection_ready,
+            window=window,
+            settled=settled,
+        )
+
 
 _ENTRY_COLUMNS = (
     "context, key, data, creation_date, modification_date, deletion_date, "
@@ -115,11 +184,77 @@ _ENTRY_COLUMNS = (
 )
 
 
+_STATE_OF_ENTRY = "version, base, pending, stale, creation_date, deletion_date"
+
+# Statements as constants: a string built per call is hashed anew to find its prepared
+# statement in the connection's cache.
+_WRITE_ENTRY = (
+    f"INSERT OR REPLACE INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SET_BASE = (
+    "UPDATE entries SET "
+    "base = CASE WHEN base IS NOT NULL AND ?1 < base AND stale = 0 THEN base ELSE ?1 END, "
+    "pending = CASE WHEN ?2 IS NOT NULL AND version = ?2 THEN 0 "
+    "WHEN ?3 IS NOT NULL THEN ?3 ELSE pending END "
+    "WHERE context = ?4 AND key = ?5"
+)
+_STATE_COLUMNS = (
+    "cursor, max_stamp, last_pull_ms, last_full_ms, last_purge_stamp, collection_ready, "
+    "window, settled"
+)
+_SAVE_STATE = (
+    f"INSERT OR REPLACE INTO contexts (name, {_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_GET_STATE_OF_CONTEXT = f"SELECT {_STATE_COLUMNS} FROM contexts WHERE name = ?"
+_GET_ENTRY = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND key = ?"
+_GET_STATE = f"SELECT {_STATE_OF_ENTRY} FROM entries WHERE context = ? AND key = ?"
+
+_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_c_encode: Any = (
+    # The C encoder that JSONEncoder.encode builds on every call, built once. (Without the
+    # circular-reference check: stored data is checked JSON or decoded from JSON.)
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None,
+        _json_encoder.default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else None
+)
+
+
+def _encode_json(value: Any) -> str:
+    """Compact JSON, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``."""
+    if _c_encode is None or isinstance(value, str):
+        return _json_encoder.encode(value)
+    return "".join(_c_encode(value, 0))
+
+
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _decode_json(text: str) -> Any:
+    """``json.loads`` of the compact text this store writes, without its per-call layers."""
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):  # not a single compact value: let the full parser decide (or raise)
+        return json.loads(text)
+    return value
+
+
 def _record(row: sqlite3.Row) -> Record:
     return Record(
         context=row[0],
         key=row[1],
-        data=json.loads(row[2]),
+        data=_decode_json(row[2]),
         creation_date=row[3],
         modification_date=row[4],
         deletion_date=row[5],
@@ -128,6 +263,24 @@ def _record(row: sqlite3.Row) -> Record:
         pending=bool(row[8]),
         stale=bool(row[9]),
     )
+
+
+class _Transaction:
+    """The context manager of :meth:`LocalStore._transaction` (one per store, reused: a
+    generator-based one costs an object and a generator per transaction)."""
+
+    __slots__ = ("_execute",)
+
+    def __init__(self, execute: Callable[[str], object]) -> None:
+        self._execute = execute
+
+    def __enter__(self) -> None:
+        self._execute("BEGIN IMMEDIATE")
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        self._execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 class LocalStore:
@@ -142,14 +295,22 @@ class LocalStore:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._closed = False
+        self._cursor = self._db.cursor()
+        """One cursor for every statement (results are always fetched at once): each
+        Connection.execute call makes and registers a new cursor."""
+        self._execute = self._cursor.execute
+        self._in_transaction = _Transaction(self._execute)
         if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+            self._execute("PRAGMA journal_mode=WAL")
+            self._execute("PRAGMA synchronous=FULL")
+        self._execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
-        rows = self._db.execute("SELECT DISTINCT context FROM refusals").fetchall()
+        rows = self._execute("SELECT DISTINCT context FROM refusals").fetchall()
         self._refusing: set[str] = {str(row[0]) for row in rows}
         """Contexts that may have refusal streaks (a superset): others skip the bookkeeping."""
+        rows = self._execute("SELECT DISTINCT context FROM entries WHERE stale = 1").fetchall()
+        self._maybe_stale: set[str] = {str(row[0]) for row in rows}
+        """Contexts that may have stale entries (a superset): others need no lookup."""
         with self._transaction():
             found = self._meta("schema_version")
             if found is None:
@@ -162,24 +323,23 @@ class LocalStore:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("the local store is closed")
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+
+    def _transaction(self) -> _Transaction:
+        """``with self._transaction():`` runs its block as one SQLite transaction (rolled back
+        if the block raises)."""
+        if self._closed:
+            raise RuntimeError("the local store is closed")
+        return self._in_transaction
 
     def _meta(self, name: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        row = self._execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
     def _set_meta(self, name: str, value: str) -> None:
-        self._db.execute(
+        self._execute(
             "INSERT INTO meta (name, value) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
@@ -189,21 +349,23 @@ class LocalStore:
         if clock is not None:
             self._set_meta("clock", clock.encode())
 
-    def _write(self, record: Record) -> None:
-        self._db.execute(
-            f"INSERT OR REPLACE INTO entries ({_ENTRY_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    def _write(self, record: Record, *, pending: bool, stale: bool) -> None:
+        """Store ``record`` whole, with these flags."""
+        if stale:
+            self._maybe_stale.add(record.context)
+        self._execute(
+            _WRITE_ENTRY,
             (
                 record.context,
                 record.key,
-                json.dumps(record.data, separators=(",", ":"), ensure_ascii=False),
+                _encode_json(record.data),
                 record.creation_date,
                 record.modification_date,
                 record.deletion_date,
                 record.version.encode(),
                 record.base.encode() if record.base is not None else None,
-                int(record.pending),
-                int(record.stale),
+                int(pending),
+                int(stale),
             ),
         )
 
@@ -235,15 +397,32 @@ class LocalStore:
     # -- reading entries --------------------------------------------------------------------
 
     def get(self, context: str, key: str) -> Record | None:
-        row = self._db.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND key = ?",
+        row = self._execute(
+            _GET_ENTRY,
             (context, key),
         ).fetchone()
         return None if row is None else _record(row)
 
+    def state(self, context: str, key: str) -> EntryState | None:
+        """The entry's bookkeeping (versions, flags, dates) without decoding its data."""
+        row = self._execute(
+            _GET_STATE,
+            (context, key),
+        ).fetchone()
+        if row is None:
+            return None
+        return EntryState(
+            Version.decode(row[0]),
+            Version.decode(row[1]) if row[1] is not None else None,
+            bool(row[2]),
+            bool(row[3]),
+            row[4],
+            row[5],
+        )
+
     def pending(self, context: str) -> list[Record]:
         """Entries of ``context`` with a local change not yet on the vault, in key order."""
-        rows = self._db.execute(
+        rows = self._execute(
             f"SELECT {_ENTRY_COLUMNS} FROM entries INDEXED BY entries_pending "
             "WHERE context = ? AND pending = 1 ORDER BY key",
             (context,),
@@ -252,7 +431,9 @@ class LocalStore:
 
     def stale_keys(self, context: str) -> list[str]:
         """Keys of ``context`` whose newer remote version has not been delivered yet."""
-        rows = self._db.execute(
+        if context not in self._maybe_stale:
+            return []
+        rows = self._execute(
             "SELECT key FROM entries INDEXED BY entries_stale "
             "WHERE context = ? AND stale = 1 ORDER BY key",
             (context,),
@@ -261,7 +442,7 @@ class LocalStore:
 
     def live_synced_keys(self, context: str) -> list[str]:
         """Keys of live, already-synced entries (the candidates a full resync can find gone)."""
-        rows = self._db.execute(
+        rows = self._execute(
             "SELECT key FROM entries WHERE context = ? AND deletion_date IS NULL "
             "AND base IS NOT NULL AND pending = 0 ORDER BY key",
             (context,),
@@ -272,7 +453,7 @@ class LocalStore:
         """Keys whose remote change was refused at least ``threshold`` times in a row."""
         if context not in self._refusing:
             return []
-        rows = self._db.execute(
+        rows = self._execute(
             "SELECT key, count FROM refusals WHERE context = ? AND count >= ? ORDER BY key",
             (context, threshold),
         ).fetchall()
@@ -280,7 +461,7 @@ class LocalStore:
 
     def counts(self, context: str) -> dict[str, int]:
         """How many entries are live, deleted, pending and stale in ``context``."""
-        row = self._db.execute(
+        row = self._execute(
             "SELECT COUNT(*) FILTER (WHERE deletion_date IS NULL), "
             "COUNT(*) FILTER (WHERE deletion_date IS NOT NULL), "
             "COUNT(*) FILTER (WHERE pending = 1), COUNT(*) FILTER (WHERE stale = 1) "
@@ -292,7 +473,7 @@ class LocalStore:
     def entries(self, context: str, *, include_deleted: bool = False) -> list[Record]:
         """Every entry of ``context`` in key order (for inspection and tests)."""
         where = "" if include_deleted else " AND deletion_date IS NULL"
-        rows = self._db.execute(
+        rows = self._execute(
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ?{where} ORDER BY key",
             (context,),
         ).fetchall()
@@ -303,13 +484,13 @@ class LocalStore:
     def write_local(self, record: Record, clock: Version) -> None:
         """Record a local change (pending upload) and the clock that stamped it, atomically."""
         with self._transaction():
-            self._write(replace(record, pending=True))
+            self._write(record, pending=True, stale=record.stale)
             self._save_clock(clock)
 
     def erase(self, context: str, key: str) -> bool:
         """Forget an entry locally without telling the vault; True if it existed."""
         with self._transaction():
-            cursor = self._db.execute(
+            cursor = self._execute(
                 "DELETE FROM entries WHERE context = ? AND key = ?", (context, key)
             )
             return cursor.rowcount > 0
@@ -317,7 +498,7 @@ class LocalStore:
     def requeue(self, context: str, key: str) -> None:
         """The vault lost this entry's document: upload the local copy as new."""
         with self._transaction():
-            self._db.execute(
+            self._execute(
                 "UPDATE entries SET pending = 1, base = NULL, stale = 0 "
                 "WHERE context = ? AND key = ?",
                 (context, key),
@@ -326,8 +507,8 @@ class LocalStore:
     def requeue_all(self, context: str) -> int:
         """The vault lost the context's collection: mark every entry for upload as new."""
         with self._transaction():
-            self._db.execute("DELETE FROM contexts WHERE name = ?", (context,))
-            cursor = self._db.execute(
+            self._execute("DELETE FROM contexts WHERE name = ?", (context,))
+            cursor = self._execute(
                 "UPDATE entries SET pending = 1, base = NULL, stale = 0 WHERE context = ?",
                 (context,),
             )
@@ -336,9 +517,9 @@ class LocalStore:
     def wipe_context(self, context: str) -> int:
         """Erase a context's entries, cursor, known versions and pending changes together."""
         with self._transaction():
-            cursor = self._db.execute("DELETE FROM entries WHERE context = ?", (context,))
-            self._db.execute("DELETE FROM contexts WHERE name = ?", (context,))
-            self._db.execute("DELETE FROM refusals WHERE context = ?", (context,))
+            cursor = self._execute("DELETE FROM entries WHERE context = ?", (context,))
+            self._execute("DELETE FROM contexts WHERE name = ?", (context,))
+            self._execute("DELETE FROM refusals WHERE context = ?", (context,))
             return cursor.rowcount
 
     # -- sync bookkeeping -------------------------------------------------------------------
@@ -350,12 +531,15 @@ class LocalStore:
         Returns False, changing nothing, if the local entry no longer matches it.
         """
         with self._transaction():
-            current = self.get(record.context, record.key)
-            if (current.version if current is not None else None) != expected:
+            row = self._execute(
+                "SELECT version FROM entries WHERE context = ? AND key = ?",
+                (record.context, record.key),
+            ).fetchone()
+            if (Version.decode(row[0]) if row is not None else None) != expected:
                 return False
-            self._write(replace(record, pending=False, stale=False))
+            self._write(record, pending=False, stale=False)
             if record.context in self._refusing:
-                self._db.execute(
+                self._execute(
                     "DELETE FROM refusals WHERE context = ? AND key = ?",
                     (record.context, record.key),
                 )
@@ -376,31 +560,39 @@ class LocalStore:
         ``pending`` forces the pending flag; ``clear_if_version`` clears it only if the local
         version still equals that (a push of that version has landed).
         """
-        with self._transaction():
-            current = self.get(context, key)
-            if current is None:
-                return
-            new_pending = current.pending
-            if pending is not None:
-                new_pending = pending
-            if clear_if_version is not None and current.version == clear_if_version:
-                new_pending = False
-            if current.base is not None and base < current.base and not current.stale:
-                base = current.base  # never move the known vault version backwards
-            self._write(replace(current, base=base, pending=new_pending))
+        # One statement, so one transaction by itself. Versions compare as their fixed-width
+        # text, whose order is theirs (DATA-3). The known vault version never moves backwards
+        # (unless the entry is stale: its newer remote version is yet to come); the pending flag
+        # is cleared if the local version is ``clear_if_version``, else forced to ``pending``.
+        self._check_open()
+        clear = clear_if_version.encode() if clear_if_version is not None else None
+        self._execute(
+            _SET_BASE,
+            (
+                base.encode(),
+                clear,
+                None if pending is None else int(pending),
+                context,
+                key,
+            ),
+        )
 
     def mark_stale(self, context: str, key: str, *, lost: Version) -> None:
         """A newer remote version beat local version ``lost``: stop pushing it, fetch the winner."""
         with self._transaction():
-            current = self.get(context, key)
+            current = self.state(context, key)
             if current is None:
                 return
             still_same = current.version == lost
-            self._write(replace(current, stale=True, pending=current.pending and not still_same))
+            self._maybe_stale.add(context)
+            self._execute(
+                "UPDATE entries SET stale = 1, pending = ? WHERE context = ? AND key = ?",
+                (int(current.pending and not still_same), context, key),
+            )
 
     def clear_stale(self, context: str, keys: Sequence[str]) -> None:
         with self._transaction():
-            self._db.executemany(
+            self._cursor.executemany(
                 "UPDATE entries SET stale = 0 WHERE context = ? AND key = ?",
                 [(context, key) for key in keys],
             )
@@ -409,18 +601,18 @@ class LocalStore:
         """Count one more consecutive refusal of a remote change to this key; returns the count."""
         self._refusing.add(context)
         with self._transaction():
-            self._db.execute(
+            self._execute(
                 "INSERT INTO refusals (context, key, count) VALUES (?, ?, 1) "
                 "ON CONFLICT (context, key) DO UPDATE SET count = count + 1",
                 (context, key),
             )
-            row = self._db.execute(
+            row = self._execute(
                 "SELECT count FROM refusals WHERE context = ? AND key = ?", (context, key)
             ).fetchone()
             return int(row[0])
 
     def refusals(self, context: str, key: str) -> int:
-        row = self._db.execute(
+        row = self._execute(
             "SELECT count FROM refusals WHERE context = ? AND key = ?", (context, key)
         ).fetchone()
         return 0 if row is None else int(row[0])
@@ -428,7 +620,7 @@ class LocalStore:
     def has_refusals(self, context: str) -> bool:
         if context not in self._refusing:
             return False
-        row = self._db.execute(
+        row = self._execute(
             "SELECT 1 FROM refusals WHERE context = ? LIMIT 1", (context,)
         ).fetchone()
         return row is not None
@@ -436,12 +628,12 @@ class LocalStore:
     def clear_refusals(self, context: str, key: str) -> None:
         """The key's remote change stopped needing delivery: its refusal streak ends."""
         with self._transaction():
-            self._db.execute("DELETE FROM refusals WHERE context = ? AND key = ?", (context, key))
+            self._execute("DELETE FROM refusals WHERE context = ? AND key = ?", (context, key))
 
     def forget_remote_deleted(self, context: str, key: str, expected: Version) -> bool:
         """Drop a synced entry whose vault document is gone for good (a purged tombstone)."""
         with self._transaction():
-            cursor = self._db.execute(
+            cursor = self._execute(
                 "DELETE FROM entries WHERE context = ? AND key = ? AND version = ? AND pending = 0",
                 (context, key, expected.encode()),
             )
@@ -450,7 +642,7 @@ class LocalStore:
     def purge_tombstones(self, context: str, older_than_ms: int) -> int:
         """Drop synced local tombstones older than the retention horizon (W5)."""
         with self._transaction():
-            cursor = self._db.execute(
+            cursor = self._execute(
                 "DELETE FROM entries WHERE context = ? AND deletion_date IS NOT NULL "
                 "AND pending = 0 AND stale = 0 AND modification_date < ?",
                 (context, older_than_ms),
@@ -459,18 +651,11 @@ class LocalStore:
 
     # -- per-context progress ---------------------------------------------------------------
 
-    _STATE_COLUMNS = (
-        "cursor, max_stamp, last_pull_ms, last_full_ms, last_purge_stamp, collection_ready, "
-        "window, settled"
-    )
-
     def context_state(self, context: str) -> ContextState:
-        row = self._db.execute(
-            f"SELECT {self._STATE_COLUMNS} FROM contexts WHERE name = ?", (context,)
-        ).fetchone()
+        row = self._execute(_GET_STATE_OF_CONTEXT, (context,)).fetchone()
         if row is None:
             return ContextState(context)
-        window = tuple((int(stamp), str(version)) for stamp, version in json.loads(row[6]))
+        window = tuple((int(stamp), str(version)) for stamp, version in _decode_json(row[6]))
         return ContextState(
             name=context,
             cursor=row[0],
@@ -484,19 +669,18 @@ class LocalStore:
         )
 
     def save_context_state(self, state: ContextState) -> None:
-        with self._transaction():
-            self._db.execute(
-                f"INSERT OR REPLACE INTO contexts (name, {self._STATE_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    state.name,
-                    state.cursor,
-                    state.max_stamp,
-                    state.last_pull_ms,
-                    state.last_full_ms,
-                    state.last_purge_stamp,
-                    int(state.collection_ready),
-                    json.dumps([list(item) for item in state.window]),
-                    int(state.settled),
-                ),
-            )
+        self._check_open()  # one statement: a transaction by itself
+        self._execute(
+            _SAVE_STATE,
+            (
+                state.name,
+                state.cursor,
+                state.max_stamp,
+                state.last_pull_ms,
+                state.last_full_ms,
+                state.last_purge_stamp,
+                int(state.collection_ready),
+                json.dumps([list(item) for item in state.window]),
+                int(state.settled),
+            ),
+        )

@@ -14,6 +14,8 @@ __all__ = ["MAX_KEY_LENGTH", "check_context_name", "check_key", "encode_data"]
 MAX_KEY_LENGTH = 1024
 _DOCUMENT_OVERHEAD = 1024  # bytes our fields and the vault's add around ``data``
 _MAX_DEPTH = 200
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""``json.dumps(data, ensure_ascii=False, separators=(",", ":"))`` without a new encoder a call."""
 
 
 def check_key(key: object) -> None:
@@ -42,8 +44,9 @@ def check_context_name(name: object) -> None:
 
 def encode_data(key: str, data: Any) -> str:
     """The compact JSON of ``data``, after checking it is JSON and fits in a vault document."""
-    _check_json(data, "data", 0)
-    encoded = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    if not _plain_json(data, 0):
+        _check_json(data, "data", 0)  # finds what is wrong and says where (or accepts it)
+    encoded = _encode(data)
     size = len(encoded.encode("utf-8")) + len(key.encode("utf-8")) + _DOCUMENT_OVERHEAD
     if size > MAX_DOCUMENT_BYTES:
         raise InvalidArgumentError(
@@ -52,6 +55,29 @@ def encode_data(key: str, data: Any) -> str:
             f"{MAX_DOCUMENT_BYTES} bytes (16 MiB)",
         )
     return encoded
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    """A quick yes for the common case: exact dicts with string keys, lists, strings, ints,
+    bools, None and finite floats, not nested too deep. False means "ask _check_json"."""
+    kind = type(value)
+    if kind is dict:
+        if depth >= _MAX_DEPTH:
+            return False
+        for name, item in value.items():
+            if type(name) is not str:
+                return False
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue
+            if not _plain_json(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return depth < _MAX_DEPTH and all(_plain_json(item, depth + 1) for item in value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    return kind is float and math.isfinite(value)
 
 
 def _check_json(value: Any, path: str, depth: int) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any
 
 from brh.vault import NetworkError, Vault, VaultError
@@ -35,9 +35,9 @@ _STAGES = {
 }
 
 
-def _key_of(op: str, args: tuple[Any, ...]) -> str | None:
+def _key_of(args: tuple[Any, ...]) -> str | None:
     """The entry key a request is about, for the trace (when its filter names one)."""
-    if len(args) >= 2 and isinstance(args[1], Mapping):
+    if len(args) >= 2 and (type(args[1]) is dict or isinstance(args[1], Mapping)):
         key = args[1].get("key")
         if isinstance(key, str):
             return key
@@ -78,8 +78,8 @@ class Link:
         if name not in OPERATIONS:
             raise AttributeError(name)
 
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await self._call(name, args, kwargs)
+        def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+            return self._call(name, args, kwargs)
 
         setattr(self, name, call)  # found directly from now on
         return call
@@ -87,7 +87,7 @@ class Link:
     def _leg(self) -> float:
         if isinstance(self.latency, tuple):
             low, high = self.latency
-            return self.rng.uniform(low, high)
+            return low + (high - low) * self.rng.random()  # random.uniform, without the call
         return self.latency
 
     def _emit(self, kind: str, **fields: Any) -> None:
@@ -110,8 +110,15 @@ class Link:
     async def _call(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         rid = next(self._ids)
         self.requests += 1
-        collection = args[0] if args else None
-        self._emit("request", id=rid, op=op, collection=collection, key=_key_of(op, args))
+        if self.trace is not None:
+            self.trace.emit(
+                "request",
+                device=self.device,
+                id=rid,
+                op=op,
+                collection=args[0] if args else None,
+                key=_key_of(args),
+            )
         if self.down or (self.request_loss and self.rng.random() < self.request_loss):
             raise self._lost(rid, op, "refused", definite=True)
         up, down = self._leg(), self._leg()
@@ -122,6 +129,111 @@ class Link:
             asyncio.get_running_loop().create_task(self._late(rid, up, op, args, kwargs))
             await asyncio.sleep(self.timeout)
             raise self._lost(rid, op, "request_late", definite=False)
+        if not isinstance(self.server, VaultServer):
+            return await self._exchange(rid, op, args, kwargs, up, down)
+        # The request's journey as timers: it arrives (and applies) ``up`` seconds from now,
+        # its answer ``down`` seconds later, and this coroutine waits on one future meanwhile.
+        # (Two sleeps around the call would take twice the event-loop iterations.)
+        loop = asyncio.get_running_loop()
+        flight = _Flight(rid, op, args, kwargs, up, down, loop.create_future())
+        flight.timer = loop.call_later(up, self._arrive, flight)
+        try:
+            return await flight.answer
+        finally:
+            if flight.timer is not None:
+                flight.timer.cancel()  # cancelled while in flight: the rest never happens
+
+    def _arrive(self, flight: _Flight) -> None:
+        """The request reaches the server (a timer callback ``up`` seconds after sending)."""
+        flight.timer = None
+        if flight.answer.done():  # the caller was cancelled meanwhile
+            return
+        assert isinstance(self.server, VaultServer)
+        if not self.server.immediate(flight.op, flight.kwargs):  # a slow vault, an upsert race
+            flight.timer = asyncio.get_running_loop().create_task(self._serve_slowly(flight))
+            return
+        try:
+            result = self.server.handle_now(self.device, flight.op, flight.args, flight.kwargs)
+        except VaultError as exc:
+            self._applied(flight, None, exc)
+        except Exception as exc:  # a bug: the client sees it at once, as an awaited call would
+            flight.answer.set_exception(exc)
+        else:
+            self._applied(flight, result, None)
+
+    async def _serve_slowly(self, flight: _Flight) -> None:
+        assert isinstance(self.server, VaultServer)
+        try:
+            result = await self.server.handle(self.device, flight.op, flight.args, flight.kwargs)
+        except VaultError as exc:
+            self._applied(flight, None, exc)
+        except Exception as exc:
+            if not flight.answer.done():
+                flight.answer.set_exception(exc)
+        else:
+            self._applied(flight, result, None)
+
+    def _applied(self, flight: _Flight, result: Any, error: VaultError | None) -> None:
+        """The server processed the request: send the answer back, or lose it."""
+        if self.trace is not None:
+            self.trace.emit(
+                "applied",
+                device=self.device,
+                id=flight.rid,
+                ok=error is None,
+                error=None if error is None else _describe(error),
+            )
+        if self._answer_lost(flight.op, flight.up, flight.down):
+            delay = max(0.0, self.timeout - flight.up)
+            flight.timer = asyncio.get_running_loop().call_later(delay, self._give_up, flight)
+        else:
+            flight.result, flight.error = result, error
+            flight.timer = asyncio.get_running_loop().call_later(flight.down, self._answer, flight)
+
+    def _answer(self, flight: _Flight) -> None:
+        flight.timer = None
+        if flight.answer.done():
+            return
+        error = flight.error
+        if self.trace is not None:
+            self.trace.emit(
+                "answer",
+                device=self.device,
+                id=flight.rid,
+                ok=error is None,
+                lost=False,
+                error=None if error is None else _describe(error),
+            )
+        if error is not None:
+            flight.answer.set_exception(error)
+        else:
+            flight.answer.set_result(flight.result)
+
+    def _give_up(self, flight: _Flight) -> None:
+        flight.timer = None
+        if not flight.answer.done():
+            flight.answer.set_exception(
+                self._lost(flight.rid, flight.op, "answer_lost", definite=False)
+            )
+
+    def _answer_lost(self, op: str, up: float, down: float) -> bool:
+        """Whether the answer of an applied request never reaches the client (draws at once)."""
+        lose = self.answers_lost or (self.answer_loss and self.rng.random() < self.answer_loss)
+        if op in WRITES and self.lose_answers > 0:
+            self.lose_answers -= 1
+            lose = True
+        return bool(lose) or up + down >= self.timeout
+
+    async def _exchange(
+        self,
+        rid: int,
+        op: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        up: float,
+        down: float,
+    ) -> Any:
+        """The request's journey as sleeps, for a server that is a plain vault."""
         await asyncio.sleep(up)
         error: VaultError | None = None
         result: Any = None
@@ -130,11 +242,7 @@ class Link:
         except VaultError as exc:
             error = exc
         self._emit("applied", id=rid, ok=error is None, error=_describe(error))
-        lose = self.answers_lost or (self.answer_loss and self.rng.random() < self.answer_loss)
-        if op in WRITES and self.lose_answers > 0:
-            self.lose_answers -= 1
-            lose = True
-        if lose or up + down >= self.timeout:
+        if self._answer_lost(op, up, down):
             await asyncio.sleep(max(0.0, self.timeout - up))
             raise self._lost(rid, op, "answer_lost", definite=False)
         await asyncio.sleep(down)
@@ -152,6 +260,34 @@ class Link:
             self._emit("applied", id=rid, ok=True, error=None, late=True)
         except VaultError as exc:
             self._emit("applied", id=rid, ok=False, error=_describe(exc), late=True)
+
+
+class _Flight:
+    """One request on its way through the network, and the future its client awaits."""
+
+    __slots__ = ("answer", "args", "down", "error", "kwargs", "op", "result", "rid", "timer", "up")
+
+    def __init__(
+        self,
+        rid: int,
+        op: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        up: float,
+        down: float,
+        answer: asyncio.Future[Any],
+    ) -> None:
+        self.rid = rid
+        self.op = op
+        self.args = args
+        self.kwargs = kwargs
+        self.up = up
+        self.down = down
+        self.answer = answer
+        self.timer: asyncio.TimerHandle | asyncio.Task[None] | None = None
+        """What happens next to the request: cancelled if the client stops waiting."""
+        self.result: Any = None
+        self.error: VaultError | None = None
 
 
 def _describe(error: VaultError | None) -> str | None:

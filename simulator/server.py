@@ -65,9 +65,39 @@ class VaultServer:
         say) changed nothing, so it does not count: a quiet world must look quiet even to an
         implementation that creates its collections on every pass."""
 
+    def immediate(self, op: str, kwargs: dict[str, Any]) -> bool:
+        """True if a request is answered without waiting (the fake vault, not slow, no upsert
+        race), so :meth:`handle_now` can serve it."""
+        return (
+            not self.live
+            and not self.slow
+            and not (self.upsert_race and op == "update_one" and kwargs.get("upsert"))
+        )
+
+    def handle_now(
+        self, device: str, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """:meth:`handle` for a request that does not wait (see :meth:`immediate`)."""
+        self._admit(device, op)
+        result = self.vault.perform(op, args, kwargs)
+        self._after(op)
+        return result
+
     async def handle(
         self, device: str, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        self._admit(device, op)
+        if self.slow:
+            await asyncio.sleep(self.slow)
+        if self.upsert_race and op == "update_one" and kwargs.get("upsert"):
+            result: Any = await self._racy_upsert(*args, **kwargs)
+        else:
+            result = await getattr(self.backend, op)(*args, **kwargs)
+        self._after(op)
+        return result
+
+    def _admit(self, device: str, op: str) -> None:
+        """The faults that refuse a request before it applies."""
         if self.unavailable:
             raise ServerError("vault unavailable (maintenance)", status=503)
         if device in self.expired:
@@ -76,17 +106,13 @@ class VaultServer:
             raise VaultFrozenError("the vault is frozen")
         if self.error_before and self.rng.random() < self.error_before:
             raise ServerError("internal error (before applying)")
-        if self.slow:
-            await asyncio.sleep(self.slow)
-        if self.upsert_race and op == "update_one" and kwargs.get("upsert"):
-            result: Any = await self._racy_upsert(*args, **kwargs)
-        else:
-            result = await getattr(self.backend, op)(*args, **kwargs)
+
+    def _after(self, op: str) -> None:
+        """Count an applied write; the fault that fails a write after it applied."""
         if op in WRITES:
             self.writes += 1
         if op in WRITES and self.error_after and self.rng.random() < self.error_after:
             raise ServerError("internal error (after applying)")
-        return result
 
     async def _racy_upsert(
         self, collection: str, filter: Any, update: Any, *, upsert: bool, timestamp: bool = True

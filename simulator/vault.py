@@ -43,9 +43,10 @@ simulator share one implementation of Hive's semantics.
 from __future__ import annotations
 
 import json
+import json.encoder
 import time
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Protocol, TypeVar
@@ -75,6 +76,23 @@ _INTERNAL_COLLECTIONS = frozenset(
 )
 
 _T = TypeVar("_T")
+
+_OPERATIONS = frozenset(
+    {
+        "create_collection",
+        "delete_collection",
+        "insert_one",
+        "insert_many",
+        "update_one",
+        "update_many",
+        "delete_one",
+        "delete_many",
+        "find_one",
+        "find_many",
+        "query",
+        "count_documents",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +139,26 @@ _ENCODER = json.JSONEncoder(
 )
 
 
+# The C encoder behind _ENCODER, made once (JSONEncoder.encode builds one per call).
+_C_ENCODE = (
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, _json_default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else None
+)
+
+
+def _encode(doc: Document) -> str:
+    """``_ENCODER.encode(doc)``."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode(doc)
+    return "".join(_C_ENCODE(doc, 0))
+
+
 def _check_size(doc: Document) -> None:
     """Raise :class:`ServerError` if ``doc`` would exceed MongoDB's 16 MiB limit."""
-    text = _ENCODER.encode(doc)
+    text = _encode(doc)
     if len(text) * 4 <= MAX_DOCUMENT_BYTES:  # UTF-8 takes at most 4 bytes a character
         return
     size = len(text.encode("utf-8"))
@@ -233,49 +268,40 @@ def _is_operators(value: Any) -> bool:
     return mongo.is_document(value) and bool(value) and str(next(iter(value))).startswith("$")
 
 
-def _clause_list(value: Any) -> list[Mapping[str, Any]] | None:
-    if isinstance(value, (list, tuple)) and value and all(mongo.is_document(c) for c in value):
-        return list(value)
-    return None
-
-
 def _key_set(filter: Mapping[str, Any]) -> set[str] | None:
     """Strings, one of which the top-level ``key`` of every match must equal, or None.
 
     From ``{"key": "k"}``, ``{"key": {"$eq": "k", ...}}`` and ``{"key": {"$in": [strings]}}``,
     intersected over ``$and`` clauses, and the union over ``$or`` branches if each has one.
-    ``filter`` has already been compiled, hence validated.
+    ``filter`` has already been compiled, hence validated (``$and`` and ``$or`` hold non-empty
+    lists of documents).
     """
     found: set[str] | None = None
-
-    def narrow(keys: set[str] | None) -> None:
-        nonlocal found
-        if keys is not None:
-            found = keys if found is None else found & keys
-
     if "key" in filter:
         condition = filter["key"]
         if type(condition) is str:
-            narrow({condition})
+            found = {condition}
         elif _is_operators(condition):
             eq = condition.get("$eq", mongo.MISSING)
             values = condition.get("$in", mongo.MISSING)
             if type(eq) is str:
-                narrow({eq})
+                found = {eq}
             elif isinstance(values, (list, tuple)) and all(type(v) is str for v in values):
-                narrow(set(values))
-    for clause in _clause_list(filter.get("$and")) or ():
-        narrow(_key_set(clause))
-    branches = _clause_list(filter.get("$or"))
-    if branches is not None:
+                found = set(values)
+    if "$and" in filter:
+        for clause in filter["$and"]:
+            keys = _key_set(clause)
+            if keys is not None:
+                found = keys if found is None else found & keys
+    if "$or" in filter:
         union: set[str] = set()
-        for branch in branches:
+        for branch in filter["$or"]:
             keys = _key_set(branch)
             if keys is None:
                 break
             union |= keys
         else:
-            narrow(union)
+            found = union if found is None else found & union
     return found
 
 
@@ -286,27 +312,55 @@ def _modified_bound(filter: Mapping[str, Any]) -> _Number | None:
     float, not NaN), the largest over ``$and`` clauses, the smallest over ``$or`` branches if
     each has one. ``filter`` has already been compiled, hence validated.
     """
-    bounds: list[_Number] = []
+    bound: _Number | None = None
     if "modified" in filter:
         condition = filter["modified"]
         if _is_number(condition):
-            bounds.append(condition)
+            bound = condition
         elif _is_operators(condition):
-            bounds.extend(
-                condition[op]
-                for op in ("$gt", "$gte", "$eq")
-                if op in condition and _is_number(condition[op])
-            )
-    for clause in _clause_list(filter.get("$and")) or ():
-        bound = _modified_bound(clause)
-        if bound is not None:
-            bounds.append(bound)
-    branches = _clause_list(filter.get("$or"))
-    if branches is not None:
-        branch_bounds = [_modified_bound(branch) for branch in branches]
-        if all(b is not None for b in branch_bounds):
-            bounds.append(min(b for b in branch_bounds if b is not None))
-    return max(bounds) if bounds else None
+            for op in ("$gt", "$gte", "$eq"):
+                if op in condition and _is_number(value := condition[op]):
+                    bound = value if bound is None else max(bound, value)
+    if "$and" in filter:
+        for clause in filter["$and"]:
+            found = _modified_bound(clause)
+            if found is not None:
+                bound = found if bound is None else max(bound, found)
+    if "$or" in filter:
+        lowest: _Number | None = None
+        for branch in filter["$or"]:
+            found = _modified_bound(branch)
+            if found is None:
+                break
+            lowest = found if lowest is None else min(lowest, found)
+        else:
+            if lowest is not None:
+                bound = lowest if bound is None else max(bound, lowest)
+    return bound
+
+
+# -- compiled filters -----------------------------------------------------------------------------
+#
+# A request's filter is compiled once into a predicate, and what the indexes need to know about it
+# is worked out with it. (Plans are not cached across requests: the helper's filters carry
+# versions and cursors and rarely repeat, and measured on its workloads a cache cost more to key
+# and keep than it saved.)
+
+
+class _Plan:
+    """A compiled filter and what the indexes need to know about it."""
+
+    __slots__ = ("bound", "keys", "predicate")
+
+    def __init__(self, filter: Mapping[str, Any]) -> None:
+        self.predicate = mongo.compile_filter(filter)  # validates first
+        self.keys = _key_set(filter)
+        self.bound = _modified_bound(filter)
+
+
+def _plan(filter: Any) -> _Plan:
+    """The plan of a request's filter; :class:`InvalidParameterError` if not a document."""
+    return _Plan(_check_mapping(filter, "filter"))
 
 
 class _Collection:
@@ -321,6 +375,10 @@ class _Collection:
       array holding it; ``_odd_keys``: ids whose ``key`` might equal a string without being one;
     * ``_by_modified``: sorted ``(modified, seq, id)`` of the documents whose ``modified`` is a
       number or an array holding numbers (the largest), see :func:`_modified_entry`.
+
+    Stored documents are never changed in place (an update stores a new one), so :meth:`copy`
+    can copy the top level at once and only descend into the fields noted as holding documents
+    or arrays.
     """
 
     __slots__ = (
@@ -333,6 +391,7 @@ class _Collection:
         "docs",
         "journal",
         "name",
+        "nested",
     )
 
     modified_share: float = 0.5
@@ -351,6 +410,8 @@ class _Collection:
         self._by_modified: list[tuple[_Number, int, str]] = []
         # What each document contributed to the indexes, to take it out again.
         self._entries: dict[str, tuple[tuple[str, ...], _Number | None]] = {}
+        self.nested: dict[str, tuple[str, ...]] = {}
+        """Per document, its fields holding documents or arrays (what a copy descends into)."""
 
     def put(self, oid: str, doc: Document) -> None:
         """Store ``doc`` under ``oid``: replace it in place, or append it to natural order."""
@@ -371,6 +432,14 @@ class _Collection:
         self._entries[oid] = (keys, modified)
         if self.journal is not None:
             self.journal.document_stored(self.name, oid, doc)
+        self.nested[oid] = tuple(k for k, v in doc.items() if type(v) is dict or type(v) is list)
+
+    def copy(self, oid: str) -> Document:
+        """A deep copy of the document ``oid`` (what :func:`mongo.copy_value` makes)."""
+        out = self.docs[oid].copy()
+        for key in self.nested[oid]:
+            out[key] = mongo.copy_value(out[key])
+        return out
 
     def remove(self, oid: str) -> None:
         """Delete the document ``oid``."""
@@ -379,6 +448,7 @@ class _Collection:
         del self._seq[oid]
         if self.journal is not None:
             self.journal.document_deleted(self.name, oid)
+        del self.nested[oid]
 
     def _unindex(self, oid: str) -> None:
         keys, modified = self._entries.pop(oid)
@@ -394,23 +464,26 @@ class _Collection:
             assert self._by_modified[index] == entry
             del self._by_modified[index]
 
-    def candidates(self, filter: Mapping[str, Any]) -> Iterable[tuple[str, Document]]:
-        """``(id, document)`` pairs in natural order, a superset of the matches of ``filter``.
+    def candidates(self, plan: _Plan) -> Iterable[tuple[str, Document]]:
+        """``(id, document)`` pairs in natural order, a superset of the matches of ``plan``.
 
-        ``filter`` must already have been compiled (so it is valid). Uses the ``key`` index, or
-        the ``modified`` index when it leaves at most half of the collection (a scan is cheaper
-        otherwise, and a limited find can stop early), or else every document.
+        Uses the ``key`` index, or the ``modified`` index when it leaves at most half of the
+        collection (a scan is cheaper otherwise, and a limited find can stop early), or else
+        every document.
         """
         docs = self.docs
         best: list[str] | None = None
-        keys = _key_set(filter)
+        keys = plan.keys
         if keys is not None:
-            ids: set[str] = set(self._odd_keys)
-            for key in keys:
-                ids.update(self._by_key.get(key, ()))
-            seq = self._seq
-            best = sorted(ids, key=seq.__getitem__)
-        bound = _modified_bound(filter)
+            ids: Collection[str]
+            if len(keys) == 1 and not self._odd_keys:  # the commonest: one key
+                ids = self._by_key.get(next(iter(keys)), ())
+            else:
+                ids = set(self._odd_keys)
+                for key in keys:
+                    ids.update(self._by_key.get(key, ()))
+            best = list(ids) if len(ids) < 2 else sorted(ids, key=self._seq.__getitem__)
+        bound = plan.bound
         if bound is not None:
             start = bisect_left(self._by_modified, (bound,))
             count = len(self._by_modified) - start
@@ -501,6 +574,23 @@ class FakeVault:
         self._collections = restored
         self._next_counter = id_counter
 
+    def perform(self, op: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        """Run the :class:`~brh.vault.Vault` operation ``op`` at once and return its result.
+
+        What ``await getattr(vault, op)(*args, **kwargs)`` does, for a caller that is not a
+        coroutine (the simulator's network answers from timer callbacks). The protocol methods
+        never await, so running one is a single step of its coroutine.
+        """
+        if op not in _OPERATIONS:
+            raise AttributeError(f"FakeVault has no operation {op!r}")
+        step = getattr(self, op)(*args, **kwargs)
+        try:
+            step.send(None)
+        except StopIteration as done:
+            return done.value
+        step.close()
+        raise RuntimeError(f"FakeVault.{op} awaited something; its methods never should")
+
     # -- inspection helpers for tests (not part of the Vault protocol) --------------------------
 
     def collection_names(self) -> list[str]:
@@ -542,9 +632,10 @@ class FakeVault:
 
     def _matching(self, coll: _Collection, filter: Any, *, first: bool = False) -> list[str]:
         """The keys (``_id`` hex) of the matching documents, in natural order."""
-        predicate = mongo.compile_filter(_check_mapping(filter, "filter"))
+        plan = _plan(filter)
+        predicate = plan.predicate
         found: list[str] = []
-        for key, doc in coll.candidates(filter):
+        for key, doc in coll.candidates(plan):
             if predicate(doc):
                 found.append(key)
                 if first:
@@ -640,19 +731,28 @@ class FakeVault:
         if projection is not None:
             _check_mapping(projection, "projection")
         shape = mongo.compile_projection(projection)
+        docs = coll.docs
         if sort:
-            selected = [coll.docs[key] for key in self._matching(coll, filter)]
-            selected = mongo.sort_documents(selected, sort)
+            found = self._matching(coll, filter)
+            position = {id(docs[key]): key for key in found}
+            ranked = mongo.sort_documents([docs[key] for key in found], sort)
+            selected = [position[id(doc)] for doc in ranked]
         else:
-            predicate = mongo.compile_filter(_check_mapping(filter, "filter"))
+            plan = _plan(filter)
+            predicate = plan.predicate
             selected = []
-            for _, doc in coll.candidates(filter):
+            for key, doc in coll.candidates(plan):
                 if predicate(doc):
-                    selected.append(doc)
+                    selected.append(key)
                     if count is not None and len(selected) >= start + count:
                         break
         end = None if count is None else start + count
-        return [shape(doc) for doc in selected[start:end]]
+        if not projection:  # the whole documents: copied with what the collection knows
+            nested = coll.nested
+            return [
+                coll.copy(key) if nested[key] else docs[key].copy() for key in selected[start:end]
+            ]
+        return [shape(docs[key]) for key in selected[start:end]]
 
     def _count(self, collection: Any, filter: Any, skip: Any, limit: Any) -> int:
         coll = self._get(collection)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from brh import (
     BackupRestoreHelper,
@@ -15,9 +20,14 @@ from brh import (
     HelperClosedError,
     InvalidArgumentError,
     ReentrantCallError,
+    SyncEvent,
     UnknownContextError,
 )
-from brh.store import LocalStore
+from brh.entry import copy_json
+from brh.hlc import Version
+from brh.store import LocalStore, Record
+from brh.validation import encode_data
+from brh.wire import RemoteDoc
 from simulator.timeloop import run
 from tests.support import EPOCH, Device, fake_vault
 
@@ -386,6 +396,70 @@ def test_reentrant_calls_fail_fast_with_a_reason() -> None:
     run(main(), start=EPOCH)
 
 
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+class _Flag(enum.IntEnum):
+    ON = 1
+
+
+@given(_json)
+def test_copy_json_is_a_json_round_trip(value: Any) -> None:
+    """CB-9: the copy a callback gets is what JSON would give back, sharing nothing mutable;
+    values JSON normalises (subclasses, tuples, non-string keys) come back plain."""
+    for original in (value, [value, _Flag.ON], {"t": (1, value)}, {1: value}):
+        copied = copy_json(original)
+        assert repr(copied) == repr(json.loads(json.dumps(original)))
+        if isinstance(original, dict | list):
+            assert copied is not original
+
+
+def test_data_checks_find_what_json_cannot_carry_at_any_depth() -> None:
+    """ERR-1: the data check accepts plain JSON up to 200 levels deep and names what is wrong
+    below it (a NaN, a non-string key, a set), however the data is nested."""
+
+    def nest(levels: int, inner: Any) -> Any:
+        for level in range(levels):
+            inner = [inner] if level % 2 else {"x": inner}
+        return inner
+
+    encode_data("k", nest(200, 1))
+    encode_data("k", nest(198, [1.5, True, None, "s", {"a": -0.0}]))
+    for bad, message in [
+        (nest(201, 1), "deeper than 200"),
+        (nest(5, float("nan")), "which JSON cannot carry"),
+        (nest(6, {1: "a"}), "non-string key"),
+        (nest(7, {1, 2}), "is a set"),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=message):
+            encode_data("k", bad)
+
+
+def test_value_objects_stay_frozen_dataclasses() -> None:
+    """Entry, SyncEvent, Record and RemoteDoc (built by a faster __init__) still compare,
+    hash, repr and replace as frozen dataclasses, and refuse assignment."""
+    version = Version(1, 0, "d")
+    values: list[Any] = [
+        Entry("k", [1], 2, 3),
+        SyncEvent("pass_started", "d", full=True),
+        Record("c", "k", {"a": 1}, 1, 2, None, version),
+        RemoteDoc("k", 1, 2, 3, None, version, 7, None),
+    ]
+    for value in values:
+        again = dataclasses.replace(value)
+        assert again == value and repr(again) == repr(value) and again is not value
+        assert [f.name for f in dataclasses.fields(value)] == list(vars(value))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            value.key = "other"
+    assert Entry("k", 1, 2, 3).deletion_date is None
+    assert Record("c", "k", 1, 1, 2, None, version).base is None
+    assert hash(SyncEvent("a", "b")) == hash(SyncEvent("a", "b"))
+
+
 def test_callbacks_get_a_private_copy() -> None:
     """CB-9: mutating the entry's data in a callback does not change the helper's copy."""
 
@@ -413,7 +487,6 @@ def test_callbacks_get_a_private_copy() -> None:
 def test_events_follow_the_work_in_order(caplog: pytest.LogCaptureFixture) -> None:
     """API-10: a listener sees passes, callbacks (with versions), uploads; if it raises, the
     sync goes on."""
-    from brh import SyncEvent
 
     async def main() -> list[SyncEvent]:
         vault = fake_vault()

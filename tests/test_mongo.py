@@ -724,3 +724,15 @@ def test_compare_is_antisymmetric(a: Any, b: Any) -> None:
     """The cross-type order is total: compare(a, b) == -compare(b, a)."""
     assert compare(a, b) == -compare(b, a)
     assert compare(a, a) == 0
+
+
+@pytest.mark.parametrize("op", ["$gt", "$gte", "$lt", "$lte"])
+def test_a_numeric_bound_on_a_top_level_field_matches_as_the_general_path(op: str) -> None:
+    """The shortcut for ``{field: {op: number}}`` answers as the general operator code does
+    (which a second, neutral condition selects): type bracketing, NaN, arrays, missing."""
+    values: list[Any] = [0, 1, -1, 2.5, 1.0, float("nan"), float("inf"), True, None, "1"]
+    values += [[], [1], [0, 3], [True], ["x", 2.0], [[1]], {"a": 1}, [float("nan")]]
+    for bound in (0, 1, 1.0, 2.5, -1, float("inf"), float("-inf")):
+        short, general = {"v": {op: bound}}, {"v": {op: bound, "$exists": True}}
+        for doc in [{}, *({"v": value} for value in values)]:
+            assert matches(doc, short) == matches(doc, general), (short, doc)

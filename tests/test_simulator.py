@@ -305,6 +305,49 @@ def test_instances_must_be_a_positive_count() -> None:
         world = World(1)
         with pytest.raises(ValueError, match="instances must be an int >= 1"):
             world.add_device("x", instances=0)
+
+
+def test_a_request_on_the_link_arrives_then_answers() -> None:
+    """A request applies ``up`` seconds after it is sent and is answered ``down`` later; a
+    client that stops waiting before it arrives never applies it; a slow vault set meanwhile
+    still delays it; a lost answer times out."""
+
+    async def main() -> None:
+        world = World(1)
+        world.add_device("a")
+        link, vault = world.links["a"], world.server.vault
+        link.latency = 2.0
+        await vault.create_collection("c")
+        start = world.now()
+        await link.insert_one("c", {"k": 1})
+        assert world.now() - start == pytest.approx(4.0)
+
+        async def stop_after(seconds: float) -> None:
+            call = asyncio.ensure_future(link.insert_one("c", {"k": seconds}))
+            await asyncio.sleep(seconds)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            await asyncio.sleep(10)  # whatever was still to happen has happened
+
+        await stop_after(1.0)  # before it arrived: never applied
+        await stop_after(3.0)  # after it arrived: applied, the answer is dropped
+        assert [d["k"] for d in vault.documents("c")] == [1, 3.0]
+
+        start = world.now()
+        call = asyncio.ensure_future(link.find_many("c", {}))
+        await asyncio.sleep(1.0)
+        world.slow_vault(5.0)  # in flight, not arrived: the vault is slow when it arrives
+        assert len(await call) == 2
+        assert world.now() - start == pytest.approx(2.0 + 5.0 + 2.0)
+        world.slow_vault(0.0)
+
+        link.lose_answers = 1
+        start = world.now()
+        with pytest.raises(NetworkError) as lost:
+            await link.insert_one("c", {"k": 4})
+        assert not lost.value.definite and world.now() - start == pytest.approx(link.timeout)
+        assert [d["k"] for d in vault.documents("c")] == [1, 3.0, 4]
         await world.close()
 
     run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,58 @@ def test_pending_and_stale_lookups_use_their_indexes() -> None:
 
     source = inspect.getsource(LocalStore.pending) + inspect.getsource(LocalStore.stale_keys)
     assert "INDEXED BY entries_pending" in source and "INDEXED BY entries_stale" in source
+
+
+def test_set_base_keeps_the_known_vault_version_from_going_back() -> None:
+    """SYNC-7, ORD-5: noting the vault's version never moves it backwards (unless the entry is
+    stale), and the pending flag is cleared only for the pushed version, or forced; checked
+    over every combination against the rule written out in Python."""
+    versions = [
+        Version(1000, 0, ""),  # legacy (sorts first at its millisecond)
+        Version(1000, 0, "a"),
+        Version(1000, 1, "a"),
+        Version(1000, 1, "é"),  # a device id beyond ASCII
+        Version(2000, 0, "b"),
+    ]
+    store = LocalStore()
+    for local, known, stale, was_pending in itertools.product(
+        versions, [None, *versions], (False, True), (False, True)
+    ):
+        start = Record("c", "k", {"x": 1}, 1, 2, None, local, known, was_pending, stale)
+        for noted, pending, clear in itertools.product(
+            versions, (None, False, True), (None, local, versions[0])
+        ):
+            with store._transaction():  # the starting state, exactly
+                store._write(start, pending=was_pending, stale=stale)
+            before = store.state("c", "k")
+            assert before is not None and (before.base, before.stale) == (known, stale)
+            store.set_base("c", "k", noted, pending=pending, clear_if_version=clear)
+            want_pending = before.pending if pending is None else pending
+            if clear is not None and before.version == clear:
+                want_pending = False
+            want_base = noted
+            if before.base is not None and noted < before.base and not before.stale:
+                want_base = before.base
+            assert store.state("c", "k") == before._replace(base=want_base, pending=want_pending)
+    assert store.get("c", "k").data == {"x": 1}  # type: ignore[union-attr]
+    store.set_base("c", "absent", versions[0])  # nothing to note, nothing happens
+    assert store.get("c", "absent") is None
+
+
+def test_stale_keys_are_found_after_a_restart_and_a_new_mark(tmp_path: Path) -> None:
+    """OFF-4: a key waiting for its newer remote version is still fetched after a restart
+    (the store skips the lookup only for contexts that cannot have one)."""
+    path = tmp_path / "store.db"
+    store = LocalStore(path)
+    version = Version(1000, 0, "d")
+    store.write_local(record("c", "k", version=version), version)
+    store.write_local(record("other", "k", version=version), version)
+    assert store.stale_keys("c") == []
+    store.mark_stale("c", "k", lost=version)
+    assert store.stale_keys("c") == ["k"] and store.stale_keys("other") == []
+    store.close()
+    again = LocalStore(path)
+    assert again.stale_keys("c") == ["k"] and again.stale_keys("other") == []
+    again.clear_stale("c", ["k"])
+    assert again.stale_keys("c") == []
+    again.close()

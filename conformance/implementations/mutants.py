@@ -24,7 +24,7 @@ from brh.engine import Context, PassStats, Refused, SyncEngine
 from brh.entry import Entry, SyncResult
 from brh.hlc import HybridClock, Version
 from brh.scheduler import PassScheduler
-from brh.store import LocalStore, Record
+from brh.store import EntryState, LocalStore, Record
 from brh.wire import RemoteDoc, document_fields
 from simulator.impl import Factory, Installation, ReferenceHelper, reference_factory
 
@@ -133,7 +133,7 @@ class _EchoEngine(SyncEngine):
         self,
         ctx: Context,
         epoch: int,
-        local: Record | None,
+        local: EntryState | None,
         decision: Decision,
         stats: PassStats,
     ) -> None:
@@ -161,7 +161,7 @@ class _DeleteUnknownEngine(SyncEngine):
         self,
         ctx: Context,
         epoch: int,
-        local: Record | None,
+        local: EntryState | None,
         decision: Decision,
         stats: PassStats,
     ) -> None:
@@ -366,7 +366,7 @@ class _SplitWriteStore(LocalStore):
         # then). The app's call returns in between; a crash there loses the upload for good.
         with self._transaction():
             current = self.get(record.context, record.key)
-            self._write(replace(record, pending=current is not None and current.pending))
+            self._write(record, pending=current is not None and current.pending, stale=record.stale)
             self._save_clock(clock)
         self._unmarked().add((record.context, record.key))
 
@@ -410,7 +410,7 @@ class _LocalTieEngine(SyncEngine):
         self,
         ctx: Context,
         epoch: int,
-        local: Record | None,
+        local: EntryState | None,
         decision: Decision,
         stats: PassStats,
     ) -> None:

@@ -16,6 +16,10 @@ ValuePredicate = Callable[[list[Any]], bool]
 Test = Callable[[Any], bool]
 
 
+def _is_number(value: Any) -> bool:
+    return type(value) is int or type(value) is float
+
+
 def _any_value(test: Test) -> ValuePredicate:
     """Match if ``test`` holds for a candidate or, for an array candidate, any of its elements."""
 
@@ -126,10 +130,10 @@ def _in_test(values: Any, op: str) -> Test:
     numbers: set[int | float] = set()
     others: list[Test] = []
     for value in values:
-        if _is_operator_doc(value):
-            raise ServerError(f"cannot nest $ under {op}")
-        if type(value) is str:
+        if type(value) is str:  # the commonest first
             strings.add(value)
+        elif _is_operator_doc(value):
+            raise ServerError(f"cannot nest $ under {op}")
         elif (type(value) is int or type(value) is float) and value == value:
             numbers.add(value)
         else:
@@ -276,13 +280,31 @@ def _operators_predicate(ops: Mapping[str, Any]) -> ValuePredicate:
 
 
 def _field_predicate(path: str, condition: Any) -> Predicate:
-    parts = _split(path, "filter")
+    if type(path) is str and path and "." not in path:  # a top-level name (checked as _split)
+        parts: tuple[str, ...] = (path,)
+    else:
+        parts = _split(path, "filter")
     kind = type(condition)
-    if len(parts) == 1 and (kind is str or kind is ObjectId):  # the commonest filter
+    if len(parts) == 1:
         key = parts[0]
-        return lambda d: (
-            (v := d.get(key, MISSING)) == condition or (type(v) is list and condition in v)
-        )
+        if kind is str or kind is ObjectId:  # the commonest filter
+            return lambda d: (
+                (v := d.get(key, MISSING)) == condition or (type(v) is list and condition in v)
+            )
+        if kind is dict and len(condition) == 1:
+            ((op, value),) = condition.items()
+            if op in _COMPARATORS and _is_number(value) and value == value:
+                # A bound on a top-level number (a pull's stamp, a count): what the general
+                # path below builds, with ``_compare_test`` inlined for a number.
+                general = _any_value(_compare_test(op, value))
+                compare_op = _COMPARATORS[op]
+                return lambda d: (
+                    (
+                        ((kind := type(v := d.get(key, MISSING))) is int or kind is float)
+                        and compare_op(v, value)
+                    )
+                    or (kind is list and general([v]))
+                )
     if _is_operator_doc(condition):
         tests, predicates = _operator_parts(condition)
     else:
@@ -303,6 +325,11 @@ def _field_predicate(path: str, condition: Any) -> Predicate:
     if len(tests) == 1:
         test = tests[0]
         return lambda d: general([v]) if type(v := d.get(key, MISSING)) is list else test(v)
+    if len(tests) == 2:  # a range: two bounds
+        low, high = tests
+        return lambda d: (
+            general([v]) if type(v := d.get(key, MISSING)) is list else bool(low(v) and high(v))
+        )
     return lambda d: (
         general([v]) if type(v := d.get(key, MISSING)) is list else all(t(v) for t in tests)
     )
@@ -316,11 +343,20 @@ def _clauses(op: str, clauses: Any) -> list[Predicate]:
     return [compile_filter(c) for c in clauses]
 
 
+# (Two clauses, the commonest case, without a generator per evaluated document.)
+
+
 def _and(subs: list[Predicate]) -> Predicate:
+    if len(subs) == 2:
+        first, second = subs
+        return lambda doc: bool(first(doc) and second(doc))
     return lambda doc: all(p(doc) for p in subs)
 
 
 def _or(subs: list[Predicate]) -> Predicate:
+    if len(subs) == 2:
+        first, second = subs
+        return lambda doc: bool(first(doc) or second(doc))
     return lambda doc: any(p(doc) for p in subs)
 
 

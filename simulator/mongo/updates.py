@@ -19,6 +19,7 @@ from simulator.mongo.filters import (
 )
 from simulator.mongo.paths import _check_conflicts, _get, _parent, _put, _split, _update_path
 from simulator.mongo.values import (
+    _SCALARS,
     MISSING,
     Document,
     clone,
@@ -245,7 +246,11 @@ def apply_update(
             shape.append((op, tuple(fields)))
     out: Document = copy_value(document)
     for op, field, parts, target in _update_plan(tuple(shape), is_insert):
-        _UPDATERS[op](out, parts, target if op == "$rename" else update[op][field])
+        if len(parts) == 1 and (op == "$set" or op == "$setOnInsert"):  # _set, inlined
+            value = update[op][field]
+            out[field] = value if type(value) in _SCALARS else clone(value)
+        else:
+            _UPDATERS[op](out, parts, target if op == "$rename" else update[op][field])
     if "_id" in document and ("_id" not in out or not identical(out["_id"], document["_id"])):
         raise ServerError("Performing an update on the path '_id' would modify the immutable field")
     return out

@@ -22,6 +22,9 @@ class _Missing:
 
 MISSING: Final = _Missing()
 
+_NOT_MAPPINGS: Final = frozenset({str, int, float, bool, type(None), list, tuple, ObjectId})
+"""Types that are never a ``Mapping`` (an ``isinstance`` test against the ABC costs more)."""
+
 # BSON comparison classes, in MongoDB's cross-type order (0 would be MinKey).
 _EMPTY_ARRAY, _NULL, _NUMBER, _STRING, _OBJECT, _ARRAY, _OBJECTID, _BOOL, _REGEX = range(1, 10)
 _RANKS: Final[dict[type, int]] = {
@@ -40,8 +43,9 @@ _RANKS: Final[dict[type, int]] = {
 
 
 def is_document(value: Any) -> TypeGuard[Mapping[str, Any]]:
-    """True for a ``dict`` or any other ``Mapping`` (the fast test first)."""
-    return type(value) is dict or isinstance(value, Mapping)
+    """True for a ``dict`` or any other ``Mapping`` (the fast tests first)."""
+    kind = type(value)
+    return kind is dict or (kind not in _NOT_MAPPINGS and isinstance(value, Mapping))
 
 
 def _rank(value: Any) -> int:
