@@ -68,9 +68,9 @@ class BlindWrite:
 
 @dataclass
 class _DeviceWatch:
-    written: dict[str, set[str]] = field(default_factory=dict)
-    """Versions this installation wrote, per context (a reinstall or a wipe forgets them: the
-    restore that follows legitimately delivers them back)."""
+    written: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The newest version this installation wrote of each key, per context (a reinstall or a
+    wipe forgets them: the restore that follows legitimately delivers them back)."""
     refused_in_pass: bool = False
     retry_deadline: float | None = None
     last_pass_requests: int | None = None
@@ -81,7 +81,10 @@ class _DeviceWatch:
 class Checker:
     world: World
     findings: list[Finding] = field(default_factory=list)
-    writes: list[Write] = field(default_factory=list)
+    ledger: dict[tuple[str, str], list[Write]] = field(default_factory=dict)
+    """(context, key) -> the acknowledged writes that may still decide its final value: a write
+    older than one the vault took (``pushed``) never can, and is dropped, so the ledger stays
+    as small as the key space and what is not uploaded yet, however long the run."""
     watches: dict[str, _DeviceWatch] = field(default_factory=dict)
     blind: list[BlindWrite] = field(default_factory=list)
     seen: dict[tuple[str, str, str], set[int]] = field(default_factory=dict)
@@ -103,10 +106,22 @@ class Checker:
 
     # -- during the run ---------------------------------------------------------------------
 
+    @property
+    def writes(self) -> list[Write]:
+        """Every write in the ledger."""
+        return [w for writes in self.ledger.values() for w in writes]
+
     def record_write(self, write: Write) -> None:
-        self.writes.append(write)
+        self.ledger.setdefault((write.context, write.key), []).append(write)
         watch = self.watches.setdefault(write.device, _DeviceWatch())
-        watch.written.setdefault(write.context, set()).add(write.version.encode())
+        watch.written.setdefault(write.context, {})[write.key] = write.version.encode()
+
+    def _uploaded(self, context: str, key: str, version: str) -> None:
+        """The vault took ``version`` of a key: no reinstall can abandon it any more, so no
+        older write of the key can be the final value; forget them."""
+        writes = self.ledger.get((context, key))
+        if writes:
+            writes[:] = [w for w in writes if w.version.encode() >= version]
 
     # -- implementations other than the reference: causality from what the apps saw ----------
 
@@ -192,11 +207,9 @@ class Checker:
         """A reinstall drops the device's writes that never reached the vault: for each entry
         with a pending change, every write of it after the version last seen on the vault."""
         for context, key, version, base in pending:
-            for write in self.writes:
+            for write in self.ledger.get((context, key), ()):
                 if (
                     write.device == device
-                    and write.context == context
-                    and write.key == key
                     and write.version <= version
                     and (base is None or write.version > base)
                 ):
@@ -218,7 +231,9 @@ class Checker:
         watch = self.watches.setdefault(event.device, _DeviceWatch())
         now = self.world.now()
         where = {"device": event.device, "context": event.context, "key": event.key}
-        if event.kind == "pass_started":
+        if event.kind == "pushed" and event.context and event.key and event.version:
+            self._uploaded(event.context, event.key, event.version)
+        elif event.kind == "pass_started":
             watch.refused_in_pass = False
             watch.retry_deadline = None
             watch.last_pass_full = bool(event.full)
@@ -238,8 +253,8 @@ class Checker:
             if event.accepted is False:
                 watch.refused_in_pass = True
             owner = self.watches.get(_device(event.device), watch)  # instances share writes
-            own = owner.written.get(event.context or "", set())
-            if event.version is not None and event.version in own:
+            own = owner.written.get(event.context or "", {})
+            if event.version is not None and own.get(event.key or "") == event.version:
                 self.fail(
                     "callback contract",
                     "CB-4",
@@ -345,12 +360,7 @@ class Checker:
             # A write abandoned by a reinstall may still have landed (its answer was lost), and
             # then it legitimately wins if it is newer.
             allowed = [write] + [
-                w
-                for w in self.writes
-                if w.abandoned
-                and w.context == context
-                and w.key == key
-                and w.version > write.version
+                w for w in self.ledger[(context, key)] if w.abandoned and w.version > write.version
             ]
             outcomes = [_ABSENT if w.deleted else w.data for w in allowed]
             if live.get(key, _ABSENT) not in outcomes:
