@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from brh.entry import Entry, copy_json
-from brh.hlc import Version
+from brh.hlc import Version, decode_version
 
 __all__ = ["ContextState", "EntryState", "LocalStore", "Record"]
 
@@ -258,8 +258,8 @@ def _record(row: sqlite3.Row) -> Record:
         creation_date=row[3],
         modification_date=row[4],
         deletion_date=row[5],
-        version=Version.decode(row[6]),
-        base=Version.decode(row[7]) if row[7] is not None else None,
+        version=decode_version(row[6]),
+        base=decode_version(row[7]) if row[7] is not None else None,
         pending=bool(row[8]),
         stale=bool(row[9]),
     )
@@ -412,8 +412,8 @@ class LocalStore:
         if row is None:
             return None
         return EntryState(
-            Version.decode(row[0]),
-            Version.decode(row[1]) if row[1] is not None else None,
+            decode_version(row[0]),
+            decode_version(row[1]) if row[1] is not None else None,
             bool(row[2]),
             bool(row[3]),
             row[4],
@@ -535,7 +535,7 @@ class LocalStore:
                 "SELECT version FROM entries WHERE context = ? AND key = ?",
                 (record.context, record.key),
             ).fetchone()
-            if (Version.decode(row[0]) if row is not None else None) != expected:
+            if (decode_version(row[0]) if row is not None else None) != expected:
                 return False
             self._write(record, pending=False, stale=False)
             if record.context in self._refusing:
