@@ -19,10 +19,17 @@ class SkewedClock:
         self.offset = offset
         self.drift_ppm = drift_ppm
         self._drift_since: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    @staticmethod
-    def true_time() -> float:
-        return asyncio.get_running_loop().time()
+    def true_time(self) -> float:
+        """The virtual time of the loop this clock runs on (also read between two steps of a
+        stepped world, when that loop is not running: a harness stamping a message then)."""
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is None:
+                raise
+        return self._loop.time()
 
     def __call__(self) -> float:
         now = self.true_time()

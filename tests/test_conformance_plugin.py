@@ -242,8 +242,8 @@ def test_the_reference_passes_the_whole_suite_over_the_process_protocol(
 ) -> None:
     """PROTOCOL.md is complete: the reference, run as its own process through --brh-cmd,
     passes every conformance test, as it does in process (the state machine aside: its
-    hundreds of worlds take minutes through processes; tests/test_state_machine.py runs it
-    through a factory)."""
+    profile's hundreds of worlds start thousands of processes; tests/test_state_machine.py runs
+    a few of its examples over the protocol)."""
     import shlex
     import sys
 

@@ -43,6 +43,26 @@ def test_the_machine_passes_on_the_reference_through_a_factory(tmp_path: Path) -
     assert not (tmp_path / "state-machine-failure.toml").exists()
 
 
+@pytest.mark.slow
+def test_the_machine_passes_on_the_reference_over_the_process_protocol(tmp_path: Path) -> None:
+    """SYNC-1, CB-5, CB-6, RETRY-1: the machine runs over PROTOCOL.md too (the reference as a
+    process per device installation), so the suite's every test works through the protocol
+    (a few examples here: each one starts several processes)."""
+    import sys
+
+    from conformance.protocol.client import command_factory
+
+    command = [sys.executable, "-m", "conformance.protocol.reference"]
+    sim = Sim(
+        target=Target(" ".join(command), command_factory(command)),
+        seed=3,
+        workdir=tmp_path,
+    )
+    stats = run_machine(sim, max_examples=2, stateful_step_count=10)
+    assert stats.examples == 2 and stats.steps >= 2 * 10
+    assert not (tmp_path / "state-machine-failure.toml").exists()
+
+
 @pytest.mark.parametrize(
     ("impl", "clause"),
     [("forgets_deletes", "CB-5"), ("invents_data", "API-2")],
