@@ -107,7 +107,7 @@ class Sim:
             live: LiveVault | None = None
             if self.endpoint is not None:
                 live = LiveVault(self.endpoint.connect(), self._namespace())
-                live.created.update(live._name(f"backup_{c}") for c in contexts)
+                live.created.update(live.collection_name(f"backup_{c}") for c in contexts)
                 await live.drop()  # what a crashed earlier run may have left
             world = World(
                 self.seed,

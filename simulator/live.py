@@ -52,7 +52,8 @@ class LiveVault:
         self.namespace = namespace
         self.created: set[str] = set()
 
-    def _name(self, collection: str) -> str:
+    def collection_name(self, collection: str) -> str:
+        """The real vault's name for ``collection`` in this run's namespace."""
         return f"{collection}_{self.namespace}"
 
     async def _held(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -72,17 +73,19 @@ class LiveVault:
     # -- the Vault protocol -----------------------------------------------------------------
 
     async def create_collection(self, name: str) -> None:
-        self.created.add(self._name(name))
-        await self._held(lambda: self.inner.create_collection(self._name(name)))
+        self.created.add(self.collection_name(name))
+        await self._held(lambda: self.inner.create_collection(self.collection_name(name)))
 
     async def delete_collection(self, name: str) -> None:
-        await self._held(lambda: self.inner.delete_collection(self._name(name)))
+        await self._held(lambda: self.inner.delete_collection(self.collection_name(name)))
 
     async def insert_one(
         self, collection: str, document: Mapping[str, Any], *, timestamp: bool = True
     ) -> InsertResult:
         return await self._held(
-            lambda: self.inner.insert_one(self._name(collection), document, timestamp=timestamp)
+            lambda: self.inner.insert_one(
+                self.collection_name(collection), document, timestamp=timestamp
+            )
         )
 
     async def insert_many(
@@ -95,7 +98,7 @@ class LiveVault:
     ) -> InsertResult:
         return await self._held(
             lambda: self.inner.insert_many(
-                self._name(collection), documents, ordered=ordered, timestamp=timestamp
+                self.collection_name(collection), documents, ordered=ordered, timestamp=timestamp
             )
         )
 
@@ -110,7 +113,7 @@ class LiveVault:
     ) -> UpdateResult:
         return await self._held(
             lambda: self.inner.update_one(
-                self._name(collection), filter, update, upsert=upsert, timestamp=timestamp
+                self.collection_name(collection), filter, update, upsert=upsert, timestamp=timestamp
             )
         )
 
@@ -125,18 +128,20 @@ class LiveVault:
     ) -> UpdateResult:
         return await self._held(
             lambda: self.inner.update_many(
-                self._name(collection), filter, update, upsert=upsert, timestamp=timestamp
+                self.collection_name(collection), filter, update, upsert=upsert, timestamp=timestamp
             )
         )
 
     async def delete_one(self, collection: str, filter: Mapping[str, Any]) -> None:
-        await self._held(lambda: self.inner.delete_one(self._name(collection), filter))
+        await self._held(lambda: self.inner.delete_one(self.collection_name(collection), filter))
 
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> None:
-        await self._held(lambda: self.inner.delete_many(self._name(collection), filter))
+        await self._held(lambda: self.inner.delete_many(self.collection_name(collection), filter))
 
     async def find_one(self, collection: str, filter: Mapping[str, Any]) -> Document | None:
-        return await self._held(lambda: self.inner.find_one(self._name(collection), filter))
+        return await self._held(
+            lambda: self.inner.find_one(self.collection_name(collection), filter)
+        )
 
     async def find_many(
         self,
@@ -147,7 +152,9 @@ class LiveVault:
         limit: int | None = None,
     ) -> list[Document]:
         return await self._held(
-            lambda: self.inner.find_many(self._name(collection), filter, skip=skip, limit=limit)
+            lambda: self.inner.find_many(
+                self.collection_name(collection), filter, skip=skip, limit=limit
+            )
         )
 
     async def query(
@@ -162,7 +169,7 @@ class LiveVault:
     ) -> list[Document]:
         return await self._held(
             lambda: self.inner.query(
-                self._name(collection),
+                self.collection_name(collection),
                 filter,
                 sort=sort,
                 skip=skip,
@@ -181,6 +188,6 @@ class LiveVault:
     ) -> int:
         return await self._held(
             lambda: self.inner.count_documents(
-                self._name(collection), filter, skip=skip, limit=limit
+                self.collection_name(collection), filter, skip=skip, limit=limit
             )
         )

@@ -316,7 +316,7 @@ class Timeline:
             return ""
         op = str(event.get("op"))
         title = f"write ({op}) on {lane.name}: {event.get('context')}/{event.get('key')}"
-        title += f"\n{_when(event.t)}\nversion {event.get('version')}"
+        title += f"\n{_when(event.t)}" + _version(event)
         glyph = write_glyph(x, lane.above, op)
         return mark(f"write write-{op}", title, glyph, data_t=_stamp(event.t))
 
@@ -328,7 +328,7 @@ class Timeline:
         verdict = "accepted" if accepted else "refused"
         title = f"callback {action} on {lane.name}: {verdict.upper()}"
         title += f"\n{event.get('context')}/{event.get('key')}\n{_when(event.t)}"
-        title += f"\nversion {event.get('version')}"
+        title += _version(event)
         glyph = callback_glyph(x, lane.above, action, accepted)
         return mark(f"callback {verdict}", title, glyph, data_t=_stamp(event.t))
 
@@ -441,3 +441,9 @@ def finding_text(event: Event) -> str:
     head = f"[{event.get('clause')}] {event.get('checker')}"
     when = f"at {format_time(event.t, 3)} (t={event.t:.6f}s)"
     return f"{head} {when}{' · ' + where if where else ''}: {event.get('message')}"
+
+
+def _version(event: Event) -> str:
+    """The version line of a tooltip (another implementation's events carry none)."""
+    version = event.get("version")
+    return f"\nversion {version}" if version is not None else ""

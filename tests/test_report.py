@@ -405,3 +405,35 @@ def test_time_formats(seconds: float, time: str, duration: str) -> None:
     """Times name every unit down to the second; durations keep their two largest units."""
     assert format_time(seconds, 3) == time
     assert format_duration(seconds) == duration
+
+
+def test_a_callback_without_a_version_shows_none(tmp_path: Path) -> None:
+    """Another implementation reports no versions: its callbacks and writes say nothing of
+    one, while the reference's still show theirs."""
+    events = [
+        ev(0.0, "device", device="a", event="join"),
+        ev(1.0, "write", device="a", context="notes", key="x", op="upsert", version=None),
+        ev(
+            2.0,
+            "callback",
+            device="a",
+            context="notes",
+            key="x",
+            action="insert",
+            accepted=True,
+            version=None,
+        ),
+        ev(
+            3.0,
+            "callback",
+            device="a",
+            context="notes",
+            key="y",
+            action="insert",
+            accepted=True,
+            version="000001750000000.000000.b",
+        ),
+    ]
+    html, _ = render(tmp_path, events)
+    assert "version None" not in html
+    assert "version 000001750000000.000000.b" in html
