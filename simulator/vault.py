@@ -532,20 +532,6 @@ class FakeVault:
         self.request_count = 0
         self._op_counts.clear()
 
-    def _call(self, op: str, collection: Any, body: Callable[[], _T]) -> _T:
-        self.request_count += 1
-        self._op_counts[op] = self._op_counts.get(op, 0) + 1
-        name = collection if isinstance(collection, str) else None
-        try:
-            result = body()
-        except VaultError as exc:
-            if self._record:
-                self.requests.append(VaultRequest(op, name, False, f"{type(exc).__name__}: {exc}"))
-            raise
-        if self._record:
-            self.requests.append(VaultRequest(op, name, True, None))
-        return result
-
     # -- durable copies (not part of the Vault protocol) ----------------------------------------
 
     @property
@@ -578,18 +564,13 @@ class FakeVault:
         """Run the :class:`~brh.vault.Vault` operation ``op`` at once and return its result.
 
         What ``await getattr(vault, op)(*args, **kwargs)`` does, for a caller that is not a
-        coroutine (the simulator's network answers from timer callbacks). The protocol methods
-        never await, so running one is a single step of its coroutine.
+        coroutine (the simulator's network answers from timer callbacks): the protocol methods
+        never await, so the operation runs as a plain call.
         """
-        if op not in _OPERATIONS:
+        body = _PERFORM.get(op)
+        if body is None:
             raise AttributeError(f"FakeVault has no operation {op!r}")
-        step = getattr(self, op)(*args, **kwargs)
-        try:
-            step.send(None)
-        except StopIteration as done:
-            return done.value
-        step.close()
-        raise RuntimeError(f"FakeVault.{op} awaited something; its methods never should")
+        return body(self, *args, **kwargs)
 
     # -- inspection helpers for tests (not part of the Vault protocol) --------------------------
 
@@ -764,38 +745,176 @@ class FakeVault:
         total = max(0, len(self._matching(coll, filter)) - start)
         return total if count is None else min(total, count)
 
+    # -- the operations, run at once -----------------------------------------------------------
+    #
+    # Each Vault operation is a plain method here (what :meth:`perform` runs); the coroutine
+    # methods of the protocol below only wrap them, since nothing in the fake ever waits.
+
+    def _counted(self, op: str, collection: Any, body: Callable[..., _T], *args: Any) -> _T:
+        """``body(*args)``, counted (and recorded) as one call of ``op`` on ``collection``."""
+        self.request_count += 1
+        counts = self._op_counts
+        counts[op] = counts.get(op, 0) + 1
+        if not self._record:
+            return body(*args)
+        name = collection if isinstance(collection, str) else None
+        try:
+            result = body(*args)
+        except VaultError as exc:
+            self.requests.append(VaultRequest(op, name, False, f"{type(exc).__name__}: {exc}"))
+            raise
+        self.requests.append(VaultRequest(op, name, True, None))
+        return result
+
+    def _create_collection(self, name: Any) -> None:
+        if _check_name(name) in self._collections:
+            raise AlreadyExistsError(f"The collection {name} already exists")
+        self._collections[name] = _Collection(name, self._journal)
+        if self._journal is not None:
+            self._journal.collection_created(name)
+
+    def _delete_collection(self, name: Any) -> None:
+        self._get(name)
+        del self._collections[name]
+        if self._journal is not None:
+            self._journal.collection_deleted(name)
+
+    def _delete(self, collection: Any, filter: Any, first: bool) -> None:
+        coll = self._get(collection)
+        for key in self._matching(coll, filter, first=first):
+            coll.remove(key)
+
+    def _find_first(self, collection: Any, filter: Any) -> Document | None:
+        found = self._find(collection, filter, 0, 1)
+        return found[0] if found else None
+
+    def _op_create_collection(self, name: str) -> None:
+        self._counted("create_collection", name, self._create_collection, name)
+
+    def _op_delete_collection(self, name: str) -> None:
+        self._counted("delete_collection", name, self._delete_collection, name)
+
+    def _op_insert_one(
+        self, collection: str, document: Mapping[str, Any], *, timestamp: bool = True
+    ) -> InsertResult:
+        return self._counted(
+            "insert_one", collection, self._insert, collection, [document], True, timestamp
+        )
+
+    def _op_insert_many(
+        self,
+        collection: str,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        ordered: bool = True,
+        timestamp: bool = True,
+    ) -> InsertResult:
+        return self._counted(
+            "insert_many", collection, self._insert, collection, documents, ordered, timestamp
+        )
+
+    def _op_update_one(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+        timestamp: bool = True,
+    ) -> UpdateResult:
+        return self._counted(
+            "update_one",
+            collection,
+            self._update,
+            collection,
+            filter,
+            update,
+            upsert,
+            timestamp,
+            True,
+        )
+
+    def _op_update_many(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+        timestamp: bool = True,
+    ) -> UpdateResult:
+        return self._counted(
+            "update_many",
+            collection,
+            self._update,
+            collection,
+            filter,
+            update,
+            upsert,
+            timestamp,
+            False,
+        )
+
+    def _op_delete_one(self, collection: str, filter: Mapping[str, Any]) -> None:
+        self._counted("delete_one", collection, self._delete, collection, filter, True)
+
+    def _op_delete_many(self, collection: str, filter: Mapping[str, Any]) -> None:
+        self._counted("delete_many", collection, self._delete, collection, filter, False)
+
+    def _op_find_one(self, collection: str, filter: Mapping[str, Any]) -> Document | None:
+        return self._counted("find_one", collection, self._find_first, collection, filter)
+
+    def _op_find_many(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        *,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> list[Document]:
+        return self._counted("find_many", collection, self._find, collection, filter, skip, limit)
+
+    def _op_query(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        *,
+        sort: SortSpec | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
+        return self._counted(
+            "query", collection, self._find, collection, filter, skip, limit, sort, projection
+        )
+
+    def _op_count_documents(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        *,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> int:
+        return self._counted(
+            "count_documents", collection, self._count, collection, filter, skip, limit
+        )
+
     # -- the Vault protocol ---------------------------------------------------------------------
 
     async def create_collection(self, name: str) -> None:
         """Create ``name``; :class:`AlreadyExistsError` if it exists."""
-
-        def body() -> None:
-            if _check_name(name) in self._collections:
-                raise AlreadyExistsError(f"The collection {name} already exists")
-            self._collections[name] = _Collection(name, self._journal)
-            if self._journal is not None:
-                self._journal.collection_created(name)
-
-        self._call("create_collection", name, body)
+        self._op_create_collection(name)
 
     async def delete_collection(self, name: str) -> None:
         """Delete ``name`` and its documents; :class:`CollectionNotFoundError` if missing."""
-
-        def body() -> None:
-            self._get(name)
-            del self._collections[name]
-            if self._journal is not None:
-                self._journal.collection_deleted(name)
-
-        self._call("delete_collection", name, body)
+        self._op_delete_collection(name)
 
     async def insert_one(
         self, collection: str, document: Mapping[str, Any], *, timestamp: bool = True
     ) -> InsertResult:
         """Insert one document (a new ``_id`` unless it carries one)."""
-        return self._call(
-            "insert_one", collection, lambda: self._insert(collection, [document], True, timestamp)
-        )
+        return self._op_insert_one(collection, document, timestamp=timestamp)
 
     async def insert_many(
         self,
@@ -806,11 +925,7 @@ class FakeVault:
         timestamp: bool = True,
     ) -> InsertResult:
         """Insert several documents; see the module docstring for partial failures."""
-        return self._call(
-            "insert_many",
-            collection,
-            lambda: self._insert(collection, documents, ordered, timestamp),
-        )
+        return self._op_insert_many(collection, documents, ordered=ordered, timestamp=timestamp)
 
     async def update_one(
         self,
@@ -822,11 +937,7 @@ class FakeVault:
         timestamp: bool = True,
     ) -> UpdateResult:
         """Apply ``update`` to the first match in natural order (insert one if none and upsert)."""
-        return self._call(
-            "update_one",
-            collection,
-            lambda: self._update(collection, filter, update, upsert, timestamp, first=True),
-        )
+        return self._op_update_one(collection, filter, update, upsert=upsert, timestamp=timestamp)
 
     async def update_many(
         self,
@@ -838,36 +949,19 @@ class FakeVault:
         timestamp: bool = True,
     ) -> UpdateResult:
         """Apply ``update`` to every match (insert one if none and upsert); all or nothing."""
-        return self._call(
-            "update_many",
-            collection,
-            lambda: self._update(collection, filter, update, upsert, timestamp, first=False),
-        )
+        return self._op_update_many(collection, filter, update, upsert=upsert, timestamp=timestamp)
 
     async def delete_one(self, collection: str, filter: Mapping[str, Any]) -> None:
         """Delete the first match in natural order, if any."""
-
-        def body() -> None:
-            coll = self._get(collection)
-            for key in self._matching(coll, filter, first=True):
-                coll.remove(key)
-
-        self._call("delete_one", collection, body)
+        self._op_delete_one(collection, filter)
 
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> None:
         """Delete every match."""
-
-        def body() -> None:
-            coll = self._get(collection)
-            for key in self._matching(coll, filter):
-                coll.remove(key)
-
-        self._call("delete_many", collection, body)
+        self._op_delete_many(collection, filter)
 
     async def find_one(self, collection: str, filter: Mapping[str, Any]) -> Document | None:
         """The first match in natural order (a deep copy), or None."""
-        found = self._call("find_one", collection, lambda: self._find(collection, filter, 0, 1))
-        return found[0] if found else None
+        return self._op_find_one(collection, filter)
 
     async def find_many(
         self,
@@ -878,9 +972,7 @@ class FakeVault:
         limit: int | None = None,
     ) -> list[Document]:
         """Matches in natural order after ``skip``, at most ``limit`` (0 or None: all)."""
-        return self._call(
-            "find_many", collection, lambda: self._find(collection, filter, skip, limit)
-        )
+        return self._op_find_many(collection, filter, skip=skip, limit=limit)
 
     async def query(
         self,
@@ -893,10 +985,8 @@ class FakeVault:
         projection: Mapping[str, Any] | None = None,
     ) -> list[Document]:
         """Like :meth:`find_many`, sorted (stably) and projected."""
-        return self._call(
-            "query",
-            collection,
-            lambda: self._find(collection, filter, skip, limit, sort, projection),
+        return self._op_query(
+            collection, filter, sort=sort, skip=skip, limit=limit, projection=projection
         )
 
     async def count_documents(
@@ -908,6 +998,10 @@ class FakeVault:
         limit: int | None = None,
     ) -> int:
         """How many documents match, after ``skip``, at most ``limit`` (0 is refused)."""
-        return self._call(
-            "count_documents", collection, lambda: self._count(collection, filter, skip, limit)
-        )
+        return self._op_count_documents(collection, filter, skip=skip, limit=limit)
+
+
+# What :meth:`FakeVault.perform` runs for each operation.
+_PERFORM: dict[str, Callable[..., Any]] = {
+    op: getattr(FakeVault, f"_op_{op}") for op in sorted(_OPERATIONS)
+}
