@@ -58,6 +58,8 @@ class Link:
         ids: Iterator[int] | None = None,
     ) -> None:
         self.server = server
+        self._served: VaultServer | None = server if isinstance(server, VaultServer) else None
+        """The :class:`VaultServer` requests go to as timers (None: a plain vault, as sleeps)."""
         self.device = device
         self.rng = rng or random.Random(0)
         self.trace = trace
@@ -110,8 +112,11 @@ class Link:
     async def _call(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         rid = next(self._ids)
         self.requests += 1
-        if self.trace is not None:
-            self.trace.emit(
+        trace = self.trace
+        if trace is not None and not trace.recording:
+            trace.counts["request"] += 1  # what emit() would keep of it
+        elif trace is not None:
+            trace.emit(
                 "request",
                 device=self.device,
                 id=rid,
@@ -121,7 +126,14 @@ class Link:
             )
         if self.down or (self.request_loss and self.rng.random() < self.request_loss):
             raise self._lost(rid, op, "refused", definite=True)
-        up, down = self._leg(), self._leg()
+        latency = self.latency
+        if type(latency) is tuple:  # _leg(), twice, inlined
+            low, high = latency
+            draw = self.rng.random
+            up = low + (high - low) * draw()
+            down = low + (high - low) * draw()
+        else:
+            up = down = self._leg()
         if self.partitioned:
             await asyncio.sleep(self.timeout)
             raise self._lost(rid, op, "request_lost", definite=False)
@@ -129,7 +141,7 @@ class Link:
             asyncio.get_running_loop().create_task(self._late(rid, up, op, args, kwargs))
             await asyncio.sleep(self.timeout)
             raise self._lost(rid, op, "request_late", definite=False)
-        if not isinstance(self.server, VaultServer):
+        if self._served is None:
             return await self._exchange(rid, op, args, kwargs, up, down)
         # The request's journey as timers: it arrives (and applies) ``up`` seconds from now,
         # its answer ``down`` seconds later, and this coroutine waits on one future meanwhile.
@@ -148,12 +160,13 @@ class Link:
         flight.timer = None
         if flight.answer.done():  # the caller was cancelled meanwhile
             return
-        assert isinstance(self.server, VaultServer)
-        if not self.server.immediate(flight.op, flight.kwargs):  # a slow vault, an upsert race
+        server = self._served
+        assert server is not None
+        if not server.immediate(flight.op, flight.kwargs):  # a slow vault, an upsert race
             flight.timer = asyncio.get_running_loop().create_task(self._serve_slowly(flight))
             return
         try:
-            result = self.server.handle_now(self.device, flight.op, flight.args, flight.kwargs)
+            result = server.handle_now(self.device, flight.op, flight.args, flight.kwargs)
         except VaultError as exc:
             self._applied(flight, None, exc)
         except Exception as exc:  # a bug: the client sees it at once, as an awaited call would
@@ -175,28 +188,39 @@ class Link:
 
     def _applied(self, flight: _Flight, result: Any, error: VaultError | None) -> None:
         """The server processed the request: send the answer back, or lose it."""
-        if self.trace is not None:
-            self.trace.emit(
+        trace = self.trace
+        if trace is not None and not trace.recording:
+            trace.counts["applied"] += 1
+        elif trace is not None:
+            trace.emit(
                 "applied",
                 device=self.device,
                 id=flight.rid,
                 ok=error is None,
                 error=None if error is None else _describe(error),
             )
-        if self._answer_lost(flight.op, flight.up, flight.down):
+        loop = asyncio.get_running_loop()
+        if (
+            self.answers_lost or self.answer_loss or self.lose_answers  # rarely: draw and count
+        ) and self._answer_lost(flight.op, flight.up, flight.down):
             delay = max(0.0, self.timeout - flight.up)
-            flight.timer = asyncio.get_running_loop().call_later(delay, self._give_up, flight)
+            flight.timer = loop.call_later(delay, self._give_up, flight)
+        elif flight.up + flight.down >= self.timeout:
+            flight.timer = loop.call_later(self.timeout - flight.up, self._give_up, flight)
         else:
             flight.result, flight.error = result, error
-            flight.timer = asyncio.get_running_loop().call_later(flight.down, self._answer, flight)
+            flight.timer = loop.call_later(flight.down, self._answer, flight)
 
     def _answer(self, flight: _Flight) -> None:
         flight.timer = None
         if flight.answer.done():
             return
         error = flight.error
-        if self.trace is not None:
-            self.trace.emit(
+        trace = self.trace
+        if trace is not None and not trace.recording:
+            trace.counts["answer"] += 1
+        elif trace is not None:
+            trace.emit(
                 "answer",
                 device=self.device,
                 id=flight.rid,

@@ -240,30 +240,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         that would read real time.)
         """
         loop: Any = self  # asyncio's private attributes, which typeshed does not declare
+        if loop._timer_cancelled_count:
+            self._drop_cancelled()
         timers = self._timers
-        count = len(timers)
-        if count > _MIN_SCHEDULED and loop._timer_cancelled_count / count > _MAX_CANCELLED:
-            kept = []
-            for entry in timers:
-                if entry[2]._cancelled:
-                    entry[2]._scheduled = False
-                else:
-                    kept.append(entry)
-            heapq.heapify(kept)
-            self._timers = timers = kept
-            loop._timer_cancelled_count = 0
-        else:
-            while timers and timers[0][2]._cancelled:
-                loop._timer_cancelled_count -= 1
-                heapq.heappop(timers)[2]._scheduled = False
         ready = loop._ready
         if not ready and not loop._stopping:
             if self.real_io_held:
                 # a request to a real server is in flight: wait for its socket, time stands still
                 loop._process_events(loop._selector.select(self.real_io_timeout))
             elif timers:
-                wait = timers[0][0] - self._virtual_now
-                self._advance(min(max(0, wait), _MAXIMUM_WAIT))
+                when = timers[0][0]  # jump to it (at most a day at a time, as asyncio waits)
+                if when > self._virtual_now:
+                    self._virtual_now = min(when, self._virtual_now + _MAXIMUM_WAIT)
             else:
                 loop._process_events(loop._selector.select(None))
         end_time = self._virtual_now + self._clock_resolution
@@ -281,6 +269,27 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 raise
             except BaseException as exc:
                 self._callback_failed(handle, exc)
+
+    def _drop_cancelled(self) -> None:
+        """Take cancelled timers off the heap: all of them when they are most of it (as
+        asyncio does), else those at its top."""
+        loop: Any = self
+        timers = self._timers
+        count = len(timers)
+        if count > _MIN_SCHEDULED and loop._timer_cancelled_count / count > _MAX_CANCELLED:
+            kept = []
+            for entry in timers:
+                if entry[2]._cancelled:
+                    entry[2]._scheduled = False
+                else:
+                    kept.append(entry)
+            heapq.heapify(kept)
+            self._timers = kept
+            loop._timer_cancelled_count = 0
+        else:
+            while timers and timers[0][2]._cancelled:
+                loop._timer_cancelled_count -= 1
+                heapq.heappop(timers)[2]._scheduled = False
 
     def _callback_failed(self, handle: asyncio.Handle, exc: BaseException) -> None:
         """What :meth:`asyncio.Handle._run` does when its callback raises."""

@@ -40,6 +40,9 @@ class Trace:
             self.path.open("w", encoding="utf-8") if self.path is not None else None
         )
         self.counts: Counter[str] = Counter()
+        self.recording = self._file is not None
+        """Whether lines are written. When not, a hot path may count an event itself
+        (``counts[kind] += 1``) instead of building the fields :meth:`emit` would drop."""
         self._start: float | None = None
 
     def now(self) -> float:
@@ -62,6 +65,7 @@ class Trace:
         if self._file is not None:
             self._file.close()
             self._file = None
+            self.recording = False
 
 
 def read(path: Path | str) -> list[dict[str, Any]]:
