@@ -168,6 +168,17 @@ def _check_size(doc: Document) -> None:
         )
 
 
+def _stamp(update: dict[str, Any], op: str, field: str, now: int) -> None:
+    """Add ``field: now`` to the ``op`` fields of ``update`` (a copy of the client's)."""
+    given = update.get(op, mongo.MISSING)
+    if given is mongo.MISSING:
+        update[op] = {field: now}
+    elif mongo.is_document(given):
+        update[op] = {**given, field: now}
+    else:
+        raise ServerError(f"{op} needs a document of fields, got {given!r}")
+
+
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidParameterError(f"invalid collection name: {name!r}")
@@ -410,29 +421,46 @@ class _Collection:
         self._by_modified: list[tuple[_Number, int, str]] = []
         # What each document contributed to the indexes, to take it out again.
         self._entries: dict[str, tuple[tuple[str, ...], _Number | None]] = {}
-        self.nested: dict[str, tuple[str, ...]] = {}
+        self.nested: dict[str, list[str]] = {}
         """Per document, its fields holding documents or arrays (what a copy descends into)."""
 
     def put(self, oid: str, doc: Document) -> None:
         """Store ``doc`` under ``oid``: replace it in place, or append it to natural order."""
-        if oid in self.docs:
-            self._unindex(oid)
-        else:
-            self._seq[oid] = self._next_seq
-            self._next_seq += 1
-        self.docs[oid] = doc
         keys, odd = _key_entries(doc)
-        for key in keys:
-            self._by_key.setdefault(key, set()).add(oid)
+        modified = _modified_entry(doc)
+        before = self._entries.get(oid)
+        if before is None:
+            seq = self._seq[oid] = self._next_seq
+            self._next_seq += 1
+            old_keys: tuple[str, ...] = ()
+            old_modified: _Number | None = None
+        else:  # a replacement keeps its place; only the index entries that changed move
+            seq = self._seq[oid]
+            old_keys, old_modified = before
+            if old_modified is not None and old_modified != modified:
+                entry = (old_modified, seq, oid)
+                index = bisect_left(self._by_modified, entry)
+                assert self._by_modified[index] == entry
+                del self._by_modified[index]
+        if keys != old_keys:
+            for key in old_keys:
+                holders = self._by_key[key]
+                holders.remove(oid)
+                if not holders:
+                    del self._by_key[key]
+            for key in keys:
+                self._by_key.setdefault(key, set()).add(oid)
         if odd:
             self._odd_keys.add(oid)
-        modified = _modified_entry(doc)
-        if modified is not None:
-            insort(self._by_modified, (modified, self._seq[oid], oid))
+        elif before is not None:
+            self._odd_keys.discard(oid)
+        if modified is not None and (old_modified is None or old_modified != modified):
+            insort(self._by_modified, (modified, seq, oid))
         self._entries[oid] = (keys, modified)
+        self.docs[oid] = doc
         if self.journal is not None:
             self.journal.document_stored(self.name, oid, doc)
-        self.nested[oid] = tuple(k for k, v in doc.items() if type(v) is dict or type(v) is list)
+        self.nested[oid] = [k for k, v in doc.items() if type(v) is dict or type(v) is list]
 
     def copy(self, oid: str) -> Document:
         """A deep copy of the document ``oid`` (what :func:`mongo.copy_value` makes)."""
@@ -667,14 +695,9 @@ class FakeVault:
         now = self._now()
         update = dict(update)
         if timestamp:  # Hive adds its stamps to the client's update document
-            stamps = {"$set": {"modified": now}}
+            _stamp(update, "$set", "modified", now)
             if upsert:
-                stamps["$setOnInsert"] = {"created": now}
-            for op, fields in stamps.items():
-                given = update.get(op, {})
-                if not mongo.is_document(given):
-                    raise ServerError(f"{op} needs a document of fields, got {given!r}")
-                update[op] = {**given, **fields}
+                _stamp(update, "$setOnInsert", "created", now)
         if not update:
             raise ServerError("update cannot be empty")
         if not str(next(iter(update))).startswith("$"):
