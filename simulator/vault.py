@@ -95,6 +95,12 @@ _OPERATIONS = frozenset(
 )
 
 
+# The commonest update answers, made once (frozen dataclasses are slow to build).
+_NOTHING_MATCHED = UpdateResult(acknowledged=True, matched_count=0, modified_count=0)
+_ONE_MODIFIED = UpdateResult(acknowledged=True, matched_count=1, modified_count=1)
+_ONE_UNCHANGED = UpdateResult(acknowledged=True, matched_count=1, modified_count=0)
+
+
 @dataclass(frozen=True, slots=True)
 class VaultRequest:
     """One call made to a :class:`FakeVault`: the operation, its collection and its outcome."""
@@ -705,7 +711,7 @@ class FakeVault:
         if not found:
             if not upsert:
                 mongo.apply_update({}, update, is_insert=False)  # still reject a bad update
-                return UpdateResult(acknowledged=True, matched_count=0, modified_count=0)
+                return _NOTHING_MATCHED
             doc = mongo.apply_update(mongo.upsert_seed(filter), update, is_insert=True)
             upserted = self._store_new(coll, doc, now)
             return UpdateResult(True, matched_count=0, modified_count=0, upserted_id=upserted)
@@ -719,7 +725,10 @@ class FakeVault:
                 changed[key] = new
         for key, new in changed.items():
             coll.put(key, new)
-        return UpdateResult(True, matched_count=len(found), modified_count=len(changed))
+        matched, modified = len(found), len(changed)
+        if matched == 1:  # the commonest answers, shared (they are frozen)
+            return _ONE_MODIFIED if modified else _ONE_UNCHANGED
+        return UpdateResult(True, matched_count=matched, modified_count=modified)
 
     def _find(
         self,
@@ -732,10 +741,13 @@ class FakeVault:
     ) -> list[Document]:
         coll = self._get(collection)
         start, count = _window(skip, limit)
+        shape = None
         if projection is not None:
             _check_mapping(projection, "projection")
-        shape = mongo.compile_projection(projection)
+            if projection:
+                shape = mongo.compile_projection(projection)
         docs = coll.docs
+        end = None if count is None else start + count
         if sort:
             found = self._matching(coll, filter)
             position = {id(docs[key]): key for key in found}
@@ -745,13 +757,13 @@ class FakeVault:
             plan = _plan(filter)
             predicate = plan.predicate
             selected = []
+            wanted = -1 if end is None else end  # stop once the window is full
             for key, doc in coll.candidates(plan):
                 if predicate(doc):
                     selected.append(key)
-                    if count is not None and len(selected) >= start + count:
+                    if len(selected) == wanted:
                         break
-        end = None if count is None else start + count
-        if not projection:  # the whole documents: copied with what the collection knows
+        if shape is None:  # the whole documents: copied with what the collection knows
             nested = coll.nested
             return [
                 coll.copy(key) if nested[key] else docs[key].copy() for key in selected[start:end]
