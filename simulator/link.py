@@ -21,7 +21,7 @@ from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any
 
 from brh.vault import NetworkError, Vault, VaultError
-from simulator.server import WRITES, VaultServer
+from simulator.server import LATER, WRITES, VaultServer
 from simulator.trace import Trace
 
 __all__ = ["OPERATIONS", "Link"]
@@ -162,9 +162,6 @@ class Link:
             return
         server = self._served
         assert server is not None
-        if not server.immediate(flight.op, flight.kwargs):  # a slow vault, an upsert race
-            flight.timer = asyncio.get_running_loop().create_task(self._serve_slowly(flight))
-            return
         try:
             result = server.handle_now(self.device, flight.op, flight.args, flight.kwargs)
         except VaultError as exc:
@@ -172,7 +169,10 @@ class Link:
         except Exception as exc:  # a bug: the client sees it at once, as an awaited call would
             flight.answer.set_exception(exc)
         else:
-            self._applied(flight, result, None)
+            if result is LATER:  # a slow vault, an upsert race, a real backend
+                flight.timer = asyncio.get_running_loop().create_task(self._serve_slowly(flight))
+            else:
+                self._applied(flight, result, None)
 
     async def _serve_slowly(self, flight: _Flight) -> None:
         assert isinstance(self.server, VaultServer)

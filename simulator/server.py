@@ -17,7 +17,7 @@ from simulator.clocks import SkewedClock
 from simulator.mongo import apply_update, upsert_seed
 from simulator.vault import FakeVault
 
-__all__ = ["WRITES", "VaultServer"]
+__all__ = ["LATER", "WRITES", "VaultServer"]
 
 WRITES = frozenset(
     {
@@ -31,6 +31,9 @@ WRITES = frozenset(
         "delete_collection",
     }
 )
+
+LATER: Any = object()
+"""What :meth:`VaultServer.handle_now` returns for a request it cannot answer at once."""
 
 
 class VaultServer:
@@ -65,19 +68,18 @@ class VaultServer:
         say) changed nothing, so it does not count: a quiet world must look quiet even to an
         implementation that creates its collections on every pass."""
 
-    def immediate(self, op: str, kwargs: dict[str, Any]) -> bool:
-        """True if a request is answered without waiting (the fake vault, not slow, no upsert
-        race), so :meth:`handle_now` can serve it."""
-        return (
-            not self.live
-            and not self.slow
-            and not (self.upsert_race and op == "update_one" and kwargs.get("upsert"))
-        )
-
     def handle_now(
         self, device: str, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        """:meth:`handle` for a request that does not wait (see :meth:`immediate`)."""
+        """:meth:`handle` for a caller that cannot await (the link's timer callbacks): the
+        answer at once, or :data:`LATER`, having done nothing, when the request has to wait
+        (a real backend, a slow vault, an upsert race): then :meth:`handle` serves it."""
+        if (
+            self.live
+            or self.slow
+            or (self.upsert_race and op == "update_one" and kwargs.get("upsert"))
+        ):
+            return LATER
         self._admit(device, op)
         result = self.vault.perform(op, args, kwargs)
         self._after(op)
