@@ -21,7 +21,15 @@ from brh.store import LocalStore
 from brh.vault import Vault
 from simulator.app import AppModel, Behaviour
 from simulator.clocks import SkewedClock
-from simulator.impl import Callback, Factory, Helper, Installation, ReferenceHelper, as_entry
+from simulator.impl import (
+    Callback,
+    Factory,
+    Helper,
+    Installation,
+    ReferenceHelper,
+    as_entry,
+    local_holds,
+)
 
 __all__ = ["LastSync", "SimDevice"]
 
@@ -314,11 +322,15 @@ class SimDevice:
             self._answered(self, context, kind, entry, accepted)
 
     def holds(self, context: str, key: str) -> bool:
-        """Whether the helper's local copy has a live entry ``key``."""
+        """Whether the helper's local copy has a live entry ``key``.
+
+        Asked before every callback (the CB-1..CB-3 checks), so it must not read the whole
+        local copy: another implementation answers through its optional ``holds`` (see
+        :func:`simulator.impl.local_holds`; only one without it is read in full)."""
         if self.reference:
             record = self.helper.store.get(context, key)
             return record is not None and not record.deleted
-        return key in self.impl_for(context).local_entries(context)
+        return local_holds(self.impl_for(context), context, key)
 
     async def sync(self, *, full: bool = False) -> Any:
         """A pass (``full`` re-reads everything): the reference's :class:`brh.SyncResult`,

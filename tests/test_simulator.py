@@ -17,6 +17,7 @@ from brh.wire import RemoteDoc
 from conformance.implementations import legacy
 from simulator import scenarios
 from simulator.explore import SwarmConfig, choose_config, read_replay, run_config, write_replay
+from simulator.impl import Callback, Helper, Installation, ReferenceHelper
 from simulator.timeloop import VirtualDeadlock, run
 from simulator.world import World, simulate
 
@@ -262,6 +263,80 @@ def test_lost_updates_of_another_implementation_are_caught_without_versions(
         **info.world_options(),
     )
     assert reference_run.findings == []
+
+
+class _Counted:
+    """A helper without the optional ``holds`` (the wrapped one's API otherwise), counting how
+    often the harness reads a whole local copy."""
+
+    def __init__(self, inner: ReferenceHelper) -> None:
+        self.inner = inner
+        self.whole_reads = 0
+        self.lookups = 0
+
+    def add_sync_context(
+        self, name: str, on_insert: Callback, on_modify: Callback, on_delete: Callback
+    ) -> None:
+        self.inner.add_sync_context(name, on_insert, on_modify, on_delete)
+
+    async def upsert_database_entry(self, context: str, key: str, data: Any) -> None:
+        await self.inner.upsert_database_entry(context, key, data)
+
+    async def delete_database_entry(self, context: str, key: str) -> None:
+        await self.inner.delete_database_entry(context, key)
+
+    async def sync(self, *, full: bool = False) -> bool:
+        return await self.inner.sync(full=full)
+
+    async def wipe_local_context_data(self, context: str) -> None:
+        await self.inner.wipe_local_context_data(context)
+
+    def local_entries(self, context: str) -> dict[str, Any]:
+        self.whole_reads += 1
+        return self.inner.local_entries(context)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class _CountedWithHolds(_Counted):
+    def holds(self, context: str, key: str) -> bool:
+        self.lookups += 1
+        return self.inner.holds(context, key)
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["with-holds", "without-holds"])
+def test_callback_checks_use_the_optional_keyed_lookup(tmp_path: Path, keyed: bool) -> None:
+    """CB-1..CB-3 on another implementation: the check before each callback asks the helper's
+    optional ``holds`` (one lookup) instead of reading its whole local copy, which made a large
+    restore quadratic; a helper without ``holds`` is still checked, through ``local_entries``.
+    Either way the check bites: a helper that calls on_delete for a key it never held (the
+    ``delete_for_unknown_key`` mutant) is caught (CB-3)."""
+    from conformance.implementations import mutants
+
+    helpers: list[_Counted] = []
+
+    def factory(installation: Installation) -> Helper:
+        wrapper = _CountedWithHolds if keyed else _Counted
+        helpers.append(wrapper(mutants.delete_for_unknown_key(installation)))
+        return helpers[-1]
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        for n in range(40):
+            await phone.put(f"k{n:02}", n)
+        await phone.remove("k00")
+        await phone.sync()
+        tablet = world.add_device("tablet")
+        await tablet.sync()  # 39 insertions, and the deletion of a key it never held
+
+    outcome = simulate(scenario, seed=1, factory=factory, workdir=tmp_path)
+    assert [(f.clause, f.device, f.key) for f in outcome.findings] == [("CB-3", "tablet", "k00")]
+    tablet = helpers[1]
+    if keyed:
+        assert tablet.lookups >= 40 and tablet.whole_reads < 5  # the end checks only
+    else:
+        assert tablet.lookups == 0 and tablet.whole_reads >= 40
 
 
 def test_a_device_can_run_several_helper_instances_on_one_store(tmp_path: Path) -> None:

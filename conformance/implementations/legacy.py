@@ -219,6 +219,14 @@ class LegacyHelper:
                 live[key] = entry["data"]
         return live
 
+    def holds(self, context: str, key: str) -> bool:
+        """``key in local_entries(context)`` (listed in the index, stored, not deleted),
+        without loading every entry of the context."""
+        if key not in self._index(context):
+            return False
+        entry = self._load(context, key)
+        return entry is not None and not entry["deletionDate"]
+
     async def close(self) -> None:
         self._cancel = True
         await self._queue.close()
