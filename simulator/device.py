@@ -13,6 +13,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from brh import BackupRestoreHelper, Entry, RetryPolicy, SyncEvent
@@ -98,6 +99,11 @@ class SimDevice:
         self._listener = listener
         options.setdefault("retry", RetryPolicy(initial_delay=1, max_delay=60, jitter=0.5))
         self._options = options
+        self._factory_options = MappingProxyType(
+            {name: value for name, value in options.items() if name != "rng"}
+        )
+        """What a factory receives as ``Installation.options``: the helper options the
+        in-process reference would get (the rng goes in ``Installation.rng``)."""
         self.running = False
         self.last_sync: LastSync | None = None
         """The outcome of this device's last :meth:`sync` call (None before the first)."""
@@ -177,6 +183,7 @@ class SimDevice:
                             clock=self.clock,
                             device_id=self.name,
                             rng=seeded if number == 0 else random.Random(seeded.random()),
+                            options=self._factory_options,
                         )
                     )
                 )

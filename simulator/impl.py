@@ -10,8 +10,9 @@ every callback, and without it the harness reads the whole local copy each time
 
 An implementation is given to the simulator as a **factory**: a callable that receives an
 :class:`Installation` (the harness's vault, a store directory that survives crashes and
-restarts but not a reinstall, the device's clock, its id and a seeded random generator) and
-returns a :class:`Helper`. It runs on the simulator's virtual-time event loop, so it must read
+restarts but not a reinstall, the device's clock, its id, a seeded random generator and the
+helper options the world was asked for, which it may honour or ignore) and returns a
+:class:`Helper`. It runs on the simulator's virtual-time event loop, so it must read
 time only from ``installation.clock`` and the running loop, and draw randomness only from
 ``installation.rng``.
 
@@ -24,8 +25,9 @@ from __future__ import annotations
 import importlib
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from brh import BackupRestoreHelper, Entry
@@ -62,6 +64,14 @@ class Installation:
     """A stable id for this installation's device."""
     rng: random.Random
     """The only source of randomness the implementation may use (seeded by the harness)."""
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """The helper options the world was asked for, by the reference's keyword names
+    (:class:`brh.BackupRestoreHelper`'s: ``retry`` a :class:`brh.RetryPolicy`,
+    ``full_sync_interval``, ``page_size``, ...): ``World(retry=..., helper_options=...)`` and
+    ``add_device(..., **options)`` merged, the simulator's default retry policy included, as the
+    in-process reference gets them (``rng`` is :attr:`rng`). The reference's factory honours
+    them all; any other implementation may honour those it has an equivalent for and ignore
+    the rest (the legacy baseline and a process speaking the protocol ignore them all)."""
 
 
 @runtime_checkable
@@ -198,7 +208,8 @@ class ReferenceHelper:
 
 
 def reference_factory(installation: Installation, **options: Any) -> ReferenceHelper:
-    """The reference helper, its SQLite store in ``installation.store``."""
+    """The reference helper, its SQLite store in ``installation.store``, with the installation's
+    helper options (``installation.options``; ``options`` given here take precedence)."""
     installation.store.mkdir(parents=True, exist_ok=True)
     helper = BackupRestoreHelper(
         installation.vault,
@@ -206,6 +217,6 @@ def reference_factory(installation: Installation, **options: Any) -> ReferenceHe
         device_id=installation.device_id,
         clock=installation.clock,
         rng=installation.rng,
-        **options,
+        **{**installation.options, **options},
     )
     return ReferenceHelper(helper)

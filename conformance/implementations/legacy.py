@@ -408,7 +408,10 @@ def _index_key(context: str) -> str:
 
 
 def factory(installation: Installation) -> LegacyHelper:
-    """The legacy helper on the installation's vault, clock and store directory."""
+    """The legacy helper on the installation's vault, clock and store directory.
+
+    ``installation.options`` are ignored: the original has no retry policy, page size or any
+    other of the reference's options."""
     return LegacyHelper(
         installation.vault, KeyValueStore(installation.store), clock=installation.clock
     )
