@@ -32,6 +32,9 @@ A full example::
     offset = -3600                             # clock skew, seconds (optional)
     drift_ppm = 0                              # clock drift (optional)
     contexts = ["notes"]                       # contexts registered at first (optional)
+    instances = 1                              # helper instances on the device's one store
+                                               # (optional, default 1): context number i (in
+                                               # registration order) goes to instance i mod n
 
     [[steps]]
     at = 0                                     # seconds since the start (optional: right
@@ -65,8 +68,8 @@ Verbs (fields in brackets are optional):
   ``sync`` device [full], ``wipe`` device context (the app clears its model of the context and
   calls ``wipe_local_context_data``), ``add_context`` device context (an app update registers
   a context the device joined without);
-* device life: ``join`` device [offset drift_ppm contexts], ``crash`` / ``restart`` /
-  ``reinstall`` device;
+* device life: ``join`` device [offset drift_ppm contexts instances] (the fields of a
+  ``[[devices]]`` entry), ``crash`` / ``restart`` / ``reinstall`` device;
 * network: ``partition`` / ``heal``, ``cut_answers`` / ``restore_answers``, ``disconnect`` /
   ``reconnect`` device; ``lossy`` device [requests answers] (probabilities; none: off);
   ``slow_link`` device low high (each leg of a request takes uniformly ``low``..``high``
@@ -191,6 +194,14 @@ def _probability(value: Any) -> float:
 def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _instances(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"must be an integer >= 1 (helper instances sharing the device's store), got {value!r}"
+        )
     return value
 
 
@@ -470,7 +481,12 @@ VERBS: dict[str, Verb] = {
     "join": Verb(
         _join,
         _DEVICE,
-        {"offset": _signed_seconds, "drift_ppm": _signed_seconds, "contexts": _contexts},
+        {
+            "offset": _signed_seconds,
+            "drift_ppm": _signed_seconds,
+            "contexts": _contexts,
+            "instances": _instances,
+        },
         device="new",
     ),
     "crash": Verb(_async_device_verb("crash"), _DEVICE, device="running"),
@@ -526,6 +542,9 @@ class DeviceSpec:
     drift_ppm: float = 0.0
     contexts: tuple[str, ...] | None = None
     """The contexts it registers at first (None: all of the world's)."""
+    instances: int = 1
+    """Helper instances sharing the device's local store (``world.add_device(name,
+    instances=n)``): context number i, in registration order, goes to instance i mod n."""
 
     @classmethod
     def from_step(cls, step: Step) -> DeviceSpec:
@@ -534,16 +553,16 @@ class DeviceSpec:
             offset=step.get("offset", 0.0),
             drift_ppm=step.get("drift_ppm", 0.0),
             contexts=step.get("contexts"),
+            instances=step.get("instances", 1),
         )
 
 
 def _join_device(world: World, spec: DeviceSpec) -> None:
+    options = {"offset": spec.offset, "drift_ppm": spec.drift_ppm, "instances": spec.instances}
     if spec.contexts is None or set(spec.contexts) == set(world.contexts):
-        world.add_device(spec.name, offset=spec.offset, drift_ppm=spec.drift_ppm)
+        world.add_device(spec.name, **options)
         return
-    join_with_contexts(
-        world, spec.name, spec.contexts, offset=spec.offset, drift_ppm=spec.drift_ppm
-    )
+    join_with_contexts(world, spec.name, spec.contexts, **options)
 
 
 @dataclass(frozen=True)
@@ -716,7 +735,7 @@ _TOP = {
     "devices",
     "steps",
 }
-_DEVICE_FIELDS = {"name", "offset", "drift_ppm", "contexts"}
+_DEVICE_FIELDS = {"name", "offset", "drift_ppm", "contexts", "instances"}
 _OPTION_NAMES = {f.name for f in fields(SyncOptions)}
 _NULLABLE_OPTIONS = {"tombstone_retention", "full_sync_interval"}
 _RETRY_FIELDS = {f.name for f in fields(RetryPolicy)}
@@ -867,6 +886,7 @@ class _Parser:
                 "offset": _signed_seconds,
                 "drift_ppm": _signed_seconds,
                 "contexts": _contexts,
+                "instances": _instances,
             }
             values: dict[str, Any] = {}
             for name, check in checks.items():
@@ -1114,6 +1134,8 @@ def dumps(spec: ScenarioSpec) -> str:
             lines.append(f"drift_ppm = {_toml(device.drift_ppm)}")
         if device.contexts is not None:
             lines.append(f"contexts = {_toml(list(device.contexts))}")
+        if device.instances != 1:
+            lines.append(f"instances = {_toml(device.instances)}")
     for step in spec.steps:
         lines += ["", "[[steps]]"]
         if step.at is not None:
