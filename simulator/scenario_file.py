@@ -115,7 +115,7 @@ from simulator.scenarios import (
 )
 from simulator.stepping import Stepper
 from simulator.trace import Trace
-from simulator.world import Outcome, World
+from simulator.world import Outcome, ScenarioError, World
 
 __all__ = [
     "VERBS",
@@ -304,6 +304,11 @@ class Step:
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.fields.get(name, default)
+
+    @property
+    def name(self) -> str:
+        """How errors name the step: ``step 3 (put)``."""
+        return f"step {self.number} ({self.verb})"
 
 
 Action = Callable[[World, Step], Awaitable[None]]
@@ -598,7 +603,10 @@ class ScenarioSpec:
             _join_device(world, device)
         checks = StepChecks(world) if self.check_each_step else None
         for step in self.steps:
-            await _run_step(world, step, checks)
+            try:
+                await _run_step(world, step, checks)
+            except Exception as exc:
+                raise world.step_failed(step.name, exc) from exc
 
     def run(
         self,
@@ -611,7 +619,9 @@ class ScenarioSpec:
         """Build the world, run the steps one by one, settle, check, and report.
 
         ``factory`` (with ``workdir``, a directory for the device stores) runs another
-        implementation than the reference (see :mod:`simulator.impl`)."""
+        implementation than the reference (see :mod:`simulator.impl`). A step (or the settle
+        phase) that raises stops the run: :class:`~simulator.world.ScenarioError` names it
+        (``step 3 (put)``), with the time and the seed; the trace so far is written."""
         run = ScenarioRun(
             seed,
             contexts=self.contexts,
@@ -625,8 +635,14 @@ class ScenarioSpec:
         )
         try:
             for step in self.steps:
-                run.step(step)
-            return run.finish()
+                try:
+                    run.step(step)
+                except Exception as exc:
+                    raise run.failed(step.name, exc) from exc
+            try:
+                return run.finish()
+            except Exception as exc:
+                raise run.failed("the settle phase", exc) from exc
         finally:
             run.close()
 
@@ -703,6 +719,20 @@ class ScenarioRun:
     def finish(self) -> Outcome:
         """Settle the world, run the end checks and report (the run's end)."""
         return self.stepper.run(self._finish())
+
+    def failed(self, step: str, error: BaseException) -> ScenarioError:
+        """The :class:`~simulator.world.ScenarioError` for ``step`` (``"step 3 (put)"``)
+        having raised ``error``, noted in the trace (as :meth:`World.step_failed` does).
+        :meth:`step` itself lets the exception through unchanged, for callers such as the
+        conformance state machine that report it themselves."""
+
+        async def noted() -> ScenarioError:
+            return self.world.step_failed(step, error)
+
+        try:
+            return self.stepper.run(noted())
+        except Exception:  # the loop cannot run any more: no time, no note
+            return ScenarioError(step, error, at=None, seed=self.seed)
 
     async def _finish(self) -> Outcome:
         findings = await self.world.settle()
