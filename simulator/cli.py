@@ -9,7 +9,12 @@
 in-process reference (see :mod:`simulator.impl`; its stores go to a temporary directory), so a
 failure the conformance suite found on another implementation replays here too.
 
-Exit status: 0 when every checker passed, 1 when one failed, 2 on bad usage.
+A step that raises (an implementation's exception, say) fails the run too: a ``FAIL`` line
+names the step, the exception, the simulated time and the seed, then the command that reruns it
+(``brh-sim -v ...`` prints the traceback as well); the trace (``--trace``) is written up to that
+step, ending with a note, and the report (``--report``) shows the failure.
+
+Exit status: 0 when every checker passed, 1 when one failed or a step raised, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -18,16 +23,18 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from simulator.explore import ExploreSummary, explore, read_replay, run_config
 from simulator.impl import Factory, FactoryError, load_factory
-from simulator.world import Outcome
+from simulator.world import Outcome, ScenarioError
 
 __all__ = ["main"]
 
@@ -42,12 +49,29 @@ def _print_outcome(outcome: Outcome, label: str) -> None:
         print(f"  {finding}")
 
 
-def _report(trace: Path | None, report: Path | None, outcome: Outcome, title: str) -> None:
+def _print_error(error: ScenarioError, label: str, rerun: list[str], verbose: bool) -> None:
+    """A step that raised: a FAIL line like a checker's, and how to run it again."""
+    when = "" if error.at is None else f" at t={error.at:.3f}s"
+    print(f"FAIL {label} (seed {error.seed}): {error}{when}")
+    print(f"  rerun: {shlex.join(['brh-sim', *rerun])}")
+    if verbose:
+        traceback.print_exception(error.error, file=sys.stderr)
+    else:
+        print(f"  with its traceback: {shlex.join(['brh-sim', '-v', *rerun])}")
+
+
+def _report(
+    trace: Path | None, report: Path | None, outcome: Outcome | ScenarioError, title: str
+) -> None:
     if report is None or trace is None:
         return
     from simulator.report import render_timeline
 
-    render_timeline(trace, report, title=title, findings=[str(f) for f in outcome.findings])
+    if isinstance(outcome, ScenarioError):
+        findings = [f"{outcome} (the run stopped there, unchecked)"]
+    else:
+        findings = [str(f) for f in outcome.findings]
+    render_timeline(trace, report, title=title, findings=findings)
     print(f"timeline report: {report}")
 
 
@@ -105,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    outcome: Outcome | ScenarioError
     try:
         with _implementation(args) as world_options:
             if is_file:
@@ -120,13 +145,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         print(f"brh-sim run: {exc}", file=sys.stderr)
         return 2
-    _print_outcome(outcome, _label(target, args))
+    except ScenarioError as exc:
+        outcome = exc
+        _print_error(exc, _label(target, args), _rerun(["run", target], args), args.verbose)
+    else:
+        _print_outcome(outcome, _label(target, args))
     if trace is not None:
         print(f"trace: {trace}")
     _report(
         trace, Path(args.report) if args.report else None, outcome, f"{target} seed {args.seed}"
     )
-    return 0 if outcome.ok else 1
+    return 0 if isinstance(outcome, Outcome) and outcome.ok else 1
+
+
+def _rerun(command: list[str], args: argparse.Namespace) -> list[str]:
+    """The ``brh-sim`` arguments that run this again (with its seed and implementation)."""
+    rerun = [*command]
+    if getattr(args, "seed", None) is not None:
+        rerun += ["--seed", str(args.seed)]
+    if args.impl is not None:
+        rerun += ["--impl", args.impl]
+    return rerun
 
 
 def _progress_printer(stream: object = sys.stderr) -> object:
@@ -197,17 +236,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"brh-sim replay: {exc}", file=sys.stderr)
         return 2
     trace = _trace_for(args)
+    outcome: Outcome | ScenarioError
+    label = _label(f"replay of {args.file}", args)
     try:
         with _implementation(args) as world_options:
             outcome = run_config(config, trace_path=trace, **world_options)
     except _UsageError as exc:
         print(f"brh-sim replay: {exc}", file=sys.stderr)
         return 2
-    _print_outcome(outcome, _label(f"replay of {args.file}", args))
+    except ScenarioError as exc:
+        outcome = exc
+        _print_error(exc, label, _rerun(["replay", args.file], args), args.verbose)
+    else:
+        _print_outcome(outcome, label)
     _report(
         trace, Path(args.report) if args.report else None, outcome, f"replay seed {config.seed}"
     )
-    return 0 if outcome.ok else 1
+    return 0 if isinstance(outcome, Outcome) and outcome.ok else 1
 
 
 _IMPL_HELP = (

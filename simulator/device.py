@@ -13,6 +13,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from brh import BackupRestoreHelper, Entry, RetryPolicy, SyncEvent
@@ -21,7 +22,15 @@ from brh.store import LocalStore
 from brh.vault import Vault
 from simulator.app import AppModel, Behaviour
 from simulator.clocks import SkewedClock
-from simulator.impl import Callback, Factory, Helper, Installation, ReferenceHelper, as_entry
+from simulator.impl import (
+    Callback,
+    Factory,
+    Helper,
+    Installation,
+    ReferenceHelper,
+    as_entry,
+    local_holds,
+)
 
 __all__ = ["LastSync", "SimDevice"]
 
@@ -90,6 +99,11 @@ class SimDevice:
         self._listener = listener
         options.setdefault("retry", RetryPolicy(initial_delay=1, max_delay=60, jitter=0.5))
         self._options = options
+        self._factory_options = MappingProxyType(
+            {name: value for name, value in options.items() if name != "rng"}
+        )
+        """What a factory receives as ``Installation.options``: the helper options the
+        in-process reference would get (the rng goes in ``Installation.rng``)."""
         self.running = False
         self.last_sync: LastSync | None = None
         """The outcome of this device's last :meth:`sync` call (None before the first)."""
@@ -169,6 +183,7 @@ class SimDevice:
                             clock=self.clock,
                             device_id=self.name,
                             rng=seeded if number == 0 else random.Random(seeded.random()),
+                            options=self._factory_options,
                         )
                     )
                 )
@@ -314,11 +329,15 @@ class SimDevice:
             self._answered(self, context, kind, entry, accepted)
 
     def holds(self, context: str, key: str) -> bool:
-        """Whether the helper's local copy has a live entry ``key``."""
+        """Whether the helper's local copy has a live entry ``key``.
+
+        Asked before every callback (the CB-1..CB-3 checks), so it must not read the whole
+        local copy: another implementation answers through its optional ``holds`` (see
+        :func:`simulator.impl.local_holds`; only one without it is read in full)."""
         if self.reference:
             record = self.helper.store.get(context, key)
             return record is not None and not record.deleted
-        return key in self.impl_for(context).local_entries(context)
+        return local_holds(self.impl_for(context), context, key)
 
     async def sync(self, *, full: bool = False) -> Any:
         """A pass (``full`` re-reads everything): the reference's :class:`brh.SyncResult`,

@@ -3,12 +3,18 @@
 The simulator drives a helper only through the original design's API (``add_sync_context``,
 ``upsert_database_entry``, ``delete_database_entry``, ``sync``, ``wipe_local_context_data``),
 plus two things a harness needs: ``local_entries`` (the live local copy, to check convergence)
-and ``close`` (a crash). That is :class:`Helper`. An implementation is given to the simulator as
-a **factory**: a callable that receives an :class:`Installation` (the harness's vault, a store
-directory that survives crashes and restarts but not a reinstall, the device's clock, its id
-and a seeded random generator) and returns a :class:`Helper`. It runs on the simulator's
-virtual-time event loop, so it must read time only from ``installation.clock`` and the running
-loop, and draw randomness only from ``installation.rng``.
+and ``close`` (a crash). That is :class:`Helper`. One more method is optional: ``holds(context,
+key) -> bool``, whether the live local copy has ``key``; the callback-contract checks ask it on
+every callback, and without it the harness reads the whole local copy each time
+(:func:`local_holds`), which makes a large restore quadratic.
+
+An implementation is given to the simulator as a **factory**: a callable that receives an
+:class:`Installation` (the harness's vault, a store directory that survives crashes and
+restarts but not a reinstall, the device's clock, its id, a seeded random generator and the
+helper options the world was asked for, which it may honour or ignore) and returns a
+:class:`Helper`. It runs on the simulator's virtual-time event loop, so it must read
+time only from ``installation.clock`` and the running loop, and draw randomness only from
+``installation.rng``.
 
 Factories are named ``package.module:attribute`` (:func:`load_factory`); the reference is
 ``conformance.implementations.reference:factory``.
@@ -19,8 +25,9 @@ from __future__ import annotations
 import importlib
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from brh import BackupRestoreHelper, Entry
@@ -35,6 +42,7 @@ __all__ = [
     "ReferenceHelper",
     "as_entry",
     "load_factory",
+    "local_holds",
     "reference_factory",
 ]
 
@@ -56,11 +64,26 @@ class Installation:
     """A stable id for this installation's device."""
     rng: random.Random
     """The only source of randomness the implementation may use (seeded by the harness)."""
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """The helper options the world was asked for, by the reference's keyword names
+    (:class:`brh.BackupRestoreHelper`'s: ``retry`` a :class:`brh.RetryPolicy`,
+    ``full_sync_interval``, ``page_size``, ...): ``World(retry=..., helper_options=...)`` and
+    ``add_device(..., **options)`` merged, the simulator's default retry policy included, as the
+    in-process reference gets them (``rng`` is :attr:`rng`). The reference's factory honours
+    them all; any other implementation may honour those it has an equivalent for and ignore
+    the rest (the legacy baseline and a process speaking the protocol ignore them all)."""
 
 
 @runtime_checkable
 class Helper(Protocol):
-    """The helper API a simulated device drives (the original design's, in Python names)."""
+    """The helper API a simulated device drives (the original design's, in Python names).
+
+    An implementation may also define ``holds(context: str, key: str) -> bool``: whether its
+    live local copy of ``context`` has ``key`` (tombstones do not count), the same answer as
+    ``key in local_entries(context)`` without reading the whole context. It is optional (not a
+    member of this protocol, so implementations without it still are Helpers); see
+    :func:`local_holds`.
+    """
 
     def add_sync_context(
         self, name: str, on_insert: Callback, on_modify: Callback, on_delete: Callback
@@ -91,6 +114,18 @@ class Helper(Protocol):
 
 
 Factory = Callable[[Installation], Helper]
+
+
+def local_holds(helper: Helper, context: str, key: str) -> bool:
+    """Whether ``helper``'s live local copy of ``context`` has ``key``.
+
+    One keyed lookup through the helper's optional ``holds(context, key)`` when it has one;
+    otherwise ``key in helper.local_entries(context)``, which reads the whole context (the
+    fallback that keeps implementations without ``holds`` working)."""
+    keyed: Callable[[str, str], bool] | None = getattr(helper, "holds", None)
+    if keyed is None:
+        return key in helper.local_entries(context)
+    return bool(keyed(context, key))
 
 
 class FactoryError(ValueError):
@@ -163,12 +198,18 @@ class ReferenceHelper:
     def local_entries(self, context: str) -> dict[str, Any]:
         return {r.key: r.data for r in self.brh.store.entries(context)}
 
+    def holds(self, context: str, key: str) -> bool:
+        """Whether the local store has a live entry ``key`` (one indexed lookup)."""
+        state = self.brh.store.state(context, key)
+        return state is not None and not state.deleted
+
     async def close(self) -> None:
         await self.brh.close()
 
 
 def reference_factory(installation: Installation, **options: Any) -> ReferenceHelper:
-    """The reference helper, its SQLite store in ``installation.store``."""
+    """The reference helper, its SQLite store in ``installation.store``, with the installation's
+    helper options (``installation.options``; ``options`` given here take precedence)."""
     installation.store.mkdir(parents=True, exist_ok=True)
     helper = BackupRestoreHelper(
         installation.vault,
@@ -176,6 +217,6 @@ def reference_factory(installation: Installation, **options: Any) -> ReferenceHe
         device_id=installation.device_id,
         clock=installation.clock,
         rng=installation.rng,
-        **options,
+        **{**installation.options, **options},
     )
     return ReferenceHelper(helper)

@@ -32,6 +32,9 @@ A full example::
     offset = -3600                             # clock skew, seconds (optional)
     drift_ppm = 0                              # clock drift (optional)
     contexts = ["notes"]                       # contexts registered at first (optional)
+    instances = 1                              # helper instances on the device's one store
+                                               # (optional, default 1): context number i (in
+                                               # registration order) goes to instance i mod n
 
     [[steps]]
     at = 0                                     # seconds since the start (optional: right
@@ -65,8 +68,8 @@ Verbs (fields in brackets are optional):
   ``sync`` device [full], ``wipe`` device context (the app clears its model of the context and
   calls ``wipe_local_context_data``), ``add_context`` device context (an app update registers
   a context the device joined without);
-* device life: ``join`` device [offset drift_ppm contexts], ``crash`` / ``restart`` /
-  ``reinstall`` device;
+* device life: ``join`` device [offset drift_ppm contexts instances] (the fields of a
+  ``[[devices]]`` entry), ``crash`` / ``restart`` / ``reinstall`` device;
 * network: ``partition`` / ``heal``, ``cut_answers`` / ``restore_answers``, ``disconnect`` /
   ``reconnect`` device; ``lossy`` device [requests answers] (probabilities; none: off);
   ``slow_link`` device low high (each leg of a request takes uniformly ``low``..``high``
@@ -112,7 +115,7 @@ from simulator.scenarios import (
 )
 from simulator.stepping import Stepper
 from simulator.trace import Trace
-from simulator.world import Outcome, World
+from simulator.world import Outcome, ScenarioError, World
 
 __all__ = [
     "VERBS",
@@ -191,6 +194,14 @@ def _probability(value: Any) -> float:
 def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _instances(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"must be an integer >= 1 (helper instances sharing the device's store), got {value!r}"
+        )
     return value
 
 
@@ -293,6 +304,11 @@ class Step:
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.fields.get(name, default)
+
+    @property
+    def name(self) -> str:
+        """How errors name the step: ``step 3 (put)``."""
+        return f"step {self.number} ({self.verb})"
 
 
 Action = Callable[[World, Step], Awaitable[None]]
@@ -470,7 +486,12 @@ VERBS: dict[str, Verb] = {
     "join": Verb(
         _join,
         _DEVICE,
-        {"offset": _signed_seconds, "drift_ppm": _signed_seconds, "contexts": _contexts},
+        {
+            "offset": _signed_seconds,
+            "drift_ppm": _signed_seconds,
+            "contexts": _contexts,
+            "instances": _instances,
+        },
         device="new",
     ),
     "crash": Verb(_async_device_verb("crash"), _DEVICE, device="running"),
@@ -526,6 +547,9 @@ class DeviceSpec:
     drift_ppm: float = 0.0
     contexts: tuple[str, ...] | None = None
     """The contexts it registers at first (None: all of the world's)."""
+    instances: int = 1
+    """Helper instances sharing the device's local store (``world.add_device(name,
+    instances=n)``): context number i, in registration order, goes to instance i mod n."""
 
     @classmethod
     def from_step(cls, step: Step) -> DeviceSpec:
@@ -534,16 +558,16 @@ class DeviceSpec:
             offset=step.get("offset", 0.0),
             drift_ppm=step.get("drift_ppm", 0.0),
             contexts=step.get("contexts"),
+            instances=step.get("instances", 1),
         )
 
 
 def _join_device(world: World, spec: DeviceSpec) -> None:
+    options = {"offset": spec.offset, "drift_ppm": spec.drift_ppm, "instances": spec.instances}
     if spec.contexts is None or set(spec.contexts) == set(world.contexts):
-        world.add_device(spec.name, offset=spec.offset, drift_ppm=spec.drift_ppm)
+        world.add_device(spec.name, **options)
         return
-    join_with_contexts(
-        world, spec.name, spec.contexts, offset=spec.offset, drift_ppm=spec.drift_ppm
-    )
+    join_with_contexts(world, spec.name, spec.contexts, **options)
 
 
 @dataclass(frozen=True)
@@ -579,7 +603,10 @@ class ScenarioSpec:
             _join_device(world, device)
         checks = StepChecks(world) if self.check_each_step else None
         for step in self.steps:
-            await _run_step(world, step, checks)
+            try:
+                await _run_step(world, step, checks)
+            except Exception as exc:
+                raise world.step_failed(step.name, exc) from exc
 
     def run(
         self,
@@ -592,7 +619,9 @@ class ScenarioSpec:
         """Build the world, run the steps one by one, settle, check, and report.
 
         ``factory`` (with ``workdir``, a directory for the device stores) runs another
-        implementation than the reference (see :mod:`simulator.impl`)."""
+        implementation than the reference (see :mod:`simulator.impl`). A step (or the settle
+        phase) that raises stops the run: :class:`~simulator.world.ScenarioError` names it
+        (``step 3 (put)``), with the time and the seed; the trace so far is written."""
         run = ScenarioRun(
             seed,
             contexts=self.contexts,
@@ -606,8 +635,14 @@ class ScenarioSpec:
         )
         try:
             for step in self.steps:
-                run.step(step)
-            return run.finish()
+                try:
+                    run.step(step)
+                except Exception as exc:
+                    raise run.failed(step.name, exc) from exc
+            try:
+                return run.finish()
+            except Exception as exc:
+                raise run.failed("the settle phase", exc) from exc
         finally:
             run.close()
 
@@ -685,6 +720,20 @@ class ScenarioRun:
         """Settle the world, run the end checks and report (the run's end)."""
         return self.stepper.run(self._finish())
 
+    def failed(self, step: str, error: BaseException) -> ScenarioError:
+        """The :class:`~simulator.world.ScenarioError` for ``step`` (``"step 3 (put)"``)
+        having raised ``error``, noted in the trace (as :meth:`World.step_failed` does).
+        :meth:`step` itself lets the exception through unchanged, for callers such as the
+        conformance state machine that report it themselves."""
+
+        async def noted() -> ScenarioError:
+            return self.world.step_failed(step, error)
+
+        try:
+            return self.stepper.run(noted())
+        except Exception:  # the loop cannot run any more: no time, no note
+            return ScenarioError(step, error, at=None, seed=self.seed)
+
     async def _finish(self) -> Outcome:
         findings = await self.world.settle()
         return Outcome(
@@ -716,7 +765,7 @@ _TOP = {
     "devices",
     "steps",
 }
-_DEVICE_FIELDS = {"name", "offset", "drift_ppm", "contexts"}
+_DEVICE_FIELDS = {"name", "offset", "drift_ppm", "contexts", "instances"}
 _OPTION_NAMES = {f.name for f in fields(SyncOptions)}
 _NULLABLE_OPTIONS = {"tombstone_retention", "full_sync_interval"}
 _RETRY_FIELDS = {f.name for f in fields(RetryPolicy)}
@@ -867,6 +916,7 @@ class _Parser:
                 "offset": _signed_seconds,
                 "drift_ppm": _signed_seconds,
                 "contexts": _contexts,
+                "instances": _instances,
             }
             values: dict[str, Any] = {}
             for name, check in checks.items():
@@ -1114,6 +1164,8 @@ def dumps(spec: ScenarioSpec) -> str:
             lines.append(f"drift_ppm = {_toml(device.drift_ppm)}")
         if device.contexts is not None:
             lines.append(f"contexts = {_toml(list(device.contexts))}")
+        if device.instances != 1:
+            lines.append(f"instances = {_toml(device.instances)}")
     for step in spec.steps:
         lines += ["", "[[steps]]"]
         if step.at is not None:

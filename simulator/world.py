@@ -16,13 +16,19 @@ Build a world inside a running virtual loop, or use :func:`simulate`::
         world.heal("tablet")
 
     outcome = simulate(scenario, seed=7)
+
+A scenario (or the settle phase) that raises does not end in the checkers' verdict: the run
+stops there and :func:`simulate` raises :class:`ScenarioError`, naming the step, the simulated
+time and the seed, the exception as its cause.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import linecache
 import random
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +48,7 @@ from simulator.server import VaultServer
 from simulator.timeloop import run
 from simulator.trace import Trace
 
-__all__ = ["Outcome", "World", "simulate"]
+__all__ = ["Outcome", "ScenarioError", "World", "scenario_step", "simulate"]
 
 START = 1_750_000_000.0
 """Virtual start of every run (seconds since the epoch)."""
@@ -61,6 +67,23 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return not self.findings
+
+
+class ScenarioError(Exception):
+    """A step of a scenario raised: the run stopped there, and was not checked.
+
+    ``step`` names it: ``"step 3 (put)"`` in a scenario file, ``"scenario w1-late-upload,
+    line 12 (await phone.put(...))"`` in a Python scenario, ``"the settle phase"``; ``at`` is
+    the simulated time (seconds since the start; None if unknown) and ``seed`` the run's seed.
+    The exception the step raised is ``error``, and the ``__cause__``.
+    """
+
+    def __init__(self, step: str, error: BaseException, *, at: float | None, seed: int) -> None:
+        super().__init__(f"{step} raised {type(error).__name__}: {error}")
+        self.step = step
+        self.error = error
+        self.at = at
+        self.seed = seed
 
 
 class World:
@@ -350,6 +373,13 @@ class World:
     def note(self, text: str) -> None:
         self.trace.emit("note", text=text)
 
+    def step_failed(self, step: str, error: BaseException) -> ScenarioError:
+        """The :class:`ScenarioError` for ``step`` having raised ``error`` now, noted in the
+        trace (where the run stopped, for its timeline report)."""
+        failure = ScenarioError(step, error, at=self.now(), seed=self.seed)
+        self.note(f"{failure} (the run stops here)")
+        return failure
+
     # -- the end ----------------------------------------------------------------------------
 
     def changes(self) -> int:
@@ -488,6 +518,20 @@ class World:
 Scenario = Callable[[World], Awaitable[None]]
 
 
+def scenario_step(scenario: Scenario, error: BaseException) -> str:
+    """Where in a Python scenario ``error`` was raised: the scenario's name and the line of its
+    function the exception went through last (with the source line when it can be read)."""
+    function = getattr(scenario, "function", scenario)  # a named scenario's registered function
+    name = getattr(scenario, "name", None) or getattr(function, "__name__", None)
+    label = f"scenario {name}" if name else "the scenario"
+    code = getattr(function, "__code__", None)
+    lines = [n for frame, n in traceback.walk_tb(error.__traceback__) if frame.f_code is code]
+    if code is None or not lines:
+        return label
+    source = linecache.getline(code.co_filename, lines[-1]).strip()
+    return f"{label}, line {lines[-1]}" + (f" ({source})" if source else "")
+
+
 def simulate(
     scenario: Scenario,
     *,
@@ -495,13 +539,25 @@ def simulate(
     trace_path: Path | str | None = None,
     **world_options: Any,
 ) -> Outcome:
-    """Run ``scenario`` in a fresh world on virtual time, settle, check, and report."""
+    """Run ``scenario`` in a fresh world on virtual time, settle, check, and report.
+
+    If the scenario or the settle phase raises, the run stops there: :class:`ScenarioError`
+    names the step (see :func:`scenario_step`), the time and the seed; the trace so far is
+    written, with a note saying so."""
 
     async def main() -> Outcome:
         world = World(seed, trace=Trace(trace_path), **world_options)
         try:
-            await scenario(world)
-            findings = await world.settle()
+            try:
+                await scenario(world)
+            except ScenarioError:
+                raise
+            except Exception as exc:
+                raise world.step_failed(scenario_step(scenario, exc), exc) from exc
+            try:
+                findings = await world.settle()
+            except Exception as exc:
+                raise world.step_failed("the settle phase", exc) from exc
             return Outcome(
                 seed=seed,
                 findings=list(findings),

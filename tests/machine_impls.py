@@ -4,7 +4,9 @@
 store directory (so it survives crashes and restarts and a reinstall starts empty, like a store
 on disk, without a disk write per commit). The others are that, with one bug each:
 ``forgets_deletes`` never tells the vault (nor its own copy) about a deletion;
-``invents_data`` stores every upsert's data with a suffix no app wrote.
+``invents_data`` stores every upsert's data with a suffix no app wrote. Two raise, for the tests
+of a step that raises: ``disk_full`` on every upsert of a key starting with ``big``,
+``sync_crashes`` on every sync.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from brh import BackupRestoreHelper
 from brh.store import LocalStore
 from simulator.impl import Installation, ReferenceHelper
 
-__all__ = ["forgets_deletes", "invents_data", "memory"]
+__all__ = ["disk_full", "forgets_deletes", "invents_data", "memory", "sync_crashes"]
 
 _STORES: dict[Path, LocalStore] = {}
 
@@ -54,3 +56,27 @@ class _InventsData(ReferenceHelper):
 
 def invents_data(installation: Installation) -> ReferenceHelper:
     return _InventsData(_helper(installation))
+
+
+class DiskFullError(OSError):
+    """What :func:`disk_full` raises."""
+
+
+class _DiskFull(ReferenceHelper):
+    async def upsert_database_entry(self, context: str, key: str, data: Any) -> None:
+        if key.startswith("big"):
+            raise DiskFullError(f"no space left to store {key!r}")
+        await super().upsert_database_entry(context, key, data)
+
+
+def disk_full(installation: Installation) -> ReferenceHelper:
+    return _DiskFull(_helper(installation))
+
+
+class _SyncCrashes(ReferenceHelper):
+    async def sync(self, *, full: bool = False) -> bool:
+        raise RuntimeError("the sync engine crashed")
+
+
+def sync_crashes(installation: Installation) -> ReferenceHelper:
+    return _SyncCrashes(_helper(installation))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from brh.wire import RemoteDoc
 from simulator import scenarios
 from simulator.cli import main
 from simulator.explore import choose_config, write_replay
+from simulator.world import ScenarioError, World, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -197,3 +199,96 @@ def test_impl_finds_an_implementation_in_the_current_directory(tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("PASS ") and " on localimpl:factory " in done.stdout
+
+
+BIG = (
+    'name = "big"\n[[devices]]\nname = "phone"\n'
+    '[[steps]]\ndo = "put"\ndevice = "phone"\nkey = "small"\nvalue = 1\n'
+    '[[steps]]\nat = 10\ndo = "put"\ndevice = "phone"\nkey = "big-one"\nvalue = 2\n'
+    '[[steps]]\nat = 20\ndo = "put"\ndevice = "phone"\nkey = "never-reached"\nvalue = 3\n'
+)
+
+
+def test_a_step_that_raises_is_a_fail_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`brh-sim run FILE`: a step that raises ends in a FAIL line naming the step, the
+    exception, the time and the seed, and the command that reruns it (not a traceback); exit
+    1; the trace so far is written, ending with a note, and the report shows the failure."""
+    path, trace, report = tmp_path / "big.toml", tmp_path / "t.jsonl", tmp_path / "r.html"
+    path.write_text(BIG)
+    impl = "tests.machine_impls:disk_full"
+    argv = ["run", str(path), "--seed", "3", "--impl", impl]
+    assert main([*argv, "--trace", str(trace), "--report", str(report)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == (
+        f"FAIL {path} on {impl} (seed 3): step 2 (put) raised DiskFullError: no space left to "
+        "store 'big-one' at t=10.000s"
+    )
+    assert lines[1] == f"  rerun: brh-sim run {path} --seed 3 --impl {impl}"
+    assert lines[2] == f"  with its traceback: brh-sim -v run {path} --seed 3 --impl {impl}"
+    assert "Traceback" not in captured.out + captured.err
+    last = json.loads(trace.read_text().splitlines()[-1])
+    assert last["kind"] == "note" and last["text"].startswith("step 2 (put) raised DiskFullError")
+    assert "never-reached" not in trace.read_text()  # the run stopped at the failing step
+    assert "step 2 (put) raised DiskFullError" in report.read_text()
+    assert main(["-v", *argv]) == 1  # -v: the traceback too, on stderr
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"FAIL {path} on {impl} (seed 3): step 2 (put) raised")
+    assert "Traceback" in captured.err and "DiskFullError: no space left" in captured.err
+
+
+def test_a_named_scenario_that_raises_names_its_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`brh-sim run NAME`: a Python scenario that raises is named by its function's line."""
+
+    async def explodes(world: World) -> None:
+        world.add_device("phone")
+        await world.advance(5)
+        world.device("tablet")
+
+    info = scenarios.ScenarioInfo("explodes", "asks for a device that never joined", explodes)
+    monkeypatch.setitem(scenarios._REGISTRY, "explodes", info)
+    assert main(["run", "explodes", "--seed", "2"]) == 1
+    out = capsys.readouterr().out
+    line = explodes.__code__.co_firstlineno + 3
+    assert out.startswith(
+        f"FAIL explodes (seed 2): scenario explodes, line {line} "
+        '(world.device("tablet")) raised KeyError: "no device named \'tablet\'; devices: '
+        "['phone']\" at t=5.000s\n  rerun: brh-sim run explodes --seed 2\n"
+    ), out
+
+
+def test_a_replay_whose_settle_phase_raises_fails_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`brh-sim replay FILE --impl`: an implementation whose sync raises fails the replay with
+    a FAIL line naming the step (here the settle phase: this short workload never syncs), the
+    seed and the command that replays it."""
+    replay = tmp_path / "r.replay.json"
+    write_replay(replay, choose_config(2, duration=60))
+    impl = "tests.machine_impls:sync_crashes"
+    assert main(["replay", str(replay), "--impl", impl]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"FAIL replay of {replay} on {impl} (seed 2): "), out
+    assert "the settle phase raised RuntimeError: the sync engine crashed at t=" in out
+    assert f"  rerun: brh-sim replay {replay} --impl {impl}\n" in out
+
+
+def test_simulate_names_the_settle_phase_when_it_raises(tmp_path: Path) -> None:
+    """The API under the CLI: simulate() raises ScenarioError naming the settle phase, the
+    time and the seed, with the implementation's exception as its cause."""
+    from tests.machine_impls import sync_crashes
+
+    async def quiet(world: World) -> None:
+        world.add_device("phone")
+        await world.advance(1)
+
+    with pytest.raises(ScenarioError) as raised:
+        simulate(quiet, seed=4, factory=sync_crashes, workdir=tmp_path)
+    error = raised.value
+    assert (error.step, error.seed) == ("the settle phase", 4)
+    assert error.at is not None and error.at >= 1.0
+    assert isinstance(error.__cause__, RuntimeError) and error.error is error.__cause__

@@ -430,3 +430,44 @@ def test_w13_an_entry_keyed_index_overwrites_the_key_list(impl: Impl, tmp_path: 
         assert local == {}  # the list became an entry, then the entry became a list again
     else:
         assert local == {"x": 1, "index": 2}
+
+
+@both
+def test_holds_answers_as_the_local_copy_does(impl: Impl, tmp_path: Path) -> None:
+    """The optional keyed lookup the callback checks use (``holds``) agrees with
+    ``key in local_entries(context)`` on both: live, deleted, never written, a W7 record both
+    deleted and current, and (legacy) entries that dropped out of the W13-overwritten index."""
+
+    async def scenario(world: World) -> list[list[bool]]:
+        a, b = world.add_device("a"), world.add_device("b")
+        keys = ("x", "y", "z", "index", "never")
+        seen: list[list[bool]] = []
+
+        def check() -> None:
+            local = a.impl.local_entries("notes")
+            held = [a.holds("notes", key) for key in keys]
+            assert held == [key in local for key in keys]
+            seen.append(held)
+
+        for key in ("x", "y", "z"):
+            await a.put(key, f"{key} on a")
+        await world.advance(5)
+        await b.sync()
+        check()
+        world.disconnect("a")
+        await a.remove("x")
+        await a.remove("y")
+        await b.put("x", "edited on b after a's delete")
+        await world.advance(5)
+        world.reconnect("a")
+        await sync_rounds(world)
+        check()
+        world.disconnect("a")
+        await a.put("index", 1)
+        check()
+        return seen
+
+    seen = play(impl, tmp_path, scenario)
+    assert seen[0] == [True, True, True, False, False]
+    assert seen[1] == [not impl.legacy, False, True, False, False]  # W7 on the legacy
+    assert seen[2] == ([False] * 5 if impl.legacy else [True, False, True, True, False])  # W13

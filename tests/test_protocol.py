@@ -308,6 +308,113 @@ def test_get_and_a_local_only_delete_that_a_full_pass_repairs(tmp_path: Path) ->
     ]
 
 
+# -- the optional holds command ------------------------------------------------------------------
+
+WITHOUT_OPTIONAL = [*REFERENCE, "--no-optional-commands"]
+
+
+def test_holds_answers_from_the_local_store_when_announced(tmp_path: Path) -> None:
+    """The optional ``holds`` command: sent only because the hello announced it; true for a
+    live key, false for an absent or deleted one, an error naming an unknown context. An
+    implementation that does not announce it gets the same answers from ``local_entries``,
+    and the harness never sends it ``holds``."""
+
+    async def answers(argv: list[str], name: str) -> dict[str, Any]:
+        vault = FakeVault(clock=lambda: asyncio.get_running_loop().time())
+        helper = ProcessHelper(installation(tmp_path, vault, name), argv, log_traffic=True)
+        helper.add_sync_context("notes", accept, accept, accept)
+        await helper.upsert_database_entry("notes", "live", 1)
+        await helper.upsert_database_entry("notes", "gone", 2)
+        await helper.delete_database_entry("notes", "gone")
+        facts: dict[str, Any] = {
+            "announced": sorted(helper.optional_commands),
+            "held": [helper.holds("notes", key) for key in ("live", "gone", "never")],
+        }
+        with pytest.raises(UnknownContextError):
+            helper.holds("nope", "live")
+        await helper.close()
+        traffic = helper.traffic_path.read_text()
+        facts["sent"] = [
+            name for name in ("holds", "local_entries") if f'"name":"{name}"' in traffic
+        ]
+        return facts
+
+    assert run(answers(REFERENCE, "with"), start=START) == {
+        "announced": ["holds"],
+        "held": [True, False, False],
+        "sent": ["holds"],
+    }
+    assert run(answers(WITHOUT_OPTIONAL, "without"), start=START) == {
+        "announced": [],
+        "held": [True, False, False],
+        "sent": ["local_entries"],
+    }
+
+
+def test_the_harness_never_sends_an_optional_command_that_was_not_announced(
+    tmp_path: Path,
+) -> None:
+    """Capability negotiation, harness side: a ``holds`` to an implementation whose hello did
+    not list it is refused before it is written (a harness bug, not the implementation's)."""
+
+    async def main() -> None:
+        vault = FakeVault(clock=lambda: asyncio.get_running_loop().time())
+        helper = ProcessHelper(installation(tmp_path, vault), WITHOUT_OPTIONAL)
+        helper.add_sync_context("notes", accept, accept, accept)
+        with pytest.raises(RuntimeError, match="did not announce it"):
+            helper._immediate("holds", {"context": "notes", "key": "k"})
+        assert helper.failure is None and helper.local_entries("notes") == {}
+        await helper.close()
+
+    run(main(), start=START)
+
+
+def test_a_restore_asks_holds_per_callback_not_the_whole_local_copy(tmp_path: Path) -> None:
+    """The callback-contract checks (CB-1..CB-3) cost one ``holds`` per callback, not a read of
+    the whole context (which made a large restore quadratic); an implementation without
+    ``holds`` is checked through ``local_entries`` and the run is the same, byte for byte."""
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        for n in range(30):
+            await phone.put(f"k{n:02}", n)
+        await phone.remove("k00")
+        await phone.sync()
+        tablet = world.add_device("tablet")
+        await tablet.sync()  # 29 insert callbacks
+        await phone.put("k01", "edited")
+        await phone.remove("k02")
+        await phone.sync()
+        await tablet.sync()  # a modify and a delete callback
+
+    counts: dict[str, dict[str, int]] = {}
+    traces = []
+    for label, argv in (("with", REFERENCE), ("without", WITHOUT_OPTIONAL)):
+        workdir = tmp_path / label
+        trace = tmp_path / f"{label}.jsonl"
+        outcome = simulate(
+            scenario,
+            seed=3,
+            factory=command_factory(argv, log_traffic=True),
+            workdir=workdir,
+            trace_path=trace,
+        )
+        assert outcome.ok, outcome.findings
+        traces.append(trace.read_bytes())
+        traffic = (workdir / "tablet.1.traffic.log").read_text()
+        counts[label] = {
+            name: traffic.count(f'"name":"{name}"') for name in ("holds", "local_entries")
+        }
+        counts[label]["callbacks"] = traffic.count('< {"type":"callback"')
+    assert traces[0] == traces[1]
+    callbacks = counts["with"]["callbacks"]
+    assert callbacks == counts["without"]["callbacks"] >= 31
+    assert counts["with"]["holds"] == callbacks  # one lookup per callback...
+    assert counts["with"]["local_entries"] < 5  # ...and the whole copy only for the end checks
+    assert counts["without"]["holds"] == 0
+    assert counts["without"]["local_entries"] >= callbacks
+
+
 # -- violations fail with a clear error ---------------------------------------------------------
 
 

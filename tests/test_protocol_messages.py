@@ -211,6 +211,8 @@ def test_vault_operations_match_the_vault_protocol() -> None:
 
 
 def test_every_command_is_declared_with_its_answer_timing() -> None:
+    """Every command, which are answered within their turn, and which are optional (sent only
+    to an implementation that announces them: ``holds``)."""
     assert set(COMMANDS) == {
         "add_context",
         "upsert",
@@ -219,14 +221,17 @@ def test_every_command_is_declared_with_its_answer_timing() -> None:
         "wipe",
         "get",
         "local_entries",
+        "holds",
         "close",
     }
     assert {name for name, c in COMMANDS.items() if c["immediate"]} == {
         "add_context",
         "get",
         "local_entries",
+        "holds",
         "close",
     }
+    assert {name for name, c in COMMANDS.items() if c.get("optional")} == {"holds"}
 
 
 # -- the validator ------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from simulator import scenarios
-from simulator.scenario_file import ScenarioFileError, load_file, loads, run_file
-from simulator.world import Outcome
+from simulator.scenario_file import ScenarioFileError, dumps, load_file, loads, run_file
+from simulator.world import Outcome, World, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -102,6 +102,51 @@ def test_example_file_loads_and_passes(path: Path) -> None:
     assert spec.steps
     outcome = run_file(path, 1)
     assert outcome.findings == [], f"{path.name}:\n{_findings(outcome)}"
+
+
+def test_a_file_can_run_a_device_on_two_helper_instances(tmp_path: Path) -> None:
+    """SYNC-5, SYNC-6 (W3) as a file: ``instances = 2`` puts the tablet's two contexts in two
+    helpers on one store, like ``world.add_device("tablet", instances=2)`` in the named
+    scenario w3-two-instances. The reference passes it; the legacy baseline, whose one
+    watermark is shared by both instances, shows exactly the named scenario's findings."""
+    from conformance.implementations import legacy
+
+    path = ROOT / "scenarios" / "two-instances.toml"
+    spec = load_file(path)
+    assert [(d.name, d.instances) for d in spec.devices] == [("phone", 1), ("tablet", 2)]
+    assert loads(dumps(spec), str(path)) == spec  # written back with its instances
+
+    def found(outcome: Outcome) -> set[tuple[str, str | None, str | None, str | None]]:
+        return {(f.clause, f.device, f.context, f.key) for f in outcome.findings}
+
+    assert run_file(path, 1).findings == []
+    from_file = found(run_file(path, 1, factory=legacy.factory, workdir=tmp_path / "file"))
+    named = scenarios.run_named(
+        "w3-two-instances", 1, factory=legacy.factory, workdir=tmp_path / "named"
+    )
+    assert ("SYNC-1", "tablet", "two", "k9") in from_file
+    assert from_file == found(named)
+
+
+def test_a_device_joining_by_a_step_can_have_instances_too(tmp_path: Path) -> None:
+    """Scenario file format: ``join`` takes the same ``instances`` field as ``[[devices]]``."""
+    text = (
+        'name = "late-tablet"\ncontexts = ["one", "two"]\n[[devices]]\nname = "phone"\n'
+        '[[steps]]\ndo = "put"\ndevice = "phone"\ncontext = "two"\nkey = "k"\nvalue = 1\n'
+        '[[steps]]\nat = 5\ndo = "join"\ndevice = "tablet"\ninstances = 2\n'
+        '[[steps]]\ndo = "sync"\ndevice = "tablet"\n'
+    )
+    spec = loads(text, "late-tablet.toml")
+    seen: dict[str, int] = {}
+
+    async def scenario(world: World) -> None:
+        await spec(world)
+        seen["instances"] = len(world.device("tablet").impls)
+        seen["two"] = world.device("tablet").apps["two"].items["k"]
+
+    outcome = simulate(scenario, seed=1, contexts=spec.contexts)
+    assert outcome.findings == [] and seen == {"instances": 2, "two": 1}
+    assert "instances = 2" in dumps(spec)
 
 
 EVERY_VERB = """
@@ -272,6 +317,22 @@ BAD_FILES: list[tuple[str, str, str]] = [
         "bad device",
         'name = "x"\n[[devices]]\nname = "phone"\ncolour = "red"\n',
         "devices[1]: field 'colour': unknown field",
+    ),
+    (
+        "no helper instance",
+        'name = "x"\n[[devices]]\nname = "phone"\ninstances = 0\n',
+        "devices[1]: field 'instances': must be an integer >= 1 (helper instances sharing the "
+        "device's store), got 0",
+    ),
+    (
+        "instances not an integer",
+        'name = "x"\n[[devices]]\nname = "phone"\ninstances = "2"\n',
+        "devices[1]: field 'instances': must be an integer >= 1",
+    ),
+    (
+        "instances of a joining device",
+        _step('do = "join"\ndevice = "tablet"\ninstances = 1.5'),
+        "step 1 (join): field 'instances': must be an integer >= 1",
     ),
     (
         "device declared twice",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import brh.engine
+from brh import RetryPolicy
 from brh.core import Action, Decision, decide
 from brh.store import Record
 from brh.vault import NetworkError
@@ -17,6 +20,7 @@ from brh.wire import RemoteDoc
 from conformance.implementations import legacy
 from simulator import scenarios
 from simulator.explore import SwarmConfig, choose_config, read_replay, run_config, write_replay
+from simulator.impl import Callback, Helper, Installation, ReferenceHelper
 from simulator.timeloop import VirtualDeadlock, run
 from simulator.world import World, simulate
 
@@ -262,6 +266,153 @@ def test_lost_updates_of_another_implementation_are_caught_without_versions(
         **info.world_options(),
     )
     assert reference_run.findings == []
+
+
+class _Counted:
+    """A helper without the optional ``holds`` (the wrapped one's API otherwise), counting how
+    often the harness reads a whole local copy."""
+
+    def __init__(self, inner: ReferenceHelper) -> None:
+        self.inner = inner
+        self.whole_reads = 0
+        self.lookups = 0
+
+    def add_sync_context(
+        self, name: str, on_insert: Callback, on_modify: Callback, on_delete: Callback
+    ) -> None:
+        self.inner.add_sync_context(name, on_insert, on_modify, on_delete)
+
+    async def upsert_database_entry(self, context: str, key: str, data: Any) -> None:
+        await self.inner.upsert_database_entry(context, key, data)
+
+    async def delete_database_entry(self, context: str, key: str) -> None:
+        await self.inner.delete_database_entry(context, key)
+
+    async def sync(self, *, full: bool = False) -> bool:
+        return await self.inner.sync(full=full)
+
+    async def wipe_local_context_data(self, context: str) -> None:
+        await self.inner.wipe_local_context_data(context)
+
+    def local_entries(self, context: str) -> dict[str, Any]:
+        self.whole_reads += 1
+        return self.inner.local_entries(context)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class _CountedWithHolds(_Counted):
+    def holds(self, context: str, key: str) -> bool:
+        self.lookups += 1
+        return self.inner.holds(context, key)
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["with-holds", "without-holds"])
+def test_callback_checks_use_the_optional_keyed_lookup(tmp_path: Path, keyed: bool) -> None:
+    """CB-1..CB-3 on another implementation: the check before each callback asks the helper's
+    optional ``holds`` (one lookup) instead of reading its whole local copy, which made a large
+    restore quadratic; a helper without ``holds`` is still checked, through ``local_entries``.
+    Either way the check bites: a helper that calls on_delete for a key it never held (the
+    ``delete_for_unknown_key`` mutant) is caught (CB-3)."""
+    from conformance.implementations import mutants
+
+    helpers: list[_Counted] = []
+
+    def factory(installation: Installation) -> Helper:
+        wrapper = _CountedWithHolds if keyed else _Counted
+        helpers.append(wrapper(mutants.delete_for_unknown_key(installation)))
+        return helpers[-1]
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        for n in range(40):
+            await phone.put(f"k{n:02}", n)
+        await phone.remove("k00")
+        await phone.sync()
+        tablet = world.add_device("tablet")
+        await tablet.sync()  # 39 insertions, and the deletion of a key it never held
+
+    outcome = simulate(scenario, seed=1, factory=factory, workdir=tmp_path)
+    assert [(f.clause, f.device, f.key) for f in outcome.findings] == [("CB-3", "tablet", "k00")]
+    tablet = helpers[1]
+    if keyed:
+        assert tablet.lookups >= 40 and tablet.whole_reads < 5  # the end checks only
+    else:
+        assert tablet.lookups == 0 and tablet.whole_reads >= 40
+
+
+def test_a_factory_receives_the_helper_options_the_world_was_asked_for(tmp_path: Path) -> None:
+    """Installation.options: what the in-process reference would get (the world's retry
+    policy, its helper_options, the device's own options over both), the rng left out (it is
+    Installation.rng); the legacy baseline, which has no such options, ignores them."""
+    policy = RetryPolicy(initial_delay=7, max_delay=7, jitter=0)
+    received: dict[str, Mapping[str, Any]] = {}
+
+    def spy(installation: Installation) -> Helper:
+        received[installation.device_id] = installation.options
+        return legacy.factory(installation)
+
+    async def scenario(world: World) -> None:
+        world.add_device("phone")
+        world.add_device("tablet", page_size=7)
+        with pytest.raises(TypeError):
+            received["phone"]["page_size"] = 1  # type: ignore[index]
+
+    helper_options = {"page_size": 100, "full_sync_interval": None}
+    outcome = simulate(
+        scenario,
+        seed=1,
+        retry=policy,
+        helper_options=helper_options,
+        factory=spy,
+        workdir=tmp_path,
+    )
+    assert outcome.ok, outcome.findings
+    assert dict(received["phone"]) == {"retry": policy, **helper_options}
+    assert dict(received["tablet"]) == {"retry": policy, **helper_options, "page_size": 7}
+
+
+def _request_times(tmp_path: Path, name: str, **world_options: Any) -> list[float]:
+    """When the phone sent its requests during a 60 s vault outage (a retry every pass)."""
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        world.take_down()
+        await phone.put("x", 1)
+        await world.advance(60)
+        world.bring_up()
+
+    trace = tmp_path / f"{name}.jsonl"
+    outcome = simulate(scenario, seed=1, trace_path=trace, **world_options)
+    assert outcome.ok, outcome.findings
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    return [e["t"] for e in events if e["kind"] == "request" and e["t"] < 60]
+
+
+def test_the_reference_factory_honours_a_custom_retry_policy(tmp_path: Path) -> None:
+    """RETRY-1 through a factory: the reference run by its factory retries on the world's
+    custom policy (a pass every 7 s, no jitter) exactly as the in-process reference does; it
+    used to ignore World(helper_options=...) and retry on brh's defaults."""
+    from conformance.implementations import reference
+
+    policy = RetryPolicy(initial_delay=7, max_delay=7, jitter=0)
+    in_process = _request_times(tmp_path, "in-process", helper_options={"retry": policy})
+    factory = _request_times(
+        tmp_path,
+        "factory",
+        helper_options={"retry": policy},
+        factory=reference.factory,
+        workdir=tmp_path / "stores",
+    )
+    assert factory == in_process
+    # one request per pass (the vault is down), 7 s apart give or take the link's latency
+    assert len(in_process) == 9
+    assert all(7 < b - a < 7.2 for a, b in pairwise(in_process))
+    default = _request_times(
+        tmp_path, "default", factory=reference.factory, workdir=tmp_path / "default"
+    )
+    assert default != factory  # the policy is what made them equal
 
 
 def test_a_device_can_run_several_helper_instances_on_one_store(tmp_path: Path) -> None:

@@ -219,6 +219,14 @@ class LegacyHelper:
                 live[key] = entry["data"]
         return live
 
+    def holds(self, context: str, key: str) -> bool:
+        """``key in local_entries(context)`` (listed in the index, stored, not deleted),
+        without loading every entry of the context."""
+        if key not in self._index(context):
+            return False
+        entry = self._load(context, key)
+        return entry is not None and not entry["deletionDate"]
+
     async def close(self) -> None:
         self._cancel = True
         await self._queue.close()
@@ -400,7 +408,10 @@ def _index_key(context: str) -> str:
 
 
 def factory(installation: Installation) -> LegacyHelper:
-    """The legacy helper on the installation's vault, clock and store directory."""
+    """The legacy helper on the installation's vault, clock and store directory.
+
+    ``installation.options`` are ignored: the original has no retry policy, page size or any
+    other of the reference's options."""
     return LegacyHelper(
         installation.vault, KeyValueStore(installation.store), clock=installation.clock
     )

@@ -23,6 +23,11 @@ command line, the device, the offending message type and field, and ends with th
 implementation's stderr, which is kept in ``<store>.stderr.log`` beside the store directory.
 With ``log_traffic``, every protocol line is kept in ``<store>.traffic.log`` too.
 
+Optional commands (``holds``) are sent only to an implementation whose hello announced them:
+:meth:`ProcessHelper.holds` otherwise answers from ``local_entries``, which every implementation
+speaks, so an implementation that predates them keeps working. Helper options
+(``Installation.options``) do not cross the protocol: a process runs on its own defaults.
+
 ``close()`` (the simulator's crash) kills the process with SIGKILL: a crash is not announced.
 :meth:`ProcessHelper.stop` is the orderly stop (the ``close`` command, then a clean exit).
 """
@@ -76,6 +81,9 @@ STALLED_TICKS = 1000
 implementation keeps asking for but never runs would otherwise spin forever."""
 
 _KINDS = ("insert", "modify", "delete")
+
+_OPTIONAL = frozenset(name for name, command in COMMANDS.items() if command.get("optional"))
+"""Commands sent only to an implementation whose hello lists them in ``optional_commands``."""
 
 _IN_CALLBACK: contextvars.ContextVar[tuple[ProcessHelper, int] | None] = contextvars.ContextVar(
     "conformance_protocol_in_callback", default=None
@@ -156,6 +164,9 @@ class ProcessHelper:
         """The protocol violation that stopped this process, if one did."""
         self.implementation: dict[str, Any] = {}
         """What the implementation said about itself in its hello (name, version)."""
+        self.optional_commands: frozenset[str] = frozenset()
+        """The optional commands (``holds``) its hello announced and this harness knows; the
+        harness sends no other optional command."""
         self.closed = False
         self._ids = itertools.count(1)
         self._commands: dict[int, _Pending] = {}
@@ -392,6 +403,7 @@ class ProcessHelper:
                     f"{PROTOCOL_VERSION}"
                 )
             self.implementation = dict(first["implementation"])
+            self.optional_commands = frozenset(first.get("optional_commands", ())) & _OPTIONAL
             self._until_idle(deadline)
         finally:
             self._in_turn = False
@@ -526,6 +538,11 @@ class ProcessHelper:
 
     def _send_command(self, name: str, args: dict[str, Any]) -> _Pending:
         self._usable()
+        if name in _OPTIONAL and name not in self.optional_commands:
+            raise RuntimeError(
+                f"ProcessHelper: the optional command {name!r} was about to be sent to an "
+                "implementation that did not announce it (a harness bug)"
+            )
         try:
             validate(args, COMMANDS[name]["args"], SCHEMA)
         except Violation as exc:
@@ -548,7 +565,8 @@ class ProcessHelper:
         return pending
 
     def _immediate(self, name: str, args: dict[str, Any]) -> Any:
-        """A command answered within its own turn (add_context, get, local_entries, close)."""
+        """A command answered within its own turn (add_context, get, local_entries, holds,
+        close)."""
         pending = self._send_command(name, args)
         if not pending.future.done():
             self._commands = {k: v for k, v in self._commands.items() if v is not pending}
@@ -601,6 +619,14 @@ class ProcessHelper:
     def local_entries(self, context: str) -> dict[str, Any]:
         value: dict[str, Any] = self._immediate("local_entries", {"context": context})
         return value
+
+    def holds(self, context: str, key: str) -> bool:
+        """Whether the live local copy has ``key``: the optional ``holds`` command when the
+        implementation announced it, else a look in ``local_entries`` (the whole context)."""
+        if "holds" in self.optional_commands:
+            value: bool = self._immediate("holds", {"context": context, "key": key})
+            return value
+        return key in self.local_entries(context)
 
     # -- the end ----------------------------------------------------------------------------
 

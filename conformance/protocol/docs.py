@@ -173,6 +173,15 @@ def reference(schema: Mapping[str, Any] = SCHEMA) -> str:
             "",
             f"Answered {when}.",
             "",
+            *(
+                [
+                    "Optional: sent only to an implementation whose `hello` lists it in "
+                    "`optional_commands`.",
+                    "",
+                ]
+                if command.get("optional")
+                else []
+            ),
             *_table(command["args"], "Argument"),
             f"Value: {type_of(command['value'])}. {_meaning(command['value'])}".rstrip(),
             "",

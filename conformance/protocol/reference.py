@@ -9,7 +9,10 @@ the way any implementation must behave (see ``PROTOCOL.md``):
 * the vault is :class:`RemoteVault`: each call is a ``vault`` request, answered by a ``reply``;
 * each app callback is a ``callback`` request whose reply is the app's answer;
 * each command runs as its own task and answers with a ``result`` when it is done; after each
-  message it runs until every task waits, then writes ``idle`` with its earliest timer.
+  message it runs until every task waits, then writes ``idle`` with its earliest timer;
+* its hello announces the optional command ``holds`` (one keyed lookup for the harness's
+  callback checks); ``--no-optional-commands`` announces none, so the harness falls back to
+  ``local_entries`` as it does for an implementation without it.
 
 Logs go to stderr (``--debug`` for brh's step-by-step log); stdout carries protocol lines only.
 """
@@ -38,7 +41,15 @@ from conformance.protocol.errors import (
 from conformance.protocol.messages import PROTOCOL_VERSION, MessageError, parse, render
 from conformance.protocol.steploop import SteppedLoop
 
-__all__ = ["Channel", "Reference", "RemoteVault", "Requests", "main", "serve"]
+__all__ = [
+    "OPTIONAL_COMMANDS",
+    "Channel",
+    "Reference",
+    "RemoteVault",
+    "Requests",
+    "main",
+    "serve",
+]
 
 _log = logging.getLogger("conformance.protocol.reference")
 
@@ -293,6 +304,7 @@ class Reference:
             "wipe": self.wipe,
             "get": self.get,
             "local_entries": self.local_entries,
+            "holds": self.holds,
             "close": self.close,
         }
 
@@ -381,13 +393,35 @@ class Reference:
             raise UnknownContextError(context)
         return {record.key: record.data for record in self.helper.store.entries(context)}
 
+    async def holds(self, context: str, key: str) -> bool:
+        """The optional ``holds`` command: one indexed lookup in the local store."""
+        if self.helper.closed:
+            raise brh.HelperClosedError("holds() was called after close()")
+        if context not in self.contexts:
+            raise UnknownContextError(context)
+        state = self.helper.store.state(context, key)
+        return state is not None and not state.deleted
+
     async def close(self) -> None:
         await self.helper.close()
         self.closed = True
 
 
-def serve(incoming: IO[bytes], outgoing: IO[bytes], *, debug: bool = False) -> int:
-    """Speak the protocol over these streams until ``close`` or the end of input; exit status."""
+OPTIONAL_COMMANDS = ("holds",)
+"""The optional commands this implementation answers, announced in its hello."""
+
+
+def serve(
+    incoming: IO[bytes],
+    outgoing: IO[bytes],
+    *,
+    debug: bool = False,
+    optional_commands: Sequence[str] = OPTIONAL_COMMANDS,
+) -> int:
+    """Speak the protocol over these streams until ``close`` or the end of input; exit status.
+
+    ``optional_commands``: the optional commands to announce in the hello (``()`` makes it
+    behave, to the harness, like an implementation that answers none)."""
     channel = Channel(incoming, outgoing)
     messages = iter(channel)
     try:
@@ -406,13 +440,14 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes], *, debug: bool = False) -> i
         loop = SteppedLoop(hello["mono"])
         asyncio.set_event_loop(loop)
         implementation = Reference(hello, channel, loop, debug=debug)
-        channel.send(
-            {
-                "type": "hello",
-                "protocol": PROTOCOL_VERSION,
-                "implementation": {"name": "brh", "version": brh.__version__},
-            }
-        )
+        hello_back: dict[str, Any] = {
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "implementation": {"name": "brh", "version": brh.__version__},
+        }
+        if optional_commands:
+            hello_back["optional_commands"] = list(optional_commands)
+        channel.send(hello_back)
         while True:
             channel.send({"type": "idle", "wake_at": loop.run_until_idle()})
             channel.flush()
@@ -434,6 +469,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stdin/stdout (see PROTOCOL.md).",
     )
     parser.add_argument("--debug", action="store_true", help="log every step to stderr")
+    parser.add_argument(
+        "--no-optional-commands",
+        action="store_true",
+        help="announce no optional command in the hello (to see the harness fall back to "
+        "what every implementation answers)",
+    )
     options = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
@@ -445,7 +486,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    return serve(sys.stdin.buffer, protocol_out, debug=options.debug)
+    return serve(
+        sys.stdin.buffer,
+        protocol_out,
+        debug=options.debug,
+        optional_commands=() if options.no_optional_commands else OPTIONAL_COMMANDS,
+    )
 
 
 if __name__ == "__main__":
