@@ -332,11 +332,14 @@ def _modified_bound(filter: Mapping[str, Any]) -> _Number | None:
     bound: _Number | None = None
     if "modified" in filter:
         condition = filter["modified"]
-        if _is_number(condition):
-            bound = condition
+        kind = type(condition)
+        if kind is int or kind is float:  # _is_number, inlined (this runs for every request)
+            if condition == condition:
+                bound = condition
         elif _is_operators(condition):
             for op in ("$gt", "$gte", "$eq"):
-                if op in condition and _is_number(value := condition[op]):
+                value = condition.get(op, condition)  # the condition itself: absent
+                if (type(value) is int or type(value) is float) and value == value:
                     bound = value if bound is None else max(bound, value)
     if "$and" in filter:
         for clause in filter["$and"]:
@@ -619,10 +622,12 @@ class FakeVault:
     # -- internals ------------------------------------------------------------------------------
 
     def _get(self, collection: Any) -> _Collection:
-        docs = self._collections.get(_check_name(collection))
-        if docs is None:
-            raise CollectionNotFoundError(f"Can not find collection {collection}")
-        return docs
+        if type(collection) is str:  # only valid names were ever created (or restored)
+            docs = self._collections.get(collection)
+            if docs is not None:
+                return docs
+        _check_name(collection)
+        raise CollectionNotFoundError(f"Can not find collection {collection}")
 
     def _now(self) -> int:
         return int(self._clock())

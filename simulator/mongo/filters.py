@@ -296,14 +296,14 @@ def _field_predicate(path: str, condition: Any) -> Predicate:
             if op in _COMPARATORS and _is_number(value) and value == value:
                 # A bound on a top-level number (a pull's stamp, a count): what the general
                 # path below builds, with ``_compare_test`` inlined for a number.
-                general = _any_value(_compare_test(op, value))
                 compare_op = _COMPARATORS[op]
                 return lambda d: (
                     (
                         ((kind := type(v := d.get(key, MISSING))) is int or kind is float)
                         and compare_op(v, value)
                     )
-                    or (kind is list and general([v]))
+                    # an array (rare): the general path, built when needed
+                    or (kind is list and _any_value(_compare_test(op, value))([v]))
                 )
     if _is_operator_doc(condition):
         tests, predicates = _operator_parts(condition)
