@@ -3,7 +3,8 @@
 Behaviours, as real apps have them:
 
 * ``apply``: apply the change and return True;
-* ``refuse``: return False ``refusals`` times (per change), then apply;
+* ``refuse``: return False ``refusals`` times (per change), then apply (the app counts the
+  refusals of the last change offered for each key: a bounded record, however long the run);
 * ``flaky``: return False with probability ``probability`` (seeded), else apply;
 * ``slow``: take ``delay`` seconds of (virtual) time, like asking the user, then apply;
 * ``decline``: return True *without* applying (the design document allows it: the user said no).
@@ -149,7 +150,8 @@ class AppModel:
     observer: Callable[[str, Entry], None] | None = None
     edits: int = 0
     """How many local edits the app made (the simulated device counts them)."""
-    _refused: dict[tuple[str, int], int] = field(default_factory=dict)
+    _refused: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """key -> (modification date of the last change offered, times it was refused)."""
 
     def _decide(self, kind: str, entry: Entry) -> bool:
         """True to accept the change now."""
@@ -157,10 +159,11 @@ class AppModel:
             return False
         b = self.behaviour
         if b.mode == "refuse":
-            change = (entry.key, entry.modification_date)
-            done = self._refused.get(change, 0)
+            change, done = self._refused.get(entry.key, (entry.modification_date, 0))
+            if change != entry.modification_date:  # another change of the key: count anew
+                done = 0
             if done < b.refusals:
-                self._refused[change] = done + 1
+                self._refused[entry.key] = (entry.modification_date, done + 1)
                 return False
         return not (b.mode == "flaky" and self.rng.random() < b.probability)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.app import CALLS_KEPT, CallLog
+from brh import Entry
+from simulator.app import CALLS_KEPT, AppModel, Behaviour, CallLog
 
 
 def test_a_call_log_counts_every_call_and_keeps_the_last_ones() -> None:
@@ -34,3 +35,18 @@ def test_a_call_log_counts_every_call_and_keeps_the_last_ones() -> None:
     assert CallLog().limit == CALLS_KEPT
     with pytest.raises(ValueError, match="limit"):
         CallLog(limit=0)
+
+
+def test_an_app_that_refuses_remembers_one_change_per_key() -> None:
+    """Issue 3 (memory flat over long runs): an app in mode ``refuse`` still refuses each change
+    ``refusals`` times and then accepts it, while what it remembers to do so stays one record
+    per key, however many changes it was offered."""
+    app = AppModel(behaviour=Behaviour(mode="refuse", refusals=2))
+    for stamp in range(1, 201):
+        for key in ("a", "b", "c"):
+            entry = Entry(key, stamp, 0, stamp)
+            assert [app._handle("modify", entry) for _ in range(3)] == [False, False, True]
+            assert app._handle("modify", entry)  # accepted once, accepted from then on
+            assert app.items[key] == stamp
+    assert len(app._refused) == 3  # one record per key, not one per change (600 here)
+    assert app.calls.total == 200 * 3 * 4 and len(app.calls) == CALLS_KEPT
