@@ -161,6 +161,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             handle = ready.popleft()
             if not handle._cancelled:
                 handle._run()
+        handle = None  # as asyncio's own loop: an error's traceback must not hold the handle
 
     def advance(self, seconds: float) -> None:
         """Move virtual time forward by hand (between runs; timers due by then fire next)."""
