@@ -28,8 +28,10 @@ MODES = ("apply", "refuse", "flaky", "slow", "decline")
 Call = tuple[str, str, Any]
 """One callback as the app saw it: ``(kind, key, data)``."""
 
-CALLS_KEPT = 64
-"""How many of its most recent callbacks an app model keeps (it counts them all)."""
+CALLS_KEPT = 32
+"""How many of its most recent callbacks an app model keeps (it counts them all): more than
+any test reads, few enough that a long run's ten apps hold well under 100 KB of them (each
+call keeps its own copy of the entry's data)."""
 
 
 class CallLog:
