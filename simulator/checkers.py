@@ -92,6 +92,9 @@ class Checker:
     optional: set[int] = field(default_factory=set)
     """Blind writes that may be lost legitimately (their installation was wiped or replaced
     before anyone else saw them)."""
+    undecided: list[tuple[str, list[Write]]] = field(default_factory=list)
+    """(device, writes) a reinstall abandoned, while a request of the device's old
+    installation may still reach the vault (see :meth:`decide_abandoned`)."""
 
     def fail(self, checker: str, clause: str, message: str, **where: str | None) -> None:
         finding = Finding(checker, clause, self.world.now(), message, **where)
@@ -206,6 +209,7 @@ class Checker:
     ) -> None:
         """A reinstall drops the device's writes that never reached the vault: for each entry
         with a pending change, every write of it after the version last seen on the vault."""
+        abandoned = []
         for context, key, version, base in pending:
             for write in self.ledger.get((context, key), ()):
                 if (
@@ -214,6 +218,56 @@ class Checker:
                     and (base is None or write.version > base)
                 ):
                     write.abandoned = True
+                    abandoned.append(write)
+        if abandoned and self._reads_the_fake_vault():
+            self.undecided.append((device, abandoned))
+
+    def _reads_the_fake_vault(self) -> bool:
+        """Whether the vault's documents can be read in the reference's format."""
+        return self.world.factory is None and not self.world.server.live
+
+    def decide_abandoned(self) -> None:
+        """Forget the abandoned writes that can no longer become the final value.
+
+        An abandoned write can only be the final value if it reached the vault: its request's
+        answer was lost, or the request is still on its way. A crash stops every request of the
+        old installation but those already late (the client gave up, the request still
+        travels: :attr:`~simulator.link.Link.late`). Once none is left, a write the vault does
+        not hold never reached it, or a newer version of its key replaced it there (the vault
+        only ever takes newer versions of a key, as :meth:`_uploaded` relies on too): either
+        way it cannot be the final value, and is dropped. What stays is at most what the vault
+        holds, so the ledger stays bounded by the key space even when a reinstall abandons
+        writes newer than anything uploaded later (a device clock far ahead).
+        """
+        if not self.undecided:
+            return
+        waiting: list[tuple[str, list[Write]]] = []
+        for device, writes in self.undecided:
+            link = self.world.links.get(device)
+            if link is not None and link.late:
+                waiting.append((device, writes))
+                continue
+            held = self._vault_versions({w.context for w in writes})
+            for write in writes:
+                if write.version.encode() not in held.get((write.context, write.key), ()):
+                    kept = self.ledger.get((write.context, write.key))
+                    if kept is not None:
+                        kept[:] = [w for w in kept if w is not write]
+        self.undecided = waiting
+
+    def _vault_versions(self, contexts: set[str]) -> dict[tuple[str, str], set[str]]:
+        """(context, key) -> the versions of the key the fake vault holds."""
+        vault = self.world.server.vault
+        names = set(vault.collection_names())
+        held: dict[tuple[str, str], set[str]] = {}
+        for context in sorted(contexts):
+            if "backup_" + context not in names:
+                continue
+            for doc in vault.documents("backup_" + context):
+                key, version = doc.get("key"), doc.get("brhVersion")
+                if isinstance(key, str) and isinstance(version, str):
+                    held.setdefault((context, key), set()).add(version)
+        return held
 
     def before_callback(self, device: str, context: str, kind: str, entry: Entry) -> None:
         """CB-1..CB-3: the callback fits what the device holds (checked before it applies)."""

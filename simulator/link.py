@@ -73,6 +73,9 @@ class Link:
         self.latency: float | tuple[float, float] = 0.0
         self.requests = 0
         """Requests sent through this link (for the cost checker)."""
+        self.late = 0
+        """Requests whose client gave up but which are still on their way to the server (they
+        may yet apply, even after the device that sent them crashed)."""
 
     def __getattr__(self, name: str) -> Any:
         if name not in OPERATIONS:
@@ -126,6 +129,7 @@ class Link:
             await asyncio.sleep(self.timeout)
             raise self._lost(rid, op, "request_lost", definite=False)
         if up >= self.timeout:  # the request arrives after the client gave up
+            self.late += 1
             asyncio.get_running_loop().create_task(self._late(rid, up, op, args, kwargs))
             await asyncio.sleep(self.timeout)
             raise self._lost(rid, op, "request_late", definite=False)
@@ -260,12 +264,14 @@ class Link:
     async def _late(
         self, rid: int, delay: float, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        await asyncio.sleep(delay)
         try:
+            await asyncio.sleep(delay)
             await self._apply(op, args, kwargs)
             self._emit("applied", id=rid, ok=True, error=None, late=True)
         except VaultError as exc:
             self._emit("applied", id=rid, ok=False, error=_describe(exc), late=True)
+        finally:
+            self.late -= 1
 
 
 class _Flight:
