@@ -7,6 +7,7 @@ Safety checks run as the run goes (the callback contract, retry liveness); the e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +49,15 @@ class Write:
     """Lost on purpose: the device was reinstalled before uploading it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlindWrite:
     """An acknowledged write of an implementation whose versions the checker cannot read.
 
-    ``ancestors`` are the writes of the same key its device had seen when it wrote (its own
+    Its ancestors are the writes of the same key its device had seen when it wrote (its own
     earlier ones, and those whose value a callback it accepted carried): this write supersedes
-    them, whatever clocks say. Writes neither side had seen are concurrent.
+    them, whatever clocks say. Writes neither side had seen are concurrent. ``parents`` holds
+    the latest of them, from which :meth:`Checker.ancestors` finds the others (keeping them
+    all in each write would make the checker's memory grow with the square of the writes).
     """
 
     seq: int
@@ -63,7 +66,7 @@ class BlindWrite:
     key: str
     deleted: bool
     data: Any
-    ancestors: frozenset[int]
+    parents: tuple[int, ...]
 
 
 @dataclass
@@ -87,8 +90,12 @@ class Checker:
     as small as the key space and what is not uploaded yet, however long the run."""
     watches: dict[str, _DeviceWatch] = field(default_factory=dict)
     blind: list[BlindWrite] = field(default_factory=list)
+    """Every blind write, by ``seq``."""
+    blind_by_key: dict[tuple[str, str], list[BlindWrite]] = field(default_factory=dict)
+    """(context, key) -> its blind writes, in order."""
     seen: dict[tuple[str, str, str], set[int]] = field(default_factory=dict)
-    """(device, context, key) -> the blind writes that device has seen (closed downwards)."""
+    """(device, context, key) -> the latest blind writes that device has seen: they and their
+    ancestors are all it has seen of the key."""
     optional: set[int] = field(default_factory=set)
     """Blind writes that may be lost legitimately (their installation was wiped or replaced
     before anyone else saw them)."""
@@ -128,13 +135,27 @@ class Checker:
 
     # -- implementations other than the reference: causality from what the apps saw ----------
 
+    def ancestors(self, seqs: Iterable[int]) -> set[int]:
+        """The blind writes ``seqs`` and all their ancestors."""
+        found: set[int] = set()
+        stack = list(seqs)
+        while stack:
+            seq = stack.pop()
+            if seq not in found:
+                found.add(seq)
+                stack.extend(self.blind[seq].parents)
+        return found
+
     def record_blind_write(
         self, device: str, context: str, key: str, *, deleted: bool, data: Any
     ) -> None:
-        seen = self.seen.setdefault((device, context, key), set())
-        write = BlindWrite(len(self.blind), device, context, key, deleted, data, frozenset(seen))
+        seen = self.seen.get((device, context, key), set())
+        write = BlindWrite(
+            len(self.blind), device, context, key, deleted, data, tuple(sorted(seen))
+        )
         self.blind.append(write)
-        seen.add(write.seq)
+        self.blind_by_key.setdefault((context, key), []).append(write)
+        self.seen[(device, context, key)] = {write.seq}  # it supersedes all the device had seen
 
     def record_delivery(
         self, device: str, context: str, kind: str, entry: Entry, accepted: bool
@@ -147,16 +168,35 @@ class Checker:
         deleted = kind == "delete"
         matches = [
             w
-            for w in self.blind
-            if w.context == context
-            and w.key == entry.key
-            and w.deleted == deleted
-            and (deleted or w.data == entry.data)
+            for w in self.blind_by_key.get((context, entry.key), ())
+            if w.deleted == deleted and (deleted or w.data == entry.data)
         ]
         if len(matches) == 1:
+            seq = matches[0].seq
             seen = self.seen.setdefault((device, context, entry.key), set())
-            seen.add(matches[0].seq)
-            seen.update(matches[0].ancestors)
+            if not self._reaches(seen, {seq}):  # not seen yet, even through a later write
+                seen -= self._reaches([seq], seen)  # those are seen through this one now
+                seen.add(seq)
+
+    def _reaches(self, starts: Iterable[int], targets: set[int]) -> set[int]:
+        """Those of ``targets`` that are among ``starts`` or their ancestors. A write's
+        ancestors came before it (smaller ``seq``), so the search stops below the lowest
+        target, and once all are found."""
+        if not targets:
+            return set()
+        lowest = min(targets)
+        found: set[int] = set()
+        visited: set[int] = set()
+        stack = list(starts)
+        while stack and len(found) < len(targets):
+            seq = stack.pop()
+            if seq in visited or seq < lowest:
+                continue
+            visited.add(seq)
+            if seq in targets:
+                found.add(seq)
+            stack.extend(self.blind[seq].parents)
+        return found
 
     def forget_installation(self, device: str, context: str | None = None) -> None:
         """A reinstall (or a wipe of ``context``): what the device had seen is forgotten, and
@@ -164,29 +204,30 @@ class Checker:
         for name, ctx, key in list(self.seen):
             if name == device and context in (None, ctx):
                 del self.seen[(name, ctx, key)]
-        for write in self.blind:
-            if write.device != device or context not in (None, write.context):
+        for (ctx, key), writes in self.blind_by_key.items():
+            mine = [w for w in writes if w.device == device and context in (None, ctx)]
+            if not mine:
                 continue
-            elsewhere = any(
-                write.seq in seen
-                for (name, ctx, key), seen in self.seen.items()
-                if name != device and ctx == write.context and key == write.key
+            elsewhere = self.ancestors(
+                seq
+                for (name, seen_ctx, seen_key), seen in self.seen.items()
+                if name != device and seen_ctx == ctx and seen_key == key
+                for seq in seen
             )
-            if not elsewhere:
-                self.optional.add(write.seq)
+            self.optional.update(w.seq for w in mine if w.seq not in elsewhere)
 
     def _check_causal(self, context: str) -> None:
         """ORD-2, ORD-3 without versions: the final value of each key is one of the writes that
         no kept write superseded. A device that saw a write and then wrote the key again meant
         to replace it, so the replaced write must not win; concurrent writes may."""
         truth = self._truth(context)
-        keys = sorted({w.key for w in self.blind if w.context == context})
+        keys = sorted(key for ctx, key in self.blind_by_key if ctx == context)
         for key in keys:
-            writes = [w for w in self.blind if w.context == context and w.key == key]
+            writes = self.blind_by_key[(context, key)]
             kept = [w for w in writes if w.seq not in self.optional]
             if not kept:
                 continue
-            superseded = {a for w in kept for a in w.ancestors}
+            superseded = self.ancestors(parent for w in kept for parent in w.parents)
             allowed = [w for w in writes if w.seq not in superseded]
             outcomes = [_ABSENT if w.deleted else w.data for w in allowed]
             final = truth.get(key, _ABSENT)

@@ -3,7 +3,7 @@ by the key space and the device count, not by the number of writes, callbacks or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -11,6 +11,7 @@ from brh import Entry
 from brh.vault import NetworkError
 from brh.wire import document_fields, version_filter
 from simulator.app import CALLS_KEPT, AppModel, Behaviour, CallLog
+from simulator.checkers import Checker
 from simulator.explore import SwarmConfig, _workload, choose_config
 from simulator.world import Outcome, World, simulate
 
@@ -185,3 +186,28 @@ def test_a_long_run_keeps_bounded_callback_logs_and_refusal_records() -> None:
     assert all(len(app.calls) <= CALLS_KEPT for app in apps)
     assert any(app._refused for app in apps)
     assert all(len(app._refused) <= config.keys for app in apps)
+
+
+def test_a_blind_write_keeps_its_latest_parents_and_the_checker_finds_the_rest() -> None:
+    """Issue 3 (memory flat over long runs), ORD-2 (black box): the writes of an implementation
+    whose versions the checker cannot read each keep only the latest writes their device had
+    seen; what they supersede is found from those, so the record grows with the writes, not
+    with their square."""
+    checker = Checker(cast(World, None))  # these methods never read the world
+    checker.record_blind_write("a", "notes", "x", deleted=False, data=1)  # 0
+    checker.record_delivery("b", "notes", "insert", Entry("x", 1, 0, 0), accepted=True)
+    checker.record_blind_write("b", "notes", "x", deleted=False, data=2)  # 1, after 0
+    checker.record_delivery("a", "notes", "modify", Entry("x", 2, 0, 0), accepted=True)
+    checker.record_blind_write("a", "notes", "x", deleted=False, data=3)  # 2, after 1 and 0
+    checker.record_blind_write("c", "notes", "x", deleted=False, data=4)  # 3, saw nothing
+    checker.record_delivery("c", "notes", "modify", Entry("x", 2, 0, 0), accepted=True)
+    assert checker.seen[("c", "notes", "x")] == {1, 3}
+    checker.record_delivery("c", "notes", "modify", Entry("x", 3, 0, 0), accepted=True)
+    checker.record_delivery("c", "notes", "modify", Entry("x", 1, 0, 0), accepted=True)
+    assert [w.parents for w in checker.blind] == [(), (0,), (1,), ()]
+    assert checker.ancestors(checker.blind[2].parents) == {0, 1}
+    assert checker.seen[("a", "notes", "x")] == {2}  # 2 stands for 1 and 0 as well
+    assert checker.seen[("c", "notes", "x")] == {2, 3}  # 1 went, 0 never came: 2 holds them
+    assert checker.ancestors(checker.seen[("c", "notes", "x")]) == {0, 1, 2, 3}
+    checker.record_blind_write("c", "notes", "x", deleted=True, data=None)  # 4
+    assert checker.blind[4].parents == (2, 3) and checker.seen[("c", "notes", "x")] == {4}
