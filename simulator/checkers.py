@@ -7,6 +7,7 @@ Safety checks run as the run goes (the callback contract, retry liveness); the e
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,7 @@ class Checker:
     def record_blind_write(
         self, device: str, context: str, key: str, *, deleted: bool, data: Any
     ) -> None:
+        key = sys.intern(key)  # one string per key, however many writes keep it
         seen = self.seen.get((device, context, key), set())
         write = BlindWrite(
             len(self.blind), device, context, key, deleted, data, tuple(sorted(seen))
