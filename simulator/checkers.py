@@ -87,8 +87,10 @@ class Checker:
     findings: list[Finding] = field(default_factory=list)
     ledger: dict[tuple[str, str], list[Write]] = field(default_factory=dict)
     """(context, key) -> the acknowledged writes that may still decide its final value: a write
-    older than one the vault took (``pushed``) never can, and is dropped, so the ledger stays
-    as small as the key space and what is not uploaded yet, however long the run."""
+    older than one the vault took (``pushed``) never can, nor can an abandoned one the vault
+    does not hold once no late request can bring it (:meth:`decide_abandoned`); both are
+    dropped, so the ledger stays as small as the key space and what is not uploaded yet,
+    however long the run."""
     watches: dict[str, _DeviceWatch] = field(default_factory=dict)
     blind: list[BlindWrite] = field(default_factory=list)
     """Every blind write, by ``seq``."""
