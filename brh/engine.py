@@ -139,7 +139,9 @@ class SyncEngine:
     async def run_pass(self, full: bool) -> SyncResult:
         """Run one pass over every context and report its outcome."""
         stats = PassStats()
-        refused: Refused | None = None
+        # (context, key) of the change the app refused; not the exception itself, whose
+        # traceback holds this frame (a reference cycle per refused pass otherwise)
+        refused: tuple[str, str] | None = None
         self._trace("pass starts%s", " (full)" if full else "")
         self._emit("pass_started", full=full)
         for ctx in list(self.contexts.values()):
@@ -151,7 +153,7 @@ class SyncEngine:
                     try:
                         await self._pull(ctx, epoch, full, stats)
                     except Refused as exc:
-                        refused = exc
+                        refused = (exc.context, exc.key)
                 for _round in range(3):
                     superseded = await self._push(ctx, epoch, stats)
                     if not superseded or refused is not None:
@@ -159,7 +161,7 @@ class SyncEngine:
                     try:  # a newer remote version beat a local change: deliver it now
                         await self._pull_stale(ctx, epoch, stats)
                     except Refused as exc:
-                        refused = exc
+                        refused = (exc.context, exc.key)
                         break
                 await self._maybe_purge(ctx, epoch, stats)
             except CollectionNotFoundError as exc:
@@ -204,7 +206,7 @@ class SyncEngine:
             completed=reason is None,
             reason=reason,
             error=stats.error,
-            refused=(refused.context, refused.key) if refused is not None else None,
+            refused=refused,
             pulled=stats.pulled,
             pushed=stats.pushed,
             delivered=stats.delivered,

@@ -3,7 +3,8 @@
 Behaviours, as real apps have them:
 
 * ``apply``: apply the change and return True;
-* ``refuse``: return False ``refusals`` times (per change), then apply;
+* ``refuse``: return False ``refusals`` times (per change), then apply (the app counts the
+  refusals of the last change offered for each key: a bounded record, however long the run);
 * ``flaky``: return False with probability ``probability`` (seeded), else apply;
 * ``slow``: take ``delay`` seconds of (virtual) time, like asking the user, then apply;
 * ``decline``: return True *without* applying (the design document allows it: the user said no).
@@ -13,15 +14,110 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from brh import Entry
 
-__all__ = ["AppModel", "Behaviour"]
+__all__ = ["CALLS_KEPT", "AppModel", "Behaviour", "Call", "CallLog"]
 
 MODES = ("apply", "refuse", "flaky", "slow", "decline")
+
+Call = tuple[str, str, Any]
+"""One callback as the app saw it: ``(kind, key, data)``."""
+
+CALLS_KEPT = 32
+"""How many of its most recent callbacks an app model keeps (it counts them all): more than
+any test reads, few enough that a long run's ten apps hold well under 100 KB of them (each
+call keeps its own copy of the entry's data)."""
+
+
+class CallLog:
+    """An app model's callback log: it counts every callback and keeps the most recent
+    ``limit``, so that a long run's memory does not grow with its callbacks.
+
+    It reads like the list of the calls it kept (``len``, iteration, ``in``, indexing, ``==``
+    with a list). :attr:`total` counts every call since the log began (or was last cleared);
+    :meth:`since` gives the calls after a given total, and refuses if some were dropped. A log
+    that dropped calls equals no list (it cannot show them all), only another log with the
+    same total and the same kept calls.
+    """
+
+    __slots__ = ("_kept", "total")
+
+    def __init__(self, calls: list[Call] | None = None, *, limit: int = CALLS_KEPT) -> None:
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"CallLog: limit must be an int >= 1, got {limit!r}")
+        self._kept: deque[Call] = deque(maxlen=limit)
+        self.total = 0
+        """Callbacks recorded since the log began or was last cleared, dropped ones included."""
+        for call in calls or ():
+            self.append(call)
+
+    @property
+    def limit(self) -> int:
+        """How many calls it keeps."""
+        assert self._kept.maxlen is not None
+        return self._kept.maxlen
+
+    @property
+    def dropped(self) -> int:
+        """Calls counted but no longer kept (the oldest ones)."""
+        return self.total - len(self._kept)
+
+    def append(self, call: Call) -> None:
+        self._kept.append(call)
+        self.total += 1
+
+    def clear(self) -> None:
+        """Forget every call and start counting again."""
+        self._kept.clear()
+        self.total = 0
+
+    def since(self, total: int) -> list[Call]:
+        """The calls recorded after the first ``total`` (a value :attr:`total` had)."""
+        if not 0 <= total <= self.total:
+            raise ValueError(f"since: {total} is not between 0 and the total {self.total}")
+        if total < self.dropped:
+            raise LookupError(
+                f"since: {self.dropped - total} of the calls after the first {total} were "
+                f"dropped (the log keeps the last {self.limit})"
+            )
+        kept = list(self._kept)
+        return kept[total - self.dropped :]
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def __iter__(self) -> Iterator[Call]:
+        return iter(self._kept)
+
+    def __contains__(self, call: object) -> bool:
+        return call in self._kept
+
+    @overload
+    def __getitem__(self, index: int) -> Call: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Call]: ...
+    def __getitem__(self, index: int | slice) -> Call | list[Call]:
+        if isinstance(index, slice):
+            return list(self._kept)[index]
+        return self._kept[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CallLog):
+            return self.total == other.total and list(self._kept) == list(other._kept)
+        if isinstance(other, list):
+            return self.dropped == 0 and list(self._kept) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        dropped = f", {self.dropped} older dropped" if self.dropped else ""
+        return f"CallLog({list(self._kept)!r}{dropped})"
 
 
 @dataclass
@@ -41,13 +137,14 @@ class AppModel:
     """The app's own model of one context, driven by the helper's three callbacks.
 
     ``refuse(kind, entry)`` returning True makes a callback return False whatever the behaviour.
-    ``calls`` records every callback as ``(kind, key, data)``, refused ones included;
+    ``calls`` records every callback as ``(kind, key, data)``, refused ones included (a
+    :class:`CallLog`: it counts them all and keeps the most recent :data:`CALLS_KEPT`);
     ``declined`` the keys whose last delivered change the app chose not to apply.
     ``observer(kind, entry)`` is called first (a simulator checks the helper's state there).
     """
 
     items: dict[str, Any] = field(default_factory=dict)
-    calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    calls: CallLog = field(default_factory=CallLog)
     refuse: Callable[[str, Entry], bool] | None = None
     behaviour: Behaviour = field(default_factory=Behaviour)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
@@ -55,7 +152,8 @@ class AppModel:
     observer: Callable[[str, Entry], None] | None = None
     edits: int = 0
     """How many local edits the app made (the simulated device counts them)."""
-    _refused: dict[tuple[str, int], int] = field(default_factory=dict)
+    _refused: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """key -> (modification date of the last change offered, times it was refused)."""
 
     def _decide(self, kind: str, entry: Entry) -> bool:
         """True to accept the change now."""
@@ -63,10 +161,11 @@ class AppModel:
             return False
         b = self.behaviour
         if b.mode == "refuse":
-            change = (entry.key, entry.modification_date)
-            done = self._refused.get(change, 0)
+            change, done = self._refused.get(entry.key, (entry.modification_date, 0))
+            if change != entry.modification_date:  # another change of the key: count anew
+                done = 0
             if done < b.refusals:
-                self._refused[change] = done + 1
+                self._refused[entry.key] = (entry.modification_date, done + 1)
                 return False
         return not (b.mode == "flaky" and self.rng.random() < b.probability)
 

@@ -7,6 +7,8 @@ Safety checks run as the run goes (the callback contract, retry liveness); the e
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +50,15 @@ class Write:
     """Lost on purpose: the device was reinstalled before uploading it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlindWrite:
     """An acknowledged write of an implementation whose versions the checker cannot read.
 
-    ``ancestors`` are the writes of the same key its device had seen when it wrote (its own
+    Its ancestors are the writes of the same key its device had seen when it wrote (its own
     earlier ones, and those whose value a callback it accepted carried): this write supersedes
-    them, whatever clocks say. Writes neither side had seen are concurrent.
+    them, whatever clocks say. Writes neither side had seen are concurrent. ``parents`` holds
+    the latest of them, from which :meth:`Checker.ancestors` finds the others (keeping them
+    all in each write would make the checker's memory grow with the square of the writes).
     """
 
     seq: int
@@ -63,7 +67,7 @@ class BlindWrite:
     key: str
     deleted: bool
     data: Any
-    ancestors: frozenset[int]
+    parents: tuple[int, ...]
 
 
 @dataclass
@@ -83,15 +87,24 @@ class Checker:
     findings: list[Finding] = field(default_factory=list)
     ledger: dict[tuple[str, str], list[Write]] = field(default_factory=dict)
     """(context, key) -> the acknowledged writes that may still decide its final value: a write
-    older than one the vault took (``pushed``) never can, and is dropped, so the ledger stays
-    as small as the key space and what is not uploaded yet, however long the run."""
+    older than one the vault took (``pushed``) never can, nor can an abandoned one the vault
+    does not hold once no late request can bring it (:meth:`decide_abandoned`); both are
+    dropped, so the ledger stays as small as the key space and what is not uploaded yet,
+    however long the run."""
     watches: dict[str, _DeviceWatch] = field(default_factory=dict)
     blind: list[BlindWrite] = field(default_factory=list)
+    """Every blind write, by ``seq``."""
+    blind_by_key: dict[tuple[str, str], list[BlindWrite]] = field(default_factory=dict)
+    """(context, key) -> its blind writes, in order."""
     seen: dict[tuple[str, str, str], set[int]] = field(default_factory=dict)
-    """(device, context, key) -> the blind writes that device has seen (closed downwards)."""
+    """(device, context, key) -> the latest blind writes that device has seen: they and their
+    ancestors are all it has seen of the key."""
     optional: set[int] = field(default_factory=set)
     """Blind writes that may be lost legitimately (their installation was wiped or replaced
     before anyone else saw them)."""
+    undecided: list[tuple[str, list[Write]]] = field(default_factory=list)
+    """(device, writes) a reinstall abandoned, while a request of the device's old
+    installation may still reach the vault (see :meth:`decide_abandoned`)."""
 
     def fail(self, checker: str, clause: str, message: str, **where: str | None) -> None:
         finding = Finding(checker, clause, self.world.now(), message, **where)
@@ -125,13 +138,28 @@ class Checker:
 
     # -- implementations other than the reference: causality from what the apps saw ----------
 
+    def ancestors(self, seqs: Iterable[int]) -> set[int]:
+        """The blind writes ``seqs`` and all their ancestors."""
+        found: set[int] = set()
+        stack = list(seqs)
+        while stack:
+            seq = stack.pop()
+            if seq not in found:
+                found.add(seq)
+                stack.extend(self.blind[seq].parents)
+        return found
+
     def record_blind_write(
         self, device: str, context: str, key: str, *, deleted: bool, data: Any
     ) -> None:
-        seen = self.seen.setdefault((device, context, key), set())
-        write = BlindWrite(len(self.blind), device, context, key, deleted, data, frozenset(seen))
+        key = sys.intern(key)  # one string per key, however many writes keep it
+        seen = self.seen.get((device, context, key), set())
+        write = BlindWrite(
+            len(self.blind), device, context, key, deleted, data, tuple(sorted(seen))
+        )
         self.blind.append(write)
-        seen.add(write.seq)
+        self.blind_by_key.setdefault((context, key), []).append(write)
+        self.seen[(device, context, key)] = {write.seq}  # it supersedes all the device had seen
 
     def record_delivery(
         self, device: str, context: str, kind: str, entry: Entry, accepted: bool
@@ -144,16 +172,35 @@ class Checker:
         deleted = kind == "delete"
         matches = [
             w
-            for w in self.blind
-            if w.context == context
-            and w.key == entry.key
-            and w.deleted == deleted
-            and (deleted or w.data == entry.data)
+            for w in self.blind_by_key.get((context, entry.key), ())
+            if w.deleted == deleted and (deleted or w.data == entry.data)
         ]
         if len(matches) == 1:
+            seq = matches[0].seq
             seen = self.seen.setdefault((device, context, entry.key), set())
-            seen.add(matches[0].seq)
-            seen.update(matches[0].ancestors)
+            if not self._reaches(seen, {seq}):  # not seen yet, even through a later write
+                seen -= self._reaches([seq], seen)  # those are seen through this one now
+                seen.add(seq)
+
+    def _reaches(self, starts: Iterable[int], targets: set[int]) -> set[int]:
+        """Those of ``targets`` that are among ``starts`` or their ancestors. A write's
+        ancestors came before it (smaller ``seq``), so the search stops below the lowest
+        target, and once all are found."""
+        if not targets:
+            return set()
+        lowest = min(targets)
+        found: set[int] = set()
+        visited: set[int] = set()
+        stack = list(starts)
+        while stack and len(found) < len(targets):
+            seq = stack.pop()
+            if seq in visited or seq < lowest:
+                continue
+            visited.add(seq)
+            if seq in targets:
+                found.add(seq)
+            stack.extend(self.blind[seq].parents)
+        return found
 
     def forget_installation(self, device: str, context: str | None = None) -> None:
         """A reinstall (or a wipe of ``context``): what the device had seen is forgotten, and
@@ -161,29 +208,30 @@ class Checker:
         for name, ctx, key in list(self.seen):
             if name == device and context in (None, ctx):
                 del self.seen[(name, ctx, key)]
-        for write in self.blind:
-            if write.device != device or context not in (None, write.context):
+        for (ctx, key), writes in self.blind_by_key.items():
+            mine = [w for w in writes if w.device == device and context in (None, ctx)]
+            if not mine:
                 continue
-            elsewhere = any(
-                write.seq in seen
-                for (name, ctx, key), seen in self.seen.items()
-                if name != device and ctx == write.context and key == write.key
+            elsewhere = self.ancestors(
+                seq
+                for (name, seen_ctx, seen_key), seen in self.seen.items()
+                if name != device and seen_ctx == ctx and seen_key == key
+                for seq in seen
             )
-            if not elsewhere:
-                self.optional.add(write.seq)
+            self.optional.update(w.seq for w in mine if w.seq not in elsewhere)
 
     def _check_causal(self, context: str) -> None:
         """ORD-2, ORD-3 without versions: the final value of each key is one of the writes that
         no kept write superseded. A device that saw a write and then wrote the key again meant
         to replace it, so the replaced write must not win; concurrent writes may."""
         truth = self._truth(context)
-        keys = sorted({w.key for w in self.blind if w.context == context})
+        keys = sorted(key for ctx, key in self.blind_by_key if ctx == context)
         for key in keys:
-            writes = [w for w in self.blind if w.context == context and w.key == key]
+            writes = self.blind_by_key[(context, key)]
             kept = [w for w in writes if w.seq not in self.optional]
             if not kept:
                 continue
-            superseded = {a for w in kept for a in w.ancestors}
+            superseded = self.ancestors(parent for w in kept for parent in w.parents)
             allowed = [w for w in writes if w.seq not in superseded]
             outcomes = [_ABSENT if w.deleted else w.data for w in allowed]
             final = truth.get(key, _ABSENT)
@@ -206,6 +254,7 @@ class Checker:
     ) -> None:
         """A reinstall drops the device's writes that never reached the vault: for each entry
         with a pending change, every write of it after the version last seen on the vault."""
+        abandoned = []
         for context, key, version, base in pending:
             for write in self.ledger.get((context, key), ()):
                 if (
@@ -214,6 +263,56 @@ class Checker:
                     and (base is None or write.version > base)
                 ):
                     write.abandoned = True
+                    abandoned.append(write)
+        if abandoned and self._reads_the_fake_vault():
+            self.undecided.append((device, abandoned))
+
+    def _reads_the_fake_vault(self) -> bool:
+        """Whether the vault's documents can be read in the reference's format."""
+        return self.world.factory is None and not self.world.server.live
+
+    def decide_abandoned(self) -> None:
+        """Forget the abandoned writes that can no longer become the final value.
+
+        An abandoned write can only be the final value if it reached the vault: its request's
+        answer was lost, or the request is still on its way. A crash stops every request of the
+        old installation but those already late (the client gave up, the request still
+        travels: :attr:`~simulator.link.Link.late`). Once none is left, a write the vault does
+        not hold never reached it, or a newer version of its key replaced it there (the vault
+        only ever takes newer versions of a key, as :meth:`_uploaded` relies on too): either
+        way it cannot be the final value, and is dropped. What stays is at most what the vault
+        holds, so the ledger stays bounded by the key space even when a reinstall abandons
+        writes newer than anything uploaded later (a device clock far ahead).
+        """
+        if not self.undecided:
+            return
+        waiting: list[tuple[str, list[Write]]] = []
+        for device, writes in self.undecided:
+            link = self.world.links.get(device)
+            if link is not None and link.late:
+                waiting.append((device, writes))
+                continue
+            held = self._vault_versions({w.context for w in writes})
+            for write in writes:
+                if write.version.encode() not in held.get((write.context, write.key), ()):
+                    kept = self.ledger.get((write.context, write.key))
+                    if kept is not None:
+                        kept[:] = [w for w in kept if w is not write]
+        self.undecided = waiting
+
+    def _vault_versions(self, contexts: set[str]) -> dict[tuple[str, str], set[str]]:
+        """(context, key) -> the versions of the key the fake vault holds."""
+        vault = self.world.server.vault
+        names = set(vault.collection_names())
+        held: dict[tuple[str, str], set[str]] = {}
+        for context in sorted(contexts):
+            if "backup_" + context not in names:
+                continue
+            for doc in vault.documents("backup_" + context):
+                key, version = doc.get("key"), doc.get("brhVersion")
+                if isinstance(key, str) and isinstance(version, str):
+                    held.setdefault((context, key), set()).add(version)
+        return held
 
     def before_callback(self, device: str, context: str, kind: str, entry: Entry) -> None:
         """CB-1..CB-3: the callback fits what the device holds (checked before it applies)."""

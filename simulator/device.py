@@ -345,7 +345,7 @@ class SimDevice:
 
         Records :attr:`last_sync`."""
         apps = list(self.apps.values())
-        before = sum(len(app.calls) for app in apps)
+        before = sum(app.calls.total for app in apps)
         results: list[Any] = []
         for number in range(self.instances):  # each instance passes over its own contexts
             if self._brhs:
@@ -353,7 +353,7 @@ class SimDevice:
             else:
                 results.append(await self.impls[number].sync(full=full))
         result = next((r for r in results if not r), results[-1])
-        self.last_sync = LastSync(bool(result), sum(len(app.calls) for app in apps) - before)
+        self.last_sync = LastSync(bool(result), sum(app.calls.total for app in apps) - before)
         return result
 
     def now(self) -> float:

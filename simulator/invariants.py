@@ -35,14 +35,17 @@ class StepChecks:
     def __init__(self, world: World) -> None:
         self.world = world
         self.written: dict[tuple[str, str], list[Any]] = {}
-        """Every value an app wrote, by (context, key)."""
+        """Every value an app wrote, by (context, key), each once (a value written again adds
+        nothing: the check only asks whether a value was ever written)."""
 
     def after(self, step: Step) -> None:
         """Check the world after ``step`` ran (call it inside the world's event loop)."""
         if step.verb == "put":
             device = self.world.device(step.fields["device"])
             context = step.get("context") or next(iter(device.apps))
-            self.written.setdefault((context, step.fields["key"]), []).append(step.fields["value"])
+            values = self.written.setdefault((context, step.fields["key"]), [])
+            if step.fields["value"] not in values:
+                values.append(step.fields["value"])
         for device in self.world.devices.values():
             if device.running:
                 self._no_invented_data(device)

@@ -75,6 +75,9 @@ class Link:
         self.latency: float | tuple[float, float] = 0.0
         self.requests = 0
         """Requests sent through this link (for the cost checker)."""
+        self.late = 0
+        """Requests whose client gave up but which are still on their way to the server (they
+        may yet apply, even after the device that sent them crashed)."""
 
     def __getattr__(self, name: str) -> Any:
         if name not in OPERATIONS:
@@ -138,6 +141,7 @@ class Link:
             await asyncio.sleep(self.timeout)
             raise self._lost(rid, op, "request_lost", definite=False)
         if up >= self.timeout:  # the request arrives after the client gave up
+            self.late += 1
             asyncio.get_running_loop().create_task(self._late(rid, up, op, args, kwargs))
             await asyncio.sleep(self.timeout)
             raise self._lost(rid, op, "request_late", definite=False)
@@ -154,6 +158,10 @@ class Link:
         finally:
             if flight.timer is not None:
                 flight.timer.cancel()  # cancelled while in flight: the rest never happens
+            # An error's traceback holds this frame, and the frame the flight whose future holds
+            # the error: without this, every failed request would be a reference cycle, left
+            # for the garbage collector's rare full collections (memory grew with the run).
+            del flight
 
     def _arrive(self, flight: _Flight) -> None:
         """The request reaches the server (a timer callback ``up`` seconds after sending)."""
@@ -173,6 +181,7 @@ class Link:
                 flight.timer = asyncio.get_running_loop().create_task(self._serve_slowly(flight))
             else:
                 self._applied(flight, result, None)
+        del flight  # the error's traceback holds this frame: no cycle through the flight
 
     async def _serve_slowly(self, flight: _Flight) -> None:
         assert isinstance(self.server, VaultServer)
@@ -185,6 +194,7 @@ class Link:
                 flight.answer.set_exception(exc)
         else:
             self._applied(flight, result, None)
+        del flight  # the error's traceback holds this frame: no cycle through the flight
 
     def _applied(self, flight: _Flight, result: Any, error: VaultError | None) -> None:
         """The server processed the request: send the answer back, or lose it."""
@@ -278,12 +288,14 @@ class Link:
     async def _late(
         self, rid: int, delay: float, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        await asyncio.sleep(delay)
         try:
+            await asyncio.sleep(delay)
             await self._apply(op, args, kwargs)
             self._emit("applied", id=rid, ok=True, error=None, late=True)
         except VaultError as exc:
             self._emit("applied", id=rid, ok=False, error=_describe(exc), late=True)
+        finally:
+            self.late -= 1
 
 
 class _Flight:

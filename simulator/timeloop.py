@@ -269,6 +269,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 raise
             except BaseException as exc:
                 self._callback_failed(handle, exc)
+        handle = None  # as asyncio's own loop: an error's traceback must not hold the handle
 
     def _drop_cancelled(self) -> None:
         """Take cancelled timers off the heap: all of them when they are most of it (as

@@ -369,6 +369,7 @@ class World:
         """Let ``seconds`` of virtual time pass (timers, retries and requests run meanwhile)."""
         await asyncio.sleep(seconds)
         self.checker.check_retries()
+        self.checker.decide_abandoned()
 
     def note(self, text: str) -> None:
         self.trace.emit("note", text=text)

@@ -208,7 +208,7 @@ def test_same_inputs_same_run() -> None:
     async def scenario() -> list[Any]:
         vault = fake_vault()
         a, b = Device("a", vault), Device("b", vault)
-        b.app.refuse = lambda kind, entry: len(b.app.calls) < 3  # refuse twice, then accept
+        b.app.refuse = lambda kind, entry: b.app.calls.total < 3  # refuse twice, then accept
         await a.put("x", 1)
         await a.put("y", 2)
         await asyncio.sleep(1)
