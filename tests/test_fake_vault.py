@@ -20,6 +20,7 @@ from brh.vault import (
     VaultError,
 )
 from simulator import mongo
+from simulator import vault as vault_module
 from simulator.vault import MAX_DOCUMENT_BYTES, FakeVault, VaultRequest, _Collection, _plan
 
 T = TypeVar("T")
@@ -909,3 +910,77 @@ def test_perform_runs_an_operation_at_once() -> None:
         vault.perform("query", ("missing", {}), {})
     with pytest.raises(AttributeError):
         vault.perform("documents", ("c",), {})
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()  # control characters, quotes, backslashes, non-ASCII, surrogates excluded
+    # the values JSON writes longest for a byte of marshal, many in a row
+    | st.lists(st.sampled_from([None, True, False, "\x00", '"', "\\", 0]), max_size=300)
+    | st.text(alphabet='\x00\x01\x1f"\\', max_size=300),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fields=st.dictionaries(st.text(max_size=8), _json_values, max_size=6),
+    with_id=st.booleans(),
+    shared=st.text(min_size=1, max_size=50),
+)
+def test_the_cheap_size_bound_never_underestimates_the_encoding(
+    fields: dict[str, Any], with_id: bool, shared: str
+) -> None:
+    """The 16 MiB check's shortcut: when it passes a document without encoding it, the
+    document's JSON encoding (what the limit is measured on) is within the bound, whatever
+    the values (escapes, booleans, big numbers, nesting, one string object repeated)."""
+    doc: dict[str, Any] = {}
+    if with_id:
+        doc["_id"] = ObjectId("0123456789abcdef01234567")
+    doc.update(fields)
+    doc["repeated"] = [shared] * 20  # the same object: JSON writes it out each time
+    bound = vault_module._json_bound(doc)
+    assert bound is not None
+    assert len(vault_module._encode(doc)) <= bound
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\x00" * 1000,  # six JSON characters each
+        '\x1f"\\' * 300,
+        [None] * 1000,  # "null," for one byte
+        [False] * 1000,  # "false," for one byte
+        [0] * 1000,
+        [[]] * 300,
+        [{}] * 300,
+        ["x" * 40] * 200,  # one string object, repeated: marshal 2 writes it out each time
+        {"": {"": {"": {"": {}}}}},
+    ],
+    ids=["nul", "escapes", "nulls", "falses", "zeros", "lists", "documents", "shared", "deep"],
+)
+def test_the_cheap_size_bound_holds_for_the_worst_values(value: Any) -> None:
+    """The 16 MiB check's shortcut, on the values JSON writes longest for each byte of
+    marshal: the encoding never exceeds the bound."""
+    doc = {"_id": ObjectId("0123456789abcdef01234567"), "value": value}
+    bound = vault_module._json_bound(doc)
+    assert bound is not None
+    assert len(vault_module._encode(doc)) <= bound
+
+
+def test_the_size_check_still_measures_documents_the_cheap_bound_cannot() -> None:
+    """A document whose ObjectId is not its top-level ``_id`` has no cheap bound: it is
+    encoded, and refused when too large."""
+    clock = StepClock(1.0)
+    vault = make(clock, "c")
+    nested = {"ref": ObjectId("0123456789abcdef01234567")}
+    assert vault_module._json_bound({"n": nested}) is None
+    run(vault.insert_one("c", {"n": nested, "small": "x"}))
+    with pytest.raises(ServerError, match="too large"):
+        run(vault.insert_one("c", {"n": nested, "blob": "x" * MAX_DOCUMENT_BYTES}))
