@@ -391,9 +391,14 @@ def _modified_bound(filter: Mapping[str, Any]) -> _Number | None:
 # -- compiled filters -----------------------------------------------------------------------------
 #
 # A request's filter is compiled once into a predicate, and what the indexes need to know about it
-# is worked out with it. (Plans are not cached across requests: the helper's filters carry
-# versions and cursors and rarely repeat, and measured on its workloads a cache cost more to key
-# and keep than it saved.)
+# is worked out with it. Most filters are not worth caching (a helper's pull names its cursor
+# and the versions of its overlap window, a push the version it replaces): keying and keeping
+# them cost more than compiling. The single-condition ones are, and repeat: a quiet helper polls
+# with the same ``{"modified": {"$gt": cursor}}`` until something changes, and reads or writes
+# ``{"key": k}`` over a bounded key space. Those plans are kept, per vault, under a cheap key.
+
+_PLAN_CACHE_SIZE = 256
+"""Simple plans a vault keeps (it forgets them all when full: no bookkeeping on a hit)."""
 
 
 class _Plan:
@@ -410,6 +415,26 @@ class _Plan:
 def _plan(filter: Any) -> _Plan:
     """The plan of a request's filter; :class:`InvalidParameterError` if not a document."""
     return _Plan(_check_mapping(filter, "filter"))
+
+
+def _simple_key(filter: Any) -> tuple[Any, ...] | None:
+    """A cache key for a one-condition filter, ``{field: string}`` or ``{field: {op: value}}``
+    with a string or a number (not NaN) as value, or None for any other filter.
+
+    The value's type is part of the key (``1``, ``1.0`` and ``True`` are equal in Python but not
+    for MongoDB)."""
+    if type(filter) is not dict or len(filter) != 1:
+        return None
+    ((field, condition),) = filter.items()
+    kind = type(condition)
+    if kind is str:
+        return (field, condition)
+    if kind is dict and len(condition) == 1:
+        ((op, value),) = condition.items()
+        kind = type(value)
+        if kind is str or ((kind is int or kind is float) and value == value):
+            return (field, op, value, kind)
+    return None
 
 
 class _Collection:
@@ -585,6 +610,8 @@ class FakeVault:
         self.requests: list[VaultRequest] = []
         self.request_count = 0
         self._op_counts: dict[str, int] = {}
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        """Plans of simple filters (see :func:`_simple_key`)."""
 
     # -- request log ---------------------------------------------------------------------------
 
@@ -679,9 +706,22 @@ class FakeVault:
             self._next_counter += 1
         return oid
 
+    def _plan(self, filter: Any) -> _Plan:
+        """The plan of ``filter``: kept if it is a simple one (see :func:`_simple_key`)."""
+        key = _simple_key(filter)
+        if key is None:
+            return _plan(filter)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = _plan(filter)  # raises for an invalid filter: nothing is kept
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
     def _matching(self, coll: _Collection, filter: Any, *, first: bool = False) -> list[str]:
         """The keys (``_id`` hex) of the matching documents, in natural order."""
-        plan = _plan(filter)
+        plan = self._plan(filter)
         predicate = plan.predicate
         found: list[str] = []
         for key, doc in coll.candidates(plan):
@@ -788,7 +828,7 @@ class FakeVault:
             ranked = mongo.sort_documents([docs[key] for key in found], sort)
             selected = [position[id(doc)] for doc in ranked]
         else:
-            plan = _plan(filter)
+            plan = self._plan(filter)
             predicate = plan.predicate
             selected = []
             wanted = -1 if end is None else end  # stop once the window is full

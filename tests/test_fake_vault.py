@@ -984,3 +984,32 @@ def test_the_size_check_still_measures_documents_the_cheap_bound_cannot() -> Non
     run(vault.insert_one("c", {"n": nested, "small": "x"}))
     with pytest.raises(ServerError, match="too large"):
         run(vault.insert_one("c", {"n": nested, "blob": "x" * MAX_DOCUMENT_BYTES}))
+
+
+def test_simple_filter_plans_are_kept_bounded_and_told_apart_by_type() -> None:
+    """A vault keeps the plans of one-condition filters (a quiet helper's polls repeat them):
+    equal-in-Python values of different types are different filters for MongoDB, an invalid
+    filter is refused every time and never kept, and at most a bounded number are kept."""
+    vault = make(StepClock(5.0), "c")
+    for value in (1, 1.0, True, "1"):
+        run(vault.insert_one("c", {"v": value, "key": f"{type(value).__name__}"}))
+
+    def keys(filter: dict[str, Any]) -> list[str]:
+        return [doc["key"] for doc in run(vault.find_many("c", filter))]
+
+    assert keys({"v": {"$eq": 1}}) == ["int", "float"]
+    assert keys({"v": {"$eq": True}}) == ["bool"]
+    assert keys({"v": "1"}) == ["str"]
+    assert keys({"v": {"$eq": 1.0}}) == ["int", "float"]
+    assert keys({"v": {"$gte": 1}}) == ["int", "float"]
+    assert keys({"v": {"$eq": 1}}) == ["int", "float"]  # again, from the kept plan
+    kept = len(vault._plans)
+    assert kept == 4  # $eq 1, $eq 1.0, "1", $gte 1 ($eq True is not a number: not kept)
+    for _ in range(2):
+        with pytest.raises(ServerError, match="unknown operator"):
+            run(vault.find_many("c", {"v": {"$nope": 1}}))
+    assert len(vault._plans) == kept
+    for i in range(600):
+        run(vault.find_many("c", {"key": f"k{i}"}))
+    assert 0 < len(vault._plans) <= vault_module._PLAN_CACHE_SIZE
+    assert keys({"key": "int"}) == ["int"]
