@@ -116,9 +116,7 @@ class Link:
         rid = next(self._ids)
         self.requests += 1
         trace = self.trace
-        if trace is not None and not trace.recording:
-            trace.counts["request"] += 1  # what emit() would keep of it
-        elif trace is not None:
+        if trace is not None and trace.wants("request"):
             trace.emit(
                 "request",
                 device=self.device,
@@ -199,9 +197,7 @@ class Link:
     def _applied(self, flight: _Flight, result: Any, error: VaultError | None) -> None:
         """The server processed the request: send the answer back, or lose it."""
         trace = self.trace
-        if trace is not None and not trace.recording:
-            trace.counts["applied"] += 1
-        elif trace is not None:
+        if trace is not None and trace.wants("applied"):
             trace.emit(
                 "applied",
                 device=self.device,
@@ -227,9 +223,7 @@ class Link:
             return
         error = flight.error
         trace = self.trace
-        if trace is not None and not trace.recording:
-            trace.counts["answer"] += 1
-        elif trace is not None:
+        if trace is not None and trace.wants("answer"):
             trace.emit(
                 "answer",
                 device=self.device,

@@ -40,9 +40,6 @@ class Trace:
             self.path.open("w", encoding="utf-8") if self.path is not None else None
         )
         self.counts: Counter[str] = Counter()
-        self.recording = self._file is not None
-        """Whether lines are written. When not, a hot path may count an event itself
-        (``counts[kind] += 1``) instead of building the fields :meth:`emit` would drop."""
         self._start: float | None = None
 
     def now(self) -> float:
@@ -50,6 +47,17 @@ class Trace:
         if self._start is None:
             self._start = loop_time
         return loop_time - self._start
+
+    def wants(self, kind: str) -> bool:
+        """Whether an event of ``kind`` needs its fields: True when lines are written (then
+        :meth:`emit` it); when not, the event is counted here and False is returned, so a hot
+        path need not build the fields :meth:`emit` would drop."""
+        if self._file is not None:
+            return True
+        if kind not in KINDS:
+            raise ValueError(f"unknown trace kind {kind!r}; known: {sorted(KINDS)}")
+        self.counts[kind] += 1
+        return False
 
     def emit(self, kind: str, **fields: Any) -> None:
         if kind not in KINDS:
@@ -65,7 +73,6 @@ class Trace:
         if self._file is not None:
             self._file.close()
             self._file = None
-            self.recording = False
 
 
 def read(path: Path | str) -> list[dict[str, Any]]:

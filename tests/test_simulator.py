@@ -502,3 +502,26 @@ def test_a_request_on_the_link_arrives_then_answers() -> None:
         await world.close()
 
     run(main())
+
+
+def test_trace_counts_unwritten_events_once_and_writes_wanted_ones(tmp_path: Path) -> None:
+    """Traces (issue 3): without a file, wants() counts the event and asks for no fields; with
+    a file, it asks for them and emit() counts and writes the line, once; an unknown kind is
+    refused either way."""
+    from simulator.trace import Trace, read
+
+    async def main() -> None:
+        quiet = Trace()
+        assert quiet.wants("request") is False
+        assert quiet.counts["request"] == 1
+        written = Trace(tmp_path / "t.jsonl")
+        assert written.wants("request") is True
+        assert written.counts["request"] == 0
+        written.emit("request", device="a", id=1)
+        written.close()
+        assert written.counts["request"] == 1
+        assert [line["kind"] for line in read(tmp_path / "t.jsonl")] == ["request"]
+        with pytest.raises(ValueError, match="unknown trace kind"):
+            quiet.wants("gossip")
+
+    run(main())
