@@ -15,7 +15,6 @@ import logging
 import random
 import secrets
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from brh.errors import (
     UnknownContextError,
 )
 from brh.events import Listener
-from brh.hlc import HybridClock
+from brh.hlc import HybridClock, Version, new_incarnation, writer_id
 from brh.options import SyncOptions
 from brh.retry import RetryPolicy
 from brh.scheduler import PassScheduler
@@ -63,7 +62,9 @@ class BackupRestoreHelper:
     * ``full_sync_interval``: at most this many seconds (device clock) between full passes of a
       context, which repair what incremental pulls cannot see (None: never);
     * ``stuck_threshold``: refusals in a row after which a key is logged and reported as stuck;
-    * ``rng``: the random generator for retry jitter (default: seeded from the device id);
+    * ``rng``: the random generator of the helper's incarnation (see :attr:`incarnation`) and
+      of retry jitter (default: seeded from the operating system, so a reinstalled device never
+      draws its old incarnation again; a simulator passes a seeded one to replay runs);
     * ``log_payloads``: with ``debug``, also log entry data;
     * ``listener``: called with a :class:`brh.events.SyncEvent` for each pass, callback and
       upload (see :mod:`brh.events`).
@@ -139,7 +140,13 @@ class BackupRestoreHelper:
         """Whether writes start a pass by themselves (may be changed at any time)."""
         self._log = logging.getLogger("brh")
         self._closed = False
-        self._clock = HybridClock(self.device_id, clock or time.time, self._store.clock())
+        rng = rng or random.Random(secrets.randbits(64))
+        self.incarnation: str = new_incarnation(rng)
+        """Drawn afresh each time a helper opens its store: with the device id, it names this
+        helper in the versions it writes, so no two helpers ever issue the same version (ORD-1)."""
+        self._clock = HybridClock(
+            writer_id(self.device_id, self.incarnation), clock or time.time, self._store.clock()
+        )
         self._contexts: dict[str, Context] = {}
         self._engine = SyncEngine(
             owner=self,
@@ -155,7 +162,7 @@ class BackupRestoreHelper:
         self._scheduler = PassScheduler(
             self._engine.run_pass,
             retry=retry or RetryPolicy(),
-            rng=rng or random.Random(zlib.crc32(self.device_id.encode())),
+            rng=rng,
             debounce=float(debounce),
             device_id=self.device_id,
             on_retrying=lambda retrying: setattr(self._engine, "retrying", retrying),
@@ -205,28 +212,27 @@ class BackupRestoreHelper:
         self._known(context)
         check_key(key)
         encoded = encode_data(key, data)
-        current = self._store.state(context, key)
-        version = self._clock.stamp()
-        creation = (
-            current.creation_date
-            if current is not None and not current.deleted
-            else version.wall_ms
-        )
-        record = Record(
-            context=context,
-            key=key,
-            # What JSON gives back (plain types); a plain dict or list is copied, not re-parsed.
-            data=copy_json(data) if type(data) in (dict, list) else json.loads(encoded),
-            creation_date=creation,
-            modification_date=version.wall_ms,
-            deletion_date=None,
-            version=version,
-            base=current.base if current is not None else None,
-            pending=True,
-            stale=current.stale if current is not None else False,
-        )
-        self._store.write_local(record, version)
-        self._trace("upsert %s/%s at %s%s", context, key, version, self._payload(data))
+        # What JSON gives back (plain types); a plain dict or list is copied, not re-parsed.
+        value = copy_json(data) if type(data) in (dict, list) else json.loads(encoded)
+
+        def upserted(current: Record | None, version: Version) -> Record:
+            live = current is not None and not current.deleted
+            return Record(
+                context=context,
+                key=key,
+                data=value,
+                creation_date=current.creation_date if live and current else version.wall_ms,
+                modification_date=version.wall_ms,
+                deletion_date=None,
+                version=version,
+                base=current.base if current is not None else None,
+                pending=True,
+                stale=current.stale if current is not None else False,
+            )
+
+        record = self._store.write_local(context, key, self._clock, upserted)
+        assert record is not None
+        self._trace("upsert %s/%s at %s%s", context, key, record.version, self._payload(data))
         self._auto_sync()
 
     async def delete_database_entry(
@@ -245,8 +251,20 @@ class BackupRestoreHelper:
             existed = self._store.erase(context, key)
             self._trace("local erase %s/%s (%s)", context, key, "done" if existed else "absent")
             return
-        current = self._store.get(context, key)
-        if current is None or current.deleted:
+
+        def deleted(current: Record | None, version: Version) -> Record | None:
+            if current is None or current.deleted:
+                return None
+            return replace(
+                current,
+                modification_date=version.wall_ms,
+                deletion_date=version.wall_ms,
+                version=version,
+                pending=True,
+            )
+
+        record = self._store.write_local(context, key, self._clock, deleted)
+        if record is None:
             self._log.warning(
                 "[%s] delete_database_entry: no live entry %r in context %r; nothing to delete",
                 self.device_id,
@@ -254,16 +272,7 @@ class BackupRestoreHelper:
                 context,
             )
             return
-        version = self._clock.stamp()
-        record = replace(
-            current,
-            modification_date=version.wall_ms,
-            deletion_date=version.wall_ms,
-            version=version,
-            pending=True,
-        )
-        self._store.write_local(record, version)
-        self._trace("delete %s/%s at %s", context, key, version)
+        self._trace("delete %s/%s at %s", context, key, record.version)
         self._auto_sync()
 
     async def get_database_entry(self, context: str, key: str) -> Entry | None:

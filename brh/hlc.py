@@ -1,24 +1,47 @@
 """Hybrid logical clocks and the versions built from them.
 
-A version orders every write to an entry: ``(wall_ms, counter, device)``. ``wall_ms`` follows the
+A version orders every write to an entry: ``(wall_ms, counter, writer)``. ``wall_ms`` follows the
 writing device's clock but never goes behind a version that device has already seen, so a device
 whose clock runs hours behind still stamps its later edits after what it observed (Kulkarni et
-al., 2014). ``device`` breaks ties, so all devices pick the same winner. No I/O: the functions
-take the current time as an argument, and :class:`HybridClock` reads it from the clock it is
-given.
+al., 2014). ``writer`` breaks ties, so all devices pick the same winner.
+
+A version must name one write only, for ever (ORD-1). A device's clock state lives in its local
+store, and two things can run a clock that does not know every version the device issued: a
+reinstalled app (a fresh store, while the old installation's last write may still be in flight)
+and a second helper opened on the same store file. So ``writer`` is not the bare device id but
+``<device id>~<incarnation>``, where the incarnation is drawn at random each time a helper opens
+its store (:func:`new_incarnation`); two helpers never share one, so they never issue the same
+version even when their clocks agree. (Within one store, the store also re-reads the persisted
+clock inside each write's transaction, so versions written through one file still increase.)
+
+No I/O: the functions take the current time as an argument, and :class:`HybridClock` reads it
+from the clock it is given.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["LEGACY_DEVICE", "HybridClock", "Version", "decode_version", "next_version", "observe"]
+__all__ = [
+    "LEGACY_WRITER",
+    "HybridClock",
+    "Version",
+    "decode_version",
+    "new_incarnation",
+    "next_version",
+    "observe",
+    "writer_id",
+]
 
-LEGACY_DEVICE = ""
-"""Device part of versions derived from documents the original helper wrote (sorts lowest)."""
+LEGACY_WRITER = ""
+"""Writer part of versions derived from documents the original helper wrote (sorts lowest)."""
+
+INCARNATION_SEPARATOR = "~"
+_INCARNATION_BITS = 32
 
 _WALL_DIGITS = 15
 _COUNTER_DIGITS = 6
@@ -27,11 +50,16 @@ _COUNTER_MAX = 10**_COUNTER_DIGITS - 1
 
 @dataclass(frozen=True, order=True)
 class Version:
-    """A point in the total order of writes. Comparison is ``(wall_ms, counter, device)``."""
+    """A point in the total order of writes. Comparison is ``(wall_ms, counter, writer)``.
+
+    ``writer`` is :func:`writer_id`'s ``<device id>~<incarnation>`` for versions this helper
+    issues; any string sorts, so versions written by other implementations or by older releases
+    (a bare device id) compare just as well.
+    """
 
     wall_ms: int
     counter: int
-    device: str
+    writer: str
 
     def encode(self) -> str:
         """Fixed-width text whose string order is the version order (the ``brhVersion`` field)."""
@@ -41,7 +69,7 @@ class Version:
     def _text(self) -> str:
         # Computed once per version (kept in the instance, outside the compared fields): a
         # version is encoded for every store write, vault filter, event and trace line.
-        return f"{self.wall_ms:0{_WALL_DIGITS}d}.{self.counter:0{_COUNTER_DIGITS}d}.{self.device}"
+        return f"{self.wall_ms:0{_WALL_DIGITS}d}.{self.counter:0{_COUNTER_DIGITS}d}.{self.writer}"
 
     @classmethod
     def decode(cls, text: str) -> Version:
@@ -51,7 +79,7 @@ class Version:
     @classmethod
     def _parse(cls, text: str) -> Version:
         wall, sep1, rest = text.partition(".")
-        counter, sep2, device = rest.partition(".")
+        counter, sep2, writer = rest.partition(".")
         if (
             not sep1
             or not sep2
@@ -61,16 +89,16 @@ class Version:
             or not counter.isdigit()
         ):
             raise ValueError(f"not a brh version: {text!r}")
-        return cls(int(wall), int(counter), device)
+        return cls(int(wall), int(counter), writer)
 
     @classmethod
     def legacy(cls, modification_date: int) -> Version:
         """The version of a document written by the original helper (no ``brhVersion``)."""
-        return cls(modification_date, 0, LEGACY_DEVICE)
+        return cls(modification_date, 0, LEGACY_WRITER)
 
     @property
     def is_legacy(self) -> bool:
-        return self.device == LEGACY_DEVICE
+        return self.writer == LEGACY_WRITER
 
     def __str__(self) -> str:
         return self.encode()
@@ -86,13 +114,27 @@ decode_version = _decode
 """``Version.decode`` without the classmethod's extra call (for the store's hot paths)."""
 
 
-def next_version(last: Version | None, now_ms: int, device: str) -> Version:
+def new_incarnation(rng: random.Random) -> str:
+    """A fresh incarnation: 8 hex digits drawn from ``rng``, once per opening of a store.
+
+    32 random bits, as Yjs draws its client ids: it need only differ between the helpers that
+    can issue the same ``(wall_ms, counter)`` for one device, which are few at any time.
+    """
+    return f"{rng.getrandbits(_INCARNATION_BITS):08x}"
+
+
+def writer_id(device: str, incarnation: str) -> str:
+    """The ``writer`` of the versions a helper issues: ``<device id>~<incarnation>``."""
+    return f"{device}{INCARNATION_SEPARATOR}{incarnation}"
+
+
+def next_version(last: Version | None, now_ms: int, writer: str) -> Version:
     """The stamp of a new local write: after ``last`` and close to ``now_ms``."""
     if last is None or now_ms > last.wall_ms:
-        return Version(now_ms, 0, device)
+        return Version(now_ms, 0, writer)
     if last.counter >= _COUNTER_MAX:
-        return Version(last.wall_ms + 1, 0, device)
-    return Version(last.wall_ms, last.counter + 1, device)
+        return Version(last.wall_ms + 1, 0, writer)
+    return Version(last.wall_ms, last.counter + 1, writer)
 
 
 def observe(last: Version | None, seen: Version) -> Version:
@@ -103,14 +145,15 @@ def observe(last: Version | None, seen: Version) -> Version:
 
 
 class HybridClock:
-    """A device's hybrid logical clock: stamps local writes and observes remote versions.
+    """A helper's hybrid logical clock: stamps local writes and observes remote versions.
 
-    ``wall`` returns seconds since the epoch (the device clock); ``last`` is the newest version
-    written or seen (persisted by the local store with every write).
+    ``writer`` names this helper in its versions (:func:`writer_id`); ``wall`` returns seconds
+    since the epoch (the device clock); ``last`` is the newest version written or seen (persisted
+    by the local store with every write, and re-read by it before each stamp).
     """
 
-    def __init__(self, device: str, wall: Callable[[], float], last: Version | None) -> None:
-        self.device = device
+    def __init__(self, writer: str, wall: Callable[[], float], last: Version | None) -> None:
+        self.writer = writer
         self.wall = wall
         self.last = last
 
@@ -120,7 +163,7 @@ class HybridClock:
 
     def stamp(self) -> Version:
         """The version of a new local write."""
-        self.last = next_version(self.last, self.now_ms(), self.device)
+        self.last = next_version(self.last, self.now_ms(), self.writer)
         return self.last
 
     def observe(self, seen: Version) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from brh.entry import Entry, copy_json
-from brh.hlc import Version, decode_version
+from brh.hlc import HybridClock, Version, decode_version
 
 __all__ = ["ContextState", "EntryState", "LocalStore", "Record"]
 
@@ -208,6 +208,10 @@ _SAVE_STATE = (
 _GET_STATE_OF_CONTEXT = f"SELECT {_STATE_COLUMNS} FROM contexts WHERE name = ?"
 _GET_ENTRY = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE context = ? AND key = ?"
 _GET_STATE = f"SELECT {_STATE_OF_ENTRY} FROM entries WHERE context = ? AND key = ?"
+_ADVANCE_CLOCK = (
+    "INSERT INTO meta (name, value) VALUES ('clock', ?1) "
+    "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
+)
 
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _c_encode: Any = (
@@ -346,8 +350,10 @@ class LocalStore:
         )
 
     def _save_clock(self, clock: Version | None) -> None:
+        """Persist the clock state, never moving it back: another helper on this file may have
+        stamped or seen a newer version than this one knows (versions compare as their text)."""
         if clock is not None:
-            self._set_meta("clock", clock.encode())
+            self._execute(_ADVANCE_CLOCK, (clock.encode(),))
 
     def _write(self, record: Record, *, pending: bool, stale: bool) -> None:
         """Store ``record`` whole, with these flags."""
@@ -481,11 +487,31 @@ class LocalStore:
 
     # -- local writes -----------------------------------------------------------------------
 
-    def write_local(self, record: Record, clock: Version) -> None:
-        """Record a local change (pending upload) and the clock that stamped it, atomically."""
+    def write_local(
+        self,
+        context: str,
+        key: str,
+        clock: HybridClock,
+        change: Callable[[Record | None, Version], Record | None],
+    ) -> Record | None:
+        """Record a local change (pending upload) and the clock that stamped it, atomically.
+
+        Inside one transaction: read the entry and the persisted clock, let ``clock`` observe
+        that clock and stamp a new version, build the record with ``change(current, version)``
+        and write it and the clock. Re-reading the clock here keeps versions increasing when
+        another helper writes through the same file (ORD-1). ``change`` returns None to write
+        nothing; the written record is returned.
+        """
         with self._transaction():
+            stored = self.clock()
+            if stored is not None:
+                clock.observe(stored)
+            record = change(self.get(context, key), clock.stamp())
+            if record is None:
+                return None
             self._write(record, pending=True, stale=record.stale)
-            self._save_clock(clock)
+            self._save_clock(clock.last)
+            return record
 
     def erase(self, context: str, key: str) -> bool:
         """Forget an entry locally without telling the vault; True if it existed."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from brh.hlc import Version
+from brh.hlc import HybridClock, Version
 from brh.store import LocalStore, Record
 
 
@@ -16,13 +16,20 @@ def record(context: str, key: str, data: object = 1, version: Version | None = N
     return Record(context, key, data, 1000, version.wall_ms, None, version, pending=True)
 
 
+def put(store: LocalStore, rec: Record) -> HybridClock:
+    """Write ``rec`` as a local change; returns the clock that stamped it (its ``last`` is what
+    the store persisted)."""
+    clock = HybridClock("d", lambda: rec.version.wall_ms / 1000, None)
+    store.write_local(rec.context, rec.key, clock, lambda current, version: rec)
+    return clock
+
+
 def test_keys_and_contexts_cannot_collide() -> None:
     """DATA-5 (W13): ('a_b', 'c') and ('a', 'b_c'), or a key named 'index', stay distinct."""
     store = LocalStore()
-    clock = Version(1000, 0, "d")
-    store.write_local(record("a_b", "c", "first"), clock)
-    store.write_local(record("a", "b_c", "second"), clock)
-    store.write_local(record("a", "index", "third"), clock)
+    put(store, record("a_b", "c", "first"))
+    put(store, record("a", "b_c", "second"))
+    put(store, record("a", "index", "third"))
     assert store.get("a_b", "c").data == "first"  # type: ignore[union-attr]
     assert store.get("a", "b_c").data == "second"  # type: ignore[union-attr]
     assert [r.key for r in store.entries("a")] == ["b_c", "index"]
@@ -37,7 +44,7 @@ def test_a_local_write_is_all_or_nothing(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(store, "_save_clock", broken)
     with pytest.raises(OSError):
-        store.write_local(record("c", "k"), Version(1000, 0, "d"))
+        put(store, record("c", "k"))
     assert store.get("c", "k") is None and store.pending("c") == []
 
 
@@ -46,8 +53,7 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     store = LocalStore(path)
     store.set_device_id("dev")
-    clock = Version(5000, 3, "dev")
-    store.write_local(record("c", "k", {"deep": [1, 2]}), clock)
+    clock = put(store, record("c", "k", {"deep": [1, 2]})).last
     state = store.context_state("c")
     from dataclasses import replace
 
@@ -60,15 +66,14 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
     assert again.context_state("c").cursor == 42 and again.context_state("c").collection_ready
     again.close()
     with pytest.raises(RuntimeError, match="closed"):
-        again.write_local(record("c", "k2"), clock)
+        put(again, record("c", "k2"))
 
 
 def test_wipe_is_one_transaction() -> None:
     """RES-2: wiping removes entries, cursor and refusal counts of one context only."""
     store = LocalStore()
-    clock = Version(1000, 0, "d")
-    store.write_local(record("c", "k"), clock)
-    store.write_local(record("other", "k"), clock)
+    put(store, record("c", "k"))
+    put(store, record("other", "k"))
     from dataclasses import replace
 
     store.save_context_state(replace(store.context_state("c"), cursor=9))
@@ -81,7 +86,7 @@ def test_wipe_is_one_transaction() -> None:
 def test_remote_apply_is_guarded_by_the_expected_version() -> None:
     """ORD-7: a delivered version is not stored over a local write made meanwhile."""
     store = LocalStore()
-    store.write_local(record("c", "k", "local", Version(2000, 0, "me")), Version(2000, 0, "me"))
+    put(store, record("c", "k", "local", Version(2000, 0, "me")))
     remote = Record("c", "k", "remote", 1, 1500, None, Version(1500, 0, "them"))
     assert not store.apply_remote(remote, expected=Version(1000, 0, "me"), clock=None)
     assert store.get("c", "k").data == "local"  # type: ignore[union-attr]
@@ -148,8 +153,8 @@ def test_stale_keys_are_found_after_a_restart_and_a_new_mark(tmp_path: Path) -> 
     path = tmp_path / "store.db"
     store = LocalStore(path)
     version = Version(1000, 0, "d")
-    store.write_local(record("c", "k", version=version), version)
-    store.write_local(record("other", "k", version=version), version)
+    put(store, record("c", "k", version=version))
+    put(store, record("other", "k", version=version))
     assert store.stale_keys("c") == []
     store.mark_stale("c", "k", lost=version)
     assert store.stale_keys("c") == ["k"] and store.stale_keys("other") == []
@@ -159,3 +164,54 @@ def test_stale_keys_are_found_after_a_restart_and_a_new_mark(tmp_path: Path) -> 
     again.clear_stale("c", ["k"])
     assert again.stale_keys("c") == []
     again.close()
+
+
+def test_two_stores_on_one_file_stamp_increasing_versions(tmp_path: Path) -> None:
+    """ORD-1 (issue 11): two helpers on one store file each keep a clock in memory; the store
+    re-reads the persisted clock inside every write's transaction, so a write through either
+    is stamped after every version written or seen through the other, whatever their device
+    clocks say (here the second one's clock is an hour behind and its memory is stale)."""
+    path = tmp_path / "shared.sqlite"
+    first, second = LocalStore(path), LocalStore(path)
+    now = 1_750_000_000.0
+    fast = HybridClock("dev~aaaaaaaa", lambda: now, first.clock())
+    slow = HybridClock("dev~bbbbbbbb", lambda: now - 3600, second.clock())
+    written: list[Version] = []
+
+    def write(store: LocalStore, clock: HybridClock, data: int) -> None:
+        def change(current: Record | None, version: Version) -> Record:
+            return Record("c", "k", data, 1, version.wall_ms, None, version, pending=True)
+
+        rec = store.write_local("c", "k", clock, change)
+        assert rec is not None
+        written.append(rec.version)
+
+    for turn in range(6):
+        write(first if turn % 3 else second, fast if turn % 3 else slow, turn)
+    assert written == sorted(written) and len(set(written)) == len(written)
+    assert second.get("c", "k").data == 5  # type: ignore[union-attr]
+    assert first.clock() == written[-1]
+    first.close()
+    second.close()
+
+
+def test_the_persisted_clock_never_moves_back() -> None:
+    """ORD-1: saving a clock state older than the stored one (another helper on the file saw a
+    newer version) keeps the newer one."""
+    store = LocalStore()
+    newer = Version(2000, 0, "b~00000001")
+    store.apply_remote(record("c", "k", version=newer), expected=None, clock=newer)
+    store.apply_remote(
+        record("c", "j", version=Version(1000, 0, "a~00000002")),
+        expected=None,
+        clock=Version(1000, 0, "a~00000002"),
+    )
+    assert store.clock() == newer
+
+
+def test_a_change_that_writes_nothing_leaves_the_store_alone() -> None:
+    """API-3, DEL-4: deleting a key that is not live (``change`` returns None) writes nothing."""
+    store = LocalStore()
+    clock = HybridClock("d~00000000", lambda: 5.0, None)
+    assert store.write_local("c", "k", clock, lambda current, version: None) is None
+    assert store.get("c", "k") is None and store.clock() is None

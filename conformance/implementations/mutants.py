@@ -360,15 +360,25 @@ class _SplitWriteStore(LocalStore):
             queue = self.__dict__["_unmarked_writes"] = set()
         return queue
 
-    def write_local(self, record: Record, clock: Version) -> None:
+    def write_local(
+        self,
+        context: str,
+        key: str,
+        clock: HybridClock,
+        change: Callable[[Record | None, Version], Record | None],
+    ) -> Record | None:
         # BUG: a local write is split in two transactions: the data and clock now, the
         # "to upload" mark later, when the next pass reads the queue (kept in memory until
         # then). The app's call returns in between; a crash there loses the upload for good.
         with self._transaction():
-            current = self.get(record.context, record.key)
+            current = self.get(context, key)
+            record = change(current, clock.stamp())
+            if record is None:
+                return None
             self._write(record, pending=current is not None and current.pending, stale=record.stale)
-            self._save_clock(clock)
-        self._unmarked().add((record.context, record.key))
+            self._save_clock(clock.last)
+        self._unmarked().add((context, key))
+        return record
 
     def pending(self, context: str) -> list[Record]:
         queued = sorted(item for item in self._unmarked() if item[0] == context)
