@@ -73,10 +73,15 @@ class SimDevice:
         factory: Factory | None = None,
         workdir: Path | None = None,
         instances: int = 1,
+        share_contexts: bool = False,
         **options: Any,
     ) -> None:
         if not isinstance(instances, int) or instances < 1:
             raise ValueError(f"device {name!r}: instances must be an int >= 1, got {instances!r}")
+        if not isinstance(share_contexts, bool):
+            raise ValueError(
+                f"device {name!r}: share_contexts must be true or false, got {share_contexts!r}"
+            )
         if factory is not None and workdir is None:
             raise ValueError(f"device {name!r}: a factory needs a workdir for its store")
         self.name = name
@@ -87,7 +92,11 @@ class SimDevice:
         """The implementation this device runs (None: the reference, in process)."""
         self.instances = instances
         """Helper instances sharing this device's local store; context number i (in
-        registration order) goes to instance i mod ``instances``."""
+        registration order) goes to instance i mod ``instances``, unless ``share_contexts``."""
+        self.share_contexts = share_contexts
+        """Every instance registers every context and syncs it, as two processes of one app
+        (say the app and its widget) would, each with its own helper on the one store; writes
+        go to instance 0 unless :meth:`put` or :meth:`remove` name another."""
         self.workdir = workdir
         self.installs = 1
         self.store = store if isinstance(store, LocalStore) else LocalStore(store)
@@ -98,6 +107,9 @@ class SimDevice:
         self._answered = answered
         self._listener = listener
         options.setdefault("retry", RetryPolicy(initial_delay=1, max_delay=60, jitter=0.5))
+        # Simulated runs replay from their seeds: never the helper's OS-seeded default. One
+        # generator for the device's life, so each installation draws a new incarnation.
+        options.setdefault("rng", random.Random(name))
         self._options = options
         self._factory_options = MappingProxyType(
             {name: value for name, value in options.items() if name != "rng"}
@@ -147,6 +159,8 @@ class SimDevice:
         return self.impls[self._instance_of(context)]
 
     def _instance_of(self, context: str) -> int:
+        if self.share_contexts:
+            return 0
         order = self.contexts.index(context) if context in self.contexts else 0
         return order % self.instances
 
@@ -207,17 +221,19 @@ class SimDevice:
         self.apps[context] = app
         if context not in self.contexts:
             self.contexts = (*self.contexts, context)
-        if self.reference:
-            self.helper_for(context).add_sync_context(
-                context, app.on_insert, app.on_modify, app.on_delete
-            )
-        else:
-            self.impl_for(context).add_sync_context(
-                context,
-                self._adapted(context, "insert", app.on_insert),
-                self._adapted(context, "modify", app.on_modify),
-                self._adapted(context, "delete", app.on_delete),
-            )
+        holders = range(self.instances) if self.share_contexts else [self._instance_of(context)]
+        for number in holders:
+            if self.reference:
+                self._brhs[number].add_sync_context(
+                    context, app.on_insert, app.on_modify, app.on_delete
+                )
+            else:
+                self.impls[number].add_sync_context(
+                    context,
+                    self._adapted(context, "insert", app.on_insert),
+                    self._adapted(context, "modify", app.on_modify),
+                    self._adapted(context, "delete", app.on_delete),
+                )
         return app
 
     async def crash(self) -> None:
@@ -267,23 +283,47 @@ class SimDevice:
     def _context(self, context: str | None) -> str:
         return context if context is not None else next(iter(self.apps))
 
-    async def put(self, key: str, data: Any, context: str | None = None) -> None:
+    async def put(
+        self, key: str, data: Any, context: str | None = None, *, instance: int | None = None
+    ) -> None:
+        """The app writes ``key``, through ``instance`` (see :attr:`share_contexts`)."""
         context = self._context(context)
+        writer = self._writer(context, instance)
         self.apps[context].items[key] = data
         self.apps[context].declined.discard(key)
         self.apps[context].edits += 1
-        await self.impl_for(context).upsert_database_entry(context, key, data)
+        await writer.upsert_database_entry(context, key, data)
         self._written(context, key, deleted=False, data=data)
 
-    async def remove(self, key: str, context: str | None = None) -> None:
+    async def remove(
+        self, key: str, context: str | None = None, *, instance: int | None = None
+    ) -> None:
+        """The app deletes ``key``, through ``instance`` (see :attr:`share_contexts`)."""
         context = self._context(context)
+        writer = self._writer(context, instance)
         self.apps[context].items.pop(key, None)
         self.apps[context].declined.discard(key)
         self.apps[context].edits += 1
         held = self.holds(context, key)
-        await self.impl_for(context).delete_database_entry(context, key)
+        await writer.delete_database_entry(context, key)
         if held:
             self._written(context, key, deleted=True, data=None)
+
+    def _writer(self, context: str, instance: int | None) -> Helper:
+        """The helper instance an app write goes through."""
+        if instance is None:
+            return self.impl_for(context)
+        if not 0 <= instance < self.instances:
+            raise ValueError(
+                f"device {self.name!r}: no instance {instance}; it runs {self.instances} "
+                f"(numbered 0 to {self.instances - 1})"
+            )
+        if not self.share_contexts and instance != self._instance_of(context):
+            raise ValueError(
+                f"device {self.name!r}: instance {instance} does not hold context {context!r} "
+                f"(instance {self._instance_of(context)} does; share_contexts is off)"
+            )
+        return self.impls[instance]
 
     def _written(self, context: str, key: str, *, deleted: bool, data: Any) -> None:
         if self._on_write is None:

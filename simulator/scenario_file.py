@@ -35,6 +35,9 @@ A full example::
     instances = 1                              # helper instances on the device's one store
                                                # (optional, default 1): context number i (in
                                                # registration order) goes to instance i mod n
+    share_contexts = false                     # optional: every instance registers and syncs
+                                               # every context (two processes of one app);
+                                               # put/remove may then name an ``instance``
 
     [[steps]]
     at = 0                                     # seconds since the start (optional: right
@@ -64,11 +67,12 @@ records its runs with it).
 
 Verbs (fields in brackets are optional):
 
-* device actions: ``put`` device key value [context], ``remove`` device key [context],
+* device actions: ``put`` device key value [context instance], ``remove`` device key
+  [context instance] (``instance``: which helper instance of the device writes, from 0),
   ``sync`` device [full], ``wipe`` device context (the app clears its model of the context and
   calls ``wipe_local_context_data``), ``add_context`` device context (an app update registers
   a context the device joined without);
-* device life: ``join`` device [offset drift_ppm contexts instances] (the fields of a
+* device life: ``join`` device [offset drift_ppm contexts instances share_contexts] (the fields of a
   ``[[devices]]`` entry), ``crash`` / ``restart`` / ``reinstall`` device;
 * network: ``partition`` / ``heal``, ``cut_answers`` / ``restore_answers``, ``disconnect`` /
   ``reconnect`` device; ``lossy`` device [requests answers] (probabilities; none: off);
@@ -328,13 +332,16 @@ class Verb:
 
 async def _put(world: World, step: Step) -> None:
     await world.device(step.fields["device"]).put(
-        step.fields["key"], step.fields["value"], context=step.get("context")
+        step.fields["key"],
+        step.fields["value"],
+        context=step.get("context"),
+        instance=step.get("instance"),
     )
 
 
 async def _remove(world: World, step: Step) -> None:
     await world.device(step.fields["device"]).remove(
-        step.fields["key"], context=step.get("context")
+        step.fields["key"], context=step.get("context"), instance=step.get("instance")
     )
 
 
@@ -478,8 +485,10 @@ _KEYED = {"device": _name, "key": _key}
 _CONTEXT = {"context": _name}
 
 VERBS: dict[str, Verb] = {
-    "put": Verb(_put, {**_KEYED, "value": _json}, _CONTEXT, device="running"),
-    "remove": Verb(_remove, _KEYED, _CONTEXT, device="running"),
+    "put": Verb(
+        _put, {**_KEYED, "value": _json}, {**_CONTEXT, "instance": _count}, device="running"
+    ),
+    "remove": Verb(_remove, _KEYED, {**_CONTEXT, "instance": _count}, device="running"),
     "sync": Verb(_sync, _DEVICE, {"full": _flag}, device="running"),
     "wipe": Verb(_wipe, {**_DEVICE, **_CONTEXT}, device="running"),
     "add_context": Verb(_add_context, {**_DEVICE, **_CONTEXT}, device="running"),
@@ -491,6 +500,7 @@ VERBS: dict[str, Verb] = {
             "drift_ppm": _signed_seconds,
             "contexts": _contexts,
             "instances": _instances,
+            "share_contexts": _flag,
         },
         device="new",
     ),
@@ -550,6 +560,9 @@ class DeviceSpec:
     instances: int = 1
     """Helper instances sharing the device's local store (``world.add_device(name,
     instances=n)``): context number i, in registration order, goes to instance i mod n."""
+    share_contexts: bool = False
+    """Every instance registers and syncs every context (see
+    :attr:`simulator.device.SimDevice.share_contexts`)."""
 
     @classmethod
     def from_step(cls, step: Step) -> DeviceSpec:
@@ -559,11 +572,17 @@ class DeviceSpec:
             drift_ppm=step.get("drift_ppm", 0.0),
             contexts=step.get("contexts"),
             instances=step.get("instances", 1),
+            share_contexts=step.get("share_contexts", False),
         )
 
 
 def _join_device(world: World, spec: DeviceSpec) -> None:
-    options = {"offset": spec.offset, "drift_ppm": spec.drift_ppm, "instances": spec.instances}
+    options = {
+        "offset": spec.offset,
+        "drift_ppm": spec.drift_ppm,
+        "instances": spec.instances,
+        "share_contexts": spec.share_contexts,
+    }
     if spec.contexts is None or set(spec.contexts) == set(world.contexts):
         world.add_device(spec.name, **options)
         return
@@ -765,7 +784,7 @@ _TOP = {
     "devices",
     "steps",
 }
-_DEVICE_FIELDS = {"name", "offset", "drift_ppm", "contexts", "instances"}
+_DEVICE_FIELDS = {"name", "offset", "drift_ppm", "contexts", "instances", "share_contexts"}
 _OPTION_NAMES = {f.name for f in fields(SyncOptions)}
 _NULLABLE_OPTIONS = {"tombstone_retention", "full_sync_interval"}
 _RETRY_FIELDS = {f.name for f in fields(RetryPolicy)}
@@ -787,6 +806,8 @@ class _DeviceState:
     contexts: set[str]
     declared: str
     """Where it was declared (for the end-of-file check)."""
+    instances: int = 1
+    share_contexts: bool = False
 
 
 class _Parser:
@@ -815,7 +836,13 @@ class _Parser:
         options = self.options(data.get("options", {}))
         devices = self.devices(data.get("devices", []), contexts)
         states = {
-            d.name: _DeviceState(True, set(d.contexts or contexts), f"devices[{i}]")
+            d.name: _DeviceState(
+                True,
+                set(d.contexts or contexts),
+                f"devices[{i}]",
+                d.instances,
+                d.share_contexts,
+            )
             for i, d in enumerate(devices, 1)
         }
         steps = self.steps(data.get("steps", []), contexts, states)
@@ -917,6 +944,7 @@ class _Parser:
                 "drift_ppm": _signed_seconds,
                 "contexts": _contexts,
                 "instances": _instances,
+                "share_contexts": _flag,
             }
             values: dict[str, Any] = {}
             for name, check in checks.items():
@@ -1053,7 +1081,13 @@ class _Parser:
                 raise self.fail(f"a device named {name!r} exists already", **where, field="device")
             wanted = values.get("contexts", contexts)
             self.known_contexts(wanted, contexts, **where)
-            states[name] = _DeviceState(True, set(wanted), f"step {where['step']}")
+            states[name] = _DeviceState(
+                True,
+                set(wanted),
+                f"step {where['step']}",
+                values.get("instances", 1),
+                values.get("share_contexts", False),
+            )
             return
         if verb.device == "clock" and name == "vault":
             return
@@ -1090,6 +1124,16 @@ class _Parser:
                 f"(it has {sorted(state.contexts)})",
                 **where,
                 field="context",
+            )
+        instance = values.get("instance")
+        if instance is not None and not (state.share_contexts and instance < state.instances):
+            raise self.fail(
+                f"device {name!r} runs {state.instances} instance(s)"
+                + ("" if state.share_contexts else " without share_contexts")
+                + "; a write may name another instance only with share_contexts = true, "
+                "numbered from 0",
+                **where,
+                field="instance",
             )
         if step_verb == "crash":
             state.running = False
@@ -1166,6 +1210,8 @@ def dumps(spec: ScenarioSpec) -> str:
             lines.append(f"contexts = {_toml(list(device.contexts))}")
         if device.instances != 1:
             lines.append(f"instances = {_toml(device.instances)}")
+        if device.share_contexts:
+            lines.append("share_contexts = true")
     for step in spec.steps:
         lines += ["", "[[steps]]"]
         if step.at is not None:

@@ -136,22 +136,37 @@ def scenario(
     return register
 
 
+def _registry() -> dict[str, ScenarioInfo]:
+    """Every scenario: this module's, then the regression files of :mod:`simulator.regressions`
+    (registered on first use: they are scenario files, whose reader imports this module)."""
+    global _REGRESSIONS_LOADED
+    if not _REGRESSIONS_LOADED:
+        _REGRESSIONS_LOADED = True
+        from simulator import regressions
+
+        regressions.register()
+    return _REGISTRY
+
+
+_REGRESSIONS_LOADED = False
+
+
 def get(name: str) -> ScenarioInfo:
     """The scenario registered under ``name`` (KeyError listing the known names if none)."""
     try:
-        return _REGISTRY[name]
+        return _registry()[name]
     except KeyError:
         raise KeyError(f"no scenario named {name!r}; known: {', '.join(names())}") from None
 
 
 def names() -> list[str]:
     """Every registered scenario name, in registration order."""
-    return list(_REGISTRY)
+    return list(_registry())
 
 
 def all_scenarios() -> Iterator[ScenarioInfo]:
     """Every registered scenario, in registration order."""
-    return iter(list(_REGISTRY.values()))
+    return iter(list(_registry().values()))
 
 
 def run_named(
