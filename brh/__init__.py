@@ -3,7 +3,12 @@
 The public surface is re-exported here::
 
     from brh import BackupRestoreHelper, Entry, SyncResult, RetryPolicy
+
+It logs through ``logging.getLogger("brh")``, which has only a ``NullHandler``, as a library's
+logger should: the app decides where the records go (``logging.basicConfig()`` shows them).
 """
+
+import logging
 
 from brh.entry import Entry, StuckEntry, SyncResult
 from brh.errors import (
@@ -35,3 +40,5 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+logging.getLogger("brh").addHandler(logging.NullHandler())

@@ -79,6 +79,10 @@ class Sim:
     endpoint: Endpoint | None = None
     profile: str = "fast"
     """The Hypothesis profile of property-based tests (``--brh-profile``)."""
+    examples: int | None = None
+    """Examples of each property-based test, if not the profile's (``--brh-examples``)."""
+    steps: int | None = None
+    """Steps of each state machine example at most, if not the profile's (``--brh-steps``)."""
     runs: int = field(default=0)
     traces: list[Path] = field(default_factory=list)
 
@@ -182,9 +186,14 @@ class Sim:
         parts = [self.replay_base, self.nodeid, f"--brh-seed={self.seed}"]
         if self.profile != "fast":
             parts.append(f"--brh-profile={self.profile}")
+        if self.examples is not None:
+            parts.append(f"--brh-examples={self.examples}")
+        if self.steps is not None:
+            parts.append(f"--brh-steps={self.steps}")
         command = shlex.join(parts)
         if self.target.option:
             command += " " + self.target.option
-        if self.endpoint is not None:  # the token stays out of it: BRH_VAULT_TOKEN
+        if self.endpoint is not None:  # the token stays out of the command line and the report
             command += " " + shlex.join([f"--brh-vault-url={self.endpoint.url}"])
+            command += "  (token: BRH_VAULT_TOKEN in the environment, or --brh-vault-token)"
         return command

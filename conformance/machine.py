@@ -4,7 +4,10 @@ Each example builds a world of two or three devices (clock offsets drawn) with o
 contexts, on the implementation under test, and lets Hypothesis choose the steps: puts and
 deletes on four keys, syncs, time passing, partitions, disconnections and lost answers, device
 clock jumps, crashes, restarts and reinstalls, refusing or flaky apps, vault outages and server
-errors. Rules are synchronous: each one runs scenario-file steps
+errors. Two moves target what once lost an edit (see :mod:`simulator.regressions`): a device
+reinstalled while its last upload is on the wire, then writing the same key again; and, on the
+reference, a device running two helper instances on its one store (``share_contexts``), whose
+app writes through either. Rules are synchronous: each one runs scenario-file steps
 (:mod:`simulator.scenario_file`) on the world's virtual-time loop through
 :class:`~simulator.scenario_file.ScenarioRun`, and records them.
 
@@ -88,6 +91,8 @@ class MachineStats:
 
     examples: int = 0
     steps: int = 0
+    first_failure: int | None = None
+    """The example (counted as :attr:`examples`) that failed first, before any shrinking."""
 
 
 class SyncMachine(RuleBasedStateMachine):
@@ -134,6 +139,8 @@ class SyncMachine(RuleBasedStateMachine):
         for the minimal failing example only; the file is rewritten by each failing example,
         so it holds the minimal one at the end)."""
         self.failed = True
+        if self.stats.first_failure is None:
+            self.stats.first_failure = self.stats.examples
         path = self.sim.workdir / "state-machine-failure.toml"
         text = dumps(self.scenario())
         path.write_text(text, encoding="utf-8")
@@ -200,14 +207,25 @@ class SyncMachine(RuleBasedStateMachine):
             min_size=len(DEVICES),
             max_size=len(DEVICES),
         ),
+        shared=st.booleans(),
     )
-    def start(self, world_seed: int, count: int, contexts: int, offsets: list[float]) -> None:
+    def start(
+        self, world_seed: int, count: int, contexts: int, offsets: list[float], shared: bool
+    ) -> None:
         self.stats.examples += 1
         self.world_seed = world_seed
         self.contexts = CONTEXTS[:contexts]
+        # Two helpers on one store is a promise of the reference's store, not a SPEC clause
+        # every implementation makes: other implementations run one instance per device.
+        two = shared and self.sim.target.factory is None
         self.devices = tuple(
-            DeviceSpec(name, offset=offset)
-            for name, offset in zip(DEVICES[:count], offsets, strict=False)
+            DeviceSpec(
+                name,
+                offset=offset,
+                instances=2 if two and number == 0 else 1,
+                share_contexts=two and number == 0,
+            )
+            for number, (name, offset) in enumerate(zip(DEVICES[:count], offsets, strict=False))
         )
         self.run = self.sim.stepped(
             world_seed,
@@ -224,23 +242,56 @@ class SyncMachine(RuleBasedStateMachine):
                 st.sampled_from(("put", "put", "remove", "sync")),
                 st.integers(0, len(CONTEXTS) - 1),
                 st.sampled_from(KEYS),
+                st.integers(0, 1),
             ),
             min_size=1,
             max_size=4,
         ),
     )
-    def app_work(self, who: int, work: list[tuple[str, int, str]]) -> None:
+    def app_work(self, who: int, work: list[tuple[str, int, str, int]]) -> None:
         """One device's app at work: puts (each a value never written before), deletes and
-        syncs, in a row."""
+        syncs, in a row; on a device with two helper instances, each write goes through the
+        one drawn."""
         name = self._pick(who, self._running())
-        for action, context, key in work:
+        for action, context, key, instance in work:
+            through = self._through(name, instance)
             if action == "sync":
                 self._do("sync", device=name)
             elif action == "remove":
-                self._do("remove", device=name, key=key, context=self._context(context))
+                self._do("remove", device=name, key=key, context=self._context(context), **through)
             else:
                 value = self._value(name)
-                self._do("put", device=name, key=key, value=value, context=self._context(context))
+                self._do(
+                    "put",
+                    device=name,
+                    key=key,
+                    value=value,
+                    context=self._context(context),
+                    **through,
+                )
+
+    def _through(self, device: str, instance: int) -> dict[str, int]:
+        """The ``instance`` field of a write on ``device`` (none for a one-instance device)."""
+        spec = next(d for d in self.devices if d.name == device)
+        return {"instance": instance % spec.instances} if spec.share_contexts else {}
+
+    @precondition(lambda self: bool(self._running()))
+    @rule(
+        who=_WHO,
+        context=st.integers(0, len(CONTEXTS) - 1),
+        key=st.sampled_from(KEYS),
+        wait=st.sampled_from((0.06, 0.08, 0.2)),
+    )
+    def reinstall_in_flight(self, who: int, context: int, key: str, wait: float) -> None:
+        """A device writes a key, is reinstalled once the upload has started (``wait`` after
+        the write, past the 50 ms debounce) and writes the key again: the old installation's
+        upload may land after the new one's writes (regression reinstall-same-device-id)."""
+        name = self._pick(who, self._running())
+        where = {"device": name, "key": key, "context": self._context(context)}
+        self._do("put", value=self._value(name), **where)
+        self._do("advance", seconds=wait)
+        self._do("reinstall", device=name)
+        self._do("put", value=self._value(name), **where)
 
     @precondition(lambda self: bool(self._running()))
     @rule(who=_WHO)
@@ -397,8 +448,14 @@ def run_machine(sim: Sim, **overrides: Any) -> MachineStats:
     """Run the state machine on ``sim``'s implementation with its profile and seed
     (``overrides``: Hypothesis settings to change, e.g. ``max_examples``); return what ran."""
     profile = PROFILE_NAMES[sim.profile]
+    if sim.examples is not None:
+        overrides.setdefault("max_examples", sim.examples)
+    if sim.steps is not None:
+        overrides.setdefault("stateful_step_count", sim.steps)
+    chosen = settings(settings.get_profile(profile), **overrides)
     print(
-        f"state machine: Hypothesis profile {profile}, seed {sim.seed} (--brh-seed), "
+        f"state machine: Hypothesis profile {profile} ({chosen.max_examples} examples of up to "
+        f"{chosen.stateful_step_count} steps), seed {sim.seed} (--brh-seed), "
         f"implementation {sim.target.name}"
     )
 
@@ -409,7 +466,5 @@ def run_machine(sim: Sim, **overrides: Any) -> MachineStats:
 
     # Hypothesis takes any callable returning a machine (its annotation says a class)
     factory = cast("type[RuleBasedStateMachine]", seed(sim.seed)(machine))
-    run_state_machine_as_test(
-        factory, settings=settings(settings.get_profile(profile), **overrides)
-    )
+    run_state_machine_as_test(factory, settings=chosen)
     return stats

@@ -15,6 +15,8 @@ Options (all under "brh conformance" in ``pytest --help``):
 * ``--brh-profile fast|ci|deep``: how hard the property-based tests search (Hypothesis profiles
   ``brh-fast``, the default, a few seconds; ``brh-ci``, about half a minute; ``brh-deep``,
   hours, for nightly runs; times for the reference in process);
+* ``--brh-examples N`` / ``--brh-steps N``: search harder (or less) than the profile says: at
+  most N examples, of at most N steps each;
 * ``--brh-vault-url URL`` with ``--brh-vault-token TOKEN`` (or ``BRH_VAULT_TOKEN`` in the
   environment), or ``--brh-vault-config FILE`` (TOML with ``url`` and ``token``): run against
   a live Hive vault instead of the fake one; tests that need a fault only the fake vault can
@@ -23,10 +25,11 @@ Options (all under "brh conformance" in ``pytest --help``):
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import tomllib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import pytest
@@ -54,8 +57,12 @@ class _State:
         expectations: Expectations,
         profile: str = "fast",
         endpoint: Endpoint | None = None,
+        examples: int | None = None,
+        steps: int | None = None,
     ) -> None:
         self.target = target
+        self.examples = examples
+        self.steps = steps
         self.endpoint = endpoint
         self.level = level
         self.seed = seed
@@ -111,6 +118,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "deep (hours, for nightly runs)",
     )
     group.addoption(
+        "--brh-examples",
+        default=None,
+        type=_positive("--brh-examples"),
+        metavar="N",
+        help="examples of each property-based test (default: the profile's)",
+    )
+    group.addoption(
+        "--brh-steps",
+        default=None,
+        type=_positive("--brh-steps"),
+        metavar="N",
+        help="at most N steps in each state machine example (default: the profile's)",
+    )
+    group.addoption(
         "--brh-vault-url",
         default=None,
         metavar="URL",
@@ -128,6 +149,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="TOML file with the live vault's url and token",
     )
+
+
+def _positive(option: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{option}: expected an integer >= 1, got {text!r}")
+        return value
+
+    return parse
 
 
 def _endpoint(config: pytest.Config) -> Endpoint | None:
@@ -201,6 +235,8 @@ def pytest_configure(config: pytest.Config) -> None:
         expectations,
         config.getoption("brh_profile"),
         _endpoint(config),
+        config.getoption("brh_examples"),
+        config.getoption("brh_steps"),
     )
 
 
@@ -209,8 +245,13 @@ def pytest_report_header(config: pytest.Config) -> str:
     vault = state.endpoint.url if state.endpoint else "the fake vault"
     return (
         f"brh conformance: implementation {state.target.name}, level {state.level}, "
-        f"seed {state.seed}, profile {state.profile}, on {vault}"
+        f"seed {state.seed}, profile {state.profile}{_search(state)}, on {vault}"
     )
+
+
+def _search(state: _State) -> str:
+    parts = [f"{n} {what}" for n, what in ((state.examples, "examples"), (state.steps, "steps"))]
+    return "".join(f" ({part})" for part in parts if not part.startswith("None"))
 
 
 def _mark(item: pytest.Item) -> pytest.Mark | None:
@@ -260,6 +301,8 @@ def sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
         nodeid=f"{node.path}::{node.name}",
         endpoint=state.endpoint,
         profile=state.profile,
+        examples=state.examples,
+        steps=state.steps,
     )
     node.stash[_SIM] = runner
     return runner

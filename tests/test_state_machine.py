@@ -77,7 +77,7 @@ def test_a_failure_prints_a_scenario_that_replays_to_the_same_finding(
     name = f"{IMPLS}:{impl}"
     sim = _sim(tmp_path, name)
     message, notes = _failure(
-        sim, max_examples=20, phases=[Phase.explicit, Phase.generate], stateful_step_count=20
+        sim, max_examples=60, phases=[Phase.explicit, Phase.generate], stateful_step_count=20
     )
     assert f"[{clause}]" in message
     path = tmp_path / "state-machine-failure.toml"
@@ -97,12 +97,14 @@ def test_a_failure_prints_a_scenario_that_replays_to_the_same_finding(
 def test_shrinking_prints_the_smallest_scenario_that_shows_a_forgotten_delete(
     tmp_path: Path,
 ) -> None:
-    """SYNC-1: with shrinking, the printed scenario is the smallest one: write a key, delete
-    it, and the final settle finds the app without the key and the helper still holding it."""
+    """SYNC-1: with shrinking, the printed scenario is (about) the smallest one: write a key,
+    delete it, and the final settle finds the app without the key and the helper still holding
+    it (a sync before them is the one step Hypothesis may leave in)."""
     sim = _sim(tmp_path, f"{IMPLS}:forgets_deletes")
-    message, _ = _failure(sim, max_examples=20, stateful_step_count=10)
+    message, _ = _failure(sim, max_examples=60, stateful_step_count=10)
     text = (tmp_path / "state-machine-failure.toml").read_text()
-    assert re.findall(r'do = "(\w+)"', text) == ["put", "remove", "settle"], text
+    verbs = re.findall(r'do = "(\w+)"', text)
+    assert verbs[-3:] == ["put", "remove", "settle"] and len(verbs) <= 4, text
     assert "k0" in message
 
 
@@ -141,13 +143,13 @@ def test_the_final_refusal_check_holds_after_a_clock_stepped_back(tmp_path: Path
     key and date, so the final check must write keys no step used, or the app would accept a
     change it took for one already refused and the check would see two callbacks."""
     machine = SyncMachine(_sim(tmp_path, f"{IMPLS}:memory"))
-    machine.start(world_seed=0, count=2, contexts=1, offsets=[0.0, 0.0, 0.0])
-    machine.app_work(0, [("put", 0, "k0")])
+    machine.start(world_seed=0, count=2, contexts=1, offsets=[0.0, 0.0, 0.0], shared=False)
+    machine.app_work(0, [("put", 0, "k0", 0)])
     machine.clock(0, -7200.0)
-    machine.app_work(0, [("sync", 0, "k0")])
+    machine.app_work(0, [("sync", 0, "k0", 0)])
     machine.app(1, "refuse", 1, 0.3)
-    machine.app_work(0, [("put", 0, "k0")])
-    machine.app_work(1, [("sync", 0, "k0")])
+    machine.app_work(0, [("put", 0, "k0", 0)])
+    machine.app_work(1, [("sync", 0, "k0", 0)])
     machine.nothing_found()
     machine.teardown()
     assert not machine.failed
