@@ -15,7 +15,15 @@ from typing import Any
 
 from brh.hlc import Version
 from brh.store import EntryState, Record
-from brh.vault import ObjectId
+from brh.vault import (
+    CollectionNotFoundError,
+    NetworkError,
+    ObjectId,
+    UnauthorizedError,
+    VaultError,
+    VaultFrozenError,
+    VaultNotFoundError,
+)
 from brh.wire import RemoteDoc
 
 __all__ = [
@@ -23,10 +31,12 @@ __all__ = [
     "Conflict",
     "ConflictOutcome",
     "Decision",
+    "UploadFailure",
     "decide",
     "group_by_key",
     "pull_filter",
     "resolve_conflict",
+    "upload_failure",
 ]
 
 
@@ -199,3 +209,34 @@ def newest(*versions: Version | None) -> Version | None:
     """The greatest of the given versions, ignoring None."""
     present = [v for v in versions if v is not None]
     return max(present) if present else None
+
+
+class UploadFailure(enum.Enum):
+    """Whose fault a failed upload is, and so what the pass does next."""
+
+    ENTRY = "entry"
+    """The vault refused this document (a 4xx answer: too large, invalid): note it against the
+    entry, hold it back for a while, and go on with the context's other uploads."""
+    VAULT = "vault"
+    """The vault failed while storing it (a 5xx answer): note it against the entry too (so an
+    entry that always fails cannot stall the others: it is held back and retried last), but
+    stop the context's uploads for this pass, as the vault may be in trouble."""
+    TRANSPORT = "transport"
+    """Nothing to do with the entry (no answer, a bad token, a frozen vault or subscription, a
+    missing collection): the context's uploads stop for this pass."""
+
+
+def upload_failure(error: VaultError) -> UploadFailure:
+    """Classify the error a write of one entry's document raised."""
+    if isinstance(
+        error,
+        NetworkError
+        | UnauthorizedError
+        | VaultFrozenError
+        | VaultNotFoundError
+        | CollectionNotFoundError,
+    ):
+        return UploadFailure.TRANSPORT
+    if error.status is not None and 400 <= error.status < 500:
+        return UploadFailure.ENTRY
+    return UploadFailure.VAULT

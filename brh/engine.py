@@ -15,11 +15,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from brh.core import PULL_SORT, Action, Conflict, Decision, decide, group_by_key, resolve_conflict
+from brh.core import (
+    PULL_SORT,
+    Action,
+    Conflict,
+    Decision,
+    UploadFailure,
+    decide,
+    group_by_key,
+    resolve_conflict,
+    upload_failure,
+)
 from brh.core import pull_filter as make_pull_filter
 from brh.entry import Entry, StuckEntry, SyncResult
 from brh.events import Listener, SyncEvent
-from brh.hlc import HybridClock
+from brh.hlc import HybridClock, Version
 from brh.options import SyncOptions
 from brh.store import ContextState, EntryState, LocalStore, Record
 from brh.vault import AlreadyExistsError, CollectionNotFoundError, Document, Vault, VaultError
@@ -68,6 +78,8 @@ class PassStats:
     requests: int = 0
     failed: list[str] = field(default_factory=list)
     error: str | None = None
+    rejected: list[StuckEntry] = field(default_factory=list)
+    """Uploads the vault refused in this pass, or held back after an earlier refusal."""
 
 
 class ContextReset(Exception):
@@ -95,6 +107,7 @@ class SyncEngine:
         options: SyncOptions,
         closed: Callable[[], bool],
         listener: Listener | None = None,
+        upload_delay: Callable[[int], float] = lambda refusals: 0.0,
     ) -> None:
         self.owner = owner
         self.device_id = device_id
@@ -109,17 +122,29 @@ class SyncEngine:
         """True while a retry series runs: repeated vault errors then log quietly."""
         self._states: dict[str, ContextState] = {}
         """Per context, its state as this pass last read or saved it (read once per pass)."""
+        self.upload_delay = upload_delay
+        """Seconds to hold back an upload the vault refused that many times in a row."""
+        self._held: dict[tuple[str, str], tuple[Version, float]] = {}
+        """Per (context, key), the refused local version and the loop time before which its
+        upload is not tried again (forgotten on restart: the first pass then tries it once)."""
         self._window_since: dict[str, float] = {}
         """Per context, loop time when its overlap window last changed (for settling)."""
         self._log = logging.getLogger("brh")
 
     def stuck(self) -> list[StuckEntry]:
-        """Remote changes refused ``stuck_threshold`` times or more in a row."""
-        return [
-            StuckEntry(name, key, count)
-            for name in self.contexts
-            for key, count in self.store.stuck(name, self.options.stuck_threshold)
-        ]
+        """Remote changes refused ``stuck_threshold`` times or more in a row, then local
+        changes the vault refused (at once when it refused the document itself, else after
+        ``stuck_threshold`` failures in a row), per context."""
+        threshold = self.options.stuck_threshold
+        found: list[StuckEntry] = []
+        for name in self.contexts:
+            found += [StuckEntry(name, key, n) for key, n in self.store.stuck(name, threshold)]
+            found += [
+                StuckEntry(name, r.key, r.refusals, "upload", r.reason)
+                for r in self.store.rejections(name)
+                if r.definite or r.refusals >= threshold
+            ]
+        return found
 
     def _trace(self, message: str, *args: object) -> None:
         if self.options.debug:
@@ -200,6 +225,8 @@ class SyncEngine:
             reason: str | None = "refused"
         elif stats.failed:
             reason = "vault_error"
+        elif stats.rejected:
+            reason = "rejected"
         else:
             reason = None
         result = SyncResult(
@@ -213,6 +240,7 @@ class SyncEngine:
             requests=stats.requests,
             failed_contexts=tuple(stats.failed),
             stuck=stuck,
+            rejected=tuple(stats.rejected),
         )
         self._trace(
             "pass ends: %s (pulled %d, pushed %d, delivered %d, %d requests)",
@@ -613,12 +641,87 @@ class SyncEngine:
     # -- push -------------------------------------------------------------------------------
 
     async def _push(self, ctx: Context, epoch: int, stats: PassStats) -> bool:
-        """Upload every pending local change; True if a newer remote version beat one."""
+        """Upload every pending local change; True if a newer remote version beat one.
+
+        An upload the vault refused waits out its backoff while the others go on (RETRY-6).
+        """
         superseded = False
+        held = self._held_back(ctx, stats)
         for record in self.store.pending(ctx.name):
-            if not await self._push_one(ctx, epoch, record, stats):
-                superseded = True
+            if record.key in held:
+                continue
+            try:
+                if not await self._push_one(ctx, epoch, record, stats):
+                    superseded = True
+            except VaultError as exc:
+                failure = upload_failure(exc)
+                if failure is UploadFailure.TRANSPORT:
+                    raise
+                self._check_epoch(ctx, epoch)
+                self._rejected(ctx, record, exc, failure, stats)
+                if failure is UploadFailure.VAULT:
+                    raise
         return superseded
+
+    def _held_back(self, ctx: Context, stats: PassStats) -> set[str]:
+        """Keys whose refused upload waits out its backoff (reported in ``stats``)."""
+        now = asyncio.get_running_loop().time()
+        held: set[str] = set()
+        for rejection in self.store.rejections(ctx.name):
+            version, until = self._held.get((ctx.name, rejection.key), (None, 0.0))
+            if version == rejection.version and now < until:
+                held.add(rejection.key)
+                stats.rejected.append(
+                    StuckEntry(
+                        ctx.name, rejection.key, rejection.refusals, "upload", rejection.reason
+                    )
+                )
+        return held
+
+    def _rejected(
+        self,
+        ctx: Context,
+        record: Record,
+        error: VaultError,
+        failure: UploadFailure,
+        stats: PassStats,
+    ) -> None:
+        """The vault refused (or failed on) this entry's upload: count it, hold it back."""
+        reason = f"{type(error).__name__} ({error.status}): {error}"
+        definite = failure is UploadFailure.ENTRY
+        count = self.store.note_rejection(
+            ctx.name, record.key, record.version, reason, definite=definite
+        )
+        delay = self.upload_delay(count)
+        until = asyncio.get_running_loop().time() + delay
+        self._held[(ctx.name, record.key)] = (record.version, until)
+        stats.rejected.append(StuckEntry(ctx.name, record.key, count, "upload", reason))
+        self._log.log(
+            logging.WARNING if definite or count >= self.options.stuck_threshold else logging.INFO,
+            "[%s] context %r: the vault refused to store key %r (%d time%s in a row): %s; "
+            "the other entries go on, this one is retried in %.0f s",
+            self.device_id,
+            ctx.name,
+            record.key,
+            count,
+            "" if count == 1 else "s",
+            reason,
+            delay,
+        )
+        self._emit(
+            "rejected",
+            context=ctx.name,
+            key=record.key,
+            version=record.version.encode(),
+            error=reason,
+        )
+
+    def _landed(self, ctx: Context, record: Record, stats: PassStats) -> None:
+        """The vault holds ``record``'s version: the upload is done."""
+        self.store.set_base(ctx.name, record.key, record.version, clear_if_version=record.version)
+        self.store.clear_rejection(ctx.name, record.key)
+        self._held.pop((ctx.name, record.key), None)
+        stats.pushed += 1
 
     async def _push_one(self, ctx: Context, epoch: int, record: Record, stats: PassStats) -> bool:
         key = record.key
@@ -643,8 +746,7 @@ class SyncEngine:
                 landed = result.matched_count > 0
             self._check_epoch(ctx, epoch)
             if landed:
-                self.store.set_base(ctx.name, key, record.version, clear_if_version=record.version)
-                stats.pushed += 1
+                self._landed(ctx, record, stats)
                 self._trace("%s/%s: pushed %s", ctx.name, key, record.version)
                 self._emit("pushed", context=ctx.name, key=key, version=record.version.encode())
                 return True
@@ -655,8 +757,7 @@ class SyncEngine:
             for loser in outcome.dominated:
                 await self._delete_duplicate(ctx, epoch, loser, stats)
             if outcome.kind is Conflict.LANDED:
-                self.store.set_base(ctx.name, key, record.version, clear_if_version=record.version)
-                stats.pushed += 1
+                self._landed(ctx, record, stats)
                 return True
             if outcome.winner is not None:
                 self.clock.observe(outcome.winner.version)

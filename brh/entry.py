@@ -86,11 +86,19 @@ class Entry:
 
 @dataclass(frozen=True)
 class StuckEntry:
-    """A remote change that the app's callback has refused ``refusals`` times in a row."""
+    """An entry that does not get through, and why.
+
+    ``direction="delivery"``: a remote change that the app's callback has refused ``refusals``
+    times in a row (RETRY-3). ``direction="upload"``: a local change that the vault has refused
+    to store ``refusals`` times in a row, ``reason`` being its answer (RETRY-6). Either way the
+    helper keeps retrying it with backoff, and the rest of the sync goes on.
+    """
 
     context: str
     key: str
     refusals: int
+    direction: str = "delivery"
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,8 +107,9 @@ class SyncResult:
 
     A pass completes when every context pulled and pushed everything without a callback
     refusing and without a vault error. Otherwise ``reason`` says why (``"refused"``,
-    ``"vault_error"``, ``"internal_error"``, ``"closed"``) and, unless closed, a retry is
-    already scheduled.
+    ``"vault_error"``, ``"rejected"``: the vault refused some uploads, listed in ``rejected``,
+    while everything else went through; ``"internal_error"``, ``"closed"``) and, unless closed,
+    a retry is already scheduled. ``stuck`` lists every entry that does not get through.
     """
 
     completed: bool
@@ -113,6 +122,9 @@ class SyncResult:
     requests: int = 0
     failed_contexts: tuple[str, ...] = ()
     stuck: tuple[StuckEntry, ...] = field(default=())
+    rejected: tuple[StuckEntry, ...] = field(default=())
+    """Uploads the vault refused in this pass, or that wait out their backoff after an earlier
+    refusal (their ``refusals`` and ``reason`` are the latest)."""
 
     def __bool__(self) -> bool:
         return self.completed

@@ -27,7 +27,9 @@ class SyncEvent:
       ``accepted`` what it answered (False also when it raised), ``version`` the delivered
       version (``brhVersion`` text);
     * ``"pushed"``: a local change reached the vault (``version``);
-    * ``"superseded"``: a local change lost to a newer remote ``version``.
+    * ``"superseded"``: a local change lost to a newer remote ``version``;
+    * ``"rejected"``: the vault refused to store a local change (``version``); ``error`` is its
+      answer. The change stays queued and is retried with backoff (RETRY-6).
     """
 
     kind: str
@@ -39,6 +41,7 @@ class SyncEvent:
     version: str | None = None
     full: bool | None = None
     result: SyncResult | None = None
+    error: str | None = None
 
     def __init__(
         self,
@@ -51,6 +54,7 @@ class SyncEvent:
         version: str | None = None,
         full: bool | None = None,
         result: SyncResult | None = None,
+        error: str | None = None,
     ) -> None:
         # Twice as fast as a frozen dataclass's generated __init__; still frozen.
         self.__dict__.update(
@@ -63,6 +67,7 @@ class SyncEvent:
             version=version,
             full=full,
             result=result,
+            error=error,
         )
 
 

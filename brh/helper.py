@@ -148,6 +148,7 @@ class BackupRestoreHelper:
             writer_id(self.device_id, self.incarnation), clock or time.time, self._store.clock()
         )
         self._contexts: dict[str, Context] = {}
+        policy = retry or RetryPolicy()
         self._engine = SyncEngine(
             owner=self,
             device_id=self.device_id,
@@ -158,10 +159,11 @@ class BackupRestoreHelper:
             options=self.options,
             closed=lambda: self._closed,
             listener=listener,
+            upload_delay=lambda refusals: policy.delay(refusals, rng),
         )
         self._scheduler = PassScheduler(
             self._engine.run_pass,
-            retry=retry or RetryPolicy(),
+            retry=policy,
             rng=rng,
             debounce=float(debounce),
             device_id=self.device_id,

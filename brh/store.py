@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from brh.entry import Entry, copy_json
 from brh.hlc import HybridClock, Version, decode_version
 
-__all__ = ["ContextState", "EntryState", "LocalStore", "Record"]
+__all__ = ["ContextState", "EntryState", "LocalStore", "Record", "Rejection"]
 
 SCHEMA_VERSION = 1
 
@@ -59,6 +59,15 @@ CREATE TABLE IF NOT EXISTS refusals (  -- consecutive callback refusals of a rem
     context  TEXT NOT NULL,
     key      TEXT NOT NULL,
     count    INTEGER NOT NULL,
+    PRIMARY KEY (context, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejections (  -- uploads the vault refused, by local version
+    context  TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    version  TEXT NOT NULL,     -- the local version whose upload was refused
+    count    INTEGER NOT NULL,  -- refusals of that version in a row
+    reason   TEXT NOT NULL,     -- the vault's answer, with its status
+    definite INTEGER NOT NULL,  -- the vault refused the document itself (a 4xx)
     PRIMARY KEY (context, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_pending ON entries (context, key) WHERE pending = 1;
@@ -132,6 +141,17 @@ class EntryState(NamedTuple):
     @property
     def deleted(self) -> bool:
         return self.deletion_date is not None
+
+
+class Rejection(NamedTuple):
+    """The vault refused to store a local change: ``refusals`` times in a row for ``version``."""
+
+    key: str
+    version: Version
+    refusals: int
+    reason: str
+    definite: bool
+    """The vault refused the document itself (a 4xx answer), not just failed (a 5xx)."""
 
 
 @dataclass(frozen=True, init=False)
@@ -312,6 +332,9 @@ class LocalStore:
         rows = self._execute("SELECT DISTINCT context FROM refusals").fetchall()
         self._refusing: set[str] = {str(row[0]) for row in rows}
         """Contexts that may have refusal streaks (a superset): others skip the bookkeeping."""
+        rows = self._execute("SELECT DISTINCT context FROM rejections").fetchall()
+        self._rejected: set[str] = {str(row[0]) for row in rows}
+        """Contexts that may have refused uploads (a superset): others skip the bookkeeping."""
         rows = self._execute("SELECT DISTINCT context FROM entries WHERE stale = 1").fetchall()
         self._maybe_stale: set[str] = {str(row[0]) for row in rows}
         """Contexts that may have stale entries (a superset): others need no lookup."""
@@ -543,10 +566,11 @@ class LocalStore:
     def wipe_context(self, context: str) -> int:
         """Erase a context's entries, cursor, known versions and pending changes together."""
         with self._transaction():
-            cursor = self._execute("DELETE FROM entries WHERE context = ?", (context,))
+            removed = self._execute("DELETE FROM entries WHERE context = ?", (context,)).rowcount
             self._execute("DELETE FROM contexts WHERE name = ?", (context,))
             self._execute("DELETE FROM refusals WHERE context = ?", (context,))
-            return cursor.rowcount
+            self._execute("DELETE FROM rejections WHERE context = ?", (context,))
+            return removed
 
     # -- sync bookkeeping -------------------------------------------------------------------
 
@@ -655,6 +679,48 @@ class LocalStore:
         """The key's remote change stopped needing delivery: its refusal streak ends."""
         with self._transaction():
             self._execute("DELETE FROM refusals WHERE context = ? AND key = ?", (context, key))
+
+    def note_rejection(
+        self, context: str, key: str, version: Version, reason: str, *, definite: bool
+    ) -> int:
+        """The vault refused to store ``version`` of this entry; returns how many times in a
+        row it has refused that version (a new local version starts the count again)."""
+        self._rejected.add(context)
+        encoded = version.encode()
+        with self._transaction():
+            row = self._execute(
+                "SELECT version, count FROM rejections WHERE context = ? AND key = ?",
+                (context, key),
+            ).fetchone()
+            count = int(row[1]) + 1 if row is not None and row[0] == encoded else 1
+            self._execute(
+                "INSERT OR REPLACE INTO rejections "
+                "(context, key, version, count, reason, definite) VALUES (?, ?, ?, ?, ?, ?)",
+                (context, key, encoded, count, reason, int(definite)),
+            )
+            return count
+
+    def rejections(self, context: str) -> list[Rejection]:
+        """Refused uploads of ``context`` whose local version is still the refused one."""
+        if context not in self._rejected:
+            return []
+        rows = self._execute(
+            "SELECT r.key, r.version, r.count, r.reason, r.definite FROM rejections r "
+            "JOIN entries e ON e.context = r.context AND e.key = r.key "
+            "WHERE r.context = ? AND e.version = r.version AND e.pending = 1 ORDER BY r.key",
+            (context,),
+        ).fetchall()
+        return [
+            Rejection(str(row[0]), decode_version(row[1]), int(row[2]), str(row[3]), bool(row[4]))
+            for row in rows
+        ]
+
+    def clear_rejection(self, context: str, key: str) -> None:
+        """The entry's upload landed (or stopped being needed): forget its refusals."""
+        if context not in self._rejected:
+            return
+        with self._transaction():
+            self._execute("DELETE FROM rejections WHERE context = ? AND key = ?", (context, key))
 
     def forget_remote_deleted(self, context: str, key: str, expected: Version) -> bool:
         """Drop a synced entry whose vault document is gone for good (a purged tombstone)."""
