@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from brh.deadline import with_deadline
 from brh.engine import IN_CALLBACK, Callback, Context, SyncEngine
 from brh.entry import Entry, StuckEntry, SyncResult, copy_json
 from brh.errors import (
@@ -63,6 +64,9 @@ class BackupRestoreHelper:
     * ``full_sync_interval``: at most this many seconds (device clock) between full passes of a
       context, which repair what incremental pulls cannot see (None: never);
     * ``stuck_threshold``: refusals in a row after which a key is logged and reported as stuck;
+    * ``request_deadline``: seconds (event-loop time) one vault request may take in all; a
+      request still unanswered then is cut and counts as a network error of the pass, which is
+      retried (SPEC RETRY-5). ``helper.vault`` stays the vault passed in;
     * ``rng``: the random generator for retry jitter (default: seeded from the device id);
     * ``log_payloads``: with ``debug``, also log entry data;
     * ``listener``: called with a :class:`brh.events.SyncEvent` for each pass, callback and
@@ -86,6 +90,7 @@ class BackupRestoreHelper:
         purge_interval: float = 86400,
         full_sync_interval: float | None = 86400,
         stuck_threshold: int = 5,
+        request_deadline: float = 60.0,
         rng: random.Random | None = None,
         log_payloads: bool = False,
         listener: Listener | None = None,
@@ -119,6 +124,7 @@ class BackupRestoreHelper:
             purge_interval=purge_interval,
             full_sync_interval=full_sync_interval,
             stuck_threshold=stuck_threshold,
+            request_deadline=request_deadline,
         )
         self._store, self._owns_store = _open_store(store)
         stored_id = self._store.device_id()
@@ -144,7 +150,7 @@ class BackupRestoreHelper:
         self._engine = SyncEngine(
             owner=self,
             device_id=self.device_id,
-            vault=vault,
+            vault=with_deadline(vault, self.options.request_deadline),
             store=self._store,
             contexts=self._contexts,
             clock=self._clock,
