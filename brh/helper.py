@@ -48,7 +48,10 @@ class BackupRestoreHelper:
     """Backs up an app's entries to a vault, restores them, and keeps devices in step.
 
     ``vault``: any :class:`brh.vault.Vault`. ``store``: a SQLite file path, ``":memory:"``, or a
-    :class:`brh.store.LocalStore` (the caller keeps ownership of a store it passes in).
+    :class:`brh.store.LocalStore` (the caller keeps ownership of a store it passes in). A path
+    that cannot be opened raises :class:`brh.errors.LocalStoreError` (see
+    :class:`~brh.store.LocalStore`); a helper whose construction fails closes the store it
+    opened.
 
     Keyword arguments:
 
@@ -127,25 +130,29 @@ class BackupRestoreHelper:
             request_deadline=request_deadline,
         )
         self._store, self._owns_store = _open_store(store)
-        stored_id = self._store.device_id()
-        if device_id is not None and stored_id is not None and stored_id != device_id:
+        try:  # a store the helper opened is closed again if anything here fails
+            stored_id = self._store.device_id()
+            if device_id is not None and stored_id is not None and stored_id != device_id:
+                raise InvalidArgumentError(
+                    "device_id",
+                    f"{device_id!r} differs from {stored_id!r}, the device this local store "
+                    "belongs to; use a fresh store for a new device",
+                )
+            self.device_id: str = device_id or stored_id or secrets.token_hex(8)
+            if stored_id is None:
+                self._store.set_device_id(self.device_id)
+            stored_clock = self._store.clock()
+        except BaseException:
             if self._owns_store:
                 self._store.close()
-            raise InvalidArgumentError(
-                "device_id",
-                f"{device_id!r} differs from {stored_id!r}, the device this local store belongs "
-                "to; use a fresh store for a new device",
-            )
-        self.device_id: str = device_id or stored_id or secrets.token_hex(8)
-        if stored_id is None:
-            self._store.set_device_id(self.device_id)
+            raise
 
         self.vault = vault
         self.auto_sync = auto_sync
         """Whether writes start a pass by themselves (may be changed at any time)."""
         self._log = logging.getLogger("brh")
         self._closed = False
-        self._clock = HybridClock(self.device_id, clock or time.time, self._store.clock())
+        self._clock = HybridClock(self.device_id, clock or time.time, stored_clock)
         self._contexts: dict[str, Context] = {}
         self._engine = SyncEngine(
             owner=self,
