@@ -6,6 +6,10 @@ __all__ = [
     "BrhError",
     "HelperClosedError",
     "InvalidArgumentError",
+    "LocalStoreCorruptError",
+    "LocalStoreError",
+    "LocalStoreReadOnlyError",
+    "LocalStoreVersionError",
     "ReentrantCallError",
     "UnknownContextError",
 ]
@@ -52,3 +56,40 @@ class ReentrantCallError(BrhError, RuntimeError):
 
 class HelperClosedError(BrhError, RuntimeError):
     """The helper was closed; create a new one to continue."""
+
+
+class LocalStoreError(BrhError, RuntimeError):
+    """The local store could not be opened.
+
+    ``path`` is the store's file; the message names it, says what went wrong and what to do.
+    Raised for what is found at the path (a directory, a missing folder, a lock held elsewhere),
+    not for the form of the argument (that is :class:`InvalidArgumentError` naming ``store``):
+    the same path can work once the problem is fixed. A failed open leaves nothing open and
+    nothing changed. Subclasses single out the cases an app may want to handle apart.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"local store {path!r}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class LocalStoreReadOnlyError(LocalStoreError):
+    """The store's file or its folder cannot be written (permissions, a read-only file system).
+
+    SQLite writes the file and creates journal files beside it (``-wal``, ``-shm``), so both
+    the file and its folder must be writable.
+    """
+
+
+class LocalStoreCorruptError(LocalStoreError):
+    """The file is not a SQLite database, or SQLite found it damaged.
+
+    What to do: move the file aside (keep it for diagnosis) and open a fresh store at the same
+    path; the next sync restores every entry from the vault. Changes made on this device that
+    had not reached the vault yet are lost with the damaged file.
+    """
+
+
+class LocalStoreVersionError(LocalStoreError):
+    """The store was written by a brh with another store schema version (usually a newer one)."""

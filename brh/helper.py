@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from brh.deadline import with_deadline
 from brh.engine import IN_CALLBACK, Callback, Context, SyncEngine
 from brh.entry import Entry, StuckEntry, SyncResult, copy_json
 from brh.errors import (
@@ -46,7 +47,10 @@ class BackupRestoreHelper:
     """Backs up an app's entries to a vault, restores them, and keeps devices in step.
 
     ``vault``: any :class:`brh.vault.Vault`. ``store``: a SQLite file path, ``":memory:"``, or a
-    :class:`brh.store.LocalStore` (the caller keeps ownership of a store it passes in).
+    :class:`brh.store.LocalStore` (the caller keeps ownership of a store it passes in). A path
+    that cannot be opened raises :class:`brh.errors.LocalStoreError` (see
+    :class:`~brh.store.LocalStore`); a helper whose construction fails closes the store it
+    opened.
 
     Keyword arguments:
 
@@ -62,6 +66,9 @@ class BackupRestoreHelper:
     * ``full_sync_interval``: at most this many seconds (device clock) between full passes of a
       context, which repair what incremental pulls cannot see (None: never);
     * ``stuck_threshold``: refusals in a row after which a key is logged and reported as stuck;
+    * ``request_deadline``: seconds (event-loop time) one vault request may take in all; a
+      request still unanswered then is cut and counts as a network error of the pass, which is
+      retried (SPEC RETRY-5). ``helper.vault`` stays the vault passed in;
     * ``rng``: the random generator of the helper's incarnation (see :attr:`incarnation`) and
       of retry jitter (default: seeded from the operating system, so a reinstalled device never
       draws its old incarnation again; a simulator passes a seeded one to replay runs);
@@ -87,6 +94,7 @@ class BackupRestoreHelper:
         purge_interval: float = 86400,
         full_sync_interval: float | None = 86400,
         stuck_threshold: int = 5,
+        request_deadline: float = 60.0,
         rng: random.Random | None = None,
         log_payloads: bool = False,
         listener: Listener | None = None,
@@ -120,20 +128,25 @@ class BackupRestoreHelper:
             purge_interval=purge_interval,
             full_sync_interval=full_sync_interval,
             stuck_threshold=stuck_threshold,
+            request_deadline=request_deadline,
         )
         self._store, self._owns_store = _open_store(store)
-        stored_id = self._store.device_id()
-        if device_id is not None and stored_id is not None and stored_id != device_id:
+        try:  # a store the helper opened is closed again if anything here fails
+            stored_id = self._store.device_id()
+            if device_id is not None and stored_id is not None and stored_id != device_id:
+                raise InvalidArgumentError(
+                    "device_id",
+                    f"{device_id!r} differs from {stored_id!r}, the device this local store "
+                    "belongs to; use a fresh store for a new device",
+                )
+            self.device_id: str = device_id or stored_id or secrets.token_hex(8)
+            if stored_id is None:
+                self._store.set_device_id(self.device_id)
+            stored_clock = self._store.clock()
+        except BaseException:
             if self._owns_store:
                 self._store.close()
-            raise InvalidArgumentError(
-                "device_id",
-                f"{device_id!r} differs from {stored_id!r}, the device this local store belongs "
-                "to; use a fresh store for a new device",
-            )
-        self.device_id: str = device_id or stored_id or secrets.token_hex(8)
-        if stored_id is None:
-            self._store.set_device_id(self.device_id)
+            raise
 
         self.vault = vault
         self.auto_sync = auto_sync
@@ -145,14 +158,14 @@ class BackupRestoreHelper:
         """Drawn afresh each time a helper opens its store: with the device id, it names this
         helper in the versions it writes, so no two helpers ever issue the same version (ORD-1)."""
         self._clock = HybridClock(
-            writer_id(self.device_id, self.incarnation), clock or time.time, self._store.clock()
+            writer_id(self.device_id, self.incarnation), clock or time.time, stored_clock
         )
         self._contexts: dict[str, Context] = {}
         policy = retry or RetryPolicy()
         self._engine = SyncEngine(
             owner=self,
             device_id=self.device_id,
-            vault=vault,
+            vault=with_deadline(vault, self.options.request_deadline),
             store=self._store,
             contexts=self._contexts,
             clock=self._clock,

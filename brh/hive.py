@@ -23,7 +23,11 @@ How failures surface (the clauses are SPEC.md's §12):
 * no HTTP answer raises :class:`~brh.vault.NetworkError`: ``definite=True`` only when the
   request never left (no connection could be made), ``definite=False`` otherwise: a write whose
   answer was lost may have applied (HTTP-1). Nothing else is ever retried: the helper's own
-  retry decides, and its writes are safe to repeat (ORD-5).
+  retry decides, and its writes are safe to repeat (ORD-5);
+* every request has an overall ``deadline`` besides httpx's per-phase ``timeout``: a server
+  that answers one byte at a time never trips a read timeout, but cannot hold a request past
+  its deadline either. A request cut by it is a ``NetworkError``, definite only if it was cut
+  before any of it was sent (asking the token provider, or still connecting).
 """
 
 from __future__ import annotations
@@ -66,6 +70,19 @@ MAX_FIND_URL = 4000
 gunicorn's 4094 bytes); a longer filter goes in the body of an unsorted ``query`` instead, which
 answers the same documents in the same order."""
 
+_CONNECTING = frozenset(
+    {
+        "connect_tcp",
+        "connect_unix_socket",
+        "start_tls",
+        "retry",
+        "setup_socks5_connection",
+        "send_connection_init",
+        "receive_remote_settings",
+    }
+)
+"""Steps of httpcore's ``trace`` events that come before any byte of the request is sent."""
+
 # Errors that mean the request never left this machine: it certainly did not apply.
 _NEVER_SENT = (
     httpx.ConnectError,
@@ -84,6 +101,9 @@ class HiveVault:
     returns a current one; it is called before the first request and after a 401.
     ``timeout``: seconds to wait for each phase of a request (connect, send, answer; Hive's JS
     client waits 30 s), or an ``httpx.Timeout``; it applies to an injected client too.
+    ``deadline``: seconds one request may take in all, token renewal included (default 120),
+    measured on the event loop's clock; a request still unanswered then is cancelled and
+    raises :class:`~brh.vault.NetworkError` (definite only if none of it was sent yet).
     ``client``: an ``httpx.AsyncClient`` to use (the caller keeps ownership of it);
     ``transport``: an ``httpx.AsyncBaseTransport`` for a client of our own (tests use
     ``httpx.MockTransport``). Close with :meth:`aclose` or ``async with``.
@@ -95,6 +115,7 @@ class HiveVault:
         token: TokenProvider,
         *,
         timeout: float | httpx.Timeout = 30.0,
+        deadline: float = 120.0,
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -123,6 +144,10 @@ class HiveVault:
             raise InvalidArgumentError(
                 "timeout", f"must be > 0 seconds or an httpx.Timeout, got {timeout!r}"
             )
+        if isinstance(deadline, bool) or not (
+            isinstance(deadline, int | float) and math.isfinite(deadline) and deadline > 0
+        ):
+            raise InvalidArgumentError("deadline", f"must be > 0 seconds, got {deadline!r}")
         if client is not None and not isinstance(client, httpx.AsyncClient):
             raise InvalidArgumentError("client", f"must be an httpx.AsyncClient, got {client!r}")
         if client is not None and transport is not None:
@@ -133,6 +158,7 @@ class HiveVault:
         self._token: str | None = token if isinstance(token, str) else None
         self._renewing = asyncio.Lock()
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.deadline = float(deadline)
         self._owns_client = client is None
         # Redirects are not followed, so a plain-http vault never makes a TLS connection: skip
         # loading the certificate store then (about 0.2 s for each client).
@@ -385,13 +411,32 @@ class HiveVault:
         body: Mapping[str, Any] | None = None,
     ) -> _Answer:
         """Send one request (again once after a 401) and return its answer, or raise the typed
-        error of what happened."""
+        error of what happened; all of it within :attr:`deadline`."""
         content = None if body is None else dumps(body, op).encode()
-        token = await self._current_token()
-        response = await self._send(op, method, path, params, content, token)
-        if response.status_code == 401 and not isinstance(self._provider, str):
-            token = await self._renew_token(token)
-            response = await self._send(op, method, path, params, content, token)
+        progress = _Progress()
+        timeout = asyncio.timeout(self.deadline)
+        try:
+            async with timeout:
+                token = await self._current_token()
+                response = await self._send(op, method, path, params, content, token, progress)
+                if response.status_code == 401 and not isinstance(self._provider, str):
+                    progress.reset()
+                    token = await self._renew_token(token)
+                    response = await self._send(op, method, path, params, content, token, progress)
+        except TimeoutError as exc:
+            if not timeout.expired():
+                raise
+            if progress.may_have_left:
+                raise NetworkError(
+                    f"{op}: no answer from the vault within the deadline of "
+                    f"{self.deadline:g} s; the request may have applied",
+                    definite=False,
+                ) from exc
+            raise NetworkError(
+                f"{op}: the vault could not be reached within the deadline of "
+                f"{self.deadline:g} s (nothing was sent)",
+                definite=True,
+            ) from exc
         if response.is_success:
             return _Answer(op, response)
         raise _error(response, op)
@@ -404,10 +449,12 @@ class HiveVault:
         params: Mapping[str, str] | None,
         content: bytes | None,
         token: str,
+        progress: _Progress,
     ) -> httpx.Response:
         headers = {"Authorization": f"token {token}", "Accept": "application/json"}
         if content is not None:
             headers["Content-Type"] = "application/json"
+        progress.handed = True
         try:
             return await self._client.request(
                 method,
@@ -416,6 +463,7 @@ class HiveVault:
                 content=content,
                 headers=headers,
                 timeout=self._timeout,
+                extensions={"trace": progress.trace},
             )
         except _NEVER_SENT as exc:
             raise NetworkError(
@@ -489,6 +537,37 @@ def _error(response: httpx.Response, op: str) -> Exception:
     if isinstance(code, bool) or not isinstance(code, int):
         code = None
     return error_for(response.status_code, f"{op}: {message}", code)
+
+
+class _Progress:
+    """How far the current send of a request got, for a deadline that cuts it: could any of it
+    have reached the vault?
+
+    Before the request is handed to httpx, certainly not. After, httpcore's ``trace`` events
+    tell (connecting, then sending); a transport that reports none (a mock, a custom one) gives
+    no such proof, so the request may have left.
+    """
+
+    __slots__ = ("handed", "sending", "traced")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.handed = False
+        self.traced = False
+        self.sending = False
+
+    @property
+    def may_have_left(self) -> bool:
+        return self.handed and (self.sending or not self.traced)
+
+    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's ``trace`` extension: ``event`` is ``"<layer>.<step>.<started|...>"``."""
+        self.traced = True
+        parts = event.split(".")
+        if len(parts) != 3 or parts[1] not in _CONNECTING:
+            self.sending = True
 
 
 class _Answer:

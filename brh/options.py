@@ -45,6 +45,7 @@ class SyncOptions:
     purge_interval: float = 86400
     full_sync_interval: float | None = 86400
     stuck_threshold: int = 5
+    request_deadline: float = 60.0
 
     def __post_init__(self) -> None:
         _seconds("debounce", self.debounce, allow_zero=True)
@@ -54,3 +55,4 @@ class SyncOptions:
         _seconds("purge_interval", self.purge_interval)
         _seconds("full_sync_interval", self.full_sync_interval, allow_none=True)
         _count("stuck_threshold", self.stuck_threshold, 1)
+        _seconds("request_deadline", self.request_deadline)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from brh.entry import Entry, copy_json
+from brh.errors import (
+    LocalStoreCorruptError,
+    LocalStoreError,
+    LocalStoreReadOnlyError,
+    LocalStoreVersionError,
+)
 from brh.hlc import HybridClock, Version, decode_version
 
 __all__ = ["ContextState", "EntryState", "LocalStore", "Record", "Rejection"]
@@ -289,6 +296,84 @@ def _record(row: sqlite3.Row) -> Record:
     )
 
 
+def _may(path: str, mode: int) -> bool:
+    """Whether this process may access ``path`` in ``mode`` (``os.R_OK``, ``os.W_OK``), as the
+    OS says: permissions, ACLs, read-only mounts."""
+    if os.access in os.supports_effective_ids:
+        return os.access(path, mode, effective_ids=True)
+    return os.access(path, mode)
+
+
+def _read_only_file(path: str, detail: str = "") -> LocalStoreReadOnlyError:
+    return LocalStoreReadOnlyError(
+        path,
+        "the file is read-only: make it writable, or copy it to a writable folder and open "
+        f"the copy{detail}",
+    )
+
+
+# SQLite's primary result codes (the low byte of ``sqlite3.Error.sqlite_errorcode``).
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
+
+
+def _open_error(path: str, error: sqlite3.Error) -> LocalStoreError:
+    """The :class:`LocalStoreError` that explains why SQLite could not open the store."""
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    sqlite = f"(SQLite: {error})"
+    if primary in (_SQLITE_NOTADB, _SQLITE_CORRUPT):
+        return LocalStoreCorruptError(
+            path,
+            f"is not a SQLite database, or is damaged {sqlite}. It was left as it was. To go "
+            "on, move the file aside (keep it if you want to find out what happened) and open "
+            "a new store at this path: the next sync restores every entry from the vault. "
+            "Changes made on this device that were not yet on the vault are lost with the file",
+        )
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return LocalStoreError(
+            path,
+            f"is locked by another connection that holds a write transaction {sqlite}; close "
+            "the other helper or program using this file, or try again later",
+        )
+    if primary == _SQLITE_FULL:
+        return LocalStoreError(path, f"the disk is full {sqlite}; free some space and retry")
+    if primary not in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM):
+        return LocalStoreError(path, f"cannot be opened {sqlite}")
+    # Which of the path's parts is wrong? (Permissions as the OS reports them for this process.)
+    file = Path(path)
+    folder = file.parent
+    if file.is_dir():
+        return LocalStoreError(
+            path,
+            "is a directory; give the path of a file (new or existing) for the store, such as "
+            f"{str(file / 'brh-local.sqlite')!r} {sqlite}",
+        )
+    if not folder.is_dir():
+        return LocalStoreError(
+            path, f"its folder {str(folder)!r} does not exist; create it first {sqlite}"
+        )
+    exists = file.exists()
+    if exists and not _may(path, os.R_OK):
+        return LocalStoreError(
+            path, f"the file cannot be read (no permission); make it readable and writable {sqlite}"
+        )
+    if exists and not _may(path, os.W_OK):
+        return _read_only_file(path, f" {sqlite}")
+    if not _may(str(folder), os.W_OK):
+        return LocalStoreReadOnlyError(
+            path,
+            f"its folder {str(folder)!r} is read-only: SQLite must create the store's journal "
+            "files (-wal, -shm) beside it; give a path in a writable folder, or make this one "
+            f"writable {sqlite}",
+        )
+    if primary == _SQLITE_READONLY:
+        return LocalStoreReadOnlyError(
+            path, f"its location cannot be written: give a path in a writable folder {sqlite}"
+        )
+    return LocalStoreError(path, f"cannot be opened; check the path and its permissions {sqlite}")
+
+
 class _Transaction:
     """The context manager of :meth:`LocalStore._transaction` (one per store, reused: a
     generator-based one costs an object and a generator per transaction)."""
@@ -312,11 +397,37 @@ class LocalStore:
 
     ``LocalStore(path)`` opens (creating if needed) a database file; ``LocalStore(":memory:")``
     keeps everything in memory (lost on close). Opening a file another helper already uses is
-    allowed but each transaction is exclusive, so two helpers never interleave inside one.
+    allowed but each transaction is exclusive, so two helpers never interleave inside one. A
+    failed open raises :class:`~brh.errors.LocalStoreError` (see :meth:`__init__`).
     """
 
     def __init__(self, path: str | Path = ":memory:") -> None:
+        """Open (creating if needed) the store at ``path``.
+
+        A failed open closes what it opened and changes nothing; it raises a
+        :class:`~brh.errors.LocalStoreError` naming the file and what to do:
+        :class:`~brh.errors.LocalStoreReadOnlyError` (the file or its folder cannot be
+        written), :class:`~brh.errors.LocalStoreCorruptError` (not a SQLite database, or a
+        damaged one), :class:`~brh.errors.LocalStoreVersionError` (another schema version), or
+        the base class (a directory, a missing folder, a lock held elsewhere, ...).
+        """
         self.path = str(path)
+        try:
+            self._open()
+        except BaseException as exc:
+            self._closed = True
+            db: sqlite3.Connection | None = getattr(self, "_db", None)
+            if db is not None:
+                db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _open_error(self.path, exc) from exc
+            raise
+
+    def _open(self) -> None:
+        """The work of :meth:`__init__`, which closes the database if this raises."""
+        if self.path != ":memory:" and os.path.isfile(self.path) and not _may(self.path, os.W_OK):
+            # SQLite would open it read-only and fail only at the first write, mid-sync.
+            raise _read_only_file(self.path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._closed = False
         self._cursor = self._db.cursor()
@@ -343,9 +454,17 @@ class LocalStore:
             if found is None:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
             elif found != str(SCHEMA_VERSION):
-                raise RuntimeError(
-                    f"local store {self.path!r} has schema version {found}, "
-                    f"this helper understands {SCHEMA_VERSION}"
+                newer = found.isdigit() and int(found) > SCHEMA_VERSION
+                raise LocalStoreVersionError(
+                    self.path,
+                    f"has schema version {found}, but this brh understands {SCHEMA_VERSION}: "
+                    + (
+                        "it was written by a newer brh; open it with that one, "
+                        if newer
+                        else "it was not written by this brh; "
+                    )
+                    + "or open a new store at another path (the next sync restores every "
+                    "entry from the vault). This file is left as it was",
                 )
 
     # -- plumbing ---------------------------------------------------------------------------
