@@ -722,6 +722,8 @@ class SyncEngine:
         self.store.clear_rejection(ctx.name, record.key)
         self._held.pop((ctx.name, record.key), None)
         stats.pushed += 1
+        self._trace("%s/%s: pushed %s", ctx.name, record.key, record.version)
+        self._emit("pushed", context=ctx.name, key=record.key, version=record.version.encode())
 
     async def _push_one(self, ctx: Context, epoch: int, record: Record, stats: PassStats) -> bool:
         key = record.key
@@ -747,8 +749,6 @@ class SyncEngine:
             self._check_epoch(ctx, epoch)
             if landed:
                 self._landed(ctx, record, stats)
-                self._trace("%s/%s: pushed %s", ctx.name, key, record.version)
-                self._emit("pushed", context=ctx.name, key=key, version=record.version.encode())
                 return True
             stats.requests += 1
             raw = await self.vault.find_many(ctx.collection, {"key": key})
