@@ -21,7 +21,7 @@ import pytest
 
 from brh.errors import InvalidArgumentError
 from brh.hive import API_PREFIX, HiveVault
-from brh.vault import NetworkError, ServerError, UnauthorizedError
+from brh.vault import AlreadyExistsError, NetworkError, ServerError, UnauthorizedError
 from tests.http_support import DEADLINE, LineProcess, ServerThread, closed_port
 from vaultd.app import create_app
 from vaultd.cli import _parser, main
@@ -170,15 +170,17 @@ def test_a_bad_upstream_or_timing_is_refused_naming_it() -> None:
 
 def test_no_fault_forwards_every_request(upstream: Upstream) -> None:
     """Fault proxy: without faults it is transparent: HiveVault works through it, on one kept-
-    alive connection."""
+    alive connection, Hive's own status codes included."""
 
     async def use(vault: HiveVault, proxy: FaultProxy) -> list[dict[str, Any]]:
         await vault.create_collection("c")
+        with pytest.raises(AlreadyExistsError):  # 455, a status without a standard phrase
+            await vault.create_collection("c")
         await vault.insert_one("c", DOC)
         await vault.update_one("c", {"key": "k"}, {"$set": {"value": 2}})
         await vault.delete_one("c", {"key": "nothing"})  # a 204 answer
         found = await vault.find_many("c", {})
-        assert proxy.counts["requests"] == proxy.counts["forwarded"] == 5
+        assert proxy.counts["requests"] == proxy.counts["forwarded"] == 6
         assert proxy.counts["connections"] == 1
         return found
 

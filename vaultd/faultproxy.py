@@ -291,11 +291,19 @@ def _encode_answer(answer: _Answer, keep_alive: bool) -> bytes:
     return head if answer.status in _NO_BODY else head + answer.body
 
 
+def _phrase(status: int) -> str:
+    """The reason phrase of ``status`` ("" for codes outside the standard, such as Hive's 455)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _error_answer(status: int, message: str) -> _Answer:
     body = json.dumps(
         {"error": {"message": f"brh-vault proxy: {message}", "internal_code": NO_INTERNAL_CODE}}
     ).encode()
-    return _Answer(status, HTTPStatus(status).phrase, [("content-type", "application/json")], body)
+    return _Answer(status, _phrase(status), [("content-type", "application/json")], body)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -450,6 +458,8 @@ class FaultProxy:
                 keep_alive = await self._handle(request, writer)
         except (ConnectionError, OSError):
             pass  # the client went away; nothing to answer
+        except Exception:
+            _log.exception("a bug in the proxy: the connection is dropped")
         finally:
             self._tasks.discard(task)
             writer.close()
@@ -499,7 +509,7 @@ class FaultProxy:
                 answer = _error_answer(500, "injected error (the request was forwarded)")
             elif fault is Fault.BAD_JSON:
                 status = 200 if answer.status in _NO_BODY else answer.status
-                answer = _Answer(status, HTTPStatus(status).phrase, answer.headers, _BAD_JSON)
+                answer = _Answer(status, _phrase(status), answer.headers, _BAD_JSON)
         data = _encode_answer(answer, keep_alive)
         if fault is Fault.RESET_AFTER:
             head_length = data.index(b"\r\n\r\n") + 4
@@ -577,7 +587,7 @@ class FaultProxy:
             else:
                 body, _ = await _read_body(reader, headers, self.max_body, to_eof=True)
             kept = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
-            return _Answer(status, reason or HTTPStatus(status).phrase, kept, body)
+            return _Answer(status, reason or _phrase(status), kept, body)
         finally:
             writer.transport.abort()
 
