@@ -371,6 +371,33 @@ def test_an_unreachable_upstream_is_a_502(upstream: Upstream) -> None:
     asyncio.run(main())
 
 
+def test_closing_the_proxy_drops_open_connections_quietly(upstream: Upstream) -> None:
+    """Fault proxy: aclose() ends connections that are idle or in the middle of a drip at
+    once, without an error in the event loop's log."""
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: errors.append(context)
+        )
+        plan = FaultPlan(seed=1, script=[Fault.DRIP])
+        proxy = FaultProxy(upstream.url, plan=plan, drip_interval=5, drip_limit=60)
+        await proxy.start()
+        host, port = proxy.url.removeprefix("http://").split(":")
+        dripping = await asyncio.open_connection(host, int(port))
+        dripping[1].write(insert_request(upstream.new_token()))
+        idle = await asyncio.open_connection(host, int(port))
+        assert await asyncio.wait_for(dripping[0].read(1), DEADLINE) == b"H"  # the drip began
+        await asyncio.wait_for(proxy.aclose(), DEADLINE)
+        for reader, writer in (dripping, idle):
+            assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
+            writer.close()
+        await asyncio.sleep(0)  # let the server's done-callbacks run
+
+    asyncio.run(main())
+    assert errors == []
+
+
 def test_malformed_requests_get_a_4xx(upstream: Upstream) -> None:
     """Servers answer 4xx, never hang: a request line that is not HTTP is a 400, a body over
     the limit a 413, each naming what was wrong; the proxy keeps serving."""

@@ -395,6 +395,7 @@ class FaultProxy:
         self.counts: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @property
     def url(self) -> str:
@@ -413,6 +414,7 @@ class FaultProxy:
 
     async def aclose(self) -> None:
         """Stop listening and drop every open connection (answers in progress included)."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
         tasks = list(self._tasks)
@@ -458,6 +460,12 @@ class FaultProxy:
                 keep_alive = await self._handle(request, writer)
         except (ConnectionError, OSError):
             pass  # the client went away; nothing to answer
+        except asyncio.CancelledError:
+            # aclose() cancels the connections. asyncio's server then asks this task for its
+            # exception, which re-raises the cancellation into the event loop's error log; end
+            # quietly instead. Any other cancellation goes on.
+            if not self._closing:
+                raise
         except Exception:
             _log.exception("a bug in the proxy: the connection is dropped")
         finally:
