@@ -318,9 +318,11 @@ class Device:
     def _on_event(self, event: SyncEvent) -> None:
         if event.kind == "pushed" and event.key is not None and event.version is not None:
             self.acks.append(Ack(self.name, event.key, event.version))
+            self.counts["pushed events"] += 1
         elif event.kind == "superseded":
             self.counts["superseded"] += 1
         elif event.kind == "pass_finished" and event.result is not None:
+            self.counts["uploads counted by passes"] += event.result.pushed
             if event.result.completed:
                 self.counts["passes completed"] += 1
             else:
@@ -555,7 +557,11 @@ def table(report: Report) -> str:
             f"sync calls / timed out (after {s['sync_timeout']:g} s)",
             f"{d.get('sync calls', 0):,} / {d.get('sync calls timed out', 0):,}",
         ),
-        ("acknowledged writes", f"{report.acknowledged:,}"),
+        (
+            "uploads counted by passes / pushed events",
+            f"{d.get('uploads counted by passes', 0):,} / {d.get('pushed events', 0):,}",
+        ),
+        ("acknowledged writes (distinct pushed events)", f"{report.acknowledged:,}"),
         (
             "... still the newest on the vault / superseded",
             f"{report.on_vault:,} / {report.superseded:,}",

@@ -131,6 +131,9 @@ def test_the_same_seed_gives_the_same_faults() -> None:
     assert 100 < len(injected) < 150  # a rate of 0.25 over 500 requests
     assert set(injected) == set(rates)
 
+    forwarded = {fault for fault in Fault if fault.forwards}
+    assert forwarded == {Fault.ERROR_AFTER, Fault.BAD_JSON, Fault.RESET_AFTER, Fault.DRIP}
+
     scripted = FaultPlan(seed=5, rates=rates, script=[None, Fault.UNAUTHORIZED])
     assert [scripted.next(), scripted.next()] == [None, Fault.UNAUTHORIZED]
     scripted.heal()

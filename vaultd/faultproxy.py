@@ -522,7 +522,7 @@ class FaultProxy:
         if fault is Fault.RESET_AFTER:
             head_length = data.index(b"\r\n\r\n") + 4
             cut = head_length + (len(data) - head_length) // 2 if len(data) > head_length else 12
-            writer.write(data[: max(cut, 1)])
+            writer.write(data[:cut])
             await writer.drain()
             _reset(writer)
             return False
