@@ -6,6 +6,8 @@ the semantics of :class:`simulator.vault.FakeVault`, stored durably in SQLite:
 * :mod:`vaultd.tokens`: which access token opens which (user, application) vault;
 * :mod:`vaultd.store`: the SQLite file and the fake vault of each scope, kept in step;
 * :mod:`vaultd.app`: the Starlette app (endpoints, status codes, error bodies);
+* :mod:`vaultd.faultproxy`: a proxy that breaks some requests on their way to a vault (500s,
+  bodies that are not JSON, resets, slow drips, 401s), for tests and soaks (``brh-vault proxy``);
 * :mod:`vaultd.cli`: the ``brh-vault`` command.
 
 It is not a production Hive node: no DID sign-in (tokens are given on the command line), no

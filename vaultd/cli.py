@@ -5,11 +5,15 @@
     brh-vault serve --db vault.sqlite --host 127.0.0.1 --port 8080 --token devtoken
     brh-vault serve --db vault.sqlite --port 0 --token phone --token laptop \\
         --token other=did:example:bob/did:example:notes
+    brh-vault proxy --upstream http://127.0.0.1:8080 --port 8081 --seed 7 --rate 0.2
 
 ``--port 0`` picks a free port. Once the database is open and the port is bound, one line goes
 to standard output: ``brh-vault: serving http://HOST:PORT (database PATH, N tokens)``; the URL
 is what :class:`brh.hive.HiveVault` takes. SIGTERM or Ctrl-C stops the server cleanly (exit 0);
 every acknowledged write is already on disk, so even ``kill -9`` loses nothing.
+
+``brh-vault proxy`` runs :mod:`vaultd.faultproxy` in front of a vault: a proxy that injects
+errors, resets, slow answers and 401s at a seeded rate.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from types import FrameType
 
 import uvicorn
 
+from vaultd import faultproxy
 from vaultd.app import create_app
 from vaultd.store import StoreError, VaultStore
 from vaultd.tokens import TokenTable
@@ -60,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
         help="uvicorn's log level (warning)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    faultproxy.configure_parser(
+        commands.add_parser(
+            "proxy",
+            help="a proxy in front of a vault that injects faults (errors, resets, drips, 401s)",
+            description="Forward to a vault, breaking requests at a seeded rate.",
+        )
+    )
     return parser
 
 
@@ -88,6 +100,8 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "proxy":
+        return faultproxy.run_command(args, parser)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0 to 65535, got {args.port}")
     try:
