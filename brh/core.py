@@ -32,6 +32,7 @@ __all__ = [
     "ConflictOutcome",
     "Decision",
     "UploadFailure",
+    "cursor_settles",
     "decide",
     "group_by_key",
     "pull_filter",
@@ -168,6 +169,23 @@ def pull_filter(
 
 
 PULL_SORT: Sequence[tuple[str, int]] = (("modified", 1), ("_id", 1))
+
+SETTLE_MARGIN = 1
+"""Seconds past the overlap window: a stamp is a whole second, rounded down."""
+
+
+def cursor_settles(cursor: int, overlap: int, vault_now: float | None) -> bool:
+    """Whether a pull that found nothing new settles the cursor (SYNC-4).
+
+    ``vault_now`` is the vault's clock as known *before* the pull was sent (the ``Date`` of an
+    earlier answer), so the pull ran when the vault's clock read that or later. A write stamped
+    at or below ``cursor`` was stamped before ``cursor + 1`` on that clock and became visible
+    at most ``overlap`` seconds later; if the vault's clock had passed both when the pull ran,
+    the pull read it, and later pulls need only newer stamps. Judged on the vault's clock only:
+    the device's clock says nothing about when the vault stamps (a live vault's clock runs in
+    real time while a simulated device's runs virtual; a phone's may be hours off).
+    """
+    return vault_now is not None and vault_now >= cursor + overlap + SETTLE_MARGIN
 
 
 class Conflict(enum.Enum):

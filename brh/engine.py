@@ -21,6 +21,7 @@ from brh.core import (
     Conflict,
     Decision,
     UploadFailure,
+    cursor_settles,
     decide,
     group_by_key,
     resolve_conflict,
@@ -32,7 +33,14 @@ from brh.events import Listener, SyncEvent
 from brh.hlc import HybridClock, Version
 from brh.options import SyncOptions
 from brh.store import ContextState, EntryState, LocalStore, Record
-from brh.vault import AlreadyExistsError, CollectionNotFoundError, Document, Vault, VaultError
+from brh.vault import (
+    AlreadyExistsError,
+    CollectionNotFoundError,
+    Document,
+    Vault,
+    VaultClock,
+    VaultError,
+)
 from brh.wire import RemoteDoc, document_fields, parse_document, version_filter
 
 __all__ = ["IN_CALLBACK", "Callback", "Context", "SyncEngine"]
@@ -41,10 +49,6 @@ Callback = Callable[[Entry], bool | Awaitable[bool]]
 """An app callback: receives the remote entry, returns True (handled) or False (retry later)."""
 
 _MAX_CAS_ATTEMPTS = 4
-SETTLE_MARGIN = 1
-"""Seconds past the overlap after which no write stamped at or below the cursor can still
-appear: the overlap covers the gap between the vault stamping a write and the write becoming
-visible (a request still in flight has no stamp yet)."""
 MAX_WINDOW = 10_000
 """At most this many versions (about 300 KB of filter) are excluded by name when re-reading the
 overlap window; past that, the window's documents are re-read and skipped locally until the
@@ -127,8 +131,9 @@ class SyncEngine:
         self._held: dict[tuple[str, str], tuple[Version, float]] = {}
         """Per (context, key), the refused local version and the loop time before which its
         upload is not tried again (forgotten on restart: the first pass then tries it once)."""
-        self._window_since: dict[str, float] = {}
-        """Per context, loop time when its overlap window last changed (for settling)."""
+        self._stamp_seen: int | None = None
+        """The newest vault stamp this helper has read, in any context: a reading of the
+        vault's clock, for a vault that does not tell its time (see :meth:`_vault_now`)."""
         self._log = logging.getLogger("brh")
 
     def stuck(self) -> list[StuckEntry]:
@@ -312,6 +317,7 @@ class SyncEngine:
             )
         start_cursor = None if resync else state.cursor
         settled = state.settled and start_cursor is not None
+        vault_now = self._vault_now()  # before the pull is sent: it runs at that time or later
         known = [version for _stamp, version in state.window] if start_cursor is not None else []
         if len(known) > MAX_WINDOW:
             known = []  # a bulk upload: re-reading beats a filter of thousands of versions
@@ -349,6 +355,7 @@ class SyncEngine:
             stamps: list[int] = [d["modified"] for d in raw if isinstance(d.get("modified"), int)]
             last_page = len(raw) < self.options.page_size
             if stamps:
+                self._stamp_seen = _max(self._stamp_seen, max(stamps))
                 cursor = stamps[-1] if cursor is None else max(cursor, stamps[-1])
                 max_stamp = _max(max_stamp, max(stamps))
                 before = len(window)
@@ -371,17 +378,11 @@ class SyncEngine:
         if seen is not None:
             await self._reconcile_missing(ctx, epoch, seen, away, stats)
         current = self._state(ctx)
-        # Settling is timed on the event loop's monotonic clock, which a device clock jumping
-        # forward cannot fool; after a restart the timer starts again (the flag persists).
-        now = asyncio.get_running_loop().time()
-        since = self._window_since.get(ctx.name)
         if grew or cursor != state.cursor:
-            self._window_since[ctx.name], settled = now, False
-        elif since is None:
-            self._window_since[ctx.name] = now
-        elif not settled and now - since >= self.options.overlap + SETTLE_MARGIN:
-            # Writes in flight when the cursor was reached have landed and this pull read them.
-            settled = True
+            settled = False  # new documents: a later pull, sent later, must confirm
+        elif not settled and cursor is not None:
+            # Judged on the vault's clock, which stamps the writes, never on this device's.
+            settled = cursor_settles(cursor, self.options.overlap, vault_now)
         self._save_state(
             ctx,
             epoch,
@@ -395,6 +396,16 @@ class SyncEngine:
                 settled=settled,
             ),
         )
+
+    def _vault_now(self) -> float | None:
+        """The vault's clock as far as this helper knows: the ``Date`` of its latest answer
+        when the vault tells it (:class:`~brh.vault.VaultClock`), else the newest stamp read."""
+        vault = self.vault
+        if isinstance(vault, VaultClock):
+            told = vault.vault_time()
+            if told is not None:
+                return told
+        return None if self._stamp_seen is None else float(self._stamp_seen)
 
     def _save_progress(
         self,

@@ -33,6 +33,7 @@ How failures surface (the clauses are SPEC.md's §12):
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -158,6 +159,7 @@ class HiveVault:
         self._token: str | None = token if isinstance(token, str) else None
         self._renewing = asyncio.Lock()
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._vault_time: float | None = None
         self.deadline = float(deadline)
         self._owns_client = client is None
         # Redirects are not followed, so a plain-http vault never makes a TLS connection: skip
@@ -437,9 +439,26 @@ class HiveVault:
                 f"{self.deadline:g} s (nothing was sent)",
                 definite=True,
             ) from exc
+        self._note_date(response)
         if response.is_success:
             return _Answer(op, response)
         raise _error(response, op)
+
+    def vault_time(self) -> float | None:
+        """The node's clock as the ``Date`` header of its latest answer gave it (whole
+        seconds), or None before any answer carried one (:class:`brh.vault.VaultClock`)."""
+        return self._vault_time
+
+    def _note_date(self, response: httpx.Response) -> None:
+        date = response.headers.get("Date")
+        if date is None:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return  # a malformed Date says nothing about the vault's clock
+        if when.tzinfo is not None:
+            self._vault_time = when.timestamp()
 
     async def _send(
         self,

@@ -16,6 +16,11 @@ Hive's semantics, which are MongoDB's semantics behind a REST API:
 
 Errors are typed. A :class:`NetworkError` says whether the failure is *definite* (the request
 certainly did not apply) or *indefinite* (it may have applied; only its answer was lost).
+
+A vault MAY also tell the time on its own clock (:class:`VaultClock`): an HTTP adapter reads it
+from the ``Date`` header of each answer. The helper uses it to know when no write stamped at or
+below its pull cursor can still appear (SYNC-4); a vault that does not tell it costs re-reads,
+never correctness.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
     "UnauthorizedError",
     "UpdateResult",
     "Vault",
+    "VaultClock",
     "VaultError",
     "VaultFrozenError",
     "VaultNotFoundError",
@@ -267,4 +273,18 @@ class Vault(Protocol):
         limit: int | None = None,
     ) -> int:
         """How many documents match (after ``skip``, at most ``limit``)."""
+        ...
+
+
+@runtime_checkable
+class VaultClock(Protocol):
+    """A vault that tells the time on its own clock (optional, beside :class:`Vault`)."""
+
+    def vault_time(self) -> float | None:
+        """The vault's clock, in seconds since the epoch, as its latest answer gave it (an
+        HTTP ``Date`` header: whole seconds, rounded down), or None before any answer.
+
+        It is a reading taken *when that answer was made*: the vault's clock has been at least
+        that since. Stamps the vault gives documents come from the same clock.
+        """
         ...

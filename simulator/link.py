@@ -20,7 +20,7 @@ import random
 from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any
 
-from brh.vault import NetworkError, Vault, VaultError
+from brh.vault import NetworkError, Vault, VaultClock, VaultError
 from simulator.server import LATER, WRITES, VaultServer
 from simulator.trace import Trace
 
@@ -78,6 +78,23 @@ class Link:
         self.late = 0
         """Requests whose client gave up but which are still on their way to the server (they
         may yet apply, even after the device that sent them crashed)."""
+        self._vault_time: float | None = None
+        """The vault's clock as the latest answer that reached the device gave it."""
+
+    def vault_time(self) -> float | None:
+        """The vault's clock as the ``Date`` of the latest answer this device received gave it
+        (:class:`brh.vault.VaultClock`): read when the server made the answer, in whole
+        seconds; a lost answer tells nothing."""
+        return self._vault_time
+
+    def _server_date(self) -> float | None:
+        """The server's clock now, as the Date header of an answer made now would say."""
+        server = self.server
+        if isinstance(server, VaultServer):
+            server = server.backend if server.live else server.vault
+        if isinstance(server, VaultClock):
+            return server.vault_time()
+        return None
 
     def __getattr__(self, name: str) -> Any:
         if name not in OPERATIONS:
@@ -215,6 +232,7 @@ class Link:
             flight.timer = loop.call_later(self.timeout - flight.up, self._give_up, flight)
         else:
             flight.result, flight.error = result, error
+            flight.date = self._server_date()
             flight.timer = loop.call_later(flight.down, self._answer, flight)
 
     def _answer(self, flight: _Flight) -> None:
@@ -232,6 +250,8 @@ class Link:
                 lost=False,
                 error=None if error is None else _describe(error),
             )
+        if flight.date is not None:
+            self._vault_time = flight.date
         if error is not None:
             flight.answer.set_exception(error)
         else:
@@ -269,12 +289,15 @@ class Link:
             result = await self._apply(op, args, kwargs)
         except VaultError as exc:
             error = exc
+        date = self._server_date()
         self._emit("applied", id=rid, ok=error is None, error=_describe(error))
         if self._answer_lost(op, up, down):
             await asyncio.sleep(max(0.0, self.timeout - up))
             raise self._lost(rid, op, "answer_lost", definite=False)
         await asyncio.sleep(down)
         self._emit("answer", id=rid, ok=error is None, lost=False, error=_describe(error))
+        if date is not None:
+            self._vault_time = date
         if error is not None:
             raise error
         return result
@@ -295,7 +318,19 @@ class Link:
 class _Flight:
     """One request on its way through the network, and the future its client awaits."""
 
-    __slots__ = ("answer", "args", "down", "error", "kwargs", "op", "result", "rid", "timer", "up")
+    __slots__ = (
+        "answer",
+        "args",
+        "date",
+        "down",
+        "error",
+        "kwargs",
+        "op",
+        "result",
+        "rid",
+        "timer",
+        "up",
+    )
 
     def __init__(
         self,
@@ -318,6 +353,8 @@ class _Flight:
         """What happens next to the request: cancelled if the client stops waiting."""
         self.result: Any = None
         self.error: VaultError | None = None
+        self.date: float | None = None
+        """The server's clock when it made the answer (its Date header)."""
 
 
 def _describe(error: VaultError | None) -> str | None:

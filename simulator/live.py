@@ -30,6 +30,7 @@ from brh.vault import (
     SortSpec,
     UpdateResult,
     Vault,
+    VaultClock,
 )
 from simulator.timeloop import VirtualTimeLoop
 
@@ -69,6 +70,12 @@ class LiveVault:
             with contextlib.suppress(CollectionNotFoundError):
                 await self._held(partial(self.inner.delete_collection, name))
         self.created.clear()
+
+    def vault_time(self) -> float | None:
+        """The real vault's clock, as its latest answer's ``Date`` gave it (None if it does not
+        tell it): :class:`brh.vault.VaultClock`."""
+        inner = self.inner
+        return inner.vault_time() if isinstance(inner, VaultClock) else None
 
     # -- the Vault protocol -----------------------------------------------------------------
 

@@ -665,6 +665,11 @@ class FakeVault:
             raise AttributeError(f"FakeVault has no operation {op!r}")
         return body(self, *args, **kwargs)
 
+    def vault_time(self) -> float:
+        """The vault's clock in whole seconds, as an HTTP ``Date`` header would give it
+        (:class:`brh.vault.VaultClock`): called in process, every answer is made right now."""
+        return float(self._now())
+
     # -- inspection helpers for tests (not part of the Vault protocol) --------------------------
 
     def collection_names(self) -> list[str]:

@@ -125,10 +125,21 @@ def test_the_wrapper_is_a_vault_and_forwards_vault_time_only_when_there_is_one()
     it wraps does, and passes its answer through."""
 
     class Clocked(FakeVault):
-        def vault_time(self) -> float | None:
+        def vault_time(self) -> float:
             return 1234.5
 
-    plain = with_deadline(FakeVault(), 5)
+    class Unclocked:
+        """A vault that does not tell its time (the Vault methods of a FakeVault only)."""
+
+        def __init__(self) -> None:
+            self._inner = FakeVault()
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "vault_time":
+                raise AttributeError(name)
+            return getattr(self._inner, name)
+
+    plain = with_deadline(Unclocked(), 5)
     clocked = with_deadline(Clocked(), 5)
     assert isinstance(plain, Vault) and isinstance(clocked, Vault)
     assert not hasattr(plain, "vault_time")

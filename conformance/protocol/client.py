@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from brh import HelperClosedError, InvalidArgumentError
-from brh.vault import InsertResult, UpdateResult, Vault, VaultError
+from brh.vault import InsertResult, NetworkError, UpdateResult, Vault, VaultClock, VaultError
 from conformance.protocol.errors import (
     command_error_from_wire,
     request_error_to_wire,
@@ -485,10 +485,12 @@ class ProcessHelper:
         if args.get("sort") is not None:
             args["sort"] = [tuple(pair) for pair in args["sort"]]
         positional = [args.pop(name) for name in _POSITIONAL[op] if name in args]
+        vault = self.installation.vault
         try:
-            value = await getattr(self.installation.vault, op)(*positional, **args)
+            value = await getattr(vault, op)(*positional, **args)
         except VaultError as exc:
-            self._reply(request["id"], {"ok": False, "error": request_error_to_wire(exc)})
+            body = {"ok": False, "error": request_error_to_wire(exc), **_vault_date(vault, exc)}
+            self._reply(request["id"], body)
             return
         except Exception as exc:  # not the implementation's fault, but the run cannot go on
             self._failed(f"the harness's vault raised on {op} (a harness bug): {exc!r}")
@@ -509,7 +511,7 @@ class ProcessHelper:
         except Violation as exc:
             self._failed(f"the harness's vault answered {op} with {exc} (a harness bug)")
             return
-        self._reply(request["id"], {"ok": True, "value": value})
+        self._reply(request["id"], {"ok": True, "value": value, **_vault_date(vault, None)})
 
     async def _serve_callback(self, request: dict[str, Any]) -> None:
         callback = self._callbacks[request["context"]][_KINDS.index(request["kind"])]
@@ -712,3 +714,12 @@ def command_factory(
     if not (isinstance(timeout, int | float) and timeout > 0):
         raise ValueError(f"command_factory: timeout must be a positive number, got {timeout!r}")
     return CommandFactory(argv, timeout=timeout, env=env, log_traffic=log_traffic)
+
+
+def _vault_date(vault: Vault, error: VaultError | None) -> dict[str, float]:
+    """The ``vault_date`` of a reply: the vault's clock as the answer just received gave it
+    (none for a request that got no answer, or from a vault that does not tell its time)."""
+    if isinstance(error, NetworkError) or not isinstance(vault, VaultClock):
+        return {}
+    date = vault.vault_time()
+    return {} if date is None else {"vault_date": date}

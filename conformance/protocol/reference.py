@@ -89,6 +89,8 @@ class Requests:
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._abandoned: set[int] = set()
         """Requests whose caller stopped waiting (cancelled): their replies are dropped."""
+        self.vault_date: float | None = None
+        """The vault's clock as the latest reply that told it gave it (``vault_date``)."""
 
     async def ask(self, message: Mapping[str, Any]) -> Any:
         """Send a request; its reply's value (or the error it stands for, raised)."""
@@ -106,6 +108,8 @@ class Requests:
 
     def answer(self, reply: Mapping[str, Any]) -> None:
         request_id = reply["id"]
+        if "vault_date" in reply:
+            self.vault_date = float(reply["vault_date"])
         future = self._waiting.pop(request_id, None)
         if future is None:
             if request_id in self._abandoned:
@@ -126,6 +130,10 @@ class RemoteVault:
 
     async def _call(self, op: str, **args: Any) -> Any:
         return await self._requests.ask({"type": "vault", "op": op, "args": args})
+
+    def vault_time(self) -> float | None:
+        """The vault's clock as the harness last told it (:class:`brh.vault.VaultClock`)."""
+        return self._requests.vault_date
 
     async def create_collection(self, name: str) -> None:
         await self._call("create_collection", name=name)
