@@ -233,7 +233,7 @@ class UploadFailure(enum.Enum):
     """Whose fault a failed upload is, and so what the pass does next."""
 
     ENTRY = "entry"
-    """The vault refused this document (a 4xx answer: too large, invalid): note it against the
+    """The vault refused this document (400, 413, 422: invalid, too large): note it against the
     entry, hold it back for a while, and go on with the context's other uploads."""
     VAULT = "vault"
     """The vault failed while storing it (a 5xx answer): note it against the entry too (so an
@@ -241,7 +241,12 @@ class UploadFailure(enum.Enum):
     stop the context's uploads for this pass, as the vault may be in trouble."""
     TRANSPORT = "transport"
     """Nothing to do with the entry (no answer, a bad token, a frozen vault or subscription, a
-    missing collection): the context's uploads stop for this pass."""
+    missing collection, any other 4xx such as 403 or 429): the context's uploads stop for this
+    pass."""
+
+
+ENTRY_STATUSES = frozenset({400, 413, 422})
+"""The answers that refuse a document itself: invalid, too large, unprocessable."""
 
 
 def upload_failure(error: VaultError) -> UploadFailure:
@@ -255,6 +260,8 @@ def upload_failure(error: VaultError) -> UploadFailure:
         | CollectionNotFoundError,
     ):
         return UploadFailure.TRANSPORT
-    if error.status is not None and 400 <= error.status < 500:
+    if error.status in ENTRY_STATUSES:
         return UploadFailure.ENTRY
+    if error.status is not None and error.status < 500:
+        return UploadFailure.TRANSPORT  # 403, 429, ...: about the request, not the document
     return UploadFailure.VAULT

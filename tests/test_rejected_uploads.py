@@ -135,3 +135,33 @@ def test_a_new_local_version_is_tried_at_once_and_a_wipe_forgets_the_refusal() -
         await a.helper.close()
 
     run(main(), start=EPOCH)
+
+
+def test_whose_fault_a_failed_upload_is() -> None:
+    """RETRY-6: only answers that refuse the document itself (400, 413, 422) are the entry's
+    alone; a 5xx is counted against it too but stops the context; anything that says nothing
+    about the document (no answer, 401, a frozen vault, 403, 429) is nobody's."""
+    from brh.core import UploadFailure, upload_failure
+    from brh.vault import (
+        CollectionNotFoundError,
+        NetworkError,
+        UnauthorizedError,
+        VaultFrozenError,
+    )
+
+    cases = [
+        (InvalidParameterError("bad"), UploadFailure.ENTRY),
+        (ServerError("too large", status=413), UploadFailure.ENTRY),
+        (ServerError("unprocessable", status=422), UploadFailure.ENTRY),
+        (ServerError("internal error"), UploadFailure.VAULT),
+        (ServerError("unavailable", status=503), UploadFailure.VAULT),
+        (ServerError("forbidden", status=403), UploadFailure.TRANSPORT),
+        (ServerError("slow down", status=429), UploadFailure.TRANSPORT),
+        (NetworkError("timeout", definite=False), UploadFailure.TRANSPORT),
+        (UnauthorizedError("expired"), UploadFailure.TRANSPORT),
+        (VaultFrozenError("frozen"), UploadFailure.TRANSPORT),
+        (CollectionNotFoundError("gone"), UploadFailure.TRANSPORT),
+    ]
+    assert [(type(e).__name__, upload_failure(e)) for e, _ in cases] == [
+        (type(e).__name__, want) for e, want in cases
+    ]
