@@ -124,9 +124,9 @@ def _plain_json(value: Any, room: int) -> bool:
     if kind is list:
         return room > 0 and all(_plain_json(item, room - 1) for item in value)
     if kind is str:
-        return value.isascii()
+        return bool(value.isascii())
     if kind is int:
-        return _INT64_MIN <= value <= _INT64_MAX
+        return bool(_INT64_MIN <= value <= _INT64_MAX)
     if kind is bool or value is None:
         return True
     return kind is float and math.isfinite(value)
@@ -184,7 +184,8 @@ def _check_name(name: Any, path: str) -> None:
         )
     if "\x00" in name:
         raise InvalidArgumentError(
-            "data", f"{path} has the field name {name!r} with NUL, which BSON field names cannot hold"
+            "data",
+            f"{path} has the field name {name!r} with NUL, which BSON field names cannot hold",
         )
     if _has_lone_surrogate(name):
         raise InvalidArgumentError(

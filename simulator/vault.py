@@ -19,7 +19,14 @@ front of MongoDB (see ``shared/reference/hive-vault-api.md``), evaluated by
   :class:`InsertResult` and :class:`UpdateResult` can only carry ObjectIds.
 * There is no other unique index: two upserts of one key with different filters both insert.
 * Natural order is insertion order; updates keep a document's place.
-* A document over 16 MiB (measured as its compact JSON encoding) is a :class:`ServerError`.
+* What a vault cannot store is an :class:`InvalidParameterError` (400) that names the argument
+  and the path, and changes nothing (:mod:`simulator.mongo.values` gives the rules and their
+  sources): integers beyond signed 64 bits, NaN and infinities, lone surrogates, NUL in field
+  names, documents nested deeper than 100 levels or larger than 16 MiB (measured as their
+  compact JSON encoding), field names starting with ``$`` in what an update writes, paths of
+  more than 100 parts, filters whose logical tree is deeper than 100 levels, and arguments
+  nested deeper than 200 levels. ``$regex`` runs on RE2, in time linear in the text
+  (:mod:`simulator.mongo.filters` says what of PCRE that leaves out).
 * Every failing request changes nothing, except ``insert_many(ordered=True)``, which keeps the
   documents before the failing one (``ordered=False`` keeps every document that succeeded).
 * Arguments are checked as Hive checks them: bad collection names (empty, ``$``, NUL,
@@ -188,8 +195,8 @@ def _json_bound(doc: Document) -> int | None:
 
 
 def _check_size(doc: Document) -> None:
-    """Raise :class:`ServerError` if ``doc`` would exceed MongoDB's 16 MiB limit (measured as
-    its compact JSON encoding, see the module docstring)."""
+    """Raise :class:`InvalidParameterError` if ``doc`` would exceed MongoDB's 16 MiB limit
+    (measured as its compact JSON encoding, see the module docstring)."""
     bound = _json_bound(doc)
     if bound is not None and bound * 4 <= MAX_DOCUMENT_BYTES:  # the common case: far below
         return
@@ -198,8 +205,8 @@ def _check_size(doc: Document) -> None:
         return
     size = len(text.encode("utf-8"))
     if size > MAX_DOCUMENT_BYTES:
-        raise ServerError(
-            f"document is too large: {size} bytes, the maximum is {MAX_DOCUMENT_BYTES}"
+        raise InvalidParameterError(
+            f"document is too large: {size} bytes, the maximum is {MAX_DOCUMENT_BYTES} (16 MiB)"
         )
 
 
@@ -217,7 +224,7 @@ def _stamp(update: dict[str, Any], op: str, field: str, now: int) -> None:
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidParameterError(f"invalid collection name: {name!r}")
-    if "$" in name or "\0" in name or name.startswith("system."):
+    if "$" in name or "\0" in name or name.startswith("system.") or mongo.has_lone_surrogate(name):
         raise InvalidParameterError(f"invalid collection name: {name!r}")
     if name in _INTERNAL_COLLECTIONS:
         raise InvalidParameterError(f"No permission to operate the collection {name}")
@@ -413,8 +420,10 @@ class _Plan:
 
 
 def _plan(filter: Any) -> _Plan:
-    """The plan of a request's filter; :class:`InvalidParameterError` if not a document."""
-    return _Plan(_check_mapping(filter, "filter"))
+    """The plan of a request's filter; :class:`InvalidParameterError` if not a document, or if
+    it holds what no client can send (:func:`simulator.mongo.check_wire`)."""
+    mongo.check_wire(_check_mapping(filter, "filter"), "filter")
+    return _Plan(filter)
 
 
 def _simple_key(filter: Any) -> tuple[Any, ...] | None:
@@ -741,7 +750,9 @@ class FakeVault:
             raise InvalidParameterError("documents must be a list of documents")
         if not documents:
             raise InvalidParameterError("documents must be a non-empty list")
-        prepared = [mongo.clone(_check_mapping(d, "each document")) for d in documents]
+        prepared = [
+            mongo.clone(_check_mapping(d, "each document"), where="document") for d in documents
+        ]
         now = self._now()
         inserted: list[ObjectId] = []
         failure: VaultError | None = None

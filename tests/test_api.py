@@ -7,6 +7,7 @@ import dataclasses
 import enum
 import json
 import logging
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -449,7 +450,9 @@ def test_values_a_vault_cannot_store_are_refused_up_front(case: Case) -> None:
         await asyncio.sleep(5)
         requests = vault.request_count
         key, data = (case.value, "new") if case.argument == "key" else ("k", case.value)
-        calls = [d.helper.upsert_database_entry("notes", key, data)]
+        calls: list[Coroutine[Any, Any, object]] = [
+            d.helper.upsert_database_entry("notes", key, data)
+        ]
         if case.argument == "key":
             calls += [
                 d.helper.delete_database_entry("notes", key),

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from brh.hive import API_PREFIX
+from brh.vault import InvalidParameterError
 from simulator.vault import FakeVault
 from tests.http_support import (
     LineProcess,
@@ -372,12 +373,13 @@ def test_an_unexpected_failure_mid_request_is_undone_and_the_store_goes_on(tmp_p
 
 
 def test_a_document_json_cannot_hold_is_refused_and_undone(tmp_path: Path) -> None:
-    """An $inc that overflows to infinity cannot be stored as JSON: 500, nothing changed."""
+    """An $inc that overflows to infinity cannot be stored as JSON: the vault refuses it
+    (400) before anything reaches the journal, and nothing changed."""
     store = VaultStore(tmp_path / "vault.sqlite")
     asyncio.run(_apply(store, DEFAULT_SCOPE, "create_collection", "c"))
     asyncio.run(_apply(store, DEFAULT_SCOPE, "insert_one", "c", {"n": 1e308}))
     before = _snapshot(store, DEFAULT_SCOPE)
-    with pytest.raises(Exception, match="cannot be stored"):
+    with pytest.raises(InvalidParameterError, match="inf, which JSON cannot carry"):
         asyncio.run(_apply(store, DEFAULT_SCOPE, "update_one", "c", {}, {"$inc": {"n": 1e308}}))
     assert _snapshot(store, DEFAULT_SCOPE) == before
     store.close()
