@@ -446,6 +446,11 @@ def _simple_key(filter: Any) -> tuple[Any, ...] | None:
     return None
 
 
+_UndoStep = tuple[Any, ...]
+"""How to undo one change: ``("put", coll, oid, previous document or None)``, ``("removed",
+coll, oid, document, seq)``, ``("created", name)`` or ``("deleted", name, coll)``."""
+
+
 class _Collection:
     """A collection's documents in natural order, with the indexes on ``key`` and ``modified``.
 
@@ -475,6 +480,7 @@ class _Collection:
         "journal",
         "name",
         "nested",
+        "undo",
     )
 
     modified_share: float = 0.5
@@ -495,15 +501,23 @@ class _Collection:
         self._entries: dict[str, tuple[tuple[str, ...], _Number | None]] = {}
         self.nested: dict[str, list[str]] = {}
         """Per document, its fields holding documents or arrays (what a copy descends into)."""
+        self.undo: list[_UndoStep] | None = None
+        """Where each change notes how to undo it, while the vault has begun a transaction."""
 
-    def put(self, oid: str, doc: Document) -> None:
-        """Store ``doc`` under ``oid``: replace it in place, or append it to natural order."""
+    def put(self, oid: str, doc: Document, seq: int | None = None) -> None:
+        """Store ``doc`` under ``oid``: replace it in place, or append it to natural order
+        (at ``seq`` when given: a rollback putting back a deleted document, see
+        :meth:`FakeVault.rollback`, which then restores the order)."""
+        if self.undo is not None:
+            self.undo.append(("put", self, oid, self.docs.get(oid)))
         keys, odd = _key_entries(doc)
         modified = _modified_entry(doc)
         before = self._entries.get(oid)
         if before is None:
-            seq = self._seq[oid] = self._next_seq
-            self._next_seq += 1
+            if seq is None:
+                seq = self._next_seq
+                self._next_seq += 1
+            self._seq[oid] = seq
             old_keys: tuple[str, ...] = ()
             old_modified: _Number | None = None
         else:  # a replacement keeps its place; only the index entries that changed move
@@ -530,9 +544,9 @@ class _Collection:
             insort(self._by_modified, (modified, seq, oid))
         self._entries[oid] = (keys, modified)
         self.docs[oid] = doc
+        self.nested[oid] = [k for k, v in doc.items() if type(v) is dict or type(v) is list]
         if self.journal is not None:
             self.journal.document_stored(self.name, oid, doc)
-        self.nested[oid] = [k for k, v in doc.items() if type(v) is dict or type(v) is list]
 
     def copy(self, oid: str) -> Document:
         """A deep copy of the document ``oid`` (what :func:`mongo.copy_value` makes)."""
@@ -543,12 +557,18 @@ class _Collection:
 
     def remove(self, oid: str) -> None:
         """Delete the document ``oid``."""
+        if self.undo is not None:
+            self.undo.append(("removed", self, oid, self.docs[oid], self._seq[oid]))
         self._unindex(oid)
         del self.docs[oid]
         del self._seq[oid]
+        del self.nested[oid]
         if self.journal is not None:
             self.journal.document_deleted(self.name, oid)
-        del self.nested[oid]
+
+    def restore_order(self) -> None:
+        """Put ``docs`` back in natural order (after a rollback re-inserted documents)."""
+        self.docs = dict(sorted(self.docs.items(), key=lambda item: self._seq[item[0]]))
 
     def _unindex(self, oid: str) -> None:
         keys, modified = self._entries.pop(oid)
@@ -621,6 +641,65 @@ class FakeVault:
         self._op_counts: dict[str, int] = {}
         self._plans: dict[tuple[Any, ...], _Plan] = {}
         """Plans of simple filters (see :func:`_simple_key`)."""
+        self._undo: list[_UndoStep] | None = None
+        self._undo_counter = 0
+
+    # -- transactions (not part of the Vault protocol) ------------------------------------------
+
+    def begin(self) -> None:
+        """Start noting how to undo the changes that follow, until :meth:`commit` or
+        :meth:`rollback` (``vaultd`` brackets each request so, to undo what SQLite could not
+        store without reloading the vault)."""
+        if self._undo is not None:
+            raise RuntimeError("a transaction has already begun")
+        self._undo = []
+        self._undo_counter = self._next_counter
+        for coll in self._collections.values():
+            coll.undo = self._undo
+
+    def commit(self) -> None:
+        """Keep the changes made since :meth:`begin`."""
+        self._end()
+
+    def rollback(self) -> None:
+        """Undo every change made since :meth:`begin` (the journal is not told): the data, the
+        indexes, natural order and the ``_id`` counter are as they were."""
+        undo = self._undo
+        if undo is None:
+            raise RuntimeError("no transaction has begun")
+        self._end()
+        reordered: dict[int, _Collection] = {}
+        for step in reversed(undo):
+            kind = step[0]
+            if kind == "created":
+                del self._collections[step[1]]
+            elif kind == "deleted":
+                self._collections[step[1]] = step[2]
+            else:
+                coll: _Collection = step[1]
+                journal, coll.journal = coll.journal, None
+                try:
+                    if kind == "put":
+                        _, _, oid, previous = step
+                        if previous is None:
+                            coll.remove(oid)
+                        else:
+                            coll.put(oid, previous)
+                    else:
+                        _, _, oid, doc, seq = step
+                        coll.put(oid, doc, seq)
+                        reordered[id(coll)] = coll
+                finally:
+                    coll.journal = journal
+        for coll in reordered.values():
+            coll.restore_order()
+        self._end()  # collections put back still pointed at the undo list
+        self._next_counter = self._undo_counter
+
+    def _end(self) -> None:
+        self._undo = None
+        for coll in self._collections.values():
+            coll.undo = None
 
     # -- request log ---------------------------------------------------------------------------
 
@@ -889,13 +968,18 @@ class FakeVault:
     def _create_collection(self, name: Any) -> None:
         if _check_name(name) in self._collections:
             raise AlreadyExistsError(f"The collection {name} already exists")
-        self._collections[name] = _Collection(name, self._journal)
+        coll = self._collections[name] = _Collection(name, self._journal)
+        if self._undo is not None:
+            self._undo.append(("created", name))
+            coll.undo = self._undo
         if self._journal is not None:
             self._journal.collection_created(name)
 
     def _delete_collection(self, name: Any) -> None:
-        self._get(name)
+        coll = self._get(name)
         del self._collections[name]
+        if self._undo is not None:
+            self._undo.append(("deleted", name, coll))
         if self._journal is not None:
             self._journal.collection_deleted(name)
 

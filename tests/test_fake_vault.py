@@ -1235,3 +1235,41 @@ def test_regex_features_that_need_backtracking_are_400(pattern: str) -> None:
         run(vault.find_many("c", {"s": {"$regex": pattern}}))
     with pytest.raises(ServerError, match="invalid regular expression"):
         run(vault.find_many("c", {"s": {"$regex": "(ab"}}))
+
+
+# -- transactions (what vaultd brackets a request with) -------------------------------------------
+
+
+def test_rollback_undoes_every_change_in_place_and_commit_keeps_them() -> None:
+    """Issue A.2: a request whose changes cannot be stored is undone in memory, not by
+    reloading the vault: after rollback the documents, their natural order (deleted ones go
+    back to their place), the indexes, the collections and the _id counter are as before."""
+    clock = StepClock(10.0)
+    vault = make(clock, "c", "gone")
+    run(vault.insert_many("c", [{"key": f"k{i}", "i": i} for i in range(6)]))
+    run(vault.insert_one("gone", {"x": 1}))
+    before, counter = repr(state(vault)), vault.id_counter
+    vault.begin()
+    clock.now = 20.0
+    run(vault.delete_one("c", {"i": 2}))
+    run(vault.update_many("c", {"i": {"$gt": 3}}, {"$set": {"key": "changed"}}))
+    run(vault.delete_many("c", {"i": {"$in": [0, 5]}}))
+    run(vault.insert_many("c", [{"key": "k2", "i": 2}, {"key": "new"}]))
+    run(vault.update_one("c", {"key": "up"}, {"$set": {"v": 1}}, upsert=True))
+    run(vault.create_collection("made"))
+    run(vault.insert_one("made", {"y": 1}))
+    run(vault.delete_collection("gone"))
+    assert repr(state(vault)) != before
+    vault.rollback()
+    assert repr(state(vault)) == before
+    assert vault.id_counter == counter
+    _check_indexes(vault)
+    assert [d["i"] for d in run(vault.find_many("c", {"key": {"$in": ["k2", "k4"]}}))] == [2, 4]
+    vault.begin()
+    run(vault.delete_one("c", {"i": 1}))
+    vault.commit()
+    run(vault.delete_one("c", {"i": 3}))  # outside a transaction: nothing is noted
+    assert [d["i"] for d in vault.documents("c")] == [0, 2, 4, 5]
+    assert all(coll.undo is None for coll in vault._collections.values())
+    with pytest.raises(RuntimeError):
+        vault.rollback()
