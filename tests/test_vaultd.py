@@ -829,3 +829,66 @@ def test_idle_connections_beyond_the_limit_make_room_for_real_requests(tmp_path:
         assert closed >= 7  # the 10 idle ones and the request's share 4 places
         for sock in idle:
             sock.close()
+
+
+@pytest.mark.slow
+def test_a_real_request_gets_through_more_idle_sockets_than_open_files(tmp_path: Path) -> None:
+    """Issue A.4: brh-vault serve limited to 256 open files, 400 sockets that connect and
+    send nothing: a real request is still answered, since idle connections beyond
+    --max-connections give way (before, accept() failed once the descriptors ran out and
+    every real request timed out)."""
+    server = start_vault_process(
+        tmp_path / "vault.sqlite", ["t"], options=["--max-connections", "32"], open_files=256
+    )
+    try:
+        idle = _idle_sockets(server.url, 400)
+        answer = httpx.get(
+            f"{server.url}{API_PREFIX}/collections",
+            headers={"Authorization": "token t"},
+            timeout=DEADLINE,
+        )
+        assert error(answer)[:1] == (404,)  # no collection yet: the vault answered
+        for sock in idle:
+            sock.close()
+    finally:
+        server.close()
+
+
+def test_serve_help_shows_the_limits_and_their_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue A: every limit is an option of brh-vault serve whose help shows its default."""
+    from vaultd.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for option, default in [
+        ("--max-body", "17825792 = 17 MiB"),
+        ("--max-documents", "(10000)"),
+        ("--body-timeout", "(30)"),
+        ("--header-timeout", "(10)"),
+        ("--idle-timeout", "(5)"),
+        ("--max-connections", "(64)"),
+    ]:
+        assert option in shown and default in shown.split(option, 2)[2][:400], option
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--max-body", "0"], "must be positive"),
+        (["--max-connections", "many"], "not a number"),
+        (["--header-timeout", "-1"], "must be positive"),
+        (["--max-connections", "10000000"], "open files"),
+    ],
+)
+def test_bad_limits_exit_2_naming_the_option(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A limit that is not a positive number, or more connections than the process may open
+    files for, is refused with status 2 and a message naming the option."""
+    from vaultd.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--db", "x.sqlite", "--token", "t", *args])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and message in err and args[0] in err

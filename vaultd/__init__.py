@@ -4,8 +4,11 @@ It speaks Hive Node v2's database REST API (the one :class:`brh.hive.HiveVault` 
 the semantics of :class:`simulator.vault.FakeVault`, stored durably in SQLite:
 
 * :mod:`vaultd.tokens`: which access token opens which (user, application) vault;
-* :mod:`vaultd.store`: the SQLite file and the fake vault of each scope, kept in step;
-* :mod:`vaultd.app`: the Starlette app (endpoints, status codes, error bodies);
+* :mod:`vaultd.store`: the SQLite file and the fake vault of each scope, kept in step, and the
+  worker threads operations run in;
+* :mod:`vaultd.app`: the Starlette app (endpoints, status codes, error bodies, body limits);
+* :mod:`vaultd.limits`: what one request and one connection may cost;
+* :mod:`vaultd.connections`: uvicorn's protocol with a header timeout and a connection bound;
 * :mod:`vaultd.cli`: the ``brh-vault`` command.
 
 It is not a production Hive node: no DID sign-in (tokens are given on the command line), no
