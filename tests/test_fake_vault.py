@@ -1273,3 +1273,47 @@ def test_rollback_undoes_every_change_in_place_and_commit_keeps_them() -> None:
     assert all(coll.undo is None for coll in vault._collections.values())
     with pytest.raises(RuntimeError):
         vault.rollback()
+
+
+_edge_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 10**30]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.sampled_from(["\ud800", "a\udfff", "😀", "a\x00b"]),
+)
+_edge_names = st.one_of(
+    st.text(max_size=3), st.sampled_from(["$x", "a.b", "", "a\x00", "\udc00", "a$", "😀"])
+)
+_edge_values = st.recursive(
+    _edge_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_edge_names, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_edge_values, depth=st.sampled_from([0, 0, 0, 95, 98, 99, 100]))
+def test_the_helper_and_the_vault_refuse_exactly_the_same_data(data: Any, depth: int) -> None:
+    """ERR-1: on any JSON-like data (edge integers and floats, surrogates, NUL, '$' and dotted
+    names, nesting near the limit), brh's up-front check refuses exactly what the fake vault
+    refuses when the helper's upsert writes it, and both accept the rest."""
+    from brh.errors import InvalidArgumentError
+    from brh.validation import encode_data
+
+    data = nest(depth, data) if depth else data
+    try:
+        encode_data("k", data)
+        helper_refuses = False
+    except InvalidArgumentError:
+        helper_refuses = True
+    vault = make(StepClock(), "c")
+    update = {"$set": {"key": "k", "data": data}}
+    try:
+        run(vault.update_one("c", {"key": "k"}, update, upsert=True))
+        vault_refuses = False
+    except InvalidParameterError:
+        vault_refuses = True
+    assert helper_refuses == vault_refuses
