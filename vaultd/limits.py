@@ -31,7 +31,8 @@ class Limits:
     """Seconds a connection has to send a complete request head, from its opening or its
     previous answer; then it is closed."""
     idle_timeout: float = 5.0
-    """Seconds an open connection may stay silent between requests (keep-alive)."""
+    """Seconds an open connection may stay silent between requests (uvicorn's keep-alive,
+    rounded to whole seconds, at least 1)."""
     max_connections: int = 64
     """Connections served at once, hence requests in progress. A new connection beyond it takes
     the place of the one idle longest, or is closed at once if none is idle."""
