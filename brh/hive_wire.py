@@ -34,6 +34,7 @@ from brh.vault import (
 
 __all__ = [
     "API_PREFIX",
+    "MAX_NESTING",
     "NO_INTERNAL_CODE",
     "decode",
     "dumps",
@@ -79,10 +80,16 @@ def encode(value: Any, where: str = "value") -> Any:
     )
 
 
-def decode(value: Any) -> Any:
+MAX_NESTING = 200
+"""Levels of objects and arrays a message may have: MongoDB accepts no deeper BSON
+(maxBSONDepth), so neither end of the wire reads any."""
+
+
+def decode(value: Any, room: int = MAX_NESTING) -> Any:
     """Parsed JSON with every ``{"$oid": hex}`` (exactly that one field) turned into an ObjectId.
 
-    Raises :class:`InvalidParameterError` for an ``$oid`` that is not 24 hex digits.
+    Raises :class:`InvalidParameterError` for an ``$oid`` that is not 24 hex digits, and
+    ``ValueError`` for JSON nested deeper than ``room`` levels.
     """
     if isinstance(value, dict):
         if len(value) == 1 and "$oid" in value:
@@ -90,10 +97,18 @@ def decode(value: Any) -> Any:
             if not isinstance(hex_, str) or not _HEX24.fullmatch(hex_):
                 raise InvalidParameterError(f"$oid must be 24 hex digits, got {hex_!r}")
             return ObjectId(hex_.lower())
-        return {key: decode(item) for key, item in value.items()}
+        if room <= 0:
+            raise ValueError(_too_deep())
+        return {key: decode(item, room - 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [decode(item) for item in value]
+        if room <= 0:
+            raise ValueError(_too_deep())
+        return [decode(item, room - 1) for item in value]
     return value
+
+
+def _too_deep() -> str:
+    return f"it nests deeper than {MAX_NESTING} levels, which MongoDB does not accept"
 
 
 def dumps(value: Any, where: str = "value") -> str:
@@ -105,13 +120,36 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse strict JSON (no NaN or Infinity) and :func:`decode` it.
+def _read_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > 19:  # not even converted: Python refuses ints of over 4,300 digits slowly
+        raise ValueError(
+            f"the integer {text[:22]}... has {digits} digits; BSON stores signed 64-bit integers"
+        )
+    return int(text)  # the vault checks the range of 19-digit ones, naming where they are
 
-    Raises ``ValueError`` for text that is not JSON, :class:`InvalidParameterError` for a bad
-    ``$oid``.
+
+def _read_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:30]} is too large for a double (it reads as infinity)")
+    return value
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse strict JSON (no NaN or Infinity, no number that reads as infinity, no integer of
+    more than 19 digits, at most :data:`MAX_NESTING` levels) and :func:`decode` it.
+
+    Raises ``ValueError`` for text that is not such JSON, :class:`InvalidParameterError` for a
+    bad ``$oid``.
     """
-    return decode(json.loads(text, parse_constant=_refuse_constant))
+    try:
+        parsed = json.loads(
+            text, parse_constant=_refuse_constant, parse_int=_read_int, parse_float=_read_float
+        )
+    except RecursionError:
+        raise ValueError(_too_deep()) from None
+    return decode(parsed)
 
 
 def error_for(status: int, message: str, internal_code: int | None) -> VaultError:

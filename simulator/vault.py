@@ -19,7 +19,14 @@ front of MongoDB (see ``shared/reference/hive-vault-api.md``), evaluated by
   :class:`InsertResult` and :class:`UpdateResult` can only carry ObjectIds.
 * There is no other unique index: two upserts of one key with different filters both insert.
 * Natural order is insertion order; updates keep a document's place.
-* A document over 16 MiB (measured as its compact JSON encoding) is a :class:`ServerError`.
+* What a vault cannot store is an :class:`InvalidParameterError` (400) that names the argument
+  and the path, and changes nothing (:mod:`simulator.mongo.values` gives the rules and their
+  sources): integers beyond signed 64 bits, NaN and infinities, lone surrogates, NUL in field
+  names, documents nested deeper than 100 levels or larger than 16 MiB (measured as their
+  compact JSON encoding), field names starting with ``$`` in what an update writes, paths of
+  more than 100 parts, filters whose logical tree is deeper than 100 levels, and arguments
+  nested deeper than 200 levels. ``$regex`` runs on RE2, in time linear in the text
+  (:mod:`simulator.mongo.filters` says what of PCRE that leaves out).
 * Every failing request changes nothing, except ``insert_many(ordered=True)``, which keeps the
   documents before the failing one (``ordered=False`` keeps every document that succeeded).
 * Arguments are checked as Hive checks them: bad collection names (empty, ``$``, NUL,
@@ -188,8 +195,8 @@ def _json_bound(doc: Document) -> int | None:
 
 
 def _check_size(doc: Document) -> None:
-    """Raise :class:`ServerError` if ``doc`` would exceed MongoDB's 16 MiB limit (measured as
-    its compact JSON encoding, see the module docstring)."""
+    """Raise :class:`InvalidParameterError` if ``doc`` would exceed MongoDB's 16 MiB limit
+    (measured as its compact JSON encoding, see the module docstring)."""
     bound = _json_bound(doc)
     if bound is not None and bound * 4 <= MAX_DOCUMENT_BYTES:  # the common case: far below
         return
@@ -198,8 +205,8 @@ def _check_size(doc: Document) -> None:
         return
     size = len(text.encode("utf-8"))
     if size > MAX_DOCUMENT_BYTES:
-        raise ServerError(
-            f"document is too large: {size} bytes, the maximum is {MAX_DOCUMENT_BYTES}"
+        raise InvalidParameterError(
+            f"document is too large: {size} bytes, the maximum is {MAX_DOCUMENT_BYTES} (16 MiB)"
         )
 
 
@@ -217,7 +224,7 @@ def _stamp(update: dict[str, Any], op: str, field: str, now: int) -> None:
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidParameterError(f"invalid collection name: {name!r}")
-    if "$" in name or "\0" in name or name.startswith("system."):
+    if "$" in name or "\0" in name or name.startswith("system.") or mongo.has_lone_surrogate(name):
         raise InvalidParameterError(f"invalid collection name: {name!r}")
     if name in _INTERNAL_COLLECTIONS:
         raise InvalidParameterError(f"No permission to operate the collection {name}")
@@ -413,8 +420,10 @@ class _Plan:
 
 
 def _plan(filter: Any) -> _Plan:
-    """The plan of a request's filter; :class:`InvalidParameterError` if not a document."""
-    return _Plan(_check_mapping(filter, "filter"))
+    """The plan of a request's filter; :class:`InvalidParameterError` if not a document, or if
+    it holds what no client can send (:func:`simulator.mongo.check_wire`)."""
+    mongo.check_wire(_check_mapping(filter, "filter"), "filter")
+    return _Plan(filter)
 
 
 def _simple_key(filter: Any) -> tuple[Any, ...] | None:
@@ -435,6 +444,11 @@ def _simple_key(filter: Any) -> tuple[Any, ...] | None:
         if kind is str or ((kind is int or kind is float) and value == value):
             return (field, op, value, kind)
     return None
+
+
+_UndoStep = tuple[Any, ...]
+"""How to undo one change: ``("put", coll, oid, previous document or None)``, ``("removed",
+coll, oid, document, seq)``, ``("created", name)`` or ``("deleted", name, coll)``."""
 
 
 class _Collection:
@@ -466,6 +480,7 @@ class _Collection:
         "journal",
         "name",
         "nested",
+        "undo",
     )
 
     modified_share: float = 0.5
@@ -486,15 +501,23 @@ class _Collection:
         self._entries: dict[str, tuple[tuple[str, ...], _Number | None]] = {}
         self.nested: dict[str, list[str]] = {}
         """Per document, its fields holding documents or arrays (what a copy descends into)."""
+        self.undo: list[_UndoStep] | None = None
+        """Where each change notes how to undo it, while the vault has begun a transaction."""
 
-    def put(self, oid: str, doc: Document) -> None:
-        """Store ``doc`` under ``oid``: replace it in place, or append it to natural order."""
+    def put(self, oid: str, doc: Document, seq: int | None = None) -> None:
+        """Store ``doc`` under ``oid``: replace it in place, or append it to natural order
+        (at ``seq`` when given: a rollback putting back a deleted document, see
+        :meth:`FakeVault.rollback`, which then restores the order)."""
+        if self.undo is not None:
+            self.undo.append(("put", self, oid, self.docs.get(oid)))
         keys, odd = _key_entries(doc)
         modified = _modified_entry(doc)
         before = self._entries.get(oid)
         if before is None:
-            seq = self._seq[oid] = self._next_seq
-            self._next_seq += 1
+            if seq is None:
+                seq = self._next_seq
+                self._next_seq += 1
+            self._seq[oid] = seq
             old_keys: tuple[str, ...] = ()
             old_modified: _Number | None = None
         else:  # a replacement keeps its place; only the index entries that changed move
@@ -521,9 +544,9 @@ class _Collection:
             insort(self._by_modified, (modified, seq, oid))
         self._entries[oid] = (keys, modified)
         self.docs[oid] = doc
+        self.nested[oid] = [k for k, v in doc.items() if type(v) is dict or type(v) is list]
         if self.journal is not None:
             self.journal.document_stored(self.name, oid, doc)
-        self.nested[oid] = [k for k, v in doc.items() if type(v) is dict or type(v) is list]
 
     def copy(self, oid: str) -> Document:
         """A deep copy of the document ``oid`` (what :func:`mongo.copy_value` makes)."""
@@ -534,12 +557,18 @@ class _Collection:
 
     def remove(self, oid: str) -> None:
         """Delete the document ``oid``."""
+        if self.undo is not None:
+            self.undo.append(("removed", self, oid, self.docs[oid], self._seq[oid]))
         self._unindex(oid)
         del self.docs[oid]
         del self._seq[oid]
+        del self.nested[oid]
         if self.journal is not None:
             self.journal.document_deleted(self.name, oid)
-        del self.nested[oid]
+
+    def restore_order(self) -> None:
+        """Put ``docs`` back in natural order (after a rollback re-inserted documents)."""
+        self.docs = dict(sorted(self.docs.items(), key=lambda item: self._seq[item[0]]))
 
     def _unindex(self, oid: str) -> None:
         keys, modified = self._entries.pop(oid)
@@ -612,6 +641,65 @@ class FakeVault:
         self._op_counts: dict[str, int] = {}
         self._plans: dict[tuple[Any, ...], _Plan] = {}
         """Plans of simple filters (see :func:`_simple_key`)."""
+        self._undo: list[_UndoStep] | None = None
+        self._undo_counter = 0
+
+    # -- transactions (not part of the Vault protocol) ------------------------------------------
+
+    def begin(self) -> None:
+        """Start noting how to undo the changes that follow, until :meth:`commit` or
+        :meth:`rollback` (``vaultd`` brackets each request so, to undo what SQLite could not
+        store without reloading the vault)."""
+        if self._undo is not None:
+            raise RuntimeError("a transaction has already begun")
+        self._undo = []
+        self._undo_counter = self._next_counter
+        for coll in self._collections.values():
+            coll.undo = self._undo
+
+    def commit(self) -> None:
+        """Keep the changes made since :meth:`begin`."""
+        self._end()
+
+    def rollback(self) -> None:
+        """Undo every change made since :meth:`begin` (the journal is not told): the data, the
+        indexes, natural order and the ``_id`` counter are as they were."""
+        undo = self._undo
+        if undo is None:
+            raise RuntimeError("no transaction has begun")
+        self._end()
+        reordered: dict[int, _Collection] = {}
+        for step in reversed(undo):
+            kind = step[0]
+            if kind == "created":
+                del self._collections[step[1]]
+            elif kind == "deleted":
+                self._collections[step[1]] = step[2]
+            else:
+                coll: _Collection = step[1]
+                journal, coll.journal = coll.journal, None
+                try:
+                    if kind == "put":
+                        _, _, oid, previous = step
+                        if previous is None:
+                            coll.remove(oid)
+                        else:
+                            coll.put(oid, previous)
+                    else:
+                        _, _, oid, doc, seq = step
+                        coll.put(oid, doc, seq)
+                        reordered[id(coll)] = coll
+                finally:
+                    coll.journal = journal
+        for coll in reordered.values():
+            coll.restore_order()
+        self._end()  # collections put back still pointed at the undo list
+        self._next_counter = self._undo_counter
+
+    def _end(self) -> None:
+        self._undo = None
+        for coll in self._collections.values():
+            coll.undo = None
 
     # -- request log ---------------------------------------------------------------------------
 
@@ -746,7 +834,9 @@ class FakeVault:
             raise InvalidParameterError("documents must be a list of documents")
         if not documents:
             raise InvalidParameterError("documents must be a non-empty list")
-        prepared = [mongo.clone(_check_mapping(d, "each document")) for d in documents]
+        prepared = [
+            mongo.clone(_check_mapping(d, "each document"), where="document") for d in documents
+        ]
         now = self._now()
         inserted: list[ObjectId] = []
         failure: VaultError | None = None
@@ -883,13 +973,18 @@ class FakeVault:
     def _create_collection(self, name: Any) -> None:
         if _check_name(name) in self._collections:
             raise AlreadyExistsError(f"The collection {name} already exists")
-        self._collections[name] = _Collection(name, self._journal)
+        coll = self._collections[name] = _Collection(name, self._journal)
+        if self._undo is not None:
+            self._undo.append(("created", name))
+            coll.undo = self._undo
         if self._journal is not None:
             self._journal.collection_created(name)
 
     def _delete_collection(self, name: Any) -> None:
-        self._get(name)
+        coll = self._get(name)
         del self._collections[name]
+        if self._undo is not None:
+            self._undo.append(("deleted", name, coll))
         if self._journal is not None:
             self._journal.collection_deleted(name)
 

@@ -19,6 +19,7 @@ import json
 import os
 import queue
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -34,6 +35,8 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vaultd.cli import listening_socket
+from vaultd.connections import server_config
+from vaultd.limits import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 20.0
@@ -105,14 +108,15 @@ class Tap:
 
 
 class ServerThread:
-    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in a background thread.
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in a background thread, with
+    ``brh-vault serve``'s connection handling and ``limits`` (default: its defaults).
 
     Use as a context manager; :attr:`url` is the base URL for :class:`brh.hive.HiveVault`.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+    def __init__(self, app: ASGIApp, limits: Limits | None = None) -> None:
+        config = server_config(
+            app, limits or Limits(), log_level="warning", timeout_graceful_shutdown=2
         )
         self.server = uvicorn.Server(config)
         self.socket = listening_socket("127.0.0.1", 0)
@@ -140,11 +144,18 @@ class ServerThread:
 
 
 class LineProcess:
-    """A child process (its stdout read line by line by a thread; stderr kept for failures)."""
+    """A child process (its stdout read line by line by a thread; stderr kept for failures);
+    ``open_files`` lowers its limit on open files (``ulimit -n``)."""
 
-    def __init__(self, args: Sequence[str], *, name: str) -> None:
+    def __init__(self, args: Sequence[str], *, name: str, open_files: int | None = None) -> None:
         self.name = name
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+        def limit_files() -> None:
+            if open_files is not None:
+                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
         self.process = subprocess.Popen(
             list(args),
             cwd=ROOT,
@@ -153,6 +164,7 @@ class LineProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=limit_files if open_files is not None else None,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr: list[str] = []
@@ -213,24 +225,38 @@ class LineProcess:
 
 
 class VaultProcess(LineProcess):
-    """``brh-vault serve`` (as ``python -m vaultd``) in a child process; :attr:`url` once up."""
+    """``brh-vault serve`` (as ``python -m vaultd``) in a child process; :attr:`url` once up.
+    ``options`` are more command-line options."""
 
-    def __init__(self, db: Path, tokens: Sequence[str], port: int = 0) -> None:
+    def __init__(
+        self,
+        db: Path,
+        tokens: Sequence[str],
+        port: int = 0,
+        options: Sequence[str] = (),
+        open_files: int | None = None,
+    ) -> None:
         args = [sys.executable, "-m", "vaultd", "serve", "--db", str(db), "--port", str(port)]
         for token in tokens:
             args += ["--token", token]
-        super().__init__(args, name="brh-vault serve")
+        super().__init__([*args, *options], name="brh-vault serve", open_files=open_files)
         line = self.next_line()
         found = re.search(r"serving (http://127\.0\.0\.1:(\d+))", line)
         assert found, f"unexpected first line: {line!r}"
         self.url, self.port = found.group(1), int(found.group(2))
 
 
-def start_vault_process(db: Path, tokens: Sequence[str], port: int = 0) -> VaultProcess:
+def start_vault_process(
+    db: Path,
+    tokens: Sequence[str],
+    port: int = 0,
+    options: Sequence[str] = (),
+    open_files: int | None = None,
+) -> VaultProcess:
     """Start ``brh-vault serve`` and return once it answers HTTP requests."""
     import httpx
 
-    server = VaultProcess(db, tokens, port)
+    server = VaultProcess(db, tokens, port, options, open_files)
 
     def answers() -> bool:
         try:

@@ -8,6 +8,7 @@ import enum
 import json
 import logging
 import random
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from brh.store import LocalStore, Record
 from brh.validation import encode_data
 from brh.wire import RemoteDoc
 from simulator.timeloop import run
-from tests.support import EPOCH, Device, fake_vault
+from tests.support import EPOCH, Device, close_all, fake_vault
+from tests.unstorable import ACCEPTED, UNSTORABLE, Case, nest
 
 
 def test_public_surface() -> None:
@@ -421,24 +423,76 @@ def test_copy_json_is_a_json_round_trip(value: Any) -> None:
 
 
 def test_data_checks_find_what_json_cannot_carry_at_any_depth() -> None:
-    """ERR-1: the data check accepts plain JSON up to 200 levels deep and names what is wrong
-    below it (a NaN, a non-string key, a set), however the data is nested."""
-
-    def nest(levels: int, inner: Any) -> Any:
-        for level in range(levels):
-            inner = [inner] if level % 2 else {"x": inner}
-        return inner
-
-    encode_data("k", nest(200, 1))
-    encode_data("k", nest(198, [1.5, True, None, "s", {"a": -0.0}]))
+    """ERR-1: the data check accepts plain JSON up to 99 levels deep (MongoDB's 100 with the
+    document around it) and names what is wrong below it (a NaN, a non-string key, a set),
+    however the data is nested."""
+    encode_data("k", nest(99))
+    encode_data("k", nest(97, [1.5, True, None, "s", {"a": -0.0}]))
     for bad, message in [
-        (nest(201, 1), "deeper than 200"),
+        (nest(100), "deeper than 99"),
         (nest(5, float("nan")), "which JSON cannot carry"),
         (nest(6, {1: "a"}), "non-string key"),
         (nest(7, {1, 2}), "is a set"),
     ]:
         with pytest.raises(InvalidArgumentError, match=message):
             encode_data("k", bad)
+
+
+@pytest.mark.parametrize("case", UNSTORABLE, ids=lambda case: case.name)
+def test_values_a_vault_cannot_store_are_refused_up_front(case: Case) -> None:
+    """ERR-1 (tests/unstorable.py): data or a key a vault cannot store (integers beyond 64 bits,
+    NaN, infinities, lone surrogates, NUL or a leading '$' in a field name, over 100 levels,
+    over 16 MiB) is refused by upsert with InvalidArgumentError naming the argument and saying
+    why, quickly (10**5000 is never turned into text), and nothing is written."""
+
+    async def main() -> None:
+        vault = fake_vault()
+        d = Device("a", vault)
+        await d.helper.upsert_database_entry("notes", "k", "old")
+        await asyncio.sleep(5)
+        requests = vault.request_count
+        key, data = (case.value, "new") if case.argument == "key" else ("k", case.value)
+        calls: list[Coroutine[Any, Any, object]] = [
+            d.helper.upsert_database_entry("notes", key, data)
+        ]
+        if case.argument == "key":
+            calls += [
+                d.helper.delete_database_entry("notes", key),
+                d.helper.get_database_entry("notes", key),
+            ]
+        for call in calls:
+            with pytest.raises(InvalidArgumentError) as info:
+                await call
+            assert info.value.argument == case.argument
+            assert case.message in info.value.problem.lower()
+        await asyncio.sleep(5)
+        entry = await d.helper.get_database_entry("notes", "k")
+        assert entry is not None and entry.data == "old"
+        assert [r.key for r in d.helper.store.entries("notes", include_deleted=True)] == ["k"]
+        assert vault.request_count == requests  # no pass was started
+        await d.helper.close()
+
+    run(main(), start=EPOCH)
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=lambda case: case.name)
+def test_values_that_look_unstorable_but_are_not_reach_every_device(case: Case) -> None:
+    """ERR-1 (tests/unstorable.py): the largest 64-bit integers, extreme finite floats, NUL in
+    a string value, astral characters, dotted names, '$' after the first character and 99
+    levels of nesting are accepted, stored by the vault and delivered as they were."""
+
+    async def main() -> None:
+        vault = fake_vault()
+        a, b = Device("a", vault), Device("b", vault)
+        key, data = (case.value, "v") if case.argument == "key" else ("k", case.value)
+        await a.helper.upsert_database_entry("notes", key, data)
+        assert await a.helper.sync()
+        assert await b.helper.sync()
+        entry = await b.helper.get_database_entry("notes", key)
+        assert entry is not None and repr(entry.data) == repr(data)
+        await close_all(a, b)
+
+    run(main(), start=EPOCH)
 
 
 def test_value_objects_stay_frozen_dataclasses() -> None:

@@ -4,10 +4,13 @@ It speaks Hive Node v2's database REST API (the one :class:`brh.hive.HiveVault` 
 the semantics of :class:`simulator.vault.FakeVault`, stored durably in SQLite:
 
 * :mod:`vaultd.tokens`: which access token opens which (user, application) vault;
-* :mod:`vaultd.store`: the SQLite file and the fake vault of each scope, kept in step;
-* :mod:`vaultd.app`: the Starlette app (endpoints, status codes, error bodies);
+* :mod:`vaultd.store`: the SQLite file and the fake vault of each scope, kept in step, and the
+  worker threads operations run in;
+* :mod:`vaultd.app`: the Starlette app (endpoints, status codes, error bodies, body limits);
 * :mod:`vaultd.faultproxy`: a proxy that breaks some requests on their way to a vault (500s,
   bodies that are not JSON, resets, slow drips, 401s), for tests and soaks (``brh-vault proxy``);
+* :mod:`vaultd.limits`: what one request and one connection may cost;
+* :mod:`vaultd.connections`: uvicorn's protocol with a header timeout and a connection bound;
 * :mod:`vaultd.cli`: the ``brh-vault`` command.
 
 It is not a production Hive node: no DID sign-in (tokens are given on the command line), no

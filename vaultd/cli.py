@@ -14,23 +14,34 @@ every acknowledged write is already on disk, so even ``kill -9`` loses nothing.
 
 ``brh-vault proxy`` runs :mod:`vaultd.faultproxy` in front of a vault: a proxy that injects
 errors, resets, slow answers and 401s at a seeded rate.
+
+``--max-body``, ``--max-documents``, ``--body-timeout``, ``--header-timeout``,
+``--idle-timeout`` and ``--max-connections`` bound what a request and a connection may cost
+(:class:`vaultd.limits.Limits`, whose defaults ``--help`` shows).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import uvicorn
 
 from vaultd import faultproxy
 from vaultd.app import create_app
+from vaultd.connections import server_config
+from vaultd.limits import MIB, Limits
 from vaultd.store import StoreError, VaultStore
 from vaultd.tokens import TokenTable
+
+_SPARE_FILES = 32
+"""File descriptors the server needs besides its connections (the database, its WAL, the
+listening socket, Python's own)."""
 
 __all__ = ["listening_socket", "main"]
 
@@ -65,6 +76,58 @@ def _parser() -> argparse.ArgumentParser:
         help="uvicorn's log level (warning)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    limits = serve.add_argument_group(
+        "limits",
+        "what one request and one connection may cost (MongoDB's own limits, such as "
+        "16 MiB documents and 100 levels of nesting, always apply)",
+    )
+    default = Limits()
+    limits.add_argument(
+        "--max-body",
+        type=_positive(int),
+        default=default.max_body,
+        metavar="BYTES",
+        help=f"largest request body; a larger one is a 413 ({default.max_body} = "
+        f"{default.max_body // MIB} MiB)",
+    )
+    limits.add_argument(
+        "--max-documents",
+        type=_positive(int),
+        default=default.max_documents,
+        metavar="N",
+        help=f"most documents one insert may carry ({default.max_documents})",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_positive(float),
+        default=default.body_timeout,
+        metavar="SECONDS",
+        help=f"time to receive a body once the head arrived; then 408 ({default.body_timeout:g})",
+    )
+    limits.add_argument(
+        "--header-timeout",
+        type=_positive(float),
+        default=default.header_timeout,
+        metavar="SECONDS",
+        help="time a connection has to send a complete request head, from its opening or its "
+        f"previous answer; then it is closed ({default.header_timeout:g})",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=default.idle_timeout,
+        metavar="SECONDS",
+        help=f"time a connection may stay silent between requests ({default.idle_timeout:g})",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=default.max_connections,
+        metavar="N",
+        help="connections served at once, so requests in progress; a new one beyond it takes "
+        "the place of the one idle longest, or is closed if all are busy "
+        f"({default.max_connections})",
+    )
     faultproxy.configure_parser(
         commands.add_parser(
             "proxy",
@@ -73,6 +136,35 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     return parser
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _enough_files(connections: int) -> str | None:
+    """Raise the soft limit on open files if ``connections`` need it; say why if it cannot."""
+    needed = connections + _SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or needed <= soft:
+        return None
+    if hard != resource.RLIM_INFINITY and needed > hard:
+        return (
+            f"--max-connections {connections} needs {needed} open files, and this process may "
+            f"open at most {hard} (ulimit -Hn)"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return None
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -108,6 +200,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokens = TokenTable(args.token)
     except ValueError as exc:
         parser.error(str(exc))
+    limits = Limits(
+        max_body=args.max_body,
+        max_documents=args.max_documents,
+        body_timeout=args.body_timeout,
+        header_timeout=args.header_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+    )
+    problem = _enough_files(limits.max_connections)
+    if problem is not None:
+        parser.error(problem)
     # uvicorn re-raises the signal that stopped it once it has shut down: end quietly then.
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -127,11 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"brh-vault: serving http://{shown}:{port} (database {args.db}, {len(tokens)} tokens)",
             flush=True,
         )
-        config = uvicorn.Config(
-            create_app(store, tokens),
+        config = server_config(
+            create_app(store, tokens, limits),
+            limits,
             log_level=args.log_level,
             access_log=args.access_log,
-            lifespan="off",
             timeout_graceful_shutdown=5,
         )
         uvicorn.Server(config).run(sockets=[sock])

@@ -24,27 +24,55 @@ Rules implemented (MongoDB 5.0+):
   arrays < ObjectId < bool; a sort on an array field uses its smallest element ascending and its
   largest descending; an empty array sorts before null.
 * Invalid input (unknown ``$operator``, malformed argument) raises :class:`~brh.vault.ServerError`
-  because Hive surfaces MongoDB's rejections as HTTP 500; values of unsupported Python types raise
-  :class:`~brh.vault.InvalidParameterError` (they could not be sent as JSON at all).
+  because Hive surfaces MongoDB's rejections as HTTP 500; values of unsupported Python types, and
+  values no client could send or a vault could not store (integers beyond 64 bits, NaN, lone
+  surrogates, NUL in field names, nesting past the limits, see :mod:`simulator.mongo.values`),
+  raise :class:`~brh.vault.InvalidParameterError` (400).
+* ``$regex`` is evaluated by RE2 in linear time (:mod:`simulator.mongo.filters` lists what of
+  PCRE is and is not supported).
 """
 
-from simulator.mongo.filters import compile_filter, matches
+from simulator.mongo.filters import MAX_FILTER_DEPTH, compile_filter, matches
+from simulator.mongo.paths import MAX_PATH_PARTS
 from simulator.mongo.projection import compile_projection, project
 from simulator.mongo.sort import sort_documents, sort_key
 from simulator.mongo.updates import apply_update, upsert_seed
-from simulator.mongo.values import MISSING, clone, compare, copy_value, identical, is_document
+from simulator.mongo.values import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_NESTING,
+    MAX_REQUEST_NESTING,
+    MISSING,
+    check_wire,
+    clone,
+    compare,
+    copy_value,
+    has_lone_surrogate,
+    identical,
+    is_document,
+    nesting,
+)
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_FILTER_DEPTH",
+    "MAX_NESTING",
+    "MAX_PATH_PARTS",
+    "MAX_REQUEST_NESTING",
     "MISSING",
     "apply_update",
+    "check_wire",
     "clone",
     "compare",
     "compile_filter",
     "compile_projection",
     "copy_value",
+    "has_lone_surrogate",
     "identical",
     "is_document",
     "matches",
+    "nesting",
     "project",
     "sort_documents",
     "sort_key",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
-from brh.vault import ObjectId, ServerError
+from brh.vault import InvalidParameterError, ObjectId, ServerError
 from simulator.mongo.paths import _lookup, _split
 from simulator.mongo.values import MISSING, _rank, _token, is_document
 
@@ -64,27 +65,144 @@ def _eq_test(value: Any) -> Test:
     return lambda c: c is not MISSING and _rank(c) == rank and _token(c) == token
 
 
-def _regex(pattern: Any, options: Any) -> re.Pattern[str]:
+# -- regular expressions ------------------------------------------------------------------------
+#
+# MongoDB evaluates $regex with PCRE, a backtracking engine; so did this module, with Python's
+# ``re``, and ``^(a+)+$`` against 26 letters took seconds, doubling with each letter, while the
+# vault served nobody else. Patterns now run on RE2 (the ``google-re2`` package), whose time is
+# linear in the text whatever the pattern. What that means for MongoDB's PCRE semantics:
+#
+# * supported as in PCRE: literals, classes (POSIX ``[[:alpha:]]`` too), ``.``, anchors ``^``
+#   ``$`` ``\A`` ``\z`` ``\Z`` ``\b`` ``\B``, greedy and lazy quantifiers (``{n,m}`` up to
+#   1000), groups, named groups, alternation, inline flags ``(?i)`` ``(?m)`` ``(?s)``, escapes
+#   ``\d`` ``\w`` ``\s`` (ASCII, as PCRE without UCP), ``\p{L}`` Unicode classes, and the
+#   options i, m, s and x (x is applied here: unescaped whitespace and ``#`` comments outside
+#   classes are dropped before RE2 sees the pattern);
+# * ``$`` without m and ``\Z`` match at the end or before a final newline, as in PCRE
+#   (rewritten to ``(?:\n?\z)``, which consumes that newline: a pattern that goes on to match
+#   it, such as ``a$\n``, does not match);
+# * refused with a 400 naming the pattern: backreferences (``\1``, ``\k<name>``), look-ahead
+#   and look-behind, atomic groups, possessive quantifiers, recursion, conditionals, ``\C``
+#   and callouts, which need backtracking; a pattern PCRE itself rejects is a 500, as on Hive;
+# * a pattern whose RE2 program exceeds :data:`_RE2_MAX_MEM` is refused too.
+#
+# Without google-re2 installed (it comes with the ``server`` extra), $regex is refused.
+
+try:
+    import re2
+except ImportError:  # pragma: no cover - the dev and server extras install it
+    re2 = None
+
+_RE2_MAX_MEM: Final = 4 << 20
+"""Bytes RE2 may use for one pattern's program and its DFA cache (RE2 falls back to a slower,
+still linear, simulation when the cache fills)."""
+_REGEX_LETTERS: Final = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+_END_OF_TEXT: Final = r"(?:\n?\z)"
+
+
+def _regex(pattern: Any, options: Any) -> Any:
+    """The compiled RE2 regex of a ``$regex`` (a string, or a Python ``re.Pattern`` whose flags
+    i, m, s, x count) with ``$options``."""
     if not isinstance(options, str):
         raise ServerError("$options has to be a string")
-    flags = 0
+    letters = ""
     if isinstance(pattern, re.Pattern):
         flags, pattern = pattern.flags, pattern.pattern
+        letters = "".join(letter for letter, flag in _REGEX_LETTERS.items() if flags & flag)
     if not isinstance(pattern, str):
         raise ServerError("$regex has to be a string")
-    letters = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
     for letter in options:
-        if letter not in letters:
+        if letter not in _REGEX_LETTERS:
             raise ServerError(f"$regex: invalid flag in regex options: {letter}")
-        flags |= letters[letter]
+    letters = "".join(sorted(set(letters + options)))
+    return _compile_regex(pattern, letters)
+
+
+@functools.lru_cache(maxsize=128)
+def _compile_regex(pattern: str, letters: str) -> Any:
+    if re2 is None:
+        raise InvalidParameterError(
+            "$regex needs the google-re2 package (a linear-time regex engine), which this "
+            "installation lacks: pip install 'brh[server]'"
+        )
+    inline = "".join(letter for letter in letters if letter in "ims")
+    text = _translate(pattern, extended="x" in letters, multiline="m" in letters)
+    options = re2.Options()
+    options.max_mem = _RE2_MAX_MEM
+    options.log_errors = False
     try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
-        raise ServerError(f"$regex: invalid regular expression: {exc}") from None
+        return re2.compile(f"(?{inline}){text}" if inline else text, options)
+    except re2.error as exc:
+        flags = 0
+        for letter in letters:
+            flags |= _REGEX_LETTERS[letter]
+        try:
+            re.compile(pattern, flags)  # Python's engine stands in for PCRE here
+        except (re.error, RecursionError, OverflowError) as invalid:
+            raise ServerError(f"$regex: invalid regular expression: {invalid}") from None
+        raise InvalidParameterError(
+            f"$regex {pattern[:200]!r} is not supported by this vault: it evaluates regular "
+            "expressions in linear time (RE2), without backreferences, look-around, atomic "
+            f"groups, possessive quantifiers or recursion ({exc})"
+        ) from None
 
 
-def _regex_test(rx: re.Pattern[str]) -> Test:
-    return lambda c: type(c) is str and rx.search(c) is not None
+def _translate(pattern: str, *, extended: bool, multiline: bool) -> str:
+    """``pattern`` in RE2's syntax: PCRE's ``$`` and ``\\Z`` (end, or before a final newline),
+    and the x option (unescaped whitespace and ``#`` comments outside classes dropped)."""
+    if not extended and "Z" not in pattern and ("$" not in pattern or multiline):
+        return pattern  # the commonest case: nothing to rewrite
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            escaped = pattern[i + 1]
+            if escaped == "Z" and not in_class:
+                out.append(_END_OF_TEXT)
+            elif escaped.isspace() and extended:
+                out.append(f"\\x{{{ord(escaped):x}}}")
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+        elif in_class:
+            if c == "[" and pattern.startswith("[:", i) and ":]" in pattern[i + 2 :]:
+                end = pattern.index(":]", i + 2) + 2  # a POSIX class, [:alpha:]
+                out.append(pattern[i:end])
+                i = end
+                continue
+            in_class = c != "]"
+            out.append(c)
+            i += 1
+        elif c == "[":
+            in_class = True
+            start = i
+            i += 1
+            if pattern.startswith("^", i):
+                i += 1
+            if pattern.startswith("]", i):  # a ']' first in a class is literal
+                i += 1
+            out.append(pattern[start:i])
+        elif extended and c.isspace():
+            i += 1
+        elif extended and c == "#":
+            newline = pattern.find("\n", i)
+            i = n if newline < 0 else newline + 1
+        elif c == "$" and not multiline:
+            out.append(_END_OF_TEXT)
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _regex_test(rx: Any) -> Test:
+    """Whether a string value matches ``rx`` (an RE2 regex, or a Python pattern to convert)."""
+    if isinstance(rx, re.Pattern):
+        rx = _regex(rx, "")
+    search = rx.search
+    return lambda c: type(c) is str and search(c) is not None
 
 
 def _is_operator_doc(value: Any) -> bool:
@@ -194,7 +312,7 @@ def _elem_match_predicate(spec: Any) -> ValuePredicate:
         inner = _operators_predicate(spec)
         element_test = lambda e: inner([e])  # noqa: E731
     else:
-        query = compile_filter(spec)
+        query = _compile(spec)
         element_test = lambda e: type(e) is dict and query(e)  # noqa: E731
     return lambda cands: any(type(c) is list and any(map(element_test, c)) for c in cands)
 
@@ -340,7 +458,7 @@ def _clauses(op: str, clauses: Any) -> list[Predicate]:
         raise ServerError(f"{op} argument must be a non-empty array")
     if not all(is_document(c) for c in clauses):
         raise ServerError(f"{op} argument's entries must be objects")
-    return [compile_filter(c) for c in clauses]
+    return [_compile(c) for c in clauses]
 
 
 # (Two clauses, the commonest case, without a generator per evaluated document.)
@@ -367,8 +485,56 @@ def _nor(subs: list[Predicate]) -> Predicate:
 _LOGICAL: Final = {"$and": _and, "$or": _or, "$nor": _nor}
 
 
+MAX_FILTER_DEPTH: Final = 100
+"""Levels of logical nesting a filter may have (``$and``, ``$or``, ``$nor``, ``$not``,
+``$elemMatch``, the filter itself the first): MongoDB's query parser refuses deeper trees
+(its limit is 100 since SERVER-13661)."""
+
+
+def _too_deep() -> NoReturn:
+    raise InvalidParameterError(
+        f"the filter nests $and, $or, $nor, $not or $elemMatch more than {MAX_FILTER_DEPTH} "
+        "levels deep, more than MongoDB accepts"
+    )
+
+
+def _check_depth(query: Mapping[str, Any], depth: int) -> None:
+    """Refuse a filter whose logical tree is deeper than :data:`MAX_FILTER_DEPTH` (before
+    compiling it, which recurses as deep)."""
+    if depth > MAX_FILTER_DEPTH:
+        _too_deep()
+    for key, condition in query.items():
+        if key in _LOGICAL and isinstance(condition, (list, tuple)):
+            for clause in condition:
+                if is_document(clause):
+                    _check_depth(clause, depth + 1)
+        elif _is_operator_doc(condition):
+            _check_operator_depth(condition, depth)
+
+
+def _check_operator_depth(ops: Mapping[str, Any], depth: int) -> None:
+    for op, arg in ops.items():
+        if op in ("$not", "$elemMatch") and is_document(arg):
+            if op == "$not" or _is_operator_doc(arg):
+                if depth >= MAX_FILTER_DEPTH:
+                    _too_deep()
+                _check_operator_depth(arg, depth + 1)
+            else:
+                _check_depth(arg, depth + 1)
+        elif op == "$all" and isinstance(arg, (list, tuple)):
+            for value in arg:
+                if is_document(value) and is_document(value.get("$elemMatch")):
+                    _check_operator_depth(value, depth)
+
+
 def compile_filter(filter: Mapping[str, Any]) -> Predicate:
     """Validate ``filter`` once and return a predicate over documents."""
+    if is_document(filter):
+        _check_depth(filter, 1)
+    return _compile(filter)
+
+
+def _compile(filter: Mapping[str, Any]) -> Predicate:
     if not is_document(filter):
         raise ServerError(f"a filter must be a document, got {type(filter).__name__}")
     predicates: list[Predicate] = []

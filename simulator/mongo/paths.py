@@ -3,19 +3,43 @@ reach, and finding or making the container that holds a path's last field (for u
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from brh.vault import ServerError
-from simulator.mongo.values import MISSING, Document
+from brh.vault import InvalidParameterError, ServerError
+from simulator.mongo.values import MAX_NESTING, MISSING, Document, has_lone_surrogate
+
+MAX_PATH_PARTS: Final = MAX_NESTING
+"""Components a dotted path may have: a longer one names a field below the 100 levels a stored
+document has (MongoDB's nesting limit), so it could never match or be written."""
 
 
 def _split(path: Any, what: str) -> tuple[str, ...]:
     if type(path) is not str and not isinstance(path, str):
         raise ServerError(f"{what}: field names must be strings, got {path!r}")
     parts = tuple(path.split(".")) if "." in path else (path,)
+    if len(parts) > MAX_PATH_PARTS:
+        raise InvalidParameterError(
+            f"{what}: the path {path[:60]!r}... has {len(parts)} parts; a vault nests documents "
+            f"at most {MAX_NESTING} levels deep, so a path has at most {MAX_PATH_PARTS}"
+        )
     if not all(parts):
         raise ServerError(f"{what}: empty field name in path {path!r}")
+    if not path.isascii() or "\x00" in path:
+        check_field_name(path, what)
     return parts
+
+
+def check_field_name(name: str, what: str) -> None:
+    """Refuse a field name or path with NUL or a lone surrogate (no client can send it)."""
+    if "\x00" in name:
+        raise InvalidParameterError(
+            f"{what}: the field name {name!r} holds NUL, which BSON field names cannot hold"
+        )
+    if has_lone_surrogate(name):
+        raise InvalidParameterError(
+            f"{what}: the field name {name!r} holds a lone surrogate, which UTF-8 (and so BSON) "
+            "cannot encode"
+        )
 
 
 def _update_path(op: str, path: Any) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from brh.vault import ServerError
+from brh.vault import InvalidParameterError, ServerError
 from simulator.mongo.filters import (
     Test,
     _integer,
@@ -20,14 +20,32 @@ from simulator.mongo.filters import (
 from simulator.mongo.paths import _check_conflicts, _get, _parent, _put, _split, _update_path
 from simulator.mongo.values import (
     _SCALARS,
+    MAX_NESTING,
     MISSING,
     Document,
+    check_wire,
     clone,
     compare,
     copy_value,
     identical,
     is_document,
+    nesting,
+    scalar_problem,
 )
+
+# Values an update writes are cloned with the room left below their path, and without field
+# names starting with "$" (see simulator.mongo.values: MongoDB 4.4 refuses them in updated
+# documents), so a document an update produces is one a vault can store.
+
+
+def _written(op: str, parts: tuple[str, ...], value: Any, below: int = 0) -> Any:
+    """``value`` cloned for writing at ``parts`` (``below`` more levels down: array elements)."""
+    return clone(
+        value,
+        MAX_NESTING - len(parts) - below,
+        f"{op} {'.'.join(parts)}",
+        dollar_names=False,
+    )
 
 
 def _is_number(value: Any) -> bool:
@@ -47,6 +65,9 @@ def _arithmetic(op: str, doc: Document, parts: tuple[str, ...], arg: Any) -> Non
         raise ServerError(f"{op}: cannot apply to a value of non-numeric type {kind} at {path!r}")
     else:
         value = current + arg if op == "$inc" else current * arg
+        problem = scalar_problem(value)
+        if problem is not None:
+            raise InvalidParameterError(f"{op}: the result at {path!r} {problem}")
     _put(parent, parts[-1], value, parts)
 
 
@@ -65,19 +86,21 @@ def _array_at(op: str, doc: Document, parts: tuple[str, ...], create: bool) -> l
     return current
 
 
-def _each(op: str, arg: Any, allowed: tuple[str, ...]) -> tuple[list[Any], Mapping[str, Any]]:
+def _each(
+    op: str, parts: tuple[str, ...], arg: Any, allowed: tuple[str, ...]
+) -> tuple[list[Any], Mapping[str, Any]]:
     if is_document(arg) and "$each" in arg:
         unknown = [k for k in arg if k not in allowed]
         if unknown:
             raise ServerError(f"{op}: unsupported modifier {unknown[0]}")
         if not isinstance(arg["$each"], (list, tuple)):
             raise ServerError(f"{op}: the argument to $each must be an array")
-        return [clone(v) for v in arg["$each"]], arg
-    return [clone(arg)], {}
+        return [_written(op, parts, v, below=1) for v in arg["$each"]], arg
+    return [_written(op, parts, arg, below=1)], {}
 
 
 def _push(doc: Document, parts: tuple[str, ...], arg: Any) -> None:
-    values, modifiers = _each("$push", arg, ("$each", "$position", "$slice"))
+    values, modifiers = _each("$push", parts, arg, ("$each", "$position", "$slice"))
     array = _array_at("$push", doc, parts, create=True)
     assert array is not None
     position = _integer(modifiers.get("$position", len(array)), "$position")
@@ -88,7 +111,7 @@ def _push(doc: Document, parts: tuple[str, ...], arg: Any) -> None:
 
 
 def _add_to_set(doc: Document, parts: tuple[str, ...], arg: Any) -> None:
-    values, _ = _each("$addToSet", arg, ("$each",))
+    values, _ = _each("$addToSet", parts, arg, ("$each",))
     array = _array_at("$addToSet", doc, parts, create=True)
     assert array is not None
     for value in values:
@@ -97,6 +120,7 @@ def _add_to_set(doc: Document, parts: tuple[str, ...], arg: Any) -> None:
 
 
 def _pull(doc: Document, parts: tuple[str, ...], arg: Any) -> None:
+    check_wire(arg, f"$pull {'.'.join(parts)}")
     test: Test
     if _is_operator_doc(arg):
         inner = _operators_predicate(arg)
@@ -122,10 +146,11 @@ def _pop(doc: Document, parts: tuple[str, ...], arg: Any) -> None:
 
 
 def _set(doc: Document, parts: tuple[str, ...], arg: Any) -> None:
+    value = _written("$set", parts, arg)
     if len(parts) == 1:
-        doc[parts[0]] = clone(arg)
+        doc[parts[0]] = value
         return
-    _put(_parent(doc, parts, create=True), parts[-1], clone(arg), parts)
+    _put(_parent(doc, parts, create=True), parts[-1], value, parts)
 
 
 def _unset(doc: Document, parts: tuple[str, ...], arg: Any) -> None:
@@ -140,7 +165,7 @@ def _min_max(op: str, doc: Document, parts: tuple[str, ...], arg: Any) -> None:
     parent = _parent(doc, parts, create=True)
     current = _get(parent, parts[-1])
     if current is MISSING or compare(arg, current) == (-1 if op == "$min" else 1):
-        _put(parent, parts[-1], clone(arg), parts)
+        _put(parent, parts[-1], _written(op, parts, arg), parts)
 
 
 def _rename(doc: Document, parts: tuple[str, ...], target: tuple[str, ...]) -> None:
@@ -150,6 +175,11 @@ def _rename(doc: Document, parts: tuple[str, ...], target: tuple[str, ...]) -> N
     if type(parent) is not dict:
         raise ServerError(f"$rename: the source field {'.'.join(parts)!r} is an array element")
     value = parent.pop(parts[-1])
+    if len(target) > len(parts) and len(target) + nesting(value) > MAX_NESTING:
+        raise InvalidParameterError(
+            f"$rename: moving {'.'.join(parts)!r} to {'.'.join(target)!r} would nest the "
+            f"document deeper than the {MAX_NESTING} levels a vault stores"
+        )
     destination = _parent(doc, target, create=True)
     if type(destination) is not dict:
         raise ServerError(f"$rename: the destination {'.'.join(target)!r} is an array element")
@@ -211,7 +241,7 @@ def _replace(document: Mapping[str, Any], replacement: Mapping[str, Any]) -> Doc
         if "_id" in replacement and not identical(clone(replacement["_id"]), out["_id"]):
             raise ServerError("the (immutable) field '_id' was found to have been altered")
     for key, value in replacement.items():
-        out[key] = clone(value)
+        out[key] = _written("replacement", (key,), value)
     return out
 
 
@@ -248,7 +278,16 @@ def apply_update(
     for op, field, parts, target in _update_plan(tuple(shape), is_insert):
         if len(parts) == 1 and (op == "$set" or op == "$setOnInsert"):  # _set, inlined
             value = update[op][field]
-            out[field] = value if type(value) in _SCALARS else clone(value)
+            kind = type(value)
+            if (kind is str and value.isascii()) or kind is bool or value is None:
+                out[field] = value
+            elif kind in _SCALARS and kind is not str:  # numbers, ObjectIds
+                problem = scalar_problem(value)
+                if problem is not None:
+                    raise InvalidParameterError(f"{op} {field} {problem}")
+                out[field] = value
+            else:
+                out[field] = _written(op, parts, value)
         else:
             _UPDATERS[op](out, parts, target if op == "$rename" else update[op][field])
     if "_id" in document and ("_id" not in out or not identical(out["_id"], document["_id"])):
@@ -289,5 +328,5 @@ def upsert_seed(filter: Mapping[str, Any]) -> Document:
         target = seed
         for part in parts[:-1]:
             target = target.setdefault(part, {})
-        target[parts[-1]] = clone(value)
+        target[parts[-1]] = _written("upsert", parts, value)
     return seed
