@@ -25,10 +25,12 @@ copy, its app model and the vault's newest document of each key agree, and nothi
 The run prints a table and exits 1 on a loss, a duplicate or no convergence (2 on bad options).
 
 Bounded everywhere: the writers stop after ``--ops`` operations or ``--duration`` seconds, each
-sync call the soak makes waits at most ``--sync-timeout`` seconds (a dripped answer can hold a
-pass far longer; the pass then carries on in the background and the timeout is counted), a
-restart gives up after 20 s, healing after ``--heal-rounds`` rounds or ``--heal-seconds``, and
-the whole run has a wall-time cap.
+vault request of a helper is cut at its ``request_deadline`` (``--request-deadline``, 3 s: a
+dripped answer cannot hold a pass, SPEC RETRY-5), each sync call the soak makes waits at most
+``--sync-timeout`` seconds (a pass meeting several slow requests can take longer; it then
+carries on in the background and the timeout is counted), a restart gives up after 20 s,
+healing after ``--heal-rounds`` rounds or ``--heal-seconds``, and the whole run has a wall-time
+cap.
 
 Why one asyncio process for every device: the helper is asyncio code and what is under test is
 how devices, vault and network interact, not Python's parallelism. Each device still has its
@@ -83,6 +85,7 @@ class Settings:
     keys: int = 16
     rate: float = 0.1
     sync_timeout: float = 10.0
+    request_deadline: float = 3.0
     drip_interval: float = 0.5
     drip_limit: float = 8.0
     heal_rounds: int = 30
@@ -292,6 +295,7 @@ class Device:
             str(store),
             device_id=name,
             retry=RetryPolicy(initial_delay=0.2, max_delay=2.0),
+            request_deadline=settings.request_deadline,
             rng=random.Random(seed + 1),
             listener=self._on_event,
         )
@@ -327,6 +331,8 @@ class Device:
                 self.counts["passes completed"] += 1
             else:
                 self.counts[f"passes failed ({event.result.reason})"] += 1
+            if "request deadline" in (event.result.error or ""):
+                self.counts["passes cut at the request deadline"] += 1
 
     async def sync(self, *, full: bool = False) -> SyncResult | None:
         """One sync call, waiting at most ``sync_timeout`` (None: it timed out; the pass
@@ -554,6 +560,10 @@ def table(report: Report) -> str:
         ),
         ("local changes that lost a conflict (superseded)", f"{d.get('superseded', 0):,}"),
         (
+            f"passes cut at the helper's request deadline ({s['request_deadline']:g} s)",
+            f"{d.get('passes cut at the request deadline', 0):,}",
+        ),
+        (
             f"sync calls / timed out (after {s['sync_timeout']:g} s)",
             f"{d.get('sync calls', 0):,} / {d.get('sync calls timed out', 0):,}",
         ),
@@ -594,6 +604,11 @@ def parse(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--keys", type=int, help="size of the shared key space (16)")
     parser.add_argument("--rate", type=float, help="fault probability per request (0.1)")
     parser.add_argument("--sync-timeout", type=float, help="seconds a sync call waits (10)")
+    parser.add_argument(
+        "--request-deadline",
+        type=float,
+        help="the helpers' request_deadline: seconds one vault request may take (3)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     parser.add_argument("--keep", type=Path, help="keep the vault and stores in this directory")
     parser.add_argument(
@@ -602,7 +617,16 @@ def parse(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace]:
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     settings = Settings.quick(seed) if args.quick else Settings(seed=seed)
-    for name in ("devices", "kills", "duration", "ops", "keys", "rate", "sync_timeout"):
+    for name in (
+        "devices",
+        "kills",
+        "duration",
+        "ops",
+        "keys",
+        "rate",
+        "sync_timeout",
+        "request_deadline",
+    ):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
@@ -614,6 +638,11 @@ def parse(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace]:
         ("--keys", 1 <= settings.keys <= 100, "1 to 100"),
         ("--rate", 0 <= settings.rate <= 1, "between 0 and 1"),
         ("--sync-timeout", 0 < settings.sync_timeout <= 600, "over 0 and at most 600 seconds"),
+        (
+            "--request-deadline",
+            0 < settings.request_deadline <= 600,
+            "over 0 and at most 600 seconds",
+        ),
     ]
     for option, good, expected in checks:
         if not good:
