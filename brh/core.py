@@ -1,20 +1,26 @@
 """The sync algorithm's decisions, as pure functions (no I/O, no clock, no randomness).
 
-The asyncio driver in :mod:`brh.helper` asks these functions *what* to do with each remote
-document, which filter a pull or a push uses, and how a failed compare-and-set resolves; it then
-performs the vault requests, callbacks and store writes. Keeping the decisions here makes them
-testable one by one, and identical in the simulator and in production.
+The pass machine (:mod:`brh.machine`) asks these functions *what* to do with each remote
+document, which filter a pull or a push uses, how a failed compare-and-set resolves, whose fault
+a failed upload is, and when the pull cursor settles; the driver (:mod:`brh.engine`) performs
+what the machine yields. Each decision is testable on its own.
+
+:class:`Rules` gathers the decisions a helper runs with, one entry each: the documented seam
+through which a test suite swaps one for a buggy one (``conformance.implementations.mutants``),
+to prove that its tests notice. A helper runs :data:`RULES` unless told otherwise.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from brh.hlc import Version
-from brh.store import EntryState, Record
+from brh.hlc import Version, observe
+from brh.retry import RetryPolicy
+from brh.store import Record
 from brh.vault import (
     CollectionNotFoundError,
     NetworkError,
@@ -24,13 +30,15 @@ from brh.vault import (
     VaultFrozenError,
     VaultNotFoundError,
 )
-from brh.wire import RemoteDoc
+from brh.wire import RemoteDoc, version_filter
 
 __all__ = [
+    "RULES",
     "Action",
     "Conflict",
     "ConflictOutcome",
     "Decision",
+    "Rules",
     "UploadFailure",
     "cursor_settles",
     "decide",
@@ -59,20 +67,13 @@ class Action(enum.Enum):
     DELETE = "delete"
 
 
-CALLBACK_ACTIONS = frozenset({Action.INSERT, Action.MODIFY, Action.DELETE})
-
-
 @dataclass(frozen=True)
 class Decision:
     action: Action
     remote: RemoteDoc
 
-    @property
-    def needs_callback(self) -> bool:
-        return self.action in CALLBACK_ACTIONS
 
-
-def decide(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
+def decide(local: Record | None, remote: RemoteDoc) -> Decision:
     """Compare the vault's winning version of a key with the local entry.
 
     Last writer wins by version (hybrid logical clock, then device id), so every device picks
@@ -223,12 +224,6 @@ def resolve_conflict(local: Record, docs: Sequence[RemoteDoc]) -> ConflictOutcom
     return ConflictOutcome(Conflict.RETRY, winner, dominated)
 
 
-def newest(*versions: Version | None) -> Version | None:
-    """The greatest of the given versions, ignoring None."""
-    present = [v for v in versions if v is not None]
-    return max(present) if present else None
-
-
 class UploadFailure(enum.Enum):
     """Whose fault a failed upload is, and so what the pass does next."""
 
@@ -265,3 +260,84 @@ def upload_failure(error: VaultError) -> UploadFailure:
     if error.status is not None and error.status < 500:
         return UploadFailure.TRANSPORT  # 403, 429, ...: about the request, not the document
     return UploadFailure.VAULT
+
+
+def accepted(answer: object) -> bool:
+    """Whether a callback's answer means "handled" (CB-5, CB-6): True only. False refuses;
+    anything else, a raised exception included, counts as a refusal too."""
+    return answer is True
+
+
+def cursor_after_pull(read: int | None, device_now_ms: int) -> int | None:
+    """Where the next pull starts: the newest vault stamp read (SYNC-4), never the device's
+    clock, which says nothing about the vault's stamps."""
+    return read
+
+
+Window = frozenset[tuple[int, str]]
+"""``(stamp, brhVersion)`` of documents read within the overlap window below the cursor."""
+
+
+def progress_at_refusal(
+    cursor: int | None, window: Window, page: Sequence[RemoteDoc], refused: RemoteDoc | None
+) -> tuple[int | None, Window]:
+    """What a pull keeps when the app refuses ``refused``, a document of ``page`` read after
+    ``cursor`` and ``window``: the cursor moves up to the refused change's stamp at most, and
+    nothing of the page counts as read, so the next pull reads the refused change (and what
+    followed it) again (SYNC-6, CB-7)."""
+    stamp = None if refused is None else refused.stamp
+    if stamp is not None and (cursor is None or stamp > cursor):
+        return stamp, window
+    return cursor, window
+
+
+def create_filter(key: str, version: Version) -> dict[str, Any]:
+    """The filter of the upsert that creates ``key``'s document: its own version, so that
+    repeating it after a lost answer finds what it created (SYNC-7, ORD-5)."""
+    return version_filter(key, version)
+
+
+def retry_delay(policy: RetryPolicy, failures: int, rng: random.Random) -> float | None:
+    """Seconds before the retry of the ``failures``-th failed pass in a row (RETRY-1, RETRY-2);
+    None would mean no retry."""
+    return policy.delay(failures, rng)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The decisions a helper runs with: a seam to swap one of them (see the module docstring).
+
+    Each entry is a function of this module (or :func:`brh.hlc.observe`), or a flag of the
+    pass machine; ``dataclasses.replace(RULES, decide=...)`` gives a helper with one changed.
+    """
+
+    decide: Callable[[Record | None, RemoteDoc], Decision] = decide
+    """What to do with the vault's winning version of a key (CB-1..CB-4, ORD-2, ORD-6)."""
+    resolve_conflict: Callable[[Record, Sequence[RemoteDoc]], ConflictOutcome] = resolve_conflict
+    """How a compare-and-set that matched nothing resolves (SYNC-7, ORD-4, ORD-5)."""
+    accepted: Callable[[object], bool] = accepted
+    """What a callback's answer means (CB-5, CB-6)."""
+    observe: Callable[[Version | None, Version], Version | None] = observe
+    """The hybrid clock's state after seeing a version (ORD-1, ORD-3)."""
+    cursor_after_pull: Callable[[int | None, int], int | None] = cursor_after_pull
+    """Where the next pull starts (SYNC-4)."""
+    progress_at_refusal: Callable[
+        [int | None, Window, Sequence[RemoteDoc], RemoteDoc | None], tuple[int | None, Window]
+    ] = progress_at_refusal
+    """The pull progress kept when the app refuses a change (SYNC-6)."""
+    create_filter: Callable[[str, Version], dict[str, Any]] = create_filter
+    """The filter of the upsert that creates a key's document (SYNC-7)."""
+    upload_failure: Callable[[VaultError], UploadFailure] = upload_failure
+    """Whose fault a failed upload is (RETRY-6)."""
+    retry_delay: Callable[[RetryPolicy, int, random.Random], float | None] = retry_delay
+    """When a failed pass is tried again (RETRY-1, RETRY-2)."""
+    push_after_refusal: bool = True
+    """After the app refuses a change, the pass still uploads every context's changes
+    (SYNC-8)."""
+    save_page_after_delivery: bool = True
+    """A pulled page's progress is saved once its changes are delivered, never before (CB-7:
+    a crash or a refusal before then redelivers them)."""
+
+
+RULES = Rules()
+"""The reference's decisions."""

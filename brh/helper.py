@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from brh.core import RULES, Rules
 from brh.deadline import with_deadline
 from brh.engine import IN_CALLBACK, Callback, Context, SyncEngine
 from brh.entry import Entry, StuckEntry, SyncResult, copy_json
@@ -74,7 +75,9 @@ class BackupRestoreHelper:
       draws its old incarnation again; a simulator passes a seeded one to replay runs);
     * ``log_payloads``: with ``debug``, also log entry data;
     * ``listener``: called with a :class:`brh.events.SyncEvent` for each pass, callback and
-      upload (see :mod:`brh.events`).
+      upload (see :mod:`brh.events`);
+    * ``rules``: the sync decisions (:data:`brh.core.RULES`); a test suite swaps one of them for
+      a buggy one to prove it notices (:class:`brh.core.Rules`). Leave it alone otherwise.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class BackupRestoreHelper:
         rng: random.Random | None = None,
         log_payloads: bool = False,
         listener: Listener | None = None,
+        rules: Rules | None = None,
     ) -> None:
         if not isinstance(vault, Vault):
             raise InvalidArgumentError(
@@ -111,6 +115,10 @@ class BackupRestoreHelper:
             raise InvalidArgumentError("listener", f"must be callable, got {listener!r}")
         if rng is not None and not isinstance(rng, random.Random):
             raise InvalidArgumentError("rng", f"must be a random.Random, got {rng!r}")
+        if rules is not None and not isinstance(rules, Rules):
+            raise InvalidArgumentError("rules", f"must be a brh.core.Rules, got {rules!r}")
+        self.rules: Rules = rules or RULES
+        """The sync decisions this helper runs with (:data:`brh.core.RULES`)."""
         if device_id is not None and not (
             isinstance(device_id, str) and 0 < len(device_id) <= 128 and device_id.isprintable()
         ):
@@ -173,6 +181,7 @@ class BackupRestoreHelper:
             closed=lambda: self._closed,
             listener=listener,
             upload_delay=lambda refusals: policy.delay(refusals, rng),
+            rules=self.rules,
         )
         self._scheduler = PassScheduler(
             self._engine.run_pass,
@@ -181,6 +190,7 @@ class BackupRestoreHelper:
             debounce=float(debounce),
             device_id=self.device_id,
             on_retrying=lambda retrying: setattr(self._engine, "retrying", retrying),
+            rules=self.rules,
         )
         self._trace("helper ready (device %s, store %s)", self.device_id, self._store.path)
 

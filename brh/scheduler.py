@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
+from brh.core import RULES, Rules
 from brh.entry import SyncResult
 from brh.retry import RetryPolicy
 
@@ -32,9 +33,11 @@ class PassScheduler:
         debounce: float,
         device_id: str,
         on_retrying: Callable[[bool], None] = lambda retrying: None,
+        rules: Rules = RULES,
     ) -> None:
         self._run_pass = run_pass
         self.retry = retry
+        self._retry_delay = rules.retry_delay
         self.debounce = debounce
         self._rng = rng
         self._device_id = device_id
@@ -129,7 +132,9 @@ class PassScheduler:
             return
         self.failures += 1
         self._on_retrying(True)
-        delay = self.retry.delay(self.failures, self._rng)
+        delay = self._retry_delay(self.retry, self.failures, self._rng)
+        if delay is None:
+            return
         self._log.info(
             "[%s] sync pass did not complete (%s%s); retrying in %.3f s (attempt %d)",
             self._device_id,

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-import brh.engine
-from brh.core import Action, Decision, decide
+import brh.helper
+from brh.core import RULES, Action, Decision, decide
 from brh.store import Record
 from brh.wire import RemoteDoc
 from simulator import scenarios
@@ -78,7 +79,7 @@ def test_explore_reports_failures_by_clause(
         decision = decide(local, remote)
         return Decision(Action.SKIP, remote) if decision.action is Action.MODIFY else decision
 
-    monkeypatch.setattr(brh.engine, "decide", deaf)
+    monkeypatch.setattr(brh.helper, "RULES", replace(RULES, decide=deaf))
     out_dir = tmp_path / "out"
     assert main(["explore", "--seeds", "4", "--duration", "1800", "--out", str(out_dir)]) == 1
     out = capsys.readouterr().out

@@ -12,13 +12,12 @@ import os
 import random
 import tempfile
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from brh.engine import SyncEngine
-from brh.hlc import HybridClock
-from brh.scheduler import PassScheduler
+from brh.core import RULES, Rules
 from brh.store import LocalStore
 from conformance.implementations import mutants
 from conformance.implementations.mutants import MUTANTS
@@ -74,14 +73,17 @@ def test_the_registry_names_at_least_twelve_loadable_mutants() -> None:
         assert load_factory(mutant.spec) is mutant.factory is getattr(mutants, name)
 
 
-def test_a_mutant_changes_only_its_own_helper(tmp_path: Path) -> None:
-    """Mutants are per instance, not global patches: after building every mutant, a reference
-    helper built in the same process has the reference's own engine, scheduler, store and
-    clock classes, and each mutant helper differs from it in at least one of them."""
+def test_a_mutant_changes_one_seam_of_its_own_helper(tmp_path: Path) -> None:
+    """Mutants go through the helper's documented seams, not patches: each one runs the
+    reference's own classes everywhere but in one place, either one entry of its Rules or the
+    class of its store; a reference helper built after them all runs the reference's rules."""
 
-    def pieces(helper: ReferenceHelper) -> tuple[type, ...]:
+    def seams(helper: ReferenceHelper) -> tuple[Rules, type]:
+        return helper.brh.rules, type(helper.brh.store)
+
+    def classes(helper: ReferenceHelper) -> tuple[type, ...]:
         brh = helper.brh
-        return tuple(type(p) for p in (brh._engine, brh._scheduler, brh.store, brh._clock))
+        return tuple(type(p) for p in (brh, brh._engine, brh._scheduler, brh._clock))
 
     async def main() -> None:
         vault = Link(VaultServer(random.Random(0)))
@@ -95,10 +97,14 @@ def test_a_mutant_changes_only_its_own_helper(tmp_path: Path) -> None:
         reference = reference_factory(
             Installation(vault, tmp_path / "ref", lambda: START, "ref", random.Random(0))
         )
-        plain = (SyncEngine, PassScheduler, LocalStore, HybridClock)
-        assert pieces(reference) == plain
+        assert seams(reference) == (RULES, LocalStore)
         for name, helper in zip(MUTANTS, built, strict=True):
-            assert pieces(helper) != plain, name
+            assert classes(helper) == classes(reference), name
+            rules, store = seams(helper)
+            changed = [
+                f.name for f in fields(Rules) if getattr(rules, f.name) != getattr(RULES, f.name)
+            ]
+            assert len(changed) + (store is not LocalStore) == 1, (name, changed, store)
             await helper.close()
         await reference.close()
 

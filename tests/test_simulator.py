@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import brh.engine
+import brh.helper
 from brh import RetryPolicy
-from brh.core import Action, Decision, decide
+from brh.core import RULES, Action, Decision, decide
 from brh.store import Record
 from brh.vault import NetworkError
 from brh.wire import RemoteDoc
@@ -71,7 +72,7 @@ def test_checkers_catch_a_helper_that_echoes(monkeypatch: pytest.MonkeyPatch) ->
             return Decision(Action.MODIFY, remote)
         return decision
 
-    monkeypatch.setattr(brh.engine, "decide", echoing)
+    monkeypatch.setattr(brh.helper, "RULES", replace(RULES, decide=echoing))
     outcome = simulate(_scripted, seed=1)
     assert "CB-4" in {f.clause for f in outcome.findings}
 
@@ -85,7 +86,7 @@ def test_checkers_catch_a_helper_that_ignores_remote_changes(
         decision = decide(local, remote)
         return Decision(Action.SKIP, remote) if decision.action is Action.MODIFY else decision
 
-    monkeypatch.setattr(brh.engine, "decide", deaf)
+    monkeypatch.setattr(brh.helper, "RULES", replace(RULES, decide=deaf))
     outcome = simulate(_scripted, seed=1)
     assert "SYNC-1" in {f.clause for f in outcome.findings}
 

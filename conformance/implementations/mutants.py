@@ -5,28 +5,28 @@ Every mutant is a factory (``conformance.implementations.mutants:<name>``, usabl
 ``tests/test_mutants.py`` asserts that each one fails at least one conformance test;
 ``benchmarks/mutants.py`` measures which tests catch it and how fast.
 
-How a bug is put in: a mutant builds the reference helper through
-:func:`simulator.impl.reference_factory`, then turns *that instance's* engine, scheduler, store or
-clock into an instance of a subclass that overrides one step (:func:`_become`). Nothing global is
-patched: several devices, mutated or not, share one process and one event loop. Each override
-says in a ``BUG:`` comment which real bug it stands for.
+How a bug is put in: through the helper's documented seams, never by patching a live object.
+Most mutants swap one entry of the helper's :class:`brh.core.Rules` (a decision function or a
+flag of the pass machine), as ``BackupRestoreHelper(..., rules=replace(RULES, decide=...))``.
+The three bugs of the local store itself are :class:`brh.store.LocalStore` subclasses, passed
+as the helper's ``store``. Several devices, mutated or not, share one process and one event
+loop. Each bug says in a ``BUG:`` comment which real bug it stands for.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from brh.core import Action, Decision
-from brh.engine import Context, PassStats, Refused, SyncEngine
-from brh.entry import Entry, SyncResult
+from brh import BackupRestoreHelper
+from brh.core import RULES, Action, Decision, Rules, Window, decide
 from brh.hlc import HybridClock, Version
-from brh.scheduler import PassScheduler
-from brh.store import EntryState, LocalStore, Record
-from brh.wire import RemoteDoc, document_fields
-from simulator.impl import Factory, Installation, ReferenceHelper, reference_factory
+from brh.retry import RetryPolicy
+from brh.store import LocalStore, Record
+from brh.wire import RemoteDoc
+from simulator.impl import Factory, Installation, ReferenceHelper
 
 __all__ = ["MUTANTS", "Mutant"]
 
@@ -45,297 +45,162 @@ class Mutant:
         return f"{__name__}:{self.name}"
 
 
-def _become(instance: object, mutant: type) -> None:
-    """Make ``instance`` (of the class ``mutant`` derives from) an instance of ``mutant``: the
-    override applies to this one object, not to the class every other helper uses."""
-    if mutant.__bases__[0] is not type(instance):
-        raise TypeError(f"{mutant.__name__} does not derive from {type(instance).__name__}")
-    instance.__class__ = mutant
+class _OwnStoreHelper(ReferenceHelper):
+    """The reference on a store the mutant opened: closed with the helper."""
+
+    async def close(self) -> None:
+        await super().close()
+        self.brh.store.close()
 
 
 def _build(
     installation: Installation,
     *,
-    engine: type[SyncEngine] | None = None,
-    scheduler: type[PassScheduler] | None = None,
-    store: type[LocalStore] | None = None,
-    clock: type[HybridClock] | None = None,
+    rules: Rules = RULES,
+    store: type[LocalStore] = LocalStore,
 ) -> ReferenceHelper:
-    """The reference helper for ``installation``, with the given pieces mutated."""
-    helper = reference_factory(installation)
-    brh = helper.brh
-    if engine is not None:
-        _become(brh._engine, engine)
-        # The scheduler holds the bound method it was built with: bind the mutant's.
-        brh._scheduler._run_pass = brh._engine.run_pass
-    if scheduler is not None:
-        _become(brh._scheduler, scheduler)
-    if store is not None:
-        _become(brh.store, store)
-    if clock is not None:
-        _become(brh._clock, clock)
-    return helper
+    """The reference helper for ``installation``, with these rules, on this kind of store."""
+    installation.store.mkdir(parents=True, exist_ok=True)
+    path = installation.store / "brh.sqlite3"
+    helper = BackupRestoreHelper(
+        installation.vault,
+        path if store is LocalStore else store(path),
+        device_id=installation.device_id,
+        clock=installation.clock,
+        rng=installation.rng,
+        rules=rules,
+        **installation.options,
+    )
+    return ReferenceHelper(helper) if store is LocalStore else _OwnStoreHelper(helper)
 
 
-# -- retries ---------------------------------------------------------------------------------
+def _with(**changes: Any) -> Callable[[Installation], ReferenceHelper]:
+    """A factory of the reference whose rules have ``changes``."""
+    rules = replace(RULES, **changes)
+    return lambda installation: _build(installation, rules=rules)
 
 
-class _NoRetryScheduler(PassScheduler):
-    def _after(self, result: SyncResult) -> None:
-        if result.completed:
-            self.failures = 0
-            self._on_retrying(False)
-            return
-        # BUG: a pass that did not complete is counted but no retry timer is armed: a refused
-        # change or an upload that met an outage waits for the app's next write or sync (W6).
-        self.failures += 1
-        self._on_retrying(True)
+# -- retries and callbacks -------------------------------------------------------------------
+
+
+def _never_again(policy: RetryPolicy, failures: int, rng: random.Random) -> float | None:
+    # BUG: a pass that did not complete is counted but no retry timer is armed: a refused
+    # change or an upload that met an outage waits for the app's next write or sync (W6).
+    return None
 
 
 def no_retry(installation: Installation) -> ReferenceHelper:
     """A failed or refused pass schedules no retry."""
-    return _build(installation, scheduler=_NoRetryScheduler)
+    return _with(retry_delay=_never_again)(installation)
 
 
-# -- callbacks -------------------------------------------------------------------------------
-
-
-def _answer_ignored(callback: Callable[[Entry], Any]) -> Callable[[Entry], Awaitable[bool]]:
-    async def call(entry: Entry) -> bool:
-        outcome = callback(entry)
-        if inspect.isawaitable(outcome):
-            await outcome
-        return True
-
-    return call
-
-
-class _FalseIgnoredEngine(SyncEngine):
-    async def _deliver(self, ctx: Context, action: Action, remote: RemoteDoc) -> bool:
-        # BUG: ``await callback(entry)`` and carry on: the answer is never looked at, so False
-        # counts as handled (only an exception still counts as a refusal).
-        ignoring = replace(
-            ctx,
-            on_insert=_answer_ignored(ctx.on_insert),
-            on_modify=_answer_ignored(ctx.on_modify),
-            on_delete=_answer_ignored(ctx.on_delete),
-        )
-        return await super()._deliver(ignoring, action, remote)
+def _did_not_raise(answer: object) -> bool:
+    # BUG: ``await callback(entry)`` and carry on: the answer is never looked at, so False
+    # counts as handled (only an exception still counts as a refusal).
+    return not isinstance(answer, BaseException)
 
 
 def false_ignored(installation: Installation) -> ReferenceHelper:
     """A callback's False is taken as handled."""
-    return _build(installation, engine=_FalseIgnoredEngine)
+    return _with(accepted=_did_not_raise)(installation)
 
 
-class _EchoEngine(SyncEngine):
-    async def _apply(
-        self,
-        ctx: Context,
-        epoch: int,
-        local: EntryState | None,
-        decision: Decision,
-        stats: PassStats,
-    ) -> None:
-        remote = decision.remote
-        if (
-            local is not None
-            and decision.action in (Action.SKIP, Action.ECHO)
-            and remote.version == local.version
-            and not local.deleted
-        ):
-            # BUG: the "is this what I already hold?" check is missing: the device's own
-            # upload (or a version it already applied), read back from the vault, is delivered
-            # to the app as a modification.
-            decision = Decision(Action.MODIFY, remote)
-        await super()._apply(ctx, epoch, local, decision, stats)
+def _echoing(local: Record | None, remote: RemoteDoc) -> Decision:
+    decision = decide(local, remote)
+    if (
+        local is not None
+        and decision.action in (Action.SKIP, Action.ECHO)
+        and remote.version == local.version
+        and not local.deleted
+    ):
+        # BUG: the "is this what I already hold?" check is missing: the device's own upload
+        # (or a version it already applied), read back from the vault, is delivered to the
+        # app as a modification.
+        return Decision(Action.MODIFY, remote)
+    return decision
 
 
 def echo_own_writes(installation: Installation) -> ReferenceHelper:
     """The device's own writes come back to it as modifications."""
-    return _build(installation, engine=_EchoEngine)
+    return _with(decide=_echoing)(installation)
 
 
-class _DeleteUnknownEngine(SyncEngine):
-    async def _apply(
-        self,
-        ctx: Context,
-        epoch: int,
-        local: EntryState | None,
-        decision: Decision,
-        stats: PassStats,
-    ) -> None:
-        remote = decision.remote
+def _deleting_unknown(local: Record | None, remote: RemoteDoc) -> Decision:
+    decision = decide(local, remote)
+    if decision.action is Action.ADOPT and remote.deleted:
         # BUG: every remote tombstone goes to on_delete, even for a key the device never held:
         # a restore replays old deletions to the app.
-        if (
-            decision.action is Action.ADOPT
-            and remote.deleted
-            and not await self._deliver(ctx, Action.DELETE, remote)
-        ):
-            self.store.note_refusal(ctx.name, remote.key)
-            raise Refused(ctx.name, remote.key)
-        await super()._apply(ctx, epoch, local, decision, stats)
+        return Decision(Action.DELETE, remote)
+    return decision
 
 
 def delete_for_unknown_key(installation: Installation) -> ReferenceHelper:
     """A remote tombstone of a key the device does not hold is delivered to on_delete."""
-    return _build(installation, engine=_DeleteUnknownEngine)
-
-
-class _CrashForgetsEngine(SyncEngine):
-    _fetching_stale = False
-
-    async def _pull_stale(self, ctx: Context, epoch: int, stats: PassStats) -> None:
-        self._fetching_stale = True
-        try:
-            await super()._pull_stale(ctx, epoch, stats)
-        finally:
-            self._fetching_stale = False
-
-    async def _process(
-        self, ctx: Context, epoch: int, docs: list[RemoteDoc], stats: PassStats
-    ) -> None:
-        stamped = [doc for doc in docs if doc.stamp is not None]
-        if stamped and not self._fetching_stale:
-            # BUG: the page is recorded as pulled (cursor and known versions saved) as soon as
-            # it arrives, before its callbacks run: at-most-once delivery. A crash while a
-            # callback runs loses the change (after the restart the pull starts past it), and
-            # so does a second refusal of a change the cursor already reached (the first one
-            # winds the cursor back to it).
-            state = self.store.context_state(ctx.name)
-            newest = max(doc.stamp for doc in stamped if doc.stamp is not None)
-            cursor = newest if state.cursor is None else max(state.cursor, newest)
-            window = set(state.window) | {
-                (doc.stamp, doc.version.encode()) for doc in stamped if doc.stamp is not None
-            }
-            max_stamp = newest if state.max_stamp is None else max(state.max_stamp, newest)
-            self._save_progress(ctx, epoch, cursor, max_stamp, window)
-        await super()._process(ctx, epoch, docs, stats)
+    return _with(decide=_deleting_unknown)(installation)
 
 
 def no_redelivery_after_crash(installation: Installation) -> ReferenceHelper:
     """A change whose callback was running when the device crashed is never delivered."""
-    return _build(installation, engine=_CrashForgetsEngine)
+    # BUG: a page is recorded as pulled (cursor and known versions saved) as soon as it
+    # arrives, before its callbacks run: at-most-once delivery. A crash while a callback runs
+    # loses the change (after the restart the pull starts past it), and so does a second
+    # refusal of a change the cursor already reached.
+    return _with(save_page_after_delivery=False)(installation)
 
 
 # -- pull progress ---------------------------------------------------------------------------
 
 
-class _DeviceClockCursorEngine(SyncEngine):
-    async def _pull(self, ctx: Context, epoch: int, full: bool, stats: PassStats) -> None:
-        await super()._pull(ctx, epoch, full, stats)
-        # BUG: the next pull starts from "when I last synced" by the device's clock instead of
-        # the newest vault stamp read: a device whose clock runs ahead skips everything the
-        # vault stamps before that time.
-        state = self.store.context_state(ctx.name)
-        self._save_state(ctx, epoch, replace(state, cursor=self.clock.now_ms() // 1000))
+def _since_last_sync(read: int | None, device_now_ms: int) -> int | None:
+    # BUG: the next pull starts from "when I last synced" by the device's clock instead of the
+    # newest vault stamp read: a device whose clock runs ahead skips everything the vault
+    # stamps before that time.
+    return device_now_ms // 1000
 
 
 def device_clock_cursor(installation: Installation) -> ReferenceHelper:
     """The pull cursor is taken from the device clock, not from the vault's stamps."""
-    return _build(installation, engine=_DeviceClockCursorEngine)
+    return _with(cursor_after_pull=_since_last_sync)(installation)
 
 
-class _CursorPastRefusalEngine(SyncEngine):
-    _refused_page: list[RemoteDoc] | None = None
-
-    async def _process(
-        self, ctx: Context, epoch: int, docs: list[RemoteDoc], stats: PassStats
-    ) -> None:
-        self._refused_page = None
-        try:
-            await super()._process(ctx, epoch, docs, stats)
-        except Refused:
-            self._refused_page = docs
-            raise
-
-    def _save_progress(
-        self,
-        ctx: Context,
-        epoch: int,
-        cursor: int,
-        max_stamp: int | None,
-        window: set[tuple[int, str]],
-    ) -> None:
-        page, self._refused_page = self._refused_page, None
-        if page:
-            # BUG: on a refusal the page's progress is saved as if the page had been delivered
-            # (cursor at its last stamp, its versions known): the refused change is never
-            # read again by an incremental pull.
-            stamped = [(doc.stamp, doc.version.encode()) for doc in page if doc.stamp is not None]
-            cursor = max([cursor, *(stamp for stamp, _ in stamped)])
-            window = window | set(stamped)
-        super()._save_progress(ctx, epoch, cursor, max_stamp, window)
+def _page_done(
+    cursor: int | None, window: Window, page: Sequence[RemoteDoc], refused: RemoteDoc | None
+) -> tuple[int | None, Window]:
+    # BUG: on a refusal the page's progress is saved as if the page had been delivered (cursor
+    # at its last stamp, its versions known): the refused change is never read again by an
+    # incremental pull.
+    stamped = {(doc.stamp, doc.version.encode()) for doc in page if doc.stamp is not None}
+    newest = max((stamp for stamp, _ in stamped), default=cursor)
+    if cursor is not None and newest is not None:
+        newest = max(cursor, newest)
+    return newest, window | stamped
 
 
 def cursor_past_refusal(installation: Installation) -> ReferenceHelper:
     """A refusal saves the cursor past the refused change."""
-    return _build(installation, engine=_CursorPastRefusalEngine)
+    return _with(progress_at_refusal=_page_done)(installation)
 
 
 # -- pushes ----------------------------------------------------------------------------------
 
 
-class _PushHaltsEngine(SyncEngine):
-    _halted = False
-
-    async def run_pass(self, full: bool) -> SyncResult:
-        self._halted = False
-        return await super().run_pass(full)
-
-    async def _process(
-        self, ctx: Context, epoch: int, docs: list[RemoteDoc], stats: PassStats
-    ) -> None:
-        try:
-            await super()._process(ctx, epoch, docs, stats)
-        except Refused:
-            self._halted = True
-            raise
-
-    async def _push(self, ctx: Context, epoch: int, stats: PassStats) -> bool:
-        if self._halted:
-            # BUG: a refusal ends the whole pass, uploads included (the original's early
-            # ``return false``): one change the app keeps refusing blocks the backup.
-            return False
-        return await super()._push(ctx, epoch, stats)
-
-
 def push_skipped_after_refusal(installation: Installation) -> ReferenceHelper:
     """After a refusal the pass uploads nothing."""
-    return _build(installation, engine=_PushHaltsEngine)
+    # BUG: a refusal ends the whole pass, uploads included (the original's early ``return
+    # false``): one change the app keeps refusing blocks the backup.
+    return _with(push_after_refusal=False)(installation)
 
 
-class _FindThenWriteEngine(SyncEngine):
-    async def _push_one(self, ctx: Context, epoch: int, record: Record, stats: PassStats) -> bool:
-        if record.base is not None:
-            return await super()._push_one(ctx, epoch, record, stats)
-        # BUG: a new entry is uploaded as the original helper did (W4): ``findOne({key})``,
-        # then ``updateMany({key})`` if found, else ``insertOne``, instead of one upsert
-        # conditional on its own version. Whatever version the find returned, and whatever
-        # landed between the find and the write, another device's newer write of the key is
-        # overwritten.
-        fields = document_fields(
-            record.key, record.data, record.creation_date, record.deletion_date, record.version
-        )
-        stats.requests += 1
-        found = await self.vault.find_one(ctx.collection, {"key": record.key})
-        self._check_epoch(ctx, epoch)
-        stats.requests += 1
-        if found is None:
-            await self.vault.insert_one(ctx.collection, fields)
-        else:
-            await self.vault.update_many(ctx.collection, {"key": record.key}, {"$set": fields})
-        self._check_epoch(ctx, epoch)
-        self.store.set_base(ctx.name, record.key, record.version, clear_if_version=record.version)
-        stats.pushed += 1
-        self._emit("pushed", context=ctx.name, key=record.key, version=record.version.encode())
-        return True
+def _by_key(key: str, version: Version) -> dict[str, Any]:
+    # BUG: a new entry is written as the original helper did (W4), to whatever document of the
+    # key the vault holds (``updateMany({key})``, else insert), instead of an upsert conditional
+    # on its own version: another device's newer write of the key is overwritten.
+    return {"key": key}
 
 
 def find_then_insert(installation: Installation) -> ReferenceHelper:
     """A new entry is created by find-then-insert (or overwrite), not a conditional upsert."""
-    return _build(installation, engine=_FindThenWriteEngine)
+    return _with(create_filter=_by_key)(installation)
 
 
 class _LiveOnlyPushStore(LocalStore):
@@ -354,11 +219,9 @@ def tombstone_not_propagated(installation: Installation) -> ReferenceHelper:
 
 
 class _SplitWriteStore(LocalStore):
-    def _unmarked(self) -> set[tuple[str, str]]:
-        queue: set[tuple[str, str]] | None = self.__dict__.get("_unmarked_writes")
-        if queue is None:
-            queue = self.__dict__["_unmarked_writes"] = set()
-        return queue
+    def __init__(self, path: Any = ":memory:") -> None:
+        super().__init__(path)
+        self._unmarked: set[tuple[str, str]] = set()
 
     def write_local(
         self,
@@ -377,17 +240,17 @@ class _SplitWriteStore(LocalStore):
                 return None
             self._write(record, pending=current is not None and current.pending, stale=record.stale)
             self._save_clock(clock.last)
-        self._unmarked().add((context, key))
+        self._unmarked.add((context, key))
         return record
 
     def pending(self, context: str) -> list[Record]:
-        queued = sorted(item for item in self._unmarked() if item[0] == context)
+        queued = sorted(item for item in self._unmarked if item[0] == context)
         if queued:
             with self._transaction():
                 self._db.executemany(
                     "UPDATE entries SET pending = 1 WHERE context = ? AND key = ?", queued
                 )
-            self._unmarked().difference_update(queued)
+            self._unmarked.difference_update(queued)
         return super().pending(context)
 
 
@@ -415,43 +278,34 @@ def wipe_keeps_cursor(installation: Installation) -> ReferenceHelper:
 # -- ordering --------------------------------------------------------------------------------
 
 
-class _LocalTieEngine(SyncEngine):
-    async def _apply(
-        self,
-        ctx: Context,
-        epoch: int,
-        local: EntryState | None,
-        decision: Decision,
-        stats: PassStats,
-    ) -> None:
-        remote = decision.remote
-        if (
-            local is not None
-            and decision.action in (Action.INSERT, Action.MODIFY, Action.DELETE, Action.ADOPT)
-            and (remote.version.wall_ms, remote.version.counter)
-            == (local.version.wall_ms, local.version.counter)
-        ):
-            # BUG: versions are compared by time and counter only; on a tie (two writes in one
-            # millisecond) each device keeps its own copy, so devices disagree on the winner.
-            decision = Decision(Action.KEEP_LOCAL, remote)
-        await super()._apply(ctx, epoch, local, decision, stats)
+def _keeping_ties(local: Record | None, remote: RemoteDoc) -> Decision:
+    decision = decide(local, remote)
+    if (
+        local is not None
+        and decision.action in (Action.INSERT, Action.MODIFY, Action.DELETE, Action.ADOPT)
+        and (remote.version.wall_ms, remote.version.counter)
+        == (local.version.wall_ms, local.version.counter)
+    ):
+        # BUG: versions are compared by time and counter only; on a tie (two writes in one
+        # millisecond) each device keeps its own copy, so devices disagree on the winner.
+        return Decision(Action.KEEP_LOCAL, remote)
+    return decision
 
 
 def ties_by_local_order(installation: Installation) -> ReferenceHelper:
     """Two writes with equal time and counter: each device keeps its own."""
-    return _build(installation, engine=_LocalTieEngine)
+    return _with(decide=_keeping_ties)(installation)
 
 
-class _WallOnlyClock(HybridClock):
-    def observe(self, seen: Version) -> None:
-        # BUG: versions follow the device clock alone; remote versions seen are not observed,
-        # so a device whose clock is behind stamps its later edit older than what it saw (W2).
-        return None
+def _wall_only(last: Version | None, seen: Version) -> Version | None:
+    # BUG: versions follow the device clock alone; remote versions seen are not observed, so
+    # a device whose clock is behind stamps its later edit older than what it saw (W2).
+    return last
 
 
 def clock_ignores_remote(installation: Installation) -> ReferenceHelper:
     """The hybrid clock does not observe remote versions."""
-    return _build(installation, clock=_WallOnlyClock)
+    return _with(observe=_wall_only)(installation)
 
 
 # -- the registry ----------------------------------------------------------------------------

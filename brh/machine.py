@@ -1,0 +1,868 @@
+"""One sync pass, as a state machine that does no I/O (sans-IO): the whole algorithm, in order.
+
+:func:`sync_pass` is a generator. It yields one :mod:`effect <brh.effects>` at a time (read
+this from the local store, send this request to the vault, call this callback, write this
+transaction) and is resumed with the answer; a vault error is thrown back in where the request
+was yielded. It returns the pass's :class:`~brh.SyncResult` and what the helper remembers until
+the next pass. The asyncio driver (:class:`brh.engine.SyncEngine`) performs the effects; a test
+can drive the machine with a dict for a store and canned answers, without a loop or a vault.
+
+Read it top to bottom; per context, in registration order (SYNC-1):
+
+1. make sure the vault collection exists (DATA-1, COST-3);
+2. pull: first the keys known to have a newer remote version (stale ones), then pages of
+   everything stamped since the cursor, in the vault's ``(modified, _id)`` order (SYNC-4,
+   SYNC-9), each document decided against the local entry by :attr:`Rules.decide` and
+   delivered through the app's callbacks (CB-1..CB-7); a full pass reads every document and
+   reconciles what the vault no longer has (SYNC-10, DEL-3, RES-3);
+3. push every local change by compare-and-set (SYNC-7, ORD-4, ORD-5), holding back uploads
+   the vault refused (RETRY-6); a change that lost to a newer remote version gets that version
+   delivered at once;
+4. purge old tombstones now and then (DEL-2).
+
+A refused callback ends the pulls of the pass but not its pushes (CB-6, SYNC-8); a vault error
+ends that context's work only (RETRY-4). The decisions themselves are the pure functions of
+:mod:`brh.core`, reached through :class:`~brh.core.Rules`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from brh.core import (
+    PULL_SORT,
+    Action,
+    Conflict,
+    Decision,
+    Rules,
+    UploadFailure,
+    cursor_settles,
+    group_by_key,
+    pull_filter,
+)
+from brh.effects import (
+    ApplyRemote,
+    ClearRefusals,
+    ClearRejection,
+    ClearStale,
+    CreateCollection,
+    DeleteMany,
+    DeleteOne,
+    Deliver,
+    Effect,
+    Emit,
+    FindMany,
+    ForgetRemoteDeleted,
+    HasRefusals,
+    LiveSyncedKeys,
+    LoadState,
+    Local,
+    Log,
+    LoopTime,
+    MarkStale,
+    NoteRefusal,
+    NoteRejection,
+    Now,
+    Observe,
+    Pending,
+    PurgeTombstones,
+    Query,
+    Refusals,
+    Rejections,
+    Requeue,
+    RequeueAll,
+    SaveState,
+    SetBase,
+    StaleKeys,
+    Stuck,
+    UpdateOne,
+    VaultTime,
+)
+from brh.entry import StuckEntry, SyncResult
+from brh.hlc import Version
+from brh.options import SyncOptions
+from brh.store import ContextState, Record
+from brh.vault import AlreadyExistsError, CollectionNotFoundError, Document, VaultError
+from brh.wire import RemoteDoc, document_fields, parse_document, version_filter
+
+__all__ = ["PASS", "ContextReset", "Memory", "Outcome", "Plan", "sync_pass"]
+
+T = TypeVar("T")
+Steps = Generator[Effect, Any, T]
+"""A part of the machine: yields effects, is sent their answers, returns a ``T``."""
+
+PASS = ""
+"""The context name of effects about the whole pass (its start and end events)."""
+
+MAX_CAS_ATTEMPTS = 4
+"""Compare-and-set attempts of one upload in one pass before it waits for the next pass."""
+MAX_WINDOW = 10_000
+"""At most this many versions (about 300 KB of filter) are excluded by name when re-reading the
+overlap window; past that, the window's documents are re-read and skipped locally until the
+cursor settles. Excluding is far cheaper than re-reading: a version costs ~30 bytes of filter,
+a document its whole size in the answer."""
+STALE_FETCH_CHUNK = 200
+"""Keys per request when fetching the winners of stale entries by key."""
+MAX_PUSH_ROUNDS = 3
+"""Push rounds per context in one pass (a round that lost to newer versions delivers them and
+pushes again)."""
+
+
+class ContextReset(Exception):
+    """Thrown in by the driver: the context was wiped (or the helper closed) during the pass,
+    which leaves it alone from there (RES-2, API-6)."""
+
+
+class _Refused(Exception):
+    """The app refused a change: the pass delivers nothing more (CB-6)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What a helper keeps between passes outside its store (a restart forgets it, harmlessly)."""
+
+    ready: frozenset[str] = frozenset()
+    """Contexts whose collection is known to exist on the vault (else: the stored flag)."""
+    held: Mapping[tuple[str, str], tuple[Version, float]] = field(default_factory=dict)
+    """Per (context, key): the local version the vault refused, and the loop time before which
+    its upload is not tried again (RETRY-6)."""
+    stamp_seen: int | None = None
+    """The newest vault stamp read in any context: a reading of the vault's clock for a vault
+    that does not tell its time (SYNC-4)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one pass is asked to do."""
+
+    contexts: Sequence[tuple[str, str]]
+    """``(context, collection)`` of every registered context, in registration order."""
+    full: bool
+    options: SyncOptions
+    rules: Rules
+    memory: Memory = Memory()
+    quiet: bool = False
+    """A retry series is under way: repeated vault errors are logged at INFO, not WARNING."""
+    upload_delay: Callable[[int], float] | None = None
+    """``refusals -> seconds``: how long to hold back an upload the vault refused that many
+    times in a row (the retry backoff, jitter included, drawn by the driver)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: SyncResult
+    memory: Memory
+
+
+@dataclass
+class _Stats:
+    pulled: int = 0
+    pushed: int = 0
+    delivered: int = 0
+    requests: int = 0
+    failed: list[str] = field(default_factory=list)
+    error: str | None = None
+    rejected: list[StuckEntry] = field(default_factory=list)
+
+
+def sync_pass(plan: Plan) -> Steps[Outcome]:
+    """One pass over every context (see the module docstring)."""
+    stats = _Stats()
+    memory = plan.memory
+    refused: tuple[str, str] | None = None
+    yield Emit(PASS, "pass_started", {"full": plan.full})
+    if plan.options.debug:
+        yield Log(PASS, logging.DEBUG, "pass starts%s", (" (full)" if plan.full else "",))
+    for name, collection in plan.contexts:
+        context = _ContextPass(name, collection, plan, memory, stats)
+        try:
+            yield from context.run(halted=refused is not None)
+        except CollectionNotFoundError as exc:
+            # The collection was deleted behind our back (a vault reset). Local data is the
+            # backup now: queue every entry for upload and start the context over (RES-3).
+            yield Log(
+                name,
+                logging.WARNING,
+                "context %r: collection %r is gone from the vault; re-uploading every local entry",
+                (name, collection),
+            )
+            context.memory = replace(context.memory, ready=context.memory.ready - {name})
+            with contextlib.suppress(ContextReset):  # (a wipe meanwhile: nothing to requeue)
+                yield RequeueAll(name)
+            stats.failed.append(name)
+            stats.error = stats.error or f"{type(exc).__name__}: {exc}"
+        except ContextReset:
+            if plan.options.debug:
+                yield Log(name, logging.DEBUG, "context %s was wiped during the pass", (name,))
+            stats.failed.append(name)
+            stats.error = stats.error or f"context {name!r} was wiped during the pass"
+        except VaultError as exc:
+            # Loud the first time; while a retry series goes on, quieter (no log flood).
+            yield Log(
+                name,
+                logging.INFO if plan.quiet else logging.WARNING,
+                "context %r: vault error %s: %s",
+                (name, type(exc).__name__, exc),
+            )
+            stats.failed.append(name)
+            stats.error = stats.error or f"{type(exc).__name__}: {exc}"
+        if refused is None and context.refused is not None:  # even if its uploads then failed
+            refused = (name, context.refused)
+        memory = context.memory
+    stuck: list[StuckEntry] = []
+    for name, _collection in plan.contexts:
+        stuck += yield Stuck(name)
+    if refused is not None:
+        reason: str | None = "refused"
+    elif stats.failed:
+        reason = "vault_error"
+    elif stats.rejected:
+        reason = "rejected"
+    else:
+        reason = None
+    result = SyncResult(
+        completed=reason is None,
+        reason=reason,
+        error=stats.error,
+        refused=refused,
+        pulled=stats.pulled,
+        pushed=stats.pushed,
+        delivered=stats.delivered,
+        requests=stats.requests,
+        failed_contexts=tuple(stats.failed),
+        stuck=tuple(stuck),
+        rejected=tuple(stats.rejected),
+    )
+    if plan.options.debug:
+        yield Log(
+            PASS,
+            logging.DEBUG,
+            "pass ends: %s (pulled %d, pushed %d, delivered %d, %d requests)",
+            ("completed" if result.completed else reason, *_counts(stats)),
+        )
+    yield Emit(PASS, "pass_finished", {"result": result})
+    return Outcome(result, memory)
+
+
+def _counts(stats: _Stats) -> tuple[int, int, int, int]:
+    return stats.pulled, stats.pushed, stats.delivered, stats.requests
+
+
+class _ContextPass:
+    """One context's part of a pass. Each method is a part of the machine (see :data:`Steps`)."""
+
+    def __init__(
+        self, name: str, collection: str, plan: Plan, memory: Memory, stats: _Stats
+    ) -> None:
+        self.name = name
+        self.collection = collection
+        self.options = plan.options
+        self.rules = plan.rules
+        self.plan = plan
+        self.memory = memory
+        self.stats = stats
+        self.debug = plan.options.debug
+        self.state = ContextState(name)
+        """The context's progress as this pass last read or saved it."""
+        self.refused: str | None = None
+        """The key whose change the app refused in this context, if any."""
+
+    def run(self, *, halted: bool) -> Steps[None]:
+        """The context's work. A refused change is noted in :attr:`refused` at once.
+
+        ``halted``: the app refused a change earlier in the pass, so nothing more is delivered
+        (CB-6): no pull, but the uploads still go (SYNC-8)."""
+        self.state = yield LoadState(self.name)
+        yield from self.ensure_collection()
+        if not halted:
+            try:
+                yield from self.pull()
+            except _Refused as exc:
+                self.refused = exc.key
+        halted = halted or self.refused is not None
+        if not halted or self.rules.push_after_refusal:
+            for _round in range(MAX_PUSH_ROUNDS):
+                superseded = yield from self.push()
+                if not superseded or halted:
+                    break
+                try:  # a newer remote version beat a local change: deliver it now
+                    yield from self.pull_stale()
+                except _Refused as exc:
+                    self.refused = exc.key
+                    break
+        yield from self.maybe_purge()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def vault(self, effect: Effect) -> Steps[Any]:
+        """A vault request (counted; its error is thrown back here)."""
+        self.stats.requests += 1
+        return (yield effect)
+
+    def save(self, state: ContextState) -> Steps[None]:
+        yield SaveState(self.name, state)
+        self.state = state
+
+    def trace(self, message: str, *args: object) -> Steps[None]:
+        if self.debug:
+            yield Log(self.name, logging.DEBUG, message, args)
+
+    def parse(self, raw: list[Document]) -> Steps[list[RemoteDoc]]:
+        """The documents that are entries; the others are skipped with a warning (DATA-6)."""
+        docs = []
+        for item in raw:
+            doc = parse_document(item)
+            if doc is None:
+                yield Log(
+                    self.name,
+                    logging.WARNING,
+                    "context %r: ignoring a vault document that is not a backup entry (_id %s)",
+                    (self.name, item.get("_id")),
+                )
+                continue
+            docs.append(doc)
+        return docs
+
+    # -- 1. the collection ------------------------------------------------------------------
+
+    def ensure_collection(self) -> Steps[None]:
+        if self.name in self.memory.ready or self.state.collection_ready:
+            self.memory = replace(self.memory, ready=self.memory.ready | {self.name})
+            return
+        try:
+            yield from self.vault(CreateCollection(self.name, self.collection))
+            yield from self.trace("created collection %s", self.collection)
+        except AlreadyExistsError:
+            pass  # Hive answers 455 to a second create (DATA-1)
+        yield from self.save(replace(self.state, collection_ready=True))
+        self.memory = replace(self.memory, ready=self.memory.ready | {self.name})
+
+    # -- 2. pull ----------------------------------------------------------------------------
+
+    def pull(self) -> Steps[None]:
+        """Deliver every remote change since the cursor (or every document, on a full pass)."""
+        yield from self.pull_stale()
+        options, state = self.options, self.state
+        now_ms: int = yield Now(self.name)
+        away = (  # tombstones this device never saw may have been purged meanwhile (DEL-3)
+            options.tombstone_retention is not None
+            and state.last_pull_ms is not None
+            and now_ms - state.last_pull_ms > options.tombstone_retention * 1000 / 2
+        )
+        periodic = (  # repairs what an incremental pull cannot see (SYNC-11)
+            options.full_sync_interval is not None
+            and state.last_full_ms is not None
+            and now_ms - state.last_full_ms > options.full_sync_interval * 1000
+        )
+        resync = self.plan.full or state.cursor is None or away or periodic
+        if away or periodic:
+            why = "away for over half the tombstone retention" if away else "full_sync_interval"
+            yield Log(self.name, logging.INFO, "context %r: full pass (%s)", (self.name, why))
+        start = None if resync else state.cursor
+        settled = state.settled and start is not None
+        vault_now = yield from self.vault_now()  # before the pull is sent: it runs then or later
+        known = [version for _stamp, version in state.window] if start is not None else []
+        if len(known) > MAX_WINDOW:
+            known = []  # a bulk upload: re-reading beats a filter of thousands of versions
+        cursor, max_stamp = state.cursor, state.max_stamp
+        window = set(state.window) if start is not None else set()
+        grew = False
+        seen: set[str] | None = set() if resync else None
+        after: tuple[int, Any] | None = None
+        skip = 0
+        while True:
+            raw: list[Document] = yield from self.vault(
+                Query(
+                    self.name,
+                    self.collection,
+                    pull_filter(start, options.overlap, known, after, settled=settled),
+                    sort=PULL_SORT,
+                    skip=skip,
+                    limit=options.page_size,
+                )
+            )
+            docs = yield from self.parse(raw)
+            self.stats.pulled += len(docs)
+            if seen is not None:
+                seen.update(doc.key for doc in docs)
+            stamps = [d["modified"] for d in raw if isinstance(d.get("modified"), int)]
+            last_page = len(raw) < options.page_size
+            page_cursor, page_max, page_window = cursor, max_stamp, window
+            if stamps:
+                page_cursor = stamps[-1] if cursor is None else max(cursor, stamps[-1])
+                page_max = _max(max_stamp, max(stamps))
+                page_window = window | {
+                    (d["modified"], d["brhVersion"])
+                    for d in raw
+                    if isinstance(d.get("modified"), int) and isinstance(d.get("brhVersion"), str)
+                }
+            if not self.rules.save_page_after_delivery and page_cursor is not None:
+                yield from self.save_progress(page_cursor, page_max, page_window)
+            try:
+                yield from self.process(docs)
+            except _Refused as refusal:
+                # Keep the cursor at the refused change so the next pass reads it again.
+                refused = next(
+                    (d for d in docs if d.key == refusal.key and d.stamp is not None), None
+                )
+                kept, known_now = self.rules.progress_at_refusal(
+                    cursor, frozenset(window), docs, refused
+                )
+                if kept is not None and (kept != cursor or known_now != window):
+                    yield from self.save_progress(kept, _max(max_stamp, kept), set(known_now))
+                raise
+            if stamps:
+                self.memory = replace(
+                    self.memory, stamp_seen=_max(self.memory.stamp_seen, max(stamps))
+                )
+                grew = grew or len(page_window) > len(window)
+                cursor, max_stamp = page_cursor, page_max
+                assert cursor is not None
+                window = set(_prune(page_window, cursor - options.overlap))
+                if not last_page:  # the last page's progress is saved with the pull's end
+                    yield from self.save_progress(cursor, max_stamp, window)
+            if last_page:
+                break
+            last = raw[-1]
+            if isinstance(last.get("modified"), int) and last.get("_id") is not None:
+                after, skip = (last["modified"], last["_id"]), 0
+            else:  # documents without vault stamps (never written by Hive's default client)
+                skip += len(raw)
+        if seen is not None:
+            yield from self.reconcile_missing(seen, away)
+        if grew or cursor != state.cursor:
+            settled = False  # new documents: a later pull, sent later, must confirm
+        elif not settled and cursor is not None:
+            # Judged on the vault's clock, which stamps the writes, never on this device's.
+            settled = cursor_settles(cursor, options.overlap, vault_now)
+        cursor = self.rules.cursor_after_pull(cursor, now_ms)
+        yield from self.save(
+            replace(
+                self.state,
+                cursor=cursor if cursor is not None else 0,
+                max_stamp=max_stamp,
+                last_pull_ms=now_ms,
+                last_full_ms=now_ms if resync else state.last_full_ms,
+                window=() if settled else tuple(sorted(window)),
+                settled=settled,
+            )
+        )
+
+    def vault_now(self) -> Steps[float | None]:
+        """The vault's clock as far as this helper knows: the ``Date`` of its latest answer
+        when the vault tells it, else the newest stamp read (SYNC-4)."""
+        told: float | None = yield VaultTime(self.name)
+        if told is not None:
+            return told
+        seen = self.memory.stamp_seen
+        return None if seen is None else float(seen)
+
+    def save_progress(self, cursor: int, max_stamp: int | None, window: set[Any]) -> Steps[None]:
+        """Persist a pull's progress part-way. The cursor moved, so it is no longer settled: a
+        restart must re-read the overlap (more documents may share the cursor's stamp)."""
+        yield from self.save(
+            replace(
+                self.state,
+                cursor=cursor,
+                max_stamp=max_stamp,
+                window=_prune(window, cursor - self.options.overlap),
+                settled=False,
+            )
+        )
+
+    def pull_stale(self) -> Steps[None]:
+        """Fetch, by key, remote versions known to be newer than what this device holds."""
+        keys: list[str] = yield StaleKeys(self.name)
+        for start in range(0, len(keys), STALE_FETCH_CHUNK):
+            chunk = keys[start : start + STALE_FETCH_CHUNK]
+            raw = yield from self.vault(
+                FindMany(self.name, self.collection, {"key": {"$in": chunk}})
+            )
+            docs = yield from self.parse(raw)
+            self.stats.pulled += len(docs)
+            yield from self.process(docs)
+            found = {doc.key for doc in docs}
+            yield ClearStale(self.name, tuple(key for key in chunk if key not in found))
+
+    def process(self, docs: list[RemoteDoc]) -> Steps[None]:
+        """Decide each key's winning document against the local entry, and act on it."""
+        streaks: bool = yield HasRefusals(self.name)
+        for winner, dominated in group_by_key(docs):
+            for loser in dominated:
+                yield from self.delete_duplicate(loser)
+            yield Observe(self.name, winner.version)  # never write behind what was seen
+            local: Record | None = yield Local(self.name, winner.key)
+            yield from self.apply(local, self.rules.decide(local, winner))
+            if streaks and (yield Refusals(self.name, winner.key)):
+                # settled without the app (e.g. a newer local write won): the streak ends
+                yield ClearRefusals(self.name, winner.key)
+
+    def apply(self, local: Record | None, decision: Decision) -> Steps[None]:
+        remote, action = decision.remote, decision.action
+        key = remote.key
+        if action is Action.SKIP:
+            if local is not None and local.stale:
+                yield ClearStale(self.name, (key,))
+            return
+        if action is Action.DOMINATED:
+            yield from self.delete_duplicate(remote)
+            return
+        if action is Action.ECHO:
+            yield SetBase(self.name, key, remote.version, clear_if_version=remote.version)
+            return
+        if action is Action.KEEP_LOCAL:
+            local_version = local.version if local else None
+            yield from self.trace(
+                "%s/%s: local %s beats vault %s", self.name, key, local_version, remote.version
+            )
+            yield SetBase(self.name, key, remote.version, pending=True)
+            return
+        if action is not Action.ADOPT:
+            yield from self.deliver(action, remote)
+        record = Record(
+            context=self.name,
+            key=key,
+            data=remote.data,
+            creation_date=remote.creation_date,
+            modification_date=remote.modification_date,
+            deletion_date=remote.deletion_date,
+            version=remote.version,
+            base=remote.version,
+        )
+        stored = yield ApplyRemote(self.name, record, local.version if local else None)
+        if not stored:
+            # The app wrote this key while its callback ran: that write is newer and wins.
+            yield SetBase(self.name, key, remote.version, pending=True)
+
+    def deliver(self, action: Action, remote: RemoteDoc) -> Steps[None]:
+        """Call the app's callback; raise :class:`_Refused` unless it handled the change."""
+        if self.debug:
+            payload = f" data={remote.data!r}" if self.options.log_payloads else ""
+            yield from self.trace(
+                "%s/%s: %s callback for %s%s",
+                self.name,
+                remote.key,
+                action.value,
+                remote.version,
+                payload,
+            )
+        answer = yield Deliver(self.name, action, remote)
+        ok = self.rules.accepted(answer)
+        if not isinstance(answer, bool | BaseException):
+            yield Log(
+                self.name,
+                logging.WARNING,
+                "context %r: %s callback returned %r for key %r; expected True or False, "
+                "treated as a refusal",
+                (self.name, action.value, answer, remote.key),
+            )
+        elif answer is False:
+            yield from self.trace("%s/%s: %s refused", self.name, remote.key, action.value)
+        yield Emit(
+            self.name,
+            "callback",
+            {
+                "context": self.name,
+                "key": remote.key,
+                "action": action.value,
+                "accepted": ok,
+                "version": remote.version.encode(),
+            },
+        )
+        if ok:
+            self.stats.delivered += 1
+            return
+        streak: int = yield NoteRefusal(self.name, remote.key)
+        if streak >= self.options.stuck_threshold:
+            yield Log(
+                self.name,
+                logging.WARNING,
+                "context %r: the %s of key %r has been refused %d times in a row; it stays "
+                "queued and is retried with backoff",
+                (self.name, action.value, remote.key, streak),
+            )
+        raise _Refused(remote.key)
+
+    def delete_duplicate(self, doc: RemoteDoc) -> Steps[None]:
+        """Remove a document superseded by a newer one of the same key (ORD-4)."""
+        if doc.version.is_legacy:
+            return  # leave documents the original helper wrote alone (DATA-4)
+        yield from self.trace(
+            "%s/%s: removing superseded duplicate %s", self.name, doc.key, doc.version
+        )
+        yield from self.vault(
+            DeleteOne(self.name, self.collection, version_filter(doc.key, doc.version))
+        )
+
+    def reconcile_missing(self, seen: set[str], away: bool) -> Steps[None]:
+        """After a full pull: what about synced entries the vault no longer has at all?
+
+        Documents only vanish legitimately when an old tombstone is purged, which a device can
+        miss only if it was away for a large part of the retention: then the entry was deleted,
+        and the app is told. Otherwise the vault lost data, and this device re-uploads its copy
+        (SYNC-10).
+        """
+        synced: list[str] = yield LiveSyncedKeys(self.name)
+        for key in synced:
+            if key in seen:
+                continue
+            local: Record | None = yield Local(self.name, key)
+            if local is None or local.pending or local.deleted:
+                continue
+            if not away:
+                yield Log(
+                    self.name,
+                    logging.WARNING,
+                    "context %r: the vault lost entry %r; uploading this device's copy",
+                    (self.name, key),
+                )
+                yield Requeue(self.name, key)
+                continue
+            now: int = yield Now(self.name)
+            gone = RemoteDoc(
+                key=key,
+                data=local.data,
+                creation_date=local.creation_date,
+                modification_date=now,
+                deletion_date=now,
+                version=local.version,
+                stamp=None,
+                doc_id=None,
+            )
+            yield from self.deliver(Action.DELETE, gone)
+            yield ForgetRemoteDeleted(self.name, key, local.version)
+
+    # -- 3. push ----------------------------------------------------------------------------
+
+    def push(self) -> Steps[bool]:
+        """Upload every pending local change; True if a newer remote version beat one.
+
+        An upload the vault refused waits out its backoff while the others go on (RETRY-6).
+        """
+        superseded = False
+        held = yield from self.held_back()
+        pending: list[Record] = yield Pending(self.name)
+        for record in pending:
+            if record.key in held:
+                continue
+            try:
+                if not (yield from self.push_one(record)):
+                    superseded = True
+            except VaultError as exc:
+                failure = self.rules.upload_failure(exc)
+                if failure is UploadFailure.TRANSPORT:
+                    raise
+                yield from self.rejected(record, exc, failure)
+                if failure is UploadFailure.VAULT:
+                    raise
+        return superseded
+
+    def held_back(self) -> Steps[set[str]]:
+        """Keys whose refused upload waits out its backoff (reported in the pass's result)."""
+        rejections = yield Rejections(self.name)
+        if not rejections:
+            return set()
+        now: float = yield LoopTime(self.name)
+        held: set[str] = set()
+        for rejection in rejections:
+            version, until = self.memory.held.get((self.name, rejection.key), (None, 0.0))
+            if version == rejection.version and now < until:
+                held.add(rejection.key)
+                self.stats.rejected.append(
+                    StuckEntry(
+                        self.name, rejection.key, rejection.refusals, "upload", rejection.reason
+                    )
+                )
+        return held
+
+    def rejected(self, record: Record, error: VaultError, failure: UploadFailure) -> Steps[None]:
+        """The vault refused (or failed on) this entry's upload: count it, hold it back."""
+        reason = f"{type(error).__name__} ({error.status}): {error}"
+        definite = failure is UploadFailure.ENTRY
+        count: int = yield NoteRejection(self.name, record.key, record.version, reason, definite)
+        delay = float(self.plan.upload_delay(count)) if self.plan.upload_delay else 0.0
+        now: float = yield LoopTime(self.name)
+        held = dict(self.memory.held)
+        held[(self.name, record.key)] = (record.version, now + delay)
+        self.memory = replace(self.memory, held=held)
+        self.stats.rejected.append(StuckEntry(self.name, record.key, count, "upload", reason))
+        loud = definite or count >= self.options.stuck_threshold
+        yield Log(
+            self.name,
+            logging.WARNING if loud else logging.INFO,
+            "context %r: the vault refused to store key %r (%d time%s in a row): %s; the other "
+            "entries go on, this one is retried in %.0f s",
+            (self.name, record.key, count, "" if count == 1 else "s", reason, delay),
+        )
+        yield Emit(
+            self.name,
+            "rejected",
+            {
+                "context": self.name,
+                "key": record.key,
+                "version": record.version.encode(),
+                "error": reason,
+            },
+        )
+
+    def landed(self, record: Record) -> Steps[None]:
+        """The vault holds ``record``'s version: the upload is done."""
+        key = record.key
+        yield SetBase(self.name, key, record.version, clear_if_version=record.version)
+        yield ClearRejection(self.name, key)
+        if (self.name, key) in self.memory.held:
+            held = dict(self.memory.held)
+            del held[(self.name, key)]
+            self.memory = replace(self.memory, held=held)
+        self.stats.pushed += 1
+        yield from self.trace("%s/%s: pushed %s", self.name, key, record.version)
+        yield Emit(
+            self.name,
+            "pushed",
+            {"context": self.name, "key": key, "version": record.version.encode()},
+        )
+
+    def push_one(self, record: Record) -> Steps[bool]:
+        """Compare-and-set one local change; False if a newer remote version beat it."""
+        key = record.key
+        fields = document_fields(
+            key, record.data, record.creation_date, record.deletion_date, record.version
+        )
+        update = {"$set": fields}
+        base = record.base
+        for _attempt in range(MAX_CAS_ATTEMPTS):
+            if base is None:
+                # Create. The filter names our own version, so a retry after a lost answer
+                # finds the document it created instead of inserting a second one.
+                yield from self.vault(
+                    UpdateOne(
+                        self.name,
+                        self.collection,
+                        self.rules.create_filter(key, record.version),
+                        update,
+                        upsert=True,
+                    )
+                )
+                landed = True
+            else:
+                result = yield from self.vault(
+                    UpdateOne(self.name, self.collection, version_filter(key, base), update)
+                )
+                landed = result.matched_count > 0
+            if landed:
+                yield from self.landed(record)
+                return True
+            raw = yield from self.vault(FindMany(self.name, self.collection, {"key": key}))
+            docs = yield from self.parse(raw)
+            outcome = self.rules.resolve_conflict(record, docs)
+            for loser in outcome.dominated:
+                yield from self.delete_duplicate(loser)
+            if outcome.kind is Conflict.LANDED:
+                yield from self.landed(record)
+                return True
+            if outcome.winner is not None:
+                yield Observe(self.name, outcome.winner.version)
+            if outcome.kind is Conflict.REMOTE_WINS:
+                winner = outcome.winner.version if outcome.winner else None
+                yield from self.trace(
+                    "%s/%s: local %s lost to %s", self.name, key, record.version, winner
+                )
+                yield MarkStale(self.name, key, record.version)
+                yield Emit(
+                    self.name,
+                    "superseded",
+                    {
+                        "context": self.name,
+                        "key": key,
+                        "version": winner.encode() if winner else None,
+                    },
+                )
+                return False
+            base = None if outcome.winner is None else outcome.winner.version
+        yield Log(
+            self.name,
+            logging.WARNING,
+            "context %r: key %r kept changing on the vault during %d upload attempts; it stays "
+            "queued",
+            (self.name, key, MAX_CAS_ATTEMPTS),
+        )
+        return True
+
+    # -- 4. tombstone retention -------------------------------------------------------------
+
+    def maybe_purge(self) -> Steps[None]:
+        """Purge tombstones older than the retention, at most once per ``purge_interval`` of
+        vault time (DEL-2)."""
+        options, state = self.options, self.state
+        if options.tombstone_retention is None or state.max_stamp is None:
+            return
+        if (
+            state.last_purge_stamp is not None
+            and state.max_stamp - state.last_purge_stamp < options.purge_interval
+        ):
+            return
+        horizon = int(state.max_stamp - options.tombstone_retention)
+        docs: list[RemoteDoc] = []
+        if horizon > 0:
+            old = yield from self.vault(
+                Query(
+                    self.name,
+                    self.collection,
+                    {
+                        "deletionDate": {"$ne": None},
+                        "modified": {"$lt": horizon},
+                        "brhVersion": {"$exists": True},
+                    },
+                    projection={
+                        "key": 1,
+                        "brhVersion": 1,
+                        "modificationDate": 1,
+                        "deletionDate": 1,
+                    },
+                    limit=options.page_size,
+                )
+            )
+            docs = [doc for doc in (yield from self.parse(old)) if not doc.version.is_legacy]
+        if docs:
+            yield from self.vault(
+                DeleteMany(
+                    self.name,
+                    self.collection,
+                    {
+                        "$or": [
+                            {"key": d.key, "brhVersion": {"$lte": d.version.encode()}} for d in docs
+                        ]
+                    },
+                )
+            )
+            yield from self.trace(
+                "%s: purged %d tombstones older than stamp %d", self.name, len(docs), horizon
+            )
+        yield PurgeTombstones(self.name, horizon * 1000)
+        done = len(docs) < options.page_size  # more left: purge again next pass
+        yield from self.save(
+            replace(
+                self.state,
+                last_purge_stamp=state.max_stamp if done else state.last_purge_stamp,
+            )
+        )
+
+
+def _prune(window: set[tuple[int, str]], lowest: int) -> tuple[tuple[int, str], ...]:
+    """The window entries still inside the overlap (stamp >= ``lowest``), sorted."""
+    return tuple(sorted(item for item in window if item[0] >= lowest))
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
