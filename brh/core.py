@@ -20,7 +20,7 @@ from typing import Any
 
 from brh.hlc import Version, observe
 from brh.retry import RetryPolicy
-from brh.store import Record
+from brh.store import EntryState, Record
 from brh.vault import (
     CollectionNotFoundError,
     NetworkError,
@@ -73,7 +73,7 @@ class Decision:
     remote: RemoteDoc
 
 
-def decide(local: Record | None, remote: RemoteDoc) -> Decision:
+def decide(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
     """Compare the vault's winning version of a key with the local entry.
 
     Last writer wins by version (hybrid logical clock, then device id), so every device picks
@@ -311,7 +311,7 @@ class Rules:
     pass machine; ``dataclasses.replace(RULES, decide=...)`` gives a helper with one changed.
     """
 
-    decide: Callable[[Record | None, RemoteDoc], Decision] = decide
+    decide: Callable[[Record | EntryState | None, RemoteDoc], Decision] = decide
     """What to do with the vault's winning version of a key (CB-1..CB-4, ORD-2, ORD-6)."""
     resolve_conflict: Callable[[Record, Sequence[RemoteDoc]], ConflictOutcome] = resolve_conflict
     """How a compare-and-set that matched nothing resolves (SYNC-7, ORD-4, ORD-5)."""

@@ -6,6 +6,8 @@ transaction of the local store, a vault request, a callback, a look at a clock, 
 record. A vault error is thrown back into the machine where it yielded the request.
 
 Every effect names the context it is about. The answer each kind gets is in its docstring.
+Effects are plain slotted dataclasses, never changed once yielded (one is built for every step
+of every pass, and a frozen dataclass costs several times as much to build).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "LiveSyncedKeys",
     "LoadState",
     "Local",
+    "LocalState",
     "Log",
     "LoopTime",
     "MarkStale",
@@ -63,7 +66,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Effect:
     context: str
 
@@ -71,51 +74,59 @@ class Effect:
 # -- reads of the local store -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LoadState(Effect):
     """The context's stored progress: a :class:`~brh.store.ContextState`."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Local(Effect):
     """The local entry of ``key``: a :class:`~brh.store.Record`, or None."""
 
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
+class LocalState(Effect):
+    """The local entry of ``key`` without its data (what a decision needs): a
+    :class:`~brh.store.EntryState`, or None."""
+
+    key: str
+
+
+@dataclass(slots=True)
 class Pending(Effect):
     """The entries with a local change to upload, in key order: ``list[Record]``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StaleKeys(Effect):
     """Keys whose newer remote version has not been delivered yet: ``list[str]``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LiveSyncedKeys(Effect):
     """Keys of live entries the vault has held and nothing newer is pending: ``list[str]``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Rejections(Effect):
     """Uploads the vault refused, still current: ``list[brh.store.Rejection]``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HasRefusals(Effect):
     """Whether some key of the context has a refusal streak: ``bool``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Refusals(Effect):
     """The refusal streak of ``key``: ``int``."""
 
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Stuck(Effect):
     """The context's stuck entries (RETRY-3, RETRY-6): ``list[brh.StuckEntry]``."""
 
@@ -123,22 +134,22 @@ class Stuck(Effect):
 # -- clocks -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Now(Effect):
     """The device clock, in whole milliseconds: ``int``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class VaultTime(Effect):
     """The vault's clock as its latest answer gave it, or None (see SYNC-4): ``float | None``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LoopTime(Effect):
     """The event loop's monotonic time, in seconds: ``float``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Observe(Effect):
     """The hybrid clock sees ``version``: later local writes are stamped after it."""
 
@@ -148,14 +159,14 @@ class Observe(Effect):
 # -- transactions of the local store ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SaveState(Effect):
     """Store the context's progress."""
 
     state: ContextState
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ApplyRemote(Effect):
     """Store a delivered remote version unless the local version is no longer ``expected``
     (the app wrote the key meanwhile): ``bool``, whether it was stored."""
@@ -164,7 +175,7 @@ class ApplyRemote(Effect):
     expected: Version | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SetBase(Effect):
     """Note that the vault holds ``base`` for ``key`` (see :meth:`LocalStore.set_base`)."""
 
@@ -174,7 +185,7 @@ class SetBase(Effect):
     clear_if_version: Version | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MarkStale(Effect):
     """A newer remote version beat the local version ``lost``: stop pushing it."""
 
@@ -182,24 +193,24 @@ class MarkStale(Effect):
     lost: Version
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClearStale(Effect):
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NoteRefusal(Effect):
     """The app refused the remote change of ``key`` once more: ``int``, the streak."""
 
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClearRefusals(Effect):
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NoteRejection(Effect):
     """The vault refused to store ``version`` of ``key``: ``int``, refusals in a row."""
 
@@ -209,24 +220,24 @@ class NoteRejection(Effect):
     definite: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClearRejection(Effect):
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Requeue(Effect):
     """The vault lost ``key``'s document: upload the local copy as new."""
 
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequeueAll(Effect):
     """The vault lost the context's collection: upload every local entry as new."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ForgetRemoteDeleted(Effect):
     """Drop the synced entry ``key`` at ``expected``: its tombstone was purged: ``bool``."""
 
@@ -234,7 +245,7 @@ class ForgetRemoteDeleted(Effect):
     expected: Version
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PurgeTombstones(Effect):
     """Drop synced local tombstones written before ``older_than_ms``: ``int``, how many."""
 
@@ -244,12 +255,12 @@ class PurgeTombstones(Effect):
 # -- vault requests (answers as brh.vault.Vault's; a VaultError is thrown back) ---------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CreateCollection(Effect):
     collection: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Query(Effect):
     collection: str
     filter: Mapping[str, Any]
@@ -259,13 +270,13 @@ class Query(Effect):
     projection: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FindMany(Effect):
     collection: str
     filter: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UpdateOne(Effect):
     collection: str
     filter: Mapping[str, Any]
@@ -273,13 +284,13 @@ class UpdateOne(Effect):
     upsert: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DeleteOne(Effect):
     collection: str
     filter: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DeleteMany(Effect):
     collection: str
     filter: Mapping[str, Any]
@@ -288,7 +299,7 @@ class DeleteMany(Effect):
 # -- the app and the observer -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Deliver(Effect):
     """Call the app's callback for ``action`` with ``remote`` as an entry: what it answered
     (True, False, anything else), or the exception it raised."""
@@ -297,7 +308,7 @@ class Deliver(Effect):
     remote: RemoteDoc
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Emit(Effect):
     """Tell the listener: a :class:`brh.SyncEvent` of ``kind`` with ``fields``."""
 
@@ -305,7 +316,7 @@ class Emit(Effect):
     fields: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Log(Effect):
     """A record on the ``brh`` logger: ``message % args`` at ``level``."""
 
@@ -314,7 +325,17 @@ class Log(Effect):
     args: Sequence[Any] = ()
 
 
-READS = (LoadState, Local, Pending, StaleKeys, LiveSyncedKeys, Rejections, HasRefusals, Refusals)
+READS = (
+    LoadState,
+    Local,
+    LocalState,
+    Pending,
+    StaleKeys,
+    LiveSyncedKeys,
+    Rejections,
+    HasRefusals,
+    Refusals,
+)
 """Effects that read the local store."""
 WRITES = (
     SaveState,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import enum
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -79,6 +80,8 @@ class SyncEngine:
         self.listener = listener
         self.upload_delay = upload_delay
         self.rules = rules
+        self._clocked = vault if isinstance(vault, VaultClock) else None
+        """The vault, if it tells its time (checked once: a protocol check is slow)."""
         self.retrying = False
         """True while a retry series runs: repeated vault errors then log quietly."""
         self.memory = Memory()
@@ -89,6 +92,7 @@ class SyncEngine:
         self._handlers: dict[type[fx.Effect], Callable[[Any], Any]] = {
             fx.LoadState: self._load_state,
             fx.Local: lambda e: self.store.get(e.context, e.key),
+            fx.LocalState: lambda e: self.store.state(e.context, e.key),
             fx.Pending: lambda e: self.store.pending(e.context),
             fx.StaleKeys: lambda e: self.store.stale_keys(e.context),
             fx.LiveSyncedKeys: lambda e: self.store.live_synced_keys(e.context),
@@ -172,19 +176,19 @@ class SyncEngine:
                 thrown = exc
 
     async def _perform(self, effect: fx.Effect) -> Any:
-        kind = type(effect)
-        if kind in fx.VAULT:
+        kind = _KINDS[type(effect)]
+        if kind is _Kind.READ:
+            return self._handlers[type(effect)](effect)
+        if kind is _Kind.WRITE:
+            self._check(effect.context)
+            return self._handlers[type(effect)](effect)
+        if kind is _Kind.VAULT:
             answer = await self._request(effect)
-            self._check(effect.context)  # the app may have wiped it meanwhile
-            return answer
-        if kind is fx.Deliver:
+        else:
             assert isinstance(effect, fx.Deliver)
             answer = await self._deliver(effect)
-            self._check(effect.context)
-            return answer
-        if kind in fx.WRITES:
-            self._check(effect.context)
-        return self._handlers[kind](effect)
+        self._check(effect.context)  # the app may have wiped it meanwhile
+        return answer
 
     def _check(self, context: str) -> None:
         """A wiped context (or a closed helper) gets nothing more from this pass (RES-2)."""
@@ -199,8 +203,7 @@ class SyncEngine:
         return self.store.context_state(effect.context)
 
     def _vault_time(self) -> float | None:
-        vault = self.vault
-        return vault.vault_time() if isinstance(vault, VaultClock) else None
+        return None if self._clocked is None else self._clocked.vault_time()
 
     def _observe(self, effect: fx.Observe) -> None:
         self.clock.last = self.rules.observe(self.clock.last, effect.version)
@@ -269,3 +272,33 @@ class SyncEngine:
         if effect.level == logging.DEBUG and not self.options.debug:
             return
         self._log.log(effect.level, "[%s] " + effect.message, self.device_id, *effect.args)
+
+
+class _Kind(enum.Enum):
+    READ = "read"
+    """Answered at once, changing nothing (store reads, clocks, events, log records)."""
+    WRITE = "write"
+    """A store transaction: not for a context wiped during the pass."""
+    VAULT = "vault"
+    APP = "app"
+
+
+_KINDS: dict[type[fx.Effect], _Kind] = {
+    **{kind: _Kind.WRITE for kind in fx.WRITES},
+    **{kind: _Kind.VAULT for kind in fx.VAULT},
+    fx.Deliver: _Kind.APP,
+    **{
+        kind: _Kind.READ
+        for kind in (
+            *fx.READS,
+            fx.Stuck,
+            fx.Now,
+            fx.VaultTime,
+            fx.LoopTime,
+            fx.Observe,
+            fx.Emit,
+            fx.Log,
+        )
+    },
+}
+"""How the driver performs each kind of effect."""

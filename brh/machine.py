@@ -61,6 +61,7 @@ from brh.effects import (
     LiveSyncedKeys,
     LoadState,
     Local,
+    LocalState,
     Log,
     LoopTime,
     MarkStale,
@@ -85,7 +86,7 @@ from brh.effects import (
 from brh.entry import StuckEntry, SyncResult
 from brh.hlc import Version
 from brh.options import SyncOptions
-from brh.store import ContextState, Record
+from brh.store import ContextState, EntryState, Record
 from brh.vault import AlreadyExistsError, CollectionNotFoundError, Document, VaultError
 from brh.wire import RemoteDoc, document_fields, parse_document, version_filter
 
@@ -498,13 +499,13 @@ class _ContextPass:
             for loser in dominated:
                 yield from self.delete_duplicate(loser)
             yield Observe(self.name, winner.version)  # never write behind what was seen
-            local: Record | None = yield Local(self.name, winner.key)
+            local: EntryState | None = yield LocalState(self.name, winner.key)
             yield from self.apply(local, self.rules.decide(local, winner))
             if streaks and (yield Refusals(self.name, winner.key)):
                 # settled without the app (e.g. a newer local write won): the streak ends
                 yield ClearRefusals(self.name, winner.key)
 
-    def apply(self, local: Record | None, decision: Decision) -> Steps[None]:
+    def apply(self, local: EntryState | None, decision: Decision) -> Steps[None]:
         remote, action = decision.remote, decision.action
         key = remote.key
         if action is Action.SKIP:

@@ -35,6 +35,9 @@ _STAGES = {
 }
 
 
+_UNKNOWN: Any = object()
+
+
 def _key_of(args: tuple[Any, ...]) -> str | None:
     """The entry key a request is about, for the trace (when its filter names one)."""
     if len(args) >= 2 and (type(args[1]) is dict or isinstance(args[1], Mapping)):
@@ -80,6 +83,8 @@ class Link:
         may yet apply, even after the device that sent them crashed)."""
         self._vault_time: float | None = None
         """The vault's clock as the latest answer that reached the device gave it."""
+        self._clock: Any = _UNKNOWN
+        """What tells the server's time (None: nothing does), once found."""
 
     def vault_time(self) -> float | None:
         """The vault's clock as the ``Date`` of the latest answer this device received gave it
@@ -89,12 +94,13 @@ class Link:
 
     def _server_date(self) -> float | None:
         """The server's clock now, as the Date header of an answer made now would say."""
-        server = self.server
-        if isinstance(server, VaultServer):
-            server = server.backend if server.live else server.vault
-        if isinstance(server, VaultClock):
-            return server.vault_time()
-        return None
+        clock = self._clock
+        if clock is _UNKNOWN:  # found once: a protocol check costs more than a request
+            server = self.server
+            if isinstance(server, VaultServer):
+                server = server.backend if server.live else server.vault
+            clock = self._clock = server if isinstance(server, VaultClock) else None
+        return None if clock is None else clock.vault_time()
 
     def __getattr__(self, name: str) -> Any:
         if name not in OPERATIONS:

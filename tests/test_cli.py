@@ -13,7 +13,7 @@ import pytest
 
 import brh.helper
 from brh.core import RULES, Action, Decision, decide
-from brh.store import Record
+from brh.store import EntryState, Record
 from brh.wire import RemoteDoc
 from simulator import scenarios
 from simulator.cli import main
@@ -75,7 +75,7 @@ def test_explore_reports_failures_by_clause(
     """A helper with a bug: exit 1, failures counted by clause, a replay file and a report for
     each failing seed, and the replay reproduces the failure."""
 
-    def deaf(local: Record | None, remote: RemoteDoc) -> Decision:
+    def deaf(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
         decision = decide(local, remote)
         return Decision(Action.SKIP, remote) if decision.action is Action.MODIFY else decision
 

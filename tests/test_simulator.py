@@ -15,7 +15,7 @@ import pytest
 import brh.helper
 from brh import RetryPolicy
 from brh.core import RULES, Action, Decision, decide
-from brh.store import Record
+from brh.store import EntryState, Record
 from brh.vault import NetworkError
 from brh.wire import RemoteDoc
 from conformance.implementations import legacy
@@ -65,7 +65,7 @@ def _scripted(world: World) -> Any:
 def test_checkers_catch_a_helper_that_echoes(monkeypatch: pytest.MonkeyPatch) -> None:
     """CB-4: a helper that tells a device about its own writes is caught."""
 
-    def echoing(local: Record | None, remote: RemoteDoc) -> Decision:
+    def echoing(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
         decision = decide(local, remote)
         own = local is not None and remote.version == local.version and not local.deleted
         if own and decision.action in (Action.ECHO, Action.SKIP):
@@ -82,7 +82,7 @@ def test_checkers_catch_a_helper_that_ignores_remote_changes(
 ) -> None:
     """SYNC-1, ORD-2: a helper that never applies remote modifications does not converge."""
 
-    def deaf(local: Record | None, remote: RemoteDoc) -> Decision:
+    def deaf(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
         decision = decide(local, remote)
         return Decision(Action.SKIP, remote) if decision.action is Action.MODIFY else decision
 
