@@ -39,8 +39,8 @@ from typing import Any, TypeVar
 
 from brh import BackupRestoreHelper, Entry
 from brh.vault import Document, SortSpec
+from hivevault.vault import FakeVault
 from simulator.timeloop import run
-from simulator.vault import FakeVault
 
 EPOCH = 1_750_000_000.0
 """Virtual start time (seconds since the epoch), as in the tests."""

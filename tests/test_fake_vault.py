@@ -1,4 +1,4 @@
-"""Tests of simulator.vault.FakeVault: Hive's database service semantics, in memory."""
+"""Tests of hivevault.vault.FakeVault: Hive's database service semantics, in memory."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from brh.vault import (
     Vault,
     VaultError,
 )
-from simulator import mongo
-from simulator import vault as vault_module
-from simulator.vault import MAX_DOCUMENT_BYTES, FakeVault, VaultRequest, _Collection, _plan
+from hivevault import mongo
+from hivevault import vault as vault_module
+from hivevault.vault import MAX_DOCUMENT_BYTES, FakeVault, VaultRequest, _Collection, _plan
 from tests.unstorable import ACCEPTED, UNSTORABLE, Case, nest
 
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 
 :class:`FakeVault` implements :class:`brh.vault.Vault` with the semantics of a Hive v2 node in
 front of MongoDB (see ``shared/reference/hive-vault-api.md``), evaluated by
-:mod:`simulator.mongo`:
+:mod:`hivevault.mongo`:
 
 * Collections must be created first; creating one twice raises :class:`AlreadyExistsError`
   (455); any other operation on a missing one raises :class:`CollectionNotFoundError` (404/4).
@@ -20,13 +20,13 @@ front of MongoDB (see ``shared/reference/hive-vault-api.md``), evaluated by
 * There is no other unique index: two upserts of one key with different filters both insert.
 * Natural order is insertion order; updates keep a document's place.
 * What a vault cannot store is an :class:`InvalidParameterError` (400) that names the argument
-  and the path, and changes nothing (:mod:`simulator.mongo.values` gives the rules and their
+  and the path, and changes nothing (:mod:`hivevault.mongo.values` gives the rules and their
   sources): integers beyond signed 64 bits, NaN and infinities, lone surrogates, NUL in field
   names, documents nested deeper than 100 levels or larger than 16 MiB (measured as their
   compact JSON encoding), field names starting with ``$`` in what an update writes, paths of
   more than 100 parts, filters whose logical tree is deeper than 100 levels, and arguments
   nested deeper than 200 levels. ``$regex`` runs on RE2, in time linear in the text
-  (:mod:`simulator.mongo.filters` says what of PCRE that leaves out).
+  (:mod:`hivevault.mongo.filters` says what of PCRE that leaves out).
 * Every failing request changes nothing, except ``insert_many(ordered=True)``, which keeps the
   documents before the failing one (``ordered=False`` keeps every document that succeeded).
 * Arguments are checked as Hive checks them: bad collection names (empty, ``$``, NUL,
@@ -71,7 +71,7 @@ from brh.vault import (
     UpdateResult,
     VaultError,
 )
-from simulator import mongo
+from hivevault import mongo
 
 __all__ = ["MAX_DOCUMENT_BYTES", "FakeVault", "VaultJournal", "VaultRequest"]
 
@@ -286,7 +286,7 @@ def _key_entries(doc: Document) -> tuple[tuple[str, ...], bool]:
     """The strings a document's top-level ``key`` equals, and whether it has odd values.
 
     A filter ``{"key": "k"}`` (or ``$eq``/``$in`` of strings) matches when ``key`` is ``"k"`` or
-    an array with the element ``"k"`` (one level, as in :mod:`simulator.mongo.filters`), so both
+    an array with the element ``"k"`` (one level, as in :mod:`hivevault.mongo.filters`), so both
     are indexed. ``odd`` is True when some value might equal a string without being one.
     """
     value = doc.get("key", mongo.MISSING)
@@ -421,7 +421,7 @@ class _Plan:
 
 def _plan(filter: Any) -> _Plan:
     """The plan of a request's filter; :class:`InvalidParameterError` if not a document, or if
-    it holds what no client can send (:func:`simulator.mongo.check_wire`)."""
+    it holds what no client can send (:func:`hivevault.mongo.check_wire`)."""
     mongo.check_wire(_check_mapping(filter, "filter"), "filter")
     return _Plan(filter)
 
