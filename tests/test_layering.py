@@ -86,3 +86,14 @@ def test_the_import_check_sees_every_kind_of_import(tmp_path: Path) -> None:
         "hivevault": 3,
         "vaultd": 5,
     }
+
+
+def test_the_old_import_path_of_the_fake_vault_still_works() -> None:
+    """Issue 14, item 3: code written as the earlier README showed (``from simulator.vault
+    import FakeVault``) gets the one fake vault of hivevault, not a copy."""
+    import hivevault
+    import simulator.vault
+
+    for name in simulator.vault.__all__:
+        assert getattr(simulator.vault, name) is getattr(hivevault, name)
+    assert set(simulator.vault.__all__) == set(hivevault.__all__)
