@@ -49,9 +49,6 @@ simulator share one implementation of Hive's semantics.
 
 from __future__ import annotations
 
-import json
-import json.encoder
-import marshal
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -72,16 +69,11 @@ from brh.vault import (
     VaultError,
 )
 from hivevault import mongo
+from hivevault.arguments import check_count, check_flag, check_mapping, check_name, window
+from hivevault.limits import MAX_DOCUMENT_BYTES, check_size
 
 __all__ = ["MAX_DOCUMENT_BYTES", "FakeVault", "VaultJournal", "VaultRequest"]
 
-MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-"""MongoDB's maximum BSON document size."""
-
-# Hive keeps these collections for itself and refuses user operations on them.
-_INTERNAL_COLLECTIONS = frozenset(
-    {"__collection_metadata__", "__anonymous_files__", "ipfs_files", "scripts", "scripts_temptx"}
-)
 
 _T = TypeVar("_T")
 
@@ -142,74 +134,6 @@ class VaultJournal(Protocol):
         """The document whose ``_id`` has the hex ``oid`` was deleted."""
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, ObjectId):
-        return {"$oid": value.hex}
-    raise TypeError(f"not JSON serialisable: {value!r}")
-
-
-_ENCODER = json.JSONEncoder(
-    default=_json_default, ensure_ascii=False, separators=(",", ":"), check_circular=False
-)
-
-
-# The C encoder behind _ENCODER, made once (JSONEncoder.encode builds one per call).
-_C_ENCODE = (
-    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-        None, _json_default, json.encoder.encode_basestring, None, ":", ",", False, False, True
-    )
-    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
-    else None
-)
-
-
-def _encode(doc: Document) -> str:
-    """``_ENCODER.encode(doc)``."""
-    if _C_ENCODE is None:
-        return _ENCODER.encode(doc)
-    return "".join(_C_ENCODE(doc, 0))
-
-
-# How many JSON characters one byte of ``marshal.dumps(value, 2)`` can stand for, at most: a
-# character of a string is at least one byte there and at most six in JSON (``\u001f``); a
-# ``false`` is one byte there; numbers, keys, arrays and documents take less than that.
-_JSON_PER_MARSHAL_BYTE = 6
-_OBJECT_ID_JSON = len('{"$oid":"000000000000000000000000"},"_id":')
-
-
-def _json_bound(doc: Document) -> int | None:
-    """An upper bound on the length of ``_encode(doc)``, or None if there is no cheap one.
-
-    ``marshal`` (format 2, which writes a repeated object out again rather than referring to
-    it, as JSON does) sizes a document several times faster than encoding it; it knows no
-    ObjectId, so a top-level ``_id`` is counted apart and any other one gives up."""
-    rest = doc
-    if type(doc.get("_id")) is ObjectId:
-        rest = doc.copy()
-        del rest["_id"]
-    try:
-        packed = len(marshal.dumps(rest, 2))
-    except ValueError:  # an ObjectId deeper down, or a type marshal does not know
-        return None
-    return packed * _JSON_PER_MARSHAL_BYTE + _OBJECT_ID_JSON
-
-
-def _check_size(doc: Document) -> None:
-    """Raise :class:`InvalidParameterError` if ``doc`` would exceed MongoDB's 16 MiB limit
-    (measured as its compact JSON encoding, see the module docstring)."""
-    bound = _json_bound(doc)
-    if bound is not None and bound * 4 <= MAX_DOCUMENT_BYTES:  # the common case: far below
-        return
-    text = _encode(doc)
-    if len(text) * 4 <= MAX_DOCUMENT_BYTES:  # UTF-8 takes at most 4 bytes a character
-        return
-    size = len(text.encode("utf-8"))
-    if size > MAX_DOCUMENT_BYTES:
-        raise InvalidParameterError(
-            f"document is too large: {size} bytes, the maximum is {MAX_DOCUMENT_BYTES} (16 MiB)"
-        )
-
-
 def _stamp(update: dict[str, Any], op: str, field: str, now: int) -> None:
     """Add ``field: now`` to the ``op`` fields of ``update`` (a copy of the client's)."""
     given = update.get(op, mongo.MISSING)
@@ -219,44 +143,6 @@ def _stamp(update: dict[str, Any], op: str, field: str, now: int) -> None:
         update[op] = {**given, field: now}
     else:
         raise ServerError(f"{op} needs a document of fields, got {given!r}")
-
-
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name:
-        raise InvalidParameterError(f"invalid collection name: {name!r}")
-    if "$" in name or "\0" in name or name.startswith("system.") or mongo.has_lone_surrogate(name):
-        raise InvalidParameterError(f"invalid collection name: {name!r}")
-    if name in _INTERNAL_COLLECTIONS:
-        raise InvalidParameterError(f"No permission to operate the collection {name}")
-    return name
-
-
-def _check_mapping(value: Any, what: str) -> Mapping[str, Any]:
-    if not mongo.is_document(value):
-        raise InvalidParameterError(f"{what} must be a document, got {type(value).__name__}")
-    return value
-
-
-def _check_count(value: Any, what: str, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if type(value) is not int or value < 0:
-        raise InvalidParameterError(f"{what} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _check_flag(value: Any, what: str) -> bool:
-    if type(value) is not bool:  # Hive validates its boolean options
-        raise InvalidParameterError(f"{what} must be a boolean, got {value!r}")
-    return value
-
-
-def _window(skip: Any, limit: Any) -> tuple[int, int | None]:
-    """Validated ``(skip, limit)``; a limit of 0 means no limit, as in MongoDB's find."""
-    start = _check_count(skip, "skip")
-    count = _check_count(limit, "limit", optional=True)
-    assert start is not None
-    return start, (count or None)
 
 
 # -- indexes ------------------------------------------------------------------------------------
@@ -422,7 +308,7 @@ class _Plan:
 def _plan(filter: Any) -> _Plan:
     """The plan of a request's filter; :class:`InvalidParameterError` if not a document, or if
     it holds what no client can send (:func:`hivevault.mongo.check_wire`)."""
-    mongo.check_wire(_check_mapping(filter, "filter"), "filter")
+    mongo.check_wire(check_mapping(filter, "filter"), "filter")
     return _Plan(filter)
 
 
@@ -730,7 +616,7 @@ class FakeVault:
             raise ValueError(f"id_counter must be a non-negative int, got {id_counter!r}")
         restored: dict[str, _Collection] = {}
         for name, docs in collections.items():
-            coll = _Collection(_check_name(name))
+            coll = _Collection(check_name(name))
             for doc in docs:
                 oid = doc.get("_id")
                 if not isinstance(oid, ObjectId) or oid.hex in coll.docs:
@@ -775,7 +661,7 @@ class FakeVault:
             docs = self._collections.get(collection)
             if docs is not None:
                 return docs
-        _check_name(collection)
+        check_name(collection)
         raise CollectionNotFoundError(f"Can not find collection {collection}")
 
     def _now(self) -> int:
@@ -793,7 +679,7 @@ class FakeVault:
         doc = {"_id": oid, **{k: v for k, v in doc.items() if k != "_id"}}
         if oid.hex in coll.docs:
             raise ServerError(f"E11000 duplicate key error: dup key: {{ _id: {oid} }}")
-        _check_size(doc)
+        check_size(doc)
         coll.put(oid.hex, doc)
         if generated:
             self._next_counter += 1
@@ -828,14 +714,14 @@ class FakeVault:
         self, collection: Any, documents: Any, ordered: bool, timestamp: bool
     ) -> InsertResult:
         coll = self._get(collection)
-        _check_flag(ordered, "ordered")
-        _check_flag(timestamp, "timestamp")
+        check_flag(ordered, "ordered")
+        check_flag(timestamp, "timestamp")
         if isinstance(documents, (str, bytes, Mapping)) or not isinstance(documents, Sequence):
             raise InvalidParameterError("documents must be a list of documents")
         if not documents:
             raise InvalidParameterError("documents must be a non-empty list")
         prepared = [
-            mongo.clone(_check_mapping(d, "each document"), where="document") for d in documents
+            mongo.clone(check_mapping(d, "each document"), where="document") for d in documents
         ]
         now = self._now()
         inserted: list[ObjectId] = []
@@ -863,9 +749,9 @@ class FakeVault:
         first: bool,
     ) -> UpdateResult:
         coll = self._get(collection)
-        _check_flag(upsert, "upsert")
-        _check_flag(timestamp, "timestamp")
-        _check_mapping(update, "update")
+        check_flag(upsert, "upsert")
+        check_flag(timestamp, "timestamp")
+        check_mapping(update, "update")
         found = self._matching(coll, filter, first=first)
         now = self._now()
         update = dict(update)
@@ -890,7 +776,7 @@ class FakeVault:
             new = mongo.apply_update(docs[key], update, is_insert=False)
             # ``!=`` first: fast, and exact except that a NaN replaced by another NaN counts.
             if new != docs[key] or not mongo.identical(new, docs[key]):
-                _check_size(new)
+                check_size(new)
                 changed[key] = new
         for key, new in changed.items():
             coll.put(key, new)
@@ -909,10 +795,10 @@ class FakeVault:
         projection: Any = None,
     ) -> list[Document]:
         coll = self._get(collection)
-        start, count = _window(skip, limit)
+        start, count = window(skip, limit)
         shape = None
         if projection is not None:
-            _check_mapping(projection, "projection")
+            check_mapping(projection, "projection")
             if projection:
                 shape = mongo.compile_projection(projection)
         docs = coll.docs
@@ -941,8 +827,8 @@ class FakeVault:
 
     def _count(self, collection: Any, filter: Any, skip: Any, limit: Any) -> int:
         coll = self._get(collection)
-        start = _check_count(skip, "skip")
-        count = _check_count(limit, "limit", optional=True)
+        start = check_count(skip, "skip")
+        count = check_count(limit, "limit", optional=True)
         assert start is not None
         if count == 0:  # Hive counts with count_documents, whose $limit stage must be positive
             raise ServerError("the limit must be positive")
@@ -971,7 +857,7 @@ class FakeVault:
         return result
 
     def _create_collection(self, name: Any) -> None:
-        if _check_name(name) in self._collections:
+        if check_name(name) in self._collections:
             raise AlreadyExistsError(f"The collection {name} already exists")
         coll = self._collections[name] = _Collection(name, self._journal)
         if self._undo is not None:

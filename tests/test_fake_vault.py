@@ -20,7 +20,7 @@ from brh.vault import (
     Vault,
     VaultError,
 )
-from hivevault import mongo
+from hivevault import limits, mongo
 from hivevault import vault as vault_module
 from hivevault.vault import MAX_DOCUMENT_BYTES, FakeVault, VaultRequest, _Collection, _plan
 from tests.unstorable import ACCEPTED, UNSTORABLE, Case, nest
@@ -949,9 +949,9 @@ def test_the_cheap_size_bound_never_underestimates_the_encoding(
         doc["_id"] = ObjectId("0123456789abcdef01234567")
     doc.update(fields)
     doc["repeated"] = [shared] * 20  # the same object: JSON writes it out each time
-    bound = vault_module._json_bound(doc)
+    bound = limits._json_bound(doc)
     assert bound is not None
-    assert len(vault_module._encode(doc)) <= bound
+    assert len(limits._encode(doc)) <= bound
 
 
 @pytest.mark.parametrize(
@@ -973,9 +973,9 @@ def test_the_cheap_size_bound_holds_for_the_worst_values(value: Any) -> None:
     """The 16 MiB check's shortcut, on the values JSON writes longest for each byte of
     marshal: the encoding never exceeds the bound."""
     doc = {"_id": ObjectId("0123456789abcdef01234567"), "value": value}
-    bound = vault_module._json_bound(doc)
+    bound = limits._json_bound(doc)
     assert bound is not None
-    assert len(vault_module._encode(doc)) <= bound
+    assert len(limits._encode(doc)) <= bound
 
 
 def test_the_size_check_still_measures_documents_the_cheap_bound_cannot() -> None:
@@ -984,7 +984,7 @@ def test_the_size_check_still_measures_documents_the_cheap_bound_cannot() -> Non
     clock = StepClock(1.0)
     vault = make(clock, "c")
     nested = {"ref": ObjectId("0123456789abcdef01234567")}
-    assert vault_module._json_bound({"n": nested}) is None
+    assert limits._json_bound({"n": nested}) is None
     run(vault.insert_one("c", {"n": nested, "small": "x"}))
     with pytest.raises(InvalidParameterError, match="too large"):
         run(vault.insert_one("c", {"n": nested, "blob": "x" * MAX_DOCUMENT_BYTES}))
