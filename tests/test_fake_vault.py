@@ -21,8 +21,9 @@ from brh.vault import (
     VaultError,
 )
 from hivevault import limits, mongo
-from hivevault import vault as vault_module
-from hivevault.vault import MAX_DOCUMENT_BYTES, FakeVault, VaultRequest, _Collection, _plan
+from hivevault.collection import Collection
+from hivevault.planner import PLAN_CACHE_SIZE, compile_plan
+from hivevault.vault import MAX_DOCUMENT_BYTES, FakeVault, VaultRequest
 from tests.unstorable import ACCEPTED, UNSTORABLE, Case, nest
 
 T = TypeVar("T")
@@ -756,7 +757,7 @@ def _outcome(call: Callable[[], Awaitable[Any]]) -> str:
         return repr(("error", type(exc).__name__, str(exc)))
 
 
-def _scan_everything(self: _Collection, filter: Any) -> Any:
+def _scan_everything(self: Collection, filter: Any) -> Any:
     return self.docs.items()
 
 
@@ -777,7 +778,7 @@ def _check_indexes(vault: FakeVault) -> None:
     """The indexes equal ones rebuilt from the documents, and ``_seq`` follows natural order."""
     for name in vault.collection_names():
         coll = vault._collections[name]
-        fresh = _Collection()
+        fresh = Collection()
         for oid, doc in coll.docs.items():
             fresh.put(oid, doc)
         assert coll._by_key == fresh._by_key
@@ -816,7 +817,7 @@ def test_indexes_never_change_an_answer(
     and queries agree with ``mongo.matches`` over ``documents``."""
     with pytest.MonkeyPatch.context() as patch:
         if eager:  # use the modified index even when it leaves every document
-            patch.setattr(_Collection, "modified_share", 1.0)
+            patch.setattr(Collection, "modified_share", 1.0)
         _replay_and_query(initial, steps, queries)
 
 
@@ -831,7 +832,7 @@ def _replay_and_query(
     def both(step: tuple[Any, ...]) -> None:
         got = _outcome(lambda: _write(vault, step))
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(_Collection, "candidates", _scan_everything)
+            patch.setattr(Collection, "candidates", _scan_everything)
             want = _outcome(lambda: _write(reference, step))
         assert got == want
 
@@ -875,7 +876,7 @@ def test_modified_index_serves_a_pull_in_natural_and_sorted_order() -> None:
     run(vault.update_many("c", {"i": {"$lt": 3}}, {"$set": {"modified": "late"}}, timestamp=False))
     coll = vault._collections["c"]
     pull = {"$or": [{"modified": {"$gt": 130}}, {"modified": 130, "i": {"$gt": 0}}]}
-    assert len(list(coll.candidates(_plan(pull)))) < 40
+    assert len(list(coll.candidates(compile_plan(pull)))) < 40
     docs = vault.documents("c")
     brute = [d for d in docs if mongo.matches(d, pull)]
     chosen = [d["i"] for d in brute]
@@ -1015,7 +1016,7 @@ def test_simple_filter_plans_are_kept_bounded_and_told_apart_by_type() -> None:
     assert len(vault._plans) == kept
     for i in range(600):
         run(vault.find_many("c", {"key": f"k{i}"}))
-    assert 0 < len(vault._plans) <= vault_module._PLAN_CACHE_SIZE
+    assert 0 < len(vault._plans) <= PLAN_CACHE_SIZE
     assert keys({"key": "int"}) == ["int"]
 
 
