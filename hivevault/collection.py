@@ -21,7 +21,7 @@ from hivevault import mongo
 from hivevault.journal import VaultJournal
 from hivevault.planner import Number, Plan
 
-__all__ = ["Collection", "UndoStep"]
+__all__ = ["Collection", "UndoStep", "undo_changes"]
 
 # Types whose values never compare equal to a ``str`` (dataclass ObjectId compares to ObjectIds
 # only). A ``key`` value of any other type (in practice none: stored documents are cloned into
@@ -129,7 +129,7 @@ class Collection:
     def put(self, oid: str, doc: Document, seq: int | None = None) -> None:
         """Store ``doc`` under ``oid``: replace it in place, or append it to natural order
         (at ``seq`` when given: a rollback putting back a deleted document, see
-        :meth:`FakeVault.rollback`, which then restores the order)."""
+        :func:`undo_changes`, which then restores the order)."""
         if self.undo is not None:
             self.undo.append(("put", self, oid, self.docs.get(oid)))
         keys, odd = _key_entries(doc)
@@ -235,3 +235,33 @@ class Collection:
         if best is None:
             return docs.items()
         return [(oid, docs[oid]) for oid in best]
+
+
+def undo_changes(steps: abc.Sequence[UndoStep], collections: dict[str, Collection]) -> None:
+    """Undo ``steps``, latest first: ``collections`` (a vault's, by name) and their documents,
+    indexes and natural order are as before the first step. The journals are not told."""
+    reordered: dict[int, Collection] = {}
+    for step in reversed(steps):
+        kind = step[0]
+        if kind == "created":
+            del collections[step[1]]
+        elif kind == "deleted":
+            collections[step[1]] = step[2]
+        else:
+            coll: Collection = step[1]
+            journal, coll.journal = coll.journal, None
+            try:
+                if kind == "put":
+                    _, _, oid, previous = step
+                    if previous is None:
+                        coll.remove(oid)
+                    else:
+                        coll.put(oid, previous)
+                else:
+                    _, _, oid, doc, seq = step
+                    coll.put(oid, doc, seq)
+                    reordered[id(coll)] = coll
+            finally:
+                coll.journal = journal
+    for coll in reordered.values():
+        coll.restore_order()

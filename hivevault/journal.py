@@ -14,7 +14,8 @@ __all__ = ["VaultJournal"]
 
 
 class VaultJournal(Protocol):
-    """Told of each change a :class:`FakeVault` makes to its data, right after making it.
+    """Told of each change a :class:`~hivevault.vault.FakeVault` makes to its data, right after
+    making it.
 
     Calls come synchronously from inside the vault's methods, in the order of the changes; a
     request that fails changes nothing and so reports nothing, except the documents an

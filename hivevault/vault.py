@@ -42,7 +42,7 @@ from brh.vault import (
 )
 from hivevault import mongo
 from hivevault.arguments import check_count, check_flag, check_mapping, check_name, window
-from hivevault.collection import Collection, UndoStep
+from hivevault.collection import Collection, UndoStep, undo_changes
 from hivevault.journal import VaultJournal
 from hivevault.limits import MAX_DOCUMENT_BYTES, check_size
 from hivevault.planner import PLAN_CACHE_SIZE, Plan, compile_plan, simple_key
@@ -150,31 +150,7 @@ class FakeVault:
         if undo is None:
             raise RuntimeError("no transaction has begun")
         self._end()
-        reordered: dict[int, Collection] = {}
-        for step in reversed(undo):
-            kind = step[0]
-            if kind == "created":
-                del self._collections[step[1]]
-            elif kind == "deleted":
-                self._collections[step[1]] = step[2]
-            else:
-                coll: Collection = step[1]
-                journal, coll.journal = coll.journal, None
-                try:
-                    if kind == "put":
-                        _, _, oid, previous = step
-                        if previous is None:
-                            coll.remove(oid)
-                        else:
-                            coll.put(oid, previous)
-                    else:
-                        _, _, oid, doc, seq = step
-                        coll.put(oid, doc, seq)
-                        reordered[id(coll)] = coll
-                finally:
-                    coll.journal = journal
-        for coll in reordered.values():
-            coll.restore_order()
+        undo_changes(undo, self._collections)
         self._end()  # collections put back still pointed at the undo list
         self._next_counter = self._undo_counter
 
