@@ -2,7 +2,7 @@
 
 Each scope's data is served by a :class:`hivevault.vault.FakeVault` in memory, so the server has
 exactly the fake vault's semantics (Hive's and MongoDB's, one implementation for both). The fake
-tells a :class:`~hivevault.vault.VaultJournal` of every change it makes; here the journal notes
+tells a :class:`~hivevault.journal.VaultJournal` of every change it makes; here the journal notes
 each change, and after the operation they are written into SQLite in one transaction, committed
 before the answer is sent. A restarted server loads the saved state back
 (:meth:`FakeVault.restore`), so nothing acknowledged is ever lost, even to ``kill -9``.
