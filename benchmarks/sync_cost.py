@@ -72,10 +72,11 @@ class MeteredVault(FakeVault):
         self.cpu = 0.0
         self.filter_bytes = 0
 
-    def _call(self, op: str, collection: Any, body: Callable[[], _T]) -> _T:
+    def _counted(self, op: str, collection: Any, body: Callable[..., _T], *args: Any) -> _T:
+        # Every operation of the fake vault runs through here (see FakeVault._counted).
         started = time.process_time()
         try:
-            return super()._call(op, collection, body)
+            return super()._counted(op, collection, body, *args)
         finally:
             self.cpu += time.process_time() - started
 
