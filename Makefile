@@ -22,8 +22,8 @@ demo: $(STAMP)
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check brh simulator conformance vaultd tests benchmarks
-	$(BIN)/ruff format --check brh simulator conformance vaultd tests benchmarks
+	$(BIN)/ruff check brh hivevault simulator conformance vaultd tests benchmarks
+	$(BIN)/ruff format --check brh hivevault simulator conformance vaultd tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -39,8 +39,8 @@ from typing import Any, TypeVar
 
 from brh import BackupRestoreHelper, Entry
 from brh.vault import Document, SortSpec
+from hivevault.vault import FakeVault
 from simulator.timeloop import run
-from simulator.vault import FakeVault
 
 EPOCH = 1_750_000_000.0
 """Virtual start time (seconds since the epoch), as in the tests."""
@@ -72,10 +72,11 @@ class MeteredVault(FakeVault):
         self.cpu = 0.0
         self.filter_bytes = 0
 
-    def _call(self, op: str, collection: Any, body: Callable[[], _T]) -> _T:
+    def _counted(self, op: str, collection: Any, body: Callable[..., _T], *args: Any) -> _T:
+        # Every operation of the fake vault runs through here (see FakeVault._counted).
         started = time.process_time()
         try:
-            return super()._call(op, collection, body)
+            return super()._counted(op, collection, body, *args)
         finally:
             self.cpu += time.process_time() - started
 

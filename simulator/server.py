@@ -1,6 +1,6 @@
 """The vault's host, with the faults a real Hive node shows.
 
-:class:`VaultServer` sits in front of a :class:`~simulator.vault.FakeVault` (whose clock is the
+:class:`VaultServer` sits in front of a :class:`~hivevault.vault.FakeVault` (whose clock is the
 server's :class:`~simulator.clocks.SkewedClock`) and can be unavailable, frozen, slow, refuse
 expired tokens, fail before or after applying a request, and reproduce MongoDB's upsert race
 (without a unique index, two racing upserts of one key can both insert).
@@ -13,9 +13,9 @@ import random
 from typing import Any
 
 from brh.vault import ServerError, UnauthorizedError, UpdateResult, Vault, VaultFrozenError
+from hivevault.mongo import apply_update, upsert_seed
+from hivevault.vault import FakeVault
 from simulator.clocks import SkewedClock
-from simulator.mongo import apply_update, upsert_seed
-from simulator.vault import FakeVault
 
 __all__ = ["LATER", "WRITES", "VaultServer"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from hivevault.vault import FakeVault
 from simulator.app import AppModel
 from simulator.device import SimDevice
 from simulator.link import Link
-from simulator.vault import FakeVault
 
 EPOCH = 1_750_000_000.0
 """Virtual start time of every test (seconds since the epoch): realistic millisecond stamps."""

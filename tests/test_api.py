@@ -293,7 +293,7 @@ def test_bad_context_names(name: Any) -> None:
 
 
 def fake_vault_sync() -> Any:
-    from simulator.vault import FakeVault
+    from hivevault.vault import FakeVault
 
     return FakeVault(clock=lambda: EPOCH)
 

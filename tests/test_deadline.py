@@ -20,8 +20,8 @@ from brh import BackupRestoreHelper, Entry, InvalidArgumentError, RetryPolicy
 from brh.deadline import DeadlineVault, with_deadline
 from brh.hive import HiveVault
 from brh.vault import NetworkError, Vault
+from hivevault.vault import FakeVault
 from simulator.timeloop import run
-from simulator.vault import FakeVault
 from tests.support import EPOCH, now
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Tests of simulator.vault.FakeVault: Hive's database service semantics, in memory."""
+"""Tests of hivevault.vault.FakeVault: Hive's database service semantics, in memory."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from brh.vault import (
     Vault,
     VaultError,
 )
-from simulator import mongo
-from simulator import vault as vault_module
-from simulator.vault import MAX_DOCUMENT_BYTES, FakeVault, VaultRequest, _Collection, _plan
+from hivevault import limits, mongo
+from hivevault.collection import Collection
+from hivevault.planner import PLAN_CACHE_SIZE, compile_plan
+from hivevault.vault import MAX_DOCUMENT_BYTES, FakeVault, VaultRequest
 from tests.unstorable import ACCEPTED, UNSTORABLE, Case, nest
 
 T = TypeVar("T")
@@ -756,7 +757,7 @@ def _outcome(call: Callable[[], Awaitable[Any]]) -> str:
         return repr(("error", type(exc).__name__, str(exc)))
 
 
-def _scan_everything(self: _Collection, filter: Any) -> Any:
+def _scan_everything(self: Collection, filter: Any) -> Any:
     return self.docs.items()
 
 
@@ -777,7 +778,7 @@ def _check_indexes(vault: FakeVault) -> None:
     """The indexes equal ones rebuilt from the documents, and ``_seq`` follows natural order."""
     for name in vault.collection_names():
         coll = vault._collections[name]
-        fresh = _Collection()
+        fresh = Collection()
         for oid, doc in coll.docs.items():
             fresh.put(oid, doc)
         assert coll._by_key == fresh._by_key
@@ -816,7 +817,7 @@ def test_indexes_never_change_an_answer(
     and queries agree with ``mongo.matches`` over ``documents``."""
     with pytest.MonkeyPatch.context() as patch:
         if eager:  # use the modified index even when it leaves every document
-            patch.setattr(_Collection, "modified_share", 1.0)
+            patch.setattr(Collection, "modified_share", 1.0)
         _replay_and_query(initial, steps, queries)
 
 
@@ -831,7 +832,7 @@ def _replay_and_query(
     def both(step: tuple[Any, ...]) -> None:
         got = _outcome(lambda: _write(vault, step))
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(_Collection, "candidates", _scan_everything)
+            patch.setattr(Collection, "candidates", _scan_everything)
             want = _outcome(lambda: _write(reference, step))
         assert got == want
 
@@ -875,7 +876,7 @@ def test_modified_index_serves_a_pull_in_natural_and_sorted_order() -> None:
     run(vault.update_many("c", {"i": {"$lt": 3}}, {"$set": {"modified": "late"}}, timestamp=False))
     coll = vault._collections["c"]
     pull = {"$or": [{"modified": {"$gt": 130}}, {"modified": 130, "i": {"$gt": 0}}]}
-    assert len(list(coll.candidates(_plan(pull)))) < 40
+    assert len(list(coll.candidates(compile_plan(pull)))) < 40
     docs = vault.documents("c")
     brute = [d for d in docs if mongo.matches(d, pull)]
     chosen = [d["i"] for d in brute]
@@ -949,9 +950,9 @@ def test_the_cheap_size_bound_never_underestimates_the_encoding(
         doc["_id"] = ObjectId("0123456789abcdef01234567")
     doc.update(fields)
     doc["repeated"] = [shared] * 20  # the same object: JSON writes it out each time
-    bound = vault_module._json_bound(doc)
+    bound = limits._json_bound(doc)
     assert bound is not None
-    assert len(vault_module._encode(doc)) <= bound
+    assert len(limits._encode(doc)) <= bound
 
 
 @pytest.mark.parametrize(
@@ -973,9 +974,9 @@ def test_the_cheap_size_bound_holds_for_the_worst_values(value: Any) -> None:
     """The 16 MiB check's shortcut, on the values JSON writes longest for each byte of
     marshal: the encoding never exceeds the bound."""
     doc = {"_id": ObjectId("0123456789abcdef01234567"), "value": value}
-    bound = vault_module._json_bound(doc)
+    bound = limits._json_bound(doc)
     assert bound is not None
-    assert len(vault_module._encode(doc)) <= bound
+    assert len(limits._encode(doc)) <= bound
 
 
 def test_the_size_check_still_measures_documents_the_cheap_bound_cannot() -> None:
@@ -984,7 +985,7 @@ def test_the_size_check_still_measures_documents_the_cheap_bound_cannot() -> Non
     clock = StepClock(1.0)
     vault = make(clock, "c")
     nested = {"ref": ObjectId("0123456789abcdef01234567")}
-    assert vault_module._json_bound({"n": nested}) is None
+    assert limits._json_bound({"n": nested}) is None
     run(vault.insert_one("c", {"n": nested, "small": "x"}))
     with pytest.raises(InvalidParameterError, match="too large"):
         run(vault.insert_one("c", {"n": nested, "blob": "x" * MAX_DOCUMENT_BYTES}))
@@ -1015,7 +1016,7 @@ def test_simple_filter_plans_are_kept_bounded_and_told_apart_by_type() -> None:
     assert len(vault._plans) == kept
     for i in range(600):
         run(vault.find_many("c", {"key": f"k{i}"}))
-    assert 0 < len(vault._plans) <= vault_module._PLAN_CACHE_SIZE
+    assert 0 < len(vault._plans) <= PLAN_CACHE_SIZE
     assert keys({"key": "int"}) == ["int"]
 
 

@@ -28,7 +28,7 @@ from brh.vault import (
     UpdateResult,
     VaultError,
 )
-from simulator.vault import FakeVault
+from hivevault.vault import FakeVault
 from tests.http_support import ManualClock, ServerThread, Tap, closed_port
 from vaultd.app import create_app
 from vaultd.store import VaultStore

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from hivevault.vault import FakeVault
 from simulator.live import LiveVault, UnsupportedFault
 from simulator.timeloop import RealIOTimeout, VirtualTimeLoop, run
-from simulator.vault import FakeVault
 from simulator.world import START, World
 
 

@@ -1,4 +1,4 @@
-"""Tests of simulator.mongo: MongoDB query, update, sort and projection semantics."""
+"""Tests of hivevault.mongo: MongoDB query, update, sort and projection semantics."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brh.vault import InvalidParameterError, ObjectId, ServerError
-from simulator.mongo import (
+from hivevault.mongo import (
     apply_update,
     clone,
     compare,

@@ -28,9 +28,9 @@ from conformance.protocol.client import (
     ProtocolError,
     command_factory,
 )
+from hivevault.vault import FakeVault
 from simulator.impl import Helper, Installation
 from simulator.timeloop import run
-from simulator.vault import FakeVault
 from simulator.world import START, World, simulate
 
 REFERENCE = [sys.executable, "-m", "conformance.protocol.reference"]

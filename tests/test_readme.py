@@ -58,7 +58,7 @@ def test_hive_example_runs_against_the_development_vault(
     from the provider it defines."""
     import asyncio
 
-    from simulator.vault import FakeVault
+    from hivevault.vault import FakeVault
     from tests.http_support import ServerThread
     from vaultd.app import create_app
     from vaultd.store import VaultStore

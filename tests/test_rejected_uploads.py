@@ -12,8 +12,8 @@ from typing import Any
 
 from brh import SyncEvent
 from brh.vault import InvalidParameterError, ServerError, UpdateResult
+from hivevault.vault import FakeVault
 from simulator.timeloop import run
-from simulator.vault import FakeVault
 from tests.support import EPOCH, Device, vault_live
 
 HOUR = 3600.0

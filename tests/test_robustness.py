@@ -11,8 +11,8 @@ import pytest
 
 from brh import Entry
 from brh.store import LocalStore
+from hivevault.vault import FakeVault
 from simulator.timeloop import run
-from simulator.vault import FakeVault
 from tests.support import EPOCH, Device, settle, vault_live
 
 HOUR = 3600.0

@@ -35,7 +35,7 @@ from brh import (
 )
 from brh.hlc import HybridClock
 from brh.store import Record
-from simulator.vault import FakeVault
+from hivevault.vault import FakeVault
 
 ATTEMPTS = 50
 CHILD_BOUND = 60.0

@@ -23,7 +23,7 @@ import pytest
 
 from brh.hive import API_PREFIX
 from brh.vault import InvalidParameterError, ServerError
-from simulator.vault import FakeVault
+from hivevault.vault import FakeVault
 from tests.http_support import (
     DEADLINE,
     LineProcess,

@@ -1,7 +1,7 @@
 """The one table of values a Hive vault cannot store (ERR-1), and of look-alikes it can.
 
 The helper's checks (``brh.validation``: ``check_key``, ``encode_data``), the fake vault
-(``simulator.vault.FakeVault``) and the development server (``vaultd``, over HTTP) are all
+(``hivevault.vault.FakeVault``) and the development server (``vaultd``, over HTTP) are all
 tested against these rows, so the three cannot drift apart. Each row says which argument the
 helper names, why a vault refuses the value, a fragment every refusal's message contains, and
 the JSON text a client would send for it (``wire``; JSON has no NaN or infinity, so those rows

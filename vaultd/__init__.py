@@ -1,7 +1,8 @@
 """vaultd: a Hive vault for tests and development, served over HTTP (``brh-vault serve``).
 
 It speaks Hive Node v2's database REST API (the one :class:`brh.hive.HiveVault` talks to), with
-the semantics of :class:`simulator.vault.FakeVault`, stored durably in SQLite:
+the semantics of :class:`hivevault.FakeVault` (the fake vault the simulator runs on too; vaultd
+imports only :mod:`brh` and :mod:`hivevault`), stored durably in SQLite:
 
 * :mod:`vaultd.tokens`: which access token opens which (user, application) vault;
 * :mod:`vaultd.store`: the SQLite file and the fake vault of each scope, kept in step, and the

@@ -2,7 +2,7 @@
 
 Every endpoint of ``shared/reference/hive-vault-api.md`` (prefix
 :data:`brh.hive_wire.API_PREFIX`) with the same methods, bodies, status codes and error bodies.
-The work is done by the scope's :class:`~simulator.vault.FakeVault` through
+The work is done by the scope's :class:`~hivevault.vault.FakeVault` through
 :class:`~vaultd.store.VaultStore`; this module only reads requests and writes answers:
 
 * ``Authorization: token TOKEN`` picks the scope (:mod:`vaultd.tokens`); otherwise 401;
@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from brh.hive_wire import API_PREFIX, NO_INTERNAL_CODE, dumps, error_body, loads
 from brh.vault import CollectionNotFoundError, InvalidParameterError, ServerError, VaultError
-from simulator.vault import FakeVault
+from hivevault.vault import FakeVault
 from vaultd.limits import Limits
 from vaultd.store import VaultStore
 from vaultd.tokens import Scope, TokenTable

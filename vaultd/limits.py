@@ -3,7 +3,7 @@
 The vault runs on shared machines and in CI, and stands for a Hive node in tests: no request or
 client may stall it for the others. MongoDB's own limits (16 MiB documents, 100 levels of
 nesting, paths and filter depth, 64-bit integers) are Hive semantics and are enforced by the
-fake vault itself (:mod:`simulator.vault`); these are the HTTP server's, each a command-line
+fake vault itself (:mod:`hivevault.limits`); these are the HTTP server's, each a command-line
 option of ``brh-vault serve`` (``--max-body`` and so on).
 """
 

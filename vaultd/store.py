@@ -1,8 +1,8 @@
 """Durable vaults: one SQLite file holding every (user, application) vault of a server.
 
-Each scope's data is served by a :class:`simulator.vault.FakeVault` in memory, so the server has
+Each scope's data is served by a :class:`hivevault.vault.FakeVault` in memory, so the server has
 exactly the fake vault's semantics (Hive's and MongoDB's, one implementation for both). The fake
-tells a :class:`~simulator.vault.VaultJournal` of every change it makes; here the journal notes
+tells a :class:`~hivevault.journal.VaultJournal` of every change it makes; here the journal notes
 each change, and after the operation they are written into SQLite in one transaction, committed
 before the answer is sent. A restarted server loads the saved state back
 (:meth:`FakeVault.restore`), so nothing acknowledged is ever lost, even to ``kill -9``.
@@ -38,7 +38,7 @@ from typing import Any, TypeVar, overload
 
 from brh.hive_wire import dumps, loads
 from brh.vault import Document, ServerError, VaultError
-from simulator.vault import FakeVault
+from hivevault.vault import FakeVault
 from vaultd.tokens import Scope
 
 __all__ = ["SCHEMA_VERSION", "StoreError", "VaultStore"]

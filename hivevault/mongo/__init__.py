@@ -1,6 +1,6 @@
 """A small, pure evaluator of MongoDB query, update, sort and projection semantics.
 
-The fake vault (:mod:`simulator.vault`) stores JSON-like documents (``dict``, ``list``, ``str``,
+The fake vault (:mod:`hivevault.vault`) stores JSON-like documents (``dict``, ``list``, ``str``,
 ``int``, ``float``, ``bool``, ``None`` and :class:`~brh.vault.ObjectId`) and uses this module to
 answer filters, updates, sorts and projections the way MongoDB does. Everything here is
 deterministic, does no I/O, and never mutates its inputs: functions that build documents return
@@ -26,18 +26,18 @@ Rules implemented (MongoDB 5.0+):
 * Invalid input (unknown ``$operator``, malformed argument) raises :class:`~brh.vault.ServerError`
   because Hive surfaces MongoDB's rejections as HTTP 500; values of unsupported Python types, and
   values no client could send or a vault could not store (integers beyond 64 bits, NaN, lone
-  surrogates, NUL in field names, nesting past the limits, see :mod:`simulator.mongo.values`),
+  surrogates, NUL in field names, nesting past the limits, see :mod:`hivevault.mongo.values`),
   raise :class:`~brh.vault.InvalidParameterError` (400).
-* ``$regex`` is evaluated by RE2 in linear time (:mod:`simulator.mongo.filters` lists what of
+* ``$regex`` is evaluated by RE2 in linear time (:mod:`hivevault.mongo.filters` lists what of
   PCRE is and is not supported).
 """
 
-from simulator.mongo.filters import MAX_FILTER_DEPTH, compile_filter, matches
-from simulator.mongo.paths import MAX_PATH_PARTS
-from simulator.mongo.projection import compile_projection, project
-from simulator.mongo.sort import sort_documents, sort_key
-from simulator.mongo.updates import apply_update, upsert_seed
-from simulator.mongo.values import (
+from hivevault.mongo.filters import MAX_FILTER_DEPTH, compile_filter, matches
+from hivevault.mongo.paths import MAX_PATH_PARTS
+from hivevault.mongo.projection import compile_projection, project
+from hivevault.mongo.sort import sort_documents, sort_key
+from hivevault.mongo.updates import apply_update, upsert_seed
+from hivevault.mongo.values import (
     INT64_MAX,
     INT64_MIN,
     MAX_NESTING,

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from brh.vault import ObjectId, ServerError
-from simulator.mongo.paths import _lookup, _split
-from simulator.mongo.values import (
+from hivevault.mongo.paths import _lookup, _split
+from hivevault.mongo.values import (
     _EMPTY_ARRAY,
     _NUMBER,
     _OBJECTID,

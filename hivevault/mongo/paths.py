@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from brh.vault import InvalidParameterError, ServerError
-from simulator.mongo.values import MAX_NESTING, MISSING, Document, has_lone_surrogate
+from hivevault.mongo.values import MAX_NESTING, MISSING, Document, has_lone_surrogate
 
 MAX_PATH_PARTS: Final = MAX_NESTING
 """Components a dotted path may have: a longer one names a field below the 100 levels a stored

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
 from brh.vault import InvalidParameterError, ObjectId, ServerError
-from simulator.mongo.paths import _lookup, _split
-from simulator.mongo.values import MISSING, _rank, _token, is_document
+from hivevault.mongo.paths import _lookup, _split
+from hivevault.mongo.values import MISSING, _rank, _token, is_document
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 ValuePredicate = Callable[[list[Any]], bool]

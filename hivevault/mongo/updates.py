@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from brh.vault import InvalidParameterError, ServerError
-from simulator.mongo.filters import (
+from hivevault.mongo.filters import (
     Test,
     _integer,
     _is_operator_doc,
@@ -17,8 +17,8 @@ from simulator.mongo.filters import (
     _regex_test,
     compile_filter,
 )
-from simulator.mongo.paths import _check_conflicts, _get, _parent, _put, _split, _update_path
-from simulator.mongo.values import (
+from hivevault.mongo.paths import _check_conflicts, _get, _parent, _put, _split, _update_path
+from hivevault.mongo.values import (
     _SCALARS,
     MAX_NESTING,
     MISSING,
@@ -34,7 +34,7 @@ from simulator.mongo.values import (
 )
 
 # Values an update writes are cloned with the room left below their path, and without field
-# names starting with "$" (see simulator.mongo.values: MongoDB 4.4 refuses them in updated
+# names starting with "$" (see hivevault.mongo.values: MongoDB 4.4 refuses them in updated
 # documents), so a document an update produces is one a vault can store.
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from brh.vault import ServerError
-from simulator.mongo.paths import _check_conflicts, _update_path
-from simulator.mongo.values import Document, copy_value, is_document
+from hivevault.mongo.paths import _check_conflicts, _update_path
+from hivevault.mongo.values import Document, copy_value, is_document
 
 
 def _include(doc: Mapping[str, Any], tree: Mapping[str, Any]) -> Document:
