@@ -2,7 +2,8 @@
 workload, settles, and is checked.
 
 The switches a seed picks from (:data:`SWITCHES`) are the faults of :mod:`simulator.faults`, by
-their names, and a few one-shot events and app behaviours.
+their names, and a few one-shot events and app behaviours; ``brh-sim explore --faults a,b``
+runs every seed with exactly the switches named.
 
 Swarm testing (as in FoundationDB's BUGGIFY or TigerBeetle's VOPR) enables a different random
 subset of fault kinds per seed, so rare combinations get their turn. A seed fully determines its
@@ -148,8 +149,15 @@ class SwarmConfig:
         return cls(**known)
 
 
-def choose_config(seed: int, *, devices: int = 3, duration: float = 3600.0) -> SwarmConfig:
-    """The swarm configuration of ``seed``: each switch enabled with probability 1/3."""
+def choose_config(
+    seed: int,
+    *,
+    devices: int = 3,
+    duration: float = 3600.0,
+    switches: tuple[str, ...] | None = None,
+) -> SwarmConfig:
+    """The swarm configuration of ``seed``: each switch enabled with probability 1/3, or
+    exactly ``switches`` if given (the rest of the configuration is the seed's either way)."""
     rng = random.Random(f"swarm:{seed}")
     drawn = tuple(f for f in SWITCHES if rng.random() < 1 / 3)
     contexts = ("notes",) if rng.random() < 0.7 else ("notes", "settings")
@@ -157,7 +165,7 @@ def choose_config(seed: int, *, devices: int = 3, duration: float = 3600.0) -> S
         seed=seed,
         devices=devices,
         duration=duration,
-        faults=drawn,
+        faults=drawn if switches is None else check_switches(switches),
         keys=rng.choice((3, 8, 20)),
         contexts=contexts,
         mean_gap=rng.choice((5.0, 30.0, 120.0)),
@@ -286,16 +294,18 @@ def explore(
     out: Path | None = None,
     progress: Callable[[int, int, ExploreSummary], None] | None = None,
     report_seed: int | None = None,
+    switches: tuple[str, ...] | None = None,
 ) -> ExploreSummary:
     """Run every seed; for each failure write a replay file, its trace and a timeline report to
-    ``out``. ``report_seed`` also gets a report when it passes (for a demo)."""
+    ``out``. ``report_seed`` also gets a report when it passes (for a demo). ``switches``: run
+    every seed with exactly these (:data:`SWITCHES`), instead of a mix of its own."""
     from simulator.report import render_timeline
 
     summary = ExploreSummary()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for index, seed in enumerate(seeds):
-        config = choose_config(seed, devices=devices, duration=duration)
+        config = choose_config(seed, devices=devices, duration=duration, switches=switches)
         keep = out is not None
         trace_path = out / f"seed-{seed}.trace.jsonl" if keep and out else None
         outcome = run_config(config, trace_path=trace_path)

@@ -2,7 +2,7 @@
 
 A fault's name is the verb that turns it on. The same word is the :class:`simulator.world.World`
 method, the scenario file verb (``do = "partition"``), the ``fault`` field of the trace's fault
-lines, the switch of the swarm explorer (:data:`simulator.explore.SWITCHES`) and the label
+lines, the switch of the swarm explorer (``brh-sim explore --faults partition``) and the label
 in the timeline report and its legend. Every fault has an opposite verb that turns it off
 (``partition`` / ``heal``), and the settle phase turns every fault off with it. Faults that take
 a strength (a probability, seconds) refuse a strength of zero: the off verb says off.

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 import simulator.scenario_file
-from simulator.explore import SWITCHES, SwarmConfig
+from simulator.cli import main
+from simulator.explore import SWITCHES, SwarmConfig, choose_config, run_config
 from simulator.faults import FAULTS, UnknownFaultError, fault, markdown_table
 from simulator.report_glyphs import FAULT_COLOURS, legend_svg
 from simulator.scenario_file import VERBS, ScenarioFileError, loads
@@ -203,6 +204,28 @@ def test_a_scenario_file_mistake_names_the_fix(step: str, expected: str) -> None
     with pytest.raises(ScenarioFileError) as error:
         loads(_FILE + step, "f.toml")
     assert expected in str(error.value), str(error.value)
+
+
+def test_explore_takes_faults_by_name_and_refuses_misspelt_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14 item 6: ``brh-sim explore --faults`` runs every seed with exactly the switches
+    named; a misspelt or former one is refused (exit 2) naming the fix, before anything runs."""
+    assert main(["explore", "--seeds", "1", "--faults", "partiton"]) == 2
+    err = capsys.readouterr().err
+    assert "--faults: unknown switch 'partiton'; did you mean 'partition'?" in err
+    assert main(["explore", "--seeds", "1", "--faults", "partition,vault_down"]) == 2
+    assert "'vault_down' is now called 'take_down'" in capsys.readouterr().err
+    switches = ("take_down", "partition")
+    assert (
+        main(["explore", "--seeds", "2", "--duration", "600", "--faults", ",".join(switches)]) == 0
+    )
+    assert "faults take_down, partition" in capsys.readouterr().err
+    config = choose_config(3, duration=600, switches=switches)
+    assert config.faults == switches
+    trace = tmp_path / "trace.jsonl"
+    run_config(config, trace_path=trace)
+    assert {line["fault"] for line in _fault_lines(trace)} == {"take_down", "partition"}
 
 
 def test_a_replay_file_written_with_former_names_still_replays() -> None:
