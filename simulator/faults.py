@@ -61,7 +61,7 @@ _FAULTS = (
         "network",
         True,
         "",
-        "requests vanish: the client times out (indefinite)",
+        "requests vanish; clients time out (indefinite)",
         "#d62728",
     ),
     Fault(
@@ -110,7 +110,7 @@ _FAULTS = (
         "vault",
         True,
         "",
-        "the vault answers 401 to the device (token expired)",
+        "the device's requests get 401 (token expired)",
         "#8c564b",
         ("token_expired", "token"),
     ),
@@ -150,7 +150,7 @@ _FAULTS = (
         "vault",
         False,
         "`seconds` above 0 (the fake vault only)",
-        "an upsert checks, then inserts later: duplicates",
+        "upserts check, then insert late: duplicates",
         "#c2389b",
     ),
     Fault(
