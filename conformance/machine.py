@@ -52,6 +52,7 @@ from hypothesis.stateful import (
 )
 
 from conformance.harness import Sim
+from simulator.faults import FAULTS
 from simulator.scenario_file import DeviceSpec, ScenarioRun, ScenarioSpec, Step, dumps
 
 __all__ = ["CLAUSES", "KEYS", "PROFILE_NAMES", "MachineStats", "SyncMachine", "run_machine"]
@@ -82,6 +83,8 @@ settings.register_profile("brh-deep", max_examples=100_000, stateful_step_count=
 
 _WHO = st.integers(0, len(DEVICES) - 1)
 """A device, as an index into the devices a rule may pick from (which shrinks well)."""
+_STRENGTH: dict[str, dict[str, Any]] = {"server_errors": {"before": 0.3, "after": 0.3}}
+"""The fields the machine turns a fault on with, beyond its device."""
 
 
 @dataclass
@@ -306,31 +309,21 @@ class SyncMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.run is not None)
     @rule(
         who=_WHO,
-        fault=st.sampled_from(("partition", "disconnect", "cut_answers", "outage", "errors")),
+        fault=st.sampled_from(
+            ("partition", "disconnect", "cut_answers", "take_down", "server_errors")
+        ),
     )
     def fault(self, who: int, fault: str) -> None:
-        """Toggle a fault (on if off, off if on): a device's partition (requests vanish),
-        disconnection (requests fail at once) or lost answers, a vault outage, or vault errors
-        before and after applying."""
+        """Toggle a fault of :mod:`simulator.faults` (on if off, off if on): a device's
+        partition (requests vanish), disconnection (requests fail at once) or lost answers, a
+        vault outage, or vault errors before and after applying."""
         assert self.run is not None
-        server = self.run.world.server
-        if fault == "outage":
-            self._do("bring_up" if server.unavailable else "take_down")
-            return
-        if fault == "errors":
-            if server.error_before or server.error_after:
-                self._do("server_errors")
-            else:
-                self._do("server_errors", before=0.3, after=0.3)
-            return
-        name = self._pick(who, self._names())
-        link = self.run.world.links[name]
-        on, off, state = {
-            "partition": ("partition", "heal", link.partitioned),
-            "disconnect": ("disconnect", "reconnect", link.down),
-            "cut_answers": ("cut_answers", "restore_answers", link.answers_lost),
-        }[fault]
-        self._do(off if state else on, device=name)
+        spec = FAULTS[fault]
+        device = {"device": self._pick(who, self._names())} if spec.per_device else {}
+        if self.run.world.fault_on(fault, *device.values()):
+            self._do(spec.off, **device)
+        else:
+            self._do(fault, **device, **_STRENGTH.get(fault, {}))
 
     @precondition(lambda self: self.run is not None)
     @rule(who=_WHO, seconds=st.sampled_from((-7200.0, -30.0, -1.0, 1.0, 30.0, 7200.0)))

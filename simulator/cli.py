@@ -3,6 +3,7 @@
     brh-sim list
     brh-sim run NAME_OR_FILE --seed N [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
     brh-sim explore --seeds N [--devices D] [--duration T] [--out DIR] [--first-seed S]
+                    [--faults NAME,...]
     brh-sim replay FILE [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
 
 ``--impl package.module:factory`` runs every device on that implementation instead of the
@@ -32,7 +33,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from simulator.explore import ExploreSummary, explore, read_replay, run_config
+from simulator.explore import (
+    SWITCHES,
+    ExploreSummary,
+    check_switches,
+    explore,
+    read_replay,
+    run_config,
+)
 from simulator.impl import Factory, FactoryError, load_factory
 from simulator.world import Outcome, ScenarioError
 
@@ -190,11 +198,19 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         print("brh-sim explore: --seeds must be at least 1", file=sys.stderr)
         return 2
+    switches: tuple[str, ...] | None = None
+    if args.faults is not None:
+        try:
+            switches = check_switches(n.strip() for n in args.faults.split(",") if n.strip())
+        except ValueError as exc:
+            print(f"brh-sim explore: --faults: {exc}", file=sys.stderr)
+            return 2
     out = Path(args.out) if args.out else None
     seeds = range(args.first_seed, args.first_seed + args.seeds)
+    mix = "each its own mix" if switches is None else f"faults {', '.join(switches) or 'none'}"
     print(
         f"exploring seeds {seeds.start}..{seeds.stop - 1}: {args.devices} devices, "
-        f"{args.duration:,.0f} s simulated each",
+        f"{args.duration:,.0f} s simulated each, {mix}",
         file=sys.stderr,
     )
     wall = time.monotonic()
@@ -205,6 +221,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         out=out,
         progress=_progress_printer(),  # type: ignore[arg-type]
         report_seed=seeds.start if args.report_first else None,
+        switches=switches,
     )
     wall = time.monotonic() - wall
     print()
@@ -283,6 +300,12 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--devices", type=int, default=3)
     exp.add_argument("--duration", type=float, default=3600.0, help="simulated seconds per seed")
     exp.add_argument("--out", help="directory for replay files, traces and reports of failures")
+    exp.add_argument(
+        "--faults",
+        metavar="NAME,...",
+        help="run every seed with exactly these switches (default: each seed its own mix): "
+        + ", ".join(SWITCHES),
+    )
     exp.add_argument(
         "--report-first",
         action="store_true",

@@ -1,6 +1,10 @@
 """Swarm exploration: each seed picks its own mix of faults and app behaviours, runs a random
 workload, settles, and is checked.
 
+The switches a seed picks from (:data:`SWITCHES`) are the faults of :mod:`simulator.faults`, by
+their names, and a few one-shot events and app behaviours; ``brh-sim explore --faults a,b``
+runs every seed with exactly the switches named.
+
 Swarm testing (as in FoundationDB's BUGGIFY or TigerBeetle's VOPR) enables a different random
 subset of fault kinds per seed, so rare combinations get their turn. A seed fully determines its
 :class:`SwarmConfig`, and a config fully determines the run: a failing seed is replayed from the
@@ -12,17 +16,20 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator import faults
+from simulator.faults import FORMER_NAMES, did_you_mean
 from simulator.world import Outcome, World, simulate
 
 __all__ = [
-    "FAULTS",
+    "SWITCHES",
     "ExploreSummary",
     "SwarmConfig",
+    "check_switches",
     "choose_config",
     "explore",
     "read_replay",
@@ -30,27 +37,85 @@ __all__ = [
     "write_replay",
 ]
 
-FAULTS = (
+SWITCHES = (
+    # faults, by their names in simulator.faults (each toggles on and off at random times)
     "partition",
-    "one_way",
-    "offline",
-    "loss",
-    "latency",
-    "vault_down",
-    "frozen",
-    "token",
+    "cut_answers",
+    "disconnect",
+    "lossy",
+    "slow_link",
+    "take_down",
+    "freeze",
+    "expire_token",
     "server_errors",
     "upsert_race",
-    "device_clock",
-    "vault_clock",
+    # one-shot events
+    "jump_clock",
+    "jump_vault_clock",
     "crash",
     "reinstall",
     "late_join",
+    # the app's behaviour (World.behave: each toggles between its mode and apply)
     "refuse",
     "flaky_app",
     "slow_app",
     "decline",
 )
+"""What a seed may switch on. The order is the order a seed draws them in: changing it would
+change every seed's run. (``slow_vault`` is left out, for the same reason.)"""
+
+_LISTED = (
+    "crash",
+    "decline",
+    "jump_clock",
+    "flaky_app",
+    "freeze",
+    "late_join",
+    "slow_link",
+    "lossy",
+    "disconnect",
+    "cut_answers",
+    "partition",
+    "refuse",
+    "reinstall",
+    "server_errors",
+    "slow_app",
+    "expire_token",
+    "upsert_race",
+    "jump_vault_clock",
+    "take_down",
+)
+"""The order the workload lists the enabled switches in when it picks an action: the
+alphabetical order of the names they had before the fault vocabulary was unified (kept, so that
+every seed still runs as it did)."""
+
+_STRENGTH: dict[str, dict[str, Any]] = {
+    "lossy": {"requests": 0.2, "answers": 0.2},
+    "slow_link": {"latency": (0.01, 40.0)},
+    "server_errors": {"before": 0.2, "after": 0.2},
+    "upsert_race": {"seconds": 0.5},
+}
+"""The arguments a swarm turns each fault on with."""
+
+
+def check_switches(names: Iterable[object], *, translate: bool = False) -> tuple[str, ...]:
+    """``names`` as switches; :class:`ValueError` naming the fix for an unknown one (for an
+    earlier name, its new one). With ``translate``, earlier names are taken as their new ones
+    (a replay file written before the renaming still replays)."""
+    checked: list[str] = []
+    for name in names:
+        if translate and isinstance(name, str):
+            name = FORMER_NAMES.get(name, name)
+        if name not in SWITCHES:
+            raise ValueError(
+                f"unknown switch {name!r}; {did_you_mean(name, SWITCHES)}"
+                f"known: {', '.join(SWITCHES)}"
+            )
+        assert isinstance(name, str)
+        checked.append(name)
+    return tuple(checked)
+
+
 REPLAY_KIND = "brh-sim-replay"
 
 
@@ -76,22 +141,31 @@ class SwarmConfig:
         for name in ("faults", "contexts"):
             if name in known:
                 known[name] = tuple(known[name])
-        unknown = set(known.get("faults", ())) - set(FAULTS)
-        if unknown:
-            raise ValueError(f"faults: unknown fault kinds {sorted(unknown)}; known: {FAULTS}")
+        if "faults" in known:
+            try:
+                known["faults"] = check_switches(known["faults"], translate=True)
+            except ValueError as exc:
+                raise ValueError(f"faults: {exc}") from None
         return cls(**known)
 
 
-def choose_config(seed: int, *, devices: int = 3, duration: float = 3600.0) -> SwarmConfig:
-    """The swarm configuration of ``seed``: each fault kind enabled with probability 1/3."""
+def choose_config(
+    seed: int,
+    *,
+    devices: int = 3,
+    duration: float = 3600.0,
+    switches: tuple[str, ...] | None = None,
+) -> SwarmConfig:
+    """The swarm configuration of ``seed``: each switch enabled with probability 1/3, or
+    exactly ``switches`` if given (the rest of the configuration is the seed's either way)."""
     rng = random.Random(f"swarm:{seed}")
-    faults = tuple(f for f in FAULTS if rng.random() < 1 / 3)
+    drawn = tuple(f for f in SWITCHES if rng.random() < 1 / 3)
     contexts = ("notes",) if rng.random() < 0.7 else ("notes", "settings")
     return SwarmConfig(
         seed=seed,
         devices=devices,
         duration=duration,
-        faults=faults,
+        faults=drawn if switches is None else check_switches(switches),
         keys=rng.choice((3, 8, 20)),
         contexts=contexts,
         mean_gap=rng.choice((5.0, 30.0, 120.0)),
@@ -103,10 +177,10 @@ async def _workload(world: World, config: SwarmConfig) -> None:
     rng = world.rng
     enabled = set(config.faults)
     for index in range(config.devices):
-        offset = rng.uniform(-6 * 3600, 6 * 3600) if "device_clock" in enabled else 0.0
+        offset = rng.uniform(-6 * 3600, 6 * 3600) if "jump_clock" in enabled else 0.0
         world.add_device(f"d{index}", offset=offset)
     actions: list[tuple[str, float]] = [("put", 6.0), ("remove", 1.5), ("sync", 1.0)]
-    actions += [(fault, 0.6) for fault in sorted(enabled)]
+    actions += [(switch, 0.6) for switch in _LISTED if switch in enabled]
     names, weights = zip(*actions, strict=True)
     joined = config.devices
     while world.now() < config.duration:
@@ -132,35 +206,17 @@ async def _workload(world: World, config: SwarmConfig) -> None:
 
 
 async def _fault(world: World, fault: str, name: str, rng: random.Random) -> None:
-    """Toggle one fault (each call flips it on or off, so faults come and go)."""
-    link = world.links[name]
-    if fault == "partition":
-        world.heal(name) if link.partitioned else world.partition(name)
-    elif fault == "one_way":
-        world.restore_answers(name) if link.answers_lost else world.cut_answers(name)
-    elif fault == "offline":
-        world.reconnect(name) if link.down else world.disconnect(name)
-    elif fault == "loss":
-        on = not (link.request_loss or link.answer_loss)
-        world.lossy(name, requests=0.2 if on else 0.0, answers=0.2 if on else 0.0)
-    elif fault == "latency":
-        world.fast_link(name) if link.latency != world.latency else world.slow_link(
-            name, (0.01, 40.0)
-        )
-    elif fault == "vault_down":
-        world.bring_up() if world.server.unavailable else world.take_down()
-    elif fault == "frozen":
-        world.unfreeze() if world.server.frozen else world.freeze()
-    elif fault == "token":
-        world.renew_token(name) if name in world.server.expired else world.expire_token(name)
-    elif fault == "server_errors":
-        on = not (world.server.error_before or world.server.error_after)
-        world.server_errors(before=0.2 if on else 0.0, after=0.2 if on else 0.0)
-    elif fault == "upsert_race":
-        world.upsert_race(0.0 if world.server.upsert_race else 0.5)
-    elif fault == "device_clock":
+    """Toggle one switch (each call flips it on or off, so faults come and go)."""
+    if fault in faults.FAULTS:
+        spec = faults.FAULTS[fault]
+        target = [name] if spec.per_device else []
+        if world.fault_on(fault, *target):
+            getattr(world, spec.off)(*target)
+        else:
+            getattr(world, fault)(*target, **_STRENGTH.get(fault, {}))
+    elif fault == "jump_clock":
         world.jump_clock(name, rng.choice((-1, 1)) * rng.uniform(1, 4 * 3600))
-    elif fault == "vault_clock":
+    elif fault == "jump_vault_clock":
         world.jump_clock("vault", rng.choice((-1, 1)) * rng.uniform(1, 3600))
     elif fault == "crash":
         device = world.devices[name]
@@ -238,16 +294,18 @@ def explore(
     out: Path | None = None,
     progress: Callable[[int, int, ExploreSummary], None] | None = None,
     report_seed: int | None = None,
+    switches: tuple[str, ...] | None = None,
 ) -> ExploreSummary:
     """Run every seed; for each failure write a replay file, its trace and a timeline report to
-    ``out``. ``report_seed`` also gets a report when it passes (for a demo)."""
+    ``out``. ``report_seed`` also gets a report when it passes (for a demo). ``switches``: run
+    every seed with exactly these (:data:`SWITCHES`), instead of a mix of its own."""
     from simulator.report import render_timeline
 
     summary = ExploreSummary()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for index, seed in enumerate(seeds):
-        config = choose_config(seed, devices=devices, duration=duration)
+        config = choose_config(seed, devices=devices, duration=duration, switches=switches)
         keep = out is not None
         trace_path = out / f"seed-{seed}.trace.jsonl" if keep and out else None
         outcome = run_config(config, trace_path=trace_path)

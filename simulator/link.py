@@ -1,15 +1,19 @@
 """A device's network link to the vault: latency, partitions, lost requests and lost answers.
 
-Faults, as a client sees them:
+Faults, as a client sees them (the attribute each sets; in a world, turn them on and off with
+the verbs of :mod:`simulator.faults`, named in brackets):
 
-* ``down``: no route (the request is refused at once): a *definite* failure;
-* ``partitioned``: requests vanish; the client times out: *indefinite* (it cannot know);
-* ``answers_lost`` (one-way partition): requests arrive and apply, answers vanish: indefinite;
-* ``request_loss`` / ``answer_loss``: the same two, with a probability per request;
-* ``lose_answers``: lose the answers of that many upcoming writes;
-* latency: each leg draws uniformly from ``latency`` (seconds) with the world's seeded random
-  generator, so requests of different devices interleave and reorder; a request whose round
-  trip exceeds ``timeout`` times out (it may still apply afterwards, as on a real network).
+* ``down`` (``disconnect``): no route (the request is refused at once): a *definite* failure;
+* ``partitioned`` (``partition``): requests vanish; the client times out: *indefinite* (it
+  cannot know);
+* ``answers_lost`` (``cut_answers``, a one-way partition): requests arrive and apply, answers
+  vanish: indefinite;
+* ``request_loss`` / ``answer_loss`` (``lossy``): the same two, with a probability per request;
+* ``lose_answers``: lose the answers of that many upcoming writes (a knob for tests);
+* ``latency`` (``slow_link``): each leg draws uniformly from ``latency`` (seconds) with the
+  world's seeded random generator, so requests of different devices interleave and reorder; a
+  request whose round trip exceeds ``timeout`` times out (it may still apply afterwards, as on a
+  real network).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 
+from simulator.faults import FAULTS
+
 __all__ = [
     "BLUE",
     "DEVICE_EVENTS",
@@ -41,18 +43,8 @@ __all__ = [
 INK, MUTED = "#222", "#888"
 BLUE, PALE, GREEN, AMBER = "#1f5fbf", "#8ea6c9", "#2e8b57", "#c98a00"
 RED, ORANGE, PURPLE = "#d62728", "#e67e00", "#7b3fb0"
-FAULT_COLOURS = {
-    "partition": RED,
-    "answers_lost": ORANGE,
-    "offline": "#555",
-    "loss": "#b0a000",
-    "app": PURPLE,
-    "token_expired": "#8c564b",
-    "frozen": "#138d9c",
-    "unavailable": "#555",
-    "errors": RED,
-    "upsert_race": "#c2389b",
-}
+FAULT_COLOURS = {**{f.name: f.colour for f in FAULTS.values()}, "behave": PURPLE}
+"""The colour of each fault of :mod:`simulator.faults`, and of the app's behaviour."""
 DEVICE_EVENTS = {"join": GREEN, "crash": RED, "restart": BLUE, "reinstall": PURPLE}
 ARROWS = {"write": BLUE, "read": PALE, "ok": GREEN, "error": AMBER, "late": ORANGE}
 """Arrow styles (each has its arrowhead marker ``head-<style>``) and their colours."""
@@ -215,6 +207,15 @@ def _shade(colour: str, opacity: str) -> str:
 # -- the legend ---------------------------------------------------------------------------------
 
 
+def _fault_swatch(name: str) -> str:
+    """A fault's shading as the timeline draws it (a partition is hatched too)."""
+    colour = FAULT_COLOURS[name]
+    swatch = _shade(colour, "0.1") + line(0, -9, 0, 9, colour)
+    if name == "partition":
+        swatch += tag("rect", x=0.0, y=-9.0, width=40.0, height=18.0, fill="url(#hatch)")
+    return swatch
+
+
 def _legend_items() -> list[tuple[str, str]]:
     """(symbol drawn in a 40 × 18 box around (20, 0), its meaning)."""
     torn = tag("rect", x=8.0, y=-9.0, width=24.0, height=18.0, fill="#efefef")
@@ -241,12 +242,9 @@ def _legend_items() -> list[tuple[str, str]]:
         (bracket(2, 38, 3, ORANGE), "pass ⊘ refused by the app"),
         (bracket(2, 38, 3, RED), "pass ! failed (vault error…)"),
         (bracket(2, 38, 3, MUTED), "pass … unfinished"),
-        (
-            _shade(RED, "0.1")
-            + tag("rect", x=0.0, y=-9.0, width=40.0, height=18.0, fill="url(#hatch)"),
-            "partition",
-        ),
-        (_shade(ORANGE, "0.12"), "other fault (labelled)"),
+        *[(_fault_swatch(f.name), f"{f.name}: {f.does}") for f in FAULTS.values()],
+        (_fault_swatch("behave"), "behave: the app refuses, is flaky, slow…"),
+        (_shade(MUTED, "0.12"), "other (labelled)"),
         (
             line(20, -9, 20, 9, PURPLE, stroke_dasharray="3 2"),
             "clock jump (labelled with its size)",
@@ -258,11 +256,12 @@ def _legend_items() -> list[tuple[str, str]]:
     ]
 
 
-def legend_svg(columns: int = 4) -> str:
-    """Every kind of mark with its meaning (it uses the timeline's :func:`defs`)."""
+def legend_svg(columns: int = 3) -> str:
+    """Every kind of mark with its meaning (it uses the timeline's :func:`defs`); the faults
+    come from :mod:`simulator.faults`."""
     items = _legend_items()
     rows = -(-len(items) // columns)
-    width, height = 300.0, 26.0
+    width, height = 430.0, 26.0
     parts: list[str] = []
     for index, (symbol, label) in enumerate(items):
         x, y = (index // rows) * width + 8, (index % rows) * height + 16

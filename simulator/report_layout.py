@@ -27,6 +27,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from simulator.faults import FORMER_NAMES
+
 __all__ = [
     "MAX_EVENTS",
     "TOP",
@@ -128,11 +130,13 @@ def _parse(seq: int, line: str) -> Event | None:
     t = data.get("t")
     if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):
         return None
+    if data["kind"] == "fault" and data.get("fault") in FORMER_NAMES:
+        data["fault"] = FORMER_NAMES[data["fault"]]  # a trace written before the renaming
     return Event(seq, float(t), data["kind"], data)
 
 
 def _track_fault(state: dict[Key, Event], event: Event) -> None:
-    if event.kind != "fault" or event.get("fault") == "clock_jump":
+    if event.kind != "fault" or event.get("fault") == "jump_clock":
         return
     key = (event.lane, str(event.get("fault")))
     if event.get("on"):
@@ -438,7 +442,7 @@ def fault_spans(digest: Digest, axis: Axis) -> list[Span]:
             spans.at_cut(axis.elision())
             for key, on in sorted(digest.faults_at_cut.items()):
                 spans.begin(key, on, spans.origin)
-        if event.kind != "fault" or event.get("fault") == "clock_jump":
+        if event.kind != "fault" or event.get("fault") == "jump_clock":
             continue
         key = (event.lane, str(event.get("fault")))
         x = axis.of(event)

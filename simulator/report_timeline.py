@@ -345,7 +345,7 @@ class Timeline:
         return mark(f"device device-{name}", title, *shapes, data_t=_stamp(event.t))
 
     def _clock_jump(self, event: Event, lane: Lane | None, x: float) -> str:
-        if lane is None or event.get("fault") != "clock_jump":
+        if lane is None or event.get("fault") != "jump_clock":
             return ""  # the other faults are spans
         detail = event.get("detail")
         seconds = detail.get("seconds", 0) if isinstance(detail, dict) else 0
@@ -396,7 +396,7 @@ def _clock_note(join: Event | None) -> str:
 
 
 def _fault_label(span: Span) -> str:
-    label = span.name.replace("_", " ")
+    label = span.name  # the fault's verb, as the World, scenario files and the legend name it
     detail = span.start.get("detail") if span.start is not None else None
     if isinstance(detail, dict) and detail:
         label += ": " + " ".join(f"{k}={v}" for k, v in sorted(detail.items()))

@@ -74,14 +74,24 @@ Verbs (fields in brackets are optional):
   a context the device joined without);
 * device life: ``join`` device [offset drift_ppm contexts instances share_contexts] (the fields of a
   ``[[devices]]`` entry), ``crash`` / ``restart`` / ``reinstall`` device;
-* network: ``partition`` / ``heal``, ``cut_answers`` / ``restore_answers``, ``disconnect`` /
-  ``reconnect`` device; ``lossy`` device [requests answers] (probabilities; none: off);
-  ``slow_link`` device low high (each leg of a request takes uniformly ``low``..``high``
-  seconds; beyond the client's 30 s timeout a request may still apply later) / ``fast_link``
-  device (back to the world's latency);
-* vault: ``take_down`` / ``bring_up``, ``freeze`` / ``unfreeze``, ``expire_token`` /
-  ``renew_token`` device, ``server_errors`` [before after] (probabilities; none: off),
-  ``upsert_race`` seconds (0: off);
+* faults, each an on verb and its off verb (the table is :mod:`simulator.faults`; the off verb
+  takes the device, if any, and nothing else):
+
+  - a device's network: ``partition`` / ``heal`` device (requests vanish), ``cut_answers`` /
+    ``restore_answers`` device (answers vanish), ``disconnect`` / ``reconnect`` device
+    (requests fail at once), ``lossy`` device [requests answers] / ``lossless`` device
+    (probabilities of losing each request and each answer; one must be above 0),
+    ``slow_link`` device low high / ``fast_link`` device (each leg of a request takes
+    uniformly ``low``..``high`` seconds; beyond the client's 30 s timeout a request may still
+    apply later; ``fast_link``: back to the world's latency);
+  - the vault: ``expire_token`` / ``renew_token`` device (401 to that device), ``freeze`` /
+    ``unfreeze`` (writes get 403), ``take_down`` / ``bring_up`` (every request gets 503),
+    ``server_errors`` [before after] / ``stop_server_errors`` (probabilities of a 500 before
+    applying and after applying a write; one must be above 0), ``upsert_race`` seconds /
+    ``stop_upsert_race`` (an upsert checks, then inserts ``seconds`` later), ``slow_vault``
+    seconds / ``fast_vault`` (every request takes ``seconds`` more);
+
+  a strength of 0 turns nothing on, and is refused with the off verb's name;
 * clocks and apps: ``jump_clock`` device seconds (device ``"vault"`` steps the vault's clock),
   ``behave`` device mode [context refusals probability delay] (modes of
   :class:`simulator.app.Behaviour`);
@@ -110,6 +120,7 @@ from brh import InvalidArgumentError, RetryPolicy
 from brh.options import SyncOptions
 from brh.validation import check_context_name, check_key
 from simulator.app import MODES
+from simulator.faults import FAULTS, Fault, did_you_mean
 from simulator.impl import Factory
 from simulator.invariants import StepChecks
 from simulator.scenarios import (
@@ -365,13 +376,6 @@ async def _join(world: World, step: Step) -> None:
     _join_device(world, DeviceSpec.from_step(step))
 
 
-def _device_verb(method: str) -> Action:
-    async def act(world: World, step: Step) -> None:
-        getattr(world, method)(step.fields["device"])
-
-    return act
-
-
 def _async_device_verb(method: str) -> Action:
     async def act(world: World, step: Step) -> None:
         await getattr(world, method)(step.fields["device"])
@@ -379,33 +383,18 @@ def _async_device_verb(method: str) -> Action:
     return act
 
 
-def _vault_verb(method: str) -> Action:
+def _fault_verb(verb: str, fault: Fault) -> Action:
+    """The action of a fault's on or off verb: the World method of the same name, given the
+    step's device (for a device's fault) and the strength fields as keyword arguments."""
+
     async def act(world: World, step: Step) -> None:
-        getattr(world, method)()
+        target = [step.fields["device"]] if fault.per_device else []
+        arguments = {k: v for k, v in step.fields.items() if k != "device"}
+        if verb == "slow_link":  # the World takes the range as one argument
+            arguments = {"latency": (arguments.pop("low"), arguments.pop("high"))}
+        getattr(world, verb)(*target, **arguments)
 
     return act
-
-
-async def _lossy(world: World, step: Step) -> None:
-    world.lossy(
-        step.fields["device"], requests=step.get("requests", 0.0), answers=step.get("answers", 0.0)
-    )
-
-
-async def _slow_link(world: World, step: Step) -> None:
-    world.slow_link(step.fields["device"], (step.fields["low"], step.fields["high"]))
-
-
-async def _fast_link(world: World, step: Step) -> None:
-    world.fast_link(step.fields["device"])
-
-
-async def _server_errors(world: World, step: Step) -> None:
-    world.server_errors(before=step.get("before", 0.0), after=step.get("after", 0.0))
-
-
-async def _upsert_race(world: World, step: Step) -> None:
-    world.upsert_race(step.fields["seconds"])
 
 
 async def _jump_clock(world: World, step: Step) -> None:
@@ -484,6 +473,33 @@ _DEVICE = {"device": _name}
 _KEYED = {"device": _name, "key": _key}
 _CONTEXT = {"context": _name}
 
+_STRENGTHS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
+    "lossy": ({}, {"requests": _probability, "answers": _probability}),
+    "slow_link": ({"low": _seconds, "high": _seconds}, {}),
+    "server_errors": ({}, {"before": _probability, "after": _probability}),
+    "upsert_race": ({"seconds": _seconds}, {}),
+    "slow_vault": ({"seconds": _seconds}, {}),
+}
+"""The fields of the faults whose on verb takes a strength: (required, optional)."""
+
+_TURNS_NOTHING_ON = {"lossy", "server_errors", "upsert_race", "slow_vault"}
+"""Faults whose on verb needs one strength field above 0 (the off verb says off)."""
+
+
+def _fault_verbs() -> dict[str, Verb]:
+    """The on and off verb of every fault of :data:`simulator.faults.FAULTS`."""
+    verbs: dict[str, Verb] = {}
+    for fault in FAULTS.values():
+        device = _DEVICE if fault.per_device else {}
+        where = "any" if fault.per_device else None
+        required, optional = _STRENGTHS.get(fault.name, ({}, {}))
+        verbs[fault.name] = Verb(
+            _fault_verb(fault.name, fault), {**device, **required}, optional, device=where
+        )
+        verbs[fault.off] = Verb(_fault_verb(fault.off, fault), device, device=where)
+    return verbs
+
+
 VERBS: dict[str, Verb] = {
     "put": Verb(
         _put, {**_KEYED, "value": _json}, {**_CONTEXT, "instance": _count}, device="running"
@@ -507,25 +523,7 @@ VERBS: dict[str, Verb] = {
     "crash": Verb(_async_device_verb("crash"), _DEVICE, device="running"),
     "restart": Verb(_async_device_verb("restart"), _DEVICE, device="crashed"),
     "reinstall": Verb(_async_device_verb("reinstall"), _DEVICE),
-    "partition": Verb(_device_verb("partition"), _DEVICE),
-    "heal": Verb(_device_verb("heal"), _DEVICE),
-    "cut_answers": Verb(_device_verb("cut_answers"), _DEVICE),
-    "restore_answers": Verb(_device_verb("restore_answers"), _DEVICE),
-    "disconnect": Verb(_device_verb("disconnect"), _DEVICE),
-    "reconnect": Verb(_device_verb("reconnect"), _DEVICE),
-    "expire_token": Verb(_device_verb("expire_token"), _DEVICE),
-    "renew_token": Verb(_device_verb("renew_token"), _DEVICE),
-    "lossy": Verb(_lossy, _DEVICE, {"requests": _probability, "answers": _probability}),
-    "slow_link": Verb(_slow_link, {**_DEVICE, "low": _seconds, "high": _seconds}),
-    "fast_link": Verb(_fast_link, _DEVICE),
-    "take_down": Verb(_vault_verb("take_down"), device=None),
-    "bring_up": Verb(_vault_verb("bring_up"), device=None),
-    "freeze": Verb(_vault_verb("freeze"), device=None),
-    "unfreeze": Verb(_vault_verb("unfreeze"), device=None),
-    "server_errors": Verb(
-        _server_errors, optional={"before": _probability, "after": _probability}, device=None
-    ),
-    "upsert_race": Verb(_upsert_race, {"seconds": _seconds}, device=None),
+    **_fault_verbs(),
     "jump_clock": Verb(_jump_clock, {**_DEVICE, "seconds": _signed_seconds}, device="clock"),
     "behave": Verb(
         _behave,
@@ -1014,7 +1012,8 @@ class _Parser:
         verb_name = item["do"]
         if not isinstance(verb_name, str) or verb_name not in VERBS:
             raise self.fail(
-                f"unknown verb {verb_name!r}; known: {', '.join(sorted(VERBS))}",
+                f"unknown verb {verb_name!r}; {did_you_mean(verb_name, VERBS)}"
+                f"known: {', '.join(sorted(VERBS))}",
                 step=number,
                 field="do",
             )
@@ -1045,6 +1044,15 @@ class _Parser:
                     raise self.fail(str(exc), **where, field=name) from None
         if verb_name == "slow_link" and values["low"] > values["high"]:
             raise self.fail("must be >= low", **where, field="high")
+        strengths = [name for name in (*verb.required, *verb.optional) if name != "device"]
+        if verb_name in _TURNS_NOTHING_ON and not any(values.get(n) for n in strengths):
+            off = FAULTS[verb_name].off
+            raise self.fail(
+                f"turns nothing on: give {' or '.join(strengths)} above 0 "
+                f"(do = {off!r} turns the fault off)",
+                **where,
+                field=strengths[0],
+            )
         if verb_name == "expect":
             if not {"completed", "callbacks", "same_as"} & set(values):
                 raise self.fail(
@@ -1052,8 +1060,9 @@ class _Parser:
                 )
             if "same_as" in values and values["same_as"] not in states:
                 known = ", ".join(sorted(states)) or "none yet"
+                hint = did_you_mean(values["same_as"], states)
                 raise self.fail(
-                    f"no device named {values['same_as']!r} at this point (devices: {known})",
+                    f"no device named {values['same_as']!r} at this point ({hint}devices: {known})",
                     **where,
                     field="same_as",
                 )
@@ -1094,8 +1103,9 @@ class _Parser:
         state = states.get(name)
         if state is None:
             known = ", ".join(sorted(states)) or "none yet"
+            hint = did_you_mean(name, [*states, *(["vault"] if verb.device == "clock" else [])])
             raise self.fail(
-                f"no device named {name!r} at this point (devices: {known})",
+                f"no device named {name!r} at this point ({hint}devices: {known})",
                 **where,
                 field="device",
             )

@@ -501,7 +501,7 @@ async def w4_upsert_race(world: World) -> None:
         await device.put("z", f"created on the {device.name}")
     await devices[0].remove("z")
     await world.advance(10)
-    world.upsert_race(0.0)
+    world.stop_upsert_race()
     await world.advance(MINUTE)
 
 
@@ -529,7 +529,7 @@ async def w4_offline_creators(world: World) -> None:
     for name in names:
         world.reconnect(name)
     await world.advance(2 * MINUTE)
-    world.upsert_race(0.0)
+    world.stop_upsert_race()
     await sync_all(world)
 
 
@@ -1108,7 +1108,7 @@ async def flaky_network(world: World) -> None:
         await world.advance(rng.uniform(1, 20))
     await world.advance(5 * MINUTE)
     world.note("the network calms down")
-    world.lossy("phone")
+    world.lossless("phone")
     world.fast_link("tablet")
     await world.advance(2 * MINUTE)
 
@@ -1154,7 +1154,7 @@ async def vault_outage(world: World) -> None:
         await tablet.put(f"t{i}", i, context="contacts")
         await world.advance(20)
     await world.advance(5 * MINUTE)
-    world.server_errors()
+    world.stop_server_errors()
     await world.advance(3 * MINUTE)
 
 

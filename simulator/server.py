@@ -3,7 +3,9 @@
 :class:`VaultServer` sits in front of a :class:`~hivevault.vault.FakeVault` (whose clock is the
 server's :class:`~simulator.clocks.SkewedClock`) and can be unavailable, frozen, slow, refuse
 expired tokens, fail before or after applying a request, and reproduce MongoDB's upsert race
-(without a unique index, two racing upserts of one key can both insert).
+(without a unique index, two racing upserts of one key can both insert). In a world these are
+the vault's faults of :mod:`simulator.faults` (``take_down``, ``freeze``, ``slow_vault``,
+``expire_token``, ``server_errors``, ``upsert_race``), each with its off verb.
 """
 
 from __future__ import annotations

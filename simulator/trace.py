@@ -24,7 +24,9 @@ KINDS = {
     "write": "the app changed an entry: device, context, key, op (upsert/delete), version",
     "callback": "a callback answered: device, context, key, action, accepted, version",
     "pass": "a pass started or finished: device, phase, full / completed, reason, requests",
-    "fault": "a fault began or ended: target, fault, on (true/false), detail",
+    "fault": "a fault began or ended: target, fault (its name in simulator.faults), on "
+    "(true/false), detail; also a clock jump (fault jump_clock, on true), a drift "
+    "(set_drift) or the app's behaviour (behave)",
     "device": "join, crash, restart, reinstall of a device, or a wipe of one of its contexts",
     "check": "a checker's finding: checker, clause, device, context, key, message",
     "note": "free text from a scenario",

@@ -2,7 +2,8 @@
 
 Everything random draws from generators seeded from the world's seed, in a deterministic order;
 time is the virtual time of :mod:`simulator.timeloop`. Faults come in opposite pairs
-(``partition``/``heal``, ``freeze``/``unfreeze``, ...). A run ends with :meth:`World.settle`:
+(``partition``/``heal``, ``freeze``/``unfreeze``, ...; the table is :mod:`simulator.faults`,
+and a method of this class has each verb's name). A run ends with :meth:`World.settle`:
 every fault healed, every app accepting, every device syncing until nothing changes, and then
 the end-of-run checkers.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import linecache
+import math
 import random
 import traceback
 from collections.abc import Awaitable, Callable
@@ -37,10 +39,12 @@ from typing import Any
 from brh import Entry, RetryPolicy, SyncEvent
 from brh.hlc import Version
 from brh.vault import Vault
+from simulator import faults
 from simulator.app import Behaviour
 from simulator.checkers import Checker, Finding, Write
 from simulator.clocks import SkewedClock
 from simulator.device import SimDevice
+from simulator.faults import did_you_mean
 from simulator.impl import Factory
 from simulator.link import Link
 from simulator.live import UnsupportedFault
@@ -48,7 +52,14 @@ from simulator.server import VaultServer
 from simulator.timeloop import run
 from simulator.trace import Trace
 
-__all__ = ["Outcome", "ScenarioError", "World", "scenario_step", "simulate"]
+__all__ = [
+    "Outcome",
+    "ScenarioError",
+    "UnknownDeviceError",
+    "World",
+    "scenario_step",
+    "simulate",
+]
 
 START = 1_750_000_000.0
 """Virtual start of every run (seconds since the epoch)."""
@@ -84,6 +95,28 @@ class ScenarioError(Exception):
         self.error = error
         self.at = at
         self.seed = seed
+
+
+class UnknownDeviceError(KeyError):
+    """No device has that name; the message names the closest one and lists them all."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _probability(verb: str, argument: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"{verb}: {argument} must be a probability from 0 to 1, got {value!r}")
+
+
+def _seconds(verb: str, argument: str, value: float) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{verb}: {argument} must be seconds >= 0, got {value!r}")
 
 
 class World:
@@ -169,10 +202,19 @@ class World:
         return device
 
     def device(self, name: str) -> SimDevice:
-        try:
-            return self.devices[name]
-        except KeyError:
-            raise KeyError(f"no device named {name!r}; devices: {sorted(self.devices)}") from None
+        """The device called ``name``; :class:`UnknownDeviceError` naming the fix if none is."""
+        device = self.devices.get(name)
+        if device is None:
+            raise self._no_device(name)
+        return device
+
+    def _no_device(self, name: str, *, clock: bool = False) -> UnknownDeviceError:
+        known = sorted(self.devices) + (["vault"] if clock else [])
+        listed = ", ".join(repr(n) for n in sorted(self.devices)) or "none yet"
+        vault = " (or 'vault': the vault's clock)" if clock else ""
+        return UnknownDeviceError(
+            f"no device {name!r}; {did_you_mean(name, known)}devices: {listed}{vault}"
+        )
 
     async def crash(self, name: str) -> None:
         await self.device(name).crash()
@@ -211,92 +253,153 @@ class World:
             new = Behaviour(**behaviour)
             device.behaviours[ctx] = new
             device.apps[ctx].behaviour = new
-        self.trace.emit(
-            "fault", target=name, fault="app", on=behaviour.get("mode") != "apply", detail=behaviour
-        )
+        self._switch("behave", name, behaviour.get("mode") != "apply", behaviour)
 
-    # -- paired faults ----------------------------------------------------------------------
+    # -- paired faults (the table is simulator.faults) --------------------------------------
 
-    def _link_fault(self, name: str, attribute: str, value: Any, fault: str, on: bool) -> None:
-        setattr(self.links[name], attribute, value)
-        self.trace.emit("fault", target=name, fault=fault, on=on)
+    def _link(self, name: str) -> Link:
+        link = self.links.get(name)
+        if link is None:
+            raise self._no_device(name)
+        return link
+
+    def _switch(
+        self, fault: str, target: str, on: bool, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Trace a fault (or a clock or app setting) turning on or off."""
+        if detail is None:
+            self.trace.emit("fault", target=target, fault=fault, on=on)
+        else:
+            self.trace.emit("fault", target=target, fault=fault, on=on, detail=detail)
+
+    def fault_on(self, fault: str, device: str | None = None) -> bool:
+        """Whether ``fault`` (a name of :data:`simulator.faults.FAULTS`) is on now: for
+        ``device``, if it is a fault of one device's."""
+        spec = faults.fault(fault)
+        if spec.per_device:
+            if device is None:
+                raise ValueError(f"fault_on: {fault!r} is a fault of one device: name it")
+            self._link(device)
+        elif device is not None:
+            raise ValueError(f"fault_on: {fault!r} is the vault's fault: name no device")
+        return _ACTIVE[spec.name](self, device or "")
 
     def partition(self, name: str) -> None:
-        """Requests from ``name`` vanish (clients time out)."""
-        self._link_fault(name, "partitioned", True, "partition", True)
+        """Requests from ``name`` vanish (clients time out: an indefinite failure)."""
+        self._link(name).partitioned = True
+        self._switch("partition", name, True)
 
     def heal(self, name: str) -> None:
-        self._link_fault(name, "partitioned", False, "partition", False)
+        """Ends :meth:`partition`."""
+        self._link(name).partitioned = False
+        self._switch("partition", name, False)
 
     def cut_answers(self, name: str) -> None:
         """One-way partition: requests arrive and apply, answers vanish."""
-        self._link_fault(name, "answers_lost", True, "answers_lost", True)
+        self._link(name).answers_lost = True
+        self._switch("cut_answers", name, True)
 
     def restore_answers(self, name: str) -> None:
-        self._link_fault(name, "answers_lost", False, "answers_lost", False)
+        """Ends :meth:`cut_answers`."""
+        self._link(name).answers_lost = False
+        self._switch("cut_answers", name, False)
 
     def disconnect(self, name: str) -> None:
         """No route at all: requests fail at once (a definite failure)."""
-        self._link_fault(name, "down", True, "offline", True)
+        self._link(name).down = True
+        self._switch("disconnect", name, True)
 
     def reconnect(self, name: str) -> None:
-        self._link_fault(name, "down", False, "offline", False)
+        """Ends :meth:`disconnect`."""
+        self._link(name).down = False
+        self._switch("disconnect", name, False)
+
+    def lossy(self, name: str, *, requests: float = 0.0, answers: float = 0.0) -> None:
+        """Each request of ``name`` is lost with probability ``requests`` (refused at once),
+        each answer with probability ``answers`` (the client times out)."""
+        _probability("lossy", "requests", requests)
+        _probability("lossy", "answers", answers)
+        if not (requests or answers):
+            raise ValueError(
+                "lossy: requests and answers are both 0, which loses nothing; "
+                f"lossless({name!r}) turns the loss off"
+            )
+        link = self._link(name)
+        link.request_loss, link.answer_loss = requests, answers
+        self._switch("lossy", name, True, {"requests": requests, "answers": answers})
+
+    def lossless(self, name: str) -> None:
+        """Ends :meth:`lossy`."""
+        link = self._link(name)
+        link.request_loss = link.answer_loss = 0.0
+        self._switch("lossy", name, False)
 
     def slow_link(self, name: str, latency: tuple[float, float]) -> None:
         """Each leg of each request of ``name`` takes uniformly ``latency`` seconds."""
-        self.links[name].latency = latency
-        self.trace.emit(
-            "fault", target=name, fault="latency", on=True, detail={"latency": list(latency)}
-        )
+        low, high = latency
+        _seconds("slow_link", "latency", low)
+        _seconds("slow_link", "latency", high)
+        if low > high:
+            raise ValueError(
+                f"slow_link: latency must be (low, high) with low <= high, got {latency!r}"
+            )
+        self._link(name).latency = (low, high)
+        self._switch("slow_link", name, True, {"latency": [low, high]})
 
     def fast_link(self, name: str) -> None:
-        self.links[name].latency = self.latency
-        self.trace.emit("fault", target=name, fault="latency", on=False)
-
-    def lossy(self, name: str, *, requests: float = 0.0, answers: float = 0.0) -> None:
-        link = self.links[name]
-        link.request_loss, link.answer_loss = requests, answers
-        self.trace.emit(
-            "fault",
-            target=name,
-            fault="loss",
-            on=bool(requests or answers),
-            detail={"requests": requests, "answers": answers},
-        )
-
-    def _server_fault(self, attribute: str, value: Any, fault: str, on: bool) -> None:
-        setattr(self.server, attribute, value)
-        self.trace.emit("fault", target="vault", fault=fault, on=on)
-
-    def freeze(self) -> None:
-        self._server_fault("frozen", True, "frozen", True)
-
-    def unfreeze(self) -> None:
-        self._server_fault("frozen", False, "frozen", False)
-
-    def take_down(self) -> None:
-        self._server_fault("unavailable", True, "unavailable", True)
-
-    def bring_up(self) -> None:
-        self._server_fault("unavailable", False, "unavailable", False)
+        """Ends :meth:`slow_link`: the world's latency again."""
+        self._link(name).latency = self.latency
+        self._switch("slow_link", name, False)
 
     def expire_token(self, name: str) -> None:
+        """The vault refuses every request of ``name`` with 401 (its token expired)."""
+        self._link(name)
         self.server.expired.add(name)
-        self.trace.emit("fault", target=name, fault="token_expired", on=True)
+        self._switch("expire_token", name, True)
 
     def renew_token(self, name: str) -> None:
+        """Ends :meth:`expire_token`."""
+        self._link(name)
         self.server.expired.discard(name)
-        self.trace.emit("fault", target=name, fault="token_expired", on=False)
+        self._switch("expire_token", name, False)
+
+    def freeze(self) -> None:
+        """The vault refuses writes with 403 (reads work)."""
+        self.server.frozen = True
+        self._switch("freeze", "vault", True)
+
+    def unfreeze(self) -> None:
+        """Ends :meth:`freeze`."""
+        self.server.frozen = False
+        self._switch("freeze", "vault", False)
+
+    def take_down(self) -> None:
+        """The vault answers every request with 503, applying nothing."""
+        self.server.unavailable = True
+        self._switch("take_down", "vault", True)
+
+    def bring_up(self) -> None:
+        """Ends :meth:`take_down`."""
+        self.server.unavailable = False
+        self._switch("take_down", "vault", False)
 
     def server_errors(self, *, before: float = 0.0, after: float = 0.0) -> None:
+        """The vault fails a request with 500 before applying it with probability ``before``,
+        and a write after applying it with probability ``after``."""
+        _probability("server_errors", "before", before)
+        _probability("server_errors", "after", after)
+        if not (before or after):
+            raise ValueError(
+                "server_errors: before and after are both 0, which fails nothing; "
+                "stop_server_errors() turns the errors off"
+            )
         self.server.error_before, self.server.error_after = before, after
-        self.trace.emit(
-            "fault",
-            target="vault",
-            fault="errors",
-            on=bool(before or after),
-            detail={"before": before, "after": after},
-        )
+        self._switch("server_errors", "vault", True, {"before": before, "after": after})
+
+    def stop_server_errors(self) -> None:
+        """Ends :meth:`server_errors`."""
+        self.server.error_before = self.server.error_after = 0.0
+        self._switch("server_errors", "vault", False)
 
     def _inside_the_vault(self, fault: str) -> None:
         if self.server.live:
@@ -305,63 +408,74 @@ class World:
             )
 
     def upsert_race(self, seconds: float) -> None:
-        if seconds:
-            self._inside_the_vault("upsert_race")
-        self._server_fault("upsert_race", seconds, "upsert_race", seconds > 0)
+        """MongoDB without a unique index: an upsert checks for a match, then inserts
+        ``seconds`` later, so two racing upserts of one key can both insert."""
+        _seconds("upsert_race", "seconds", seconds)
+        if not seconds:
+            raise ValueError("upsert_race: seconds must be above 0; stop_upsert_race() ends it")
+        self._inside_the_vault("upsert_race")
+        self.server.upsert_race = seconds
+        self._switch("upsert_race", "vault", True)
 
-    def jump_clock(self, name: str, seconds: float) -> None:
-        """Step a device's clock (or the vault's, with ``"vault"``) by ``seconds``."""
-        if name == "vault":
-            self._inside_the_vault("a vault clock jump")
-        clock = self.server.clock if name == "vault" else self.device(name).clock
-        clock.jump(seconds)
-        self.trace.emit(
-            "fault", target=name, fault="clock_jump", on=True, detail={"seconds": seconds}
-        )
-
-    def set_drift(self, name: str, ppm: float) -> None:
-        """A device's clock (or the vault's, with ``"vault"``) runs fast or slow from now on."""
-        if name == "vault":
-            self._inside_the_vault("a vault clock drift")
-        clock = self.server.clock if name == "vault" else self.device(name).clock
-        clock.set_drift(ppm)
-        self.trace.emit("fault", target=name, fault="drift", on=ppm != 0, detail={"ppm": ppm})
+    def stop_upsert_race(self) -> None:
+        """Ends :meth:`upsert_race`: upserts are atomic again."""
+        self.server.upsert_race = 0.0
+        self._switch("upsert_race", "vault", False)
 
     def slow_vault(self, seconds: float) -> None:
-        """Every request takes ``seconds`` more on the server (0 to stop)."""
-        self._server_fault("slow", seconds, "slow_vault", seconds > 0)
+        """Every request takes ``seconds`` more on the server."""
+        _seconds("slow_vault", "seconds", seconds)
+        if not seconds:
+            raise ValueError("slow_vault: seconds must be above 0; fast_vault() ends it")
+        self.server.slow = seconds
+        self._switch("slow_vault", "vault", True)
+
+    def fast_vault(self) -> None:
+        """Ends :meth:`slow_vault`."""
+        self.server.slow = 0.0
+        self._switch("slow_vault", "vault", False)
 
     def heal_all(self) -> None:
         """Every fault off, every app accepting (the start of the settle phase)."""
+        network = [f for f in faults.FAULTS.values() if f.layer == "network"]
         for name, link in self.links.items():
-            if link.partitioned:
-                self.heal(name)
-            if link.answers_lost:
-                self.restore_answers(name)
-            if link.down:
-                self.reconnect(name)
-            if link.request_loss or link.answer_loss:
-                self.lossy(name)
-            if link.latency != self.latency:
-                self.fast_link(name)
+            for spec in network:
+                if _ACTIVE[spec.name](self, name):
+                    getattr(self, spec.off)(name)
             link.lose_answers = 0
-        for name in sorted(self.server.expired):
-            self.renew_token(name)
-        if self.server.frozen:
-            self.unfreeze()
-        if self.server.unavailable:
-            self.bring_up()
-        if self.server.error_before or self.server.error_after:
-            self.server_errors()
-        if self.server.upsert_race:
-            self.upsert_race(0.0)
-        if self.server.slow:
-            self.slow_vault(0.0)
+        for spec in faults.FAULTS.values():
+            if spec.layer == "network":
+                continue
+            for target in sorted(self.devices) if spec.per_device else [""]:
+                if _ACTIVE[spec.name](self, target):
+                    getattr(self, spec.off)(*([target] if spec.per_device else []))
         for name, device in self.devices.items():
             if any(b.mode != "apply" for b in device.behaviours.values()):
                 self.behave(name, mode="apply")
             for app in device.apps.values():
                 app.refuse = None
+
+    # -- clocks -----------------------------------------------------------------------------
+
+    def _clock(self, name: str, what: str) -> SkewedClock:
+        if name == "vault":
+            self._inside_the_vault(what)
+            return self.server.clock
+        if name not in self.devices:
+            raise self._no_device(name, clock=True)
+        return self.devices[name].clock
+
+    def jump_clock(self, name: str, seconds: float) -> None:
+        """Step a device's clock (or the vault's, with ``"vault"``) by ``seconds``: a one-shot
+        event, not a fault."""
+        self._clock(name, "a vault clock jump").jump(seconds)
+        self._switch("jump_clock", name, True, {"seconds": seconds})
+
+    def set_drift(self, name: str, ppm: float) -> None:
+        """A device's clock (or the vault's, with ``"vault"``) runs fast or slow from now on
+        (a setting of the clock, which the settle phase leaves as it is)."""
+        self._clock(name, "a vault clock drift").set_drift(ppm)
+        self._switch("set_drift", name, ppm != 0, {"ppm": ppm})
 
     # -- time -------------------------------------------------------------------------------
 
@@ -514,6 +628,26 @@ class World:
                 reason=event.result.reason,
                 requests=event.result.requests,
             )
+
+
+_ACTIVE: dict[str, Callable[[World, str], bool]] = {
+    "partition": lambda world, name: world.links[name].partitioned,
+    "cut_answers": lambda world, name: world.links[name].answers_lost,
+    "disconnect": lambda world, name: world.links[name].down,
+    "lossy": lambda world, name: (
+        bool(world.links[name].request_loss) or bool(world.links[name].answer_loss)
+    ),
+    "slow_link": lambda world, name: world.links[name].latency != world.latency,
+    "expire_token": lambda world, name: name in world.server.expired,
+    "freeze": lambda world, _: world.server.frozen,
+    "take_down": lambda world, _: world.server.unavailable,
+    "server_errors": lambda world, _: (
+        bool(world.server.error_before) or bool(world.server.error_after)
+    ),
+    "upsert_race": lambda world, _: bool(world.server.upsert_race),
+    "slow_vault": lambda world, _: bool(world.server.slow),
+}
+"""Whether each fault of :data:`simulator.faults.FAULTS` is on (for a device's name, or "")."""
 
 
 Scenario = Callable[[World], Awaitable[None]]

@@ -257,8 +257,8 @@ def test_a_named_scenario_that_raises_names_its_line(
     line = explodes.__code__.co_firstlineno + 3
     assert out.startswith(
         f"FAIL explodes (seed 2): scenario explodes, line {line} "
-        '(world.device("tablet")) raised KeyError: "no device named \'tablet\'; devices: '
-        "['phone']\" at t=5.000s\n  rerun: brh-sim run explodes --seed 2\n"
+        "(world.device(\"tablet\")) raised UnknownDeviceError: no device 'tablet'; devices: "
+        "'phone' at t=5.000s\n  rerun: brh-sim run explodes --seed 2\n"
     ), out
 
 

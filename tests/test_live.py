@@ -119,7 +119,7 @@ def test_faults_inside_a_real_vault_are_refused() -> None:
             world.upsert_race(1.0)
         with pytest.raises(UnsupportedFault, match="drift"):
             world.set_drift("vault", 100)
-        world.upsert_race(0.0)  # turning a fault off is always fine
+        world.stop_upsert_race()  # turning a fault off is always fine
         await world.close()
 
     run(main(), start=START)

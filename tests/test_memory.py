@@ -161,7 +161,7 @@ def test_a_long_run_with_reinstalls_keeps_a_ledger_the_size_of_its_key_space() -
     later) end with a ledger of a few writes per key (it held 288 writes of 8 keys before
     abandoned writes were decided); the abandoned writes it keeps are those the vault holds."""
     config = choose_config(12, duration=8 * 3600.0)
-    assert {"reinstall", "device_clock"} <= set(config.faults) and config.keys == 8
+    assert {"reinstall", "jump_clock"} <= set(config.faults) and config.keys == 8
     outcome, world, ledger = _run_and_measure(config)
     assert outcome.findings == [], [str(f) for f in outcome.findings]
     assert outcome.events["write"] > 400 and outcome.events["device"] > 10

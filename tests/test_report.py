@@ -52,7 +52,7 @@ def story() -> list[dict[str, Any]]:
         ev(1.02, "applied", device="phone", id=2, ok=True, error=None),
         ev(10, "fault", target="tablet", fault="partition", on=True),
         ev(11, "request", device="tablet", id=1, op="update_one", collection="c", key="y"),
-        ev(20, "fault", target="tablet", fault="clock_jump", on=True, detail={"seconds": -600}),
+        ev(20, "fault", target="tablet", fault="jump_clock", on=True, detail={"seconds": -600}),
         timeout(31, "phone", 2),
         ev(31, "pass", device="phone", phase="end", completed=False, reason="vault_error"),
         timeout(41, "tablet", 1),
@@ -205,7 +205,7 @@ def test_lanes_follow_first_appearance_then_vault(tmp_path: Path) -> None:
     """One lane per device, in order of first appearance (a fault's target counts), the vault
     last."""
     events = [
-        ev(0, "fault", target="zeta", fault="offline", on=True),
+        ev(0, "fault", target="zeta", fault="disconnect", on=True),
         ev(1, "write", device="alpha", context="c", key="k", op="upsert", version="v"),
         ev(2, "device", device="mid", event="join"),
         ev(3, "write", device="zeta", context="c", key="k", op="delete", version="w"),
