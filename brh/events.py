@@ -15,7 +15,7 @@ from brh.entry import SyncResult
 __all__ = ["Listener", "SyncEvent"]
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class SyncEvent:
     """One step of a helper's work.
 
@@ -42,33 +42,6 @@ class SyncEvent:
     full: bool | None = None
     result: SyncResult | None = None
     error: str | None = None
-
-    def __init__(
-        self,
-        kind: str,
-        device: str,
-        context: str | None = None,
-        key: str | None = None,
-        action: str | None = None,
-        accepted: bool | None = None,
-        version: str | None = None,
-        full: bool | None = None,
-        result: SyncResult | None = None,
-        error: str | None = None,
-    ) -> None:
-        # Twice as fast as a frozen dataclass's generated __init__; still frozen.
-        self.__dict__.update(
-            kind=kind,
-            device=device,
-            context=context,
-            key=key,
-            action=action,
-            accepted=accepted,
-            version=version,
-            full=full,
-            result=result,
-            error=error,
-        )
 
 
 Listener = Callable[[SyncEvent], None]

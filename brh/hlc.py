@@ -24,13 +24,12 @@ import functools
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "LEGACY_WRITER",
     "HybridClock",
     "Version",
-    "decode_version",
     "new_incarnation",
     "next_version",
     "observe",
@@ -48,9 +47,9 @@ _COUNTER_DIGITS = 6
 _COUNTER_MAX = 10**_COUNTER_DIGITS - 1
 
 
-@dataclass(frozen=True, order=True)
-class Version:
-    """A point in the total order of writes. Comparison is ``(wall_ms, counter, writer)``.
+class Version(NamedTuple):
+    """A point in the total order of writes: a tuple, compared as ``(wall_ms, counter,
+    writer)``.
 
     ``writer`` is :func:`writer_id`'s ``<device id>~<incarnation>`` for versions this helper
     issues; any string sorts, so versions written by other implementations or by older releases
@@ -63,13 +62,7 @@ class Version:
 
     def encode(self) -> str:
         """Fixed-width text whose string order is the version order (the ``brhVersion`` field)."""
-        return self._text
-
-    @functools.cached_property
-    def _text(self) -> str:
-        # Computed once per version (kept in the instance, outside the compared fields): a
-        # version is encoded for every store write, vault filter, event and trace line.
-        return f"{self.wall_ms:0{_WALL_DIGITS}d}.{self.counter:0{_COUNTER_DIGITS}d}.{self.writer}"
+        return _encode(self)
 
     @classmethod
     def decode(cls, text: str) -> Version:
@@ -104,14 +97,21 @@ class Version:
         return self.encode()
 
 
-@functools.lru_cache(maxsize=1024)
+# Versions go to and from text for every record the store reads or writes, every vault filter
+# and every event, and the same few over and over: both directions remember recent answers
+# (benchmarks/simulator_speed.py: a simulated hour of five devices costs 14% more instructions
+# without them).
+
+
+@functools.lru_cache(maxsize=4096)
 def _decode(text: str) -> Version:
-    """Versions are decoded over and over (every stored record has two): keep recent ones."""
     return Version._parse(text)
 
 
-decode_version = _decode
-"""``Version.decode`` without the classmethod's extra call (for the store's hot paths)."""
+@functools.lru_cache(maxsize=4096)
+def _encode(version: Version) -> str:
+    wall_ms, counter, writer = version
+    return f"{wall_ms:0{_WALL_DIGITS}d}.{counter:0{_COUNTER_DIGITS}d}.{writer}"
 
 
 def new_incarnation(rng: random.Random) -> str:

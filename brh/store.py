@@ -12,7 +12,6 @@ loop's thread keeps the helper deterministic under a simulated clock (no executo
 from __future__ import annotations
 
 import json
-import json.encoder
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from brh.errors import (
     LocalStoreReadOnlyError,
     LocalStoreVersionError,
 )
-from brh.hlc import HybridClock, Version, decode_version
+from brh.hlc import HybridClock, Version
 
 __all__ = ["ContextState", "EntryState", "LocalStore", "Record", "Rejection"]
 
@@ -82,7 +81,7 @@ CREATE INDEX IF NOT EXISTS entries_stale ON entries (context, key) WHERE stale =
 """
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(slots=True)
 class Record:
     """One entry as stored locally, with its sync bookkeeping."""
 
@@ -96,35 +95,6 @@ class Record:
     base: Version | None = None
     pending: bool = False
     stale: bool = False
-
-    def __init__(
-        self,
-        context: str,
-        key: str,
-        data: Any,
-        creation_date: int,
-        modification_date: int,
-        deletion_date: int | None,
-        version: Version,
-        base: Version | None = None,
-        pending: bool = False,
-        stale: bool = False,
-    ) -> None:
-        # The generated __init__ of a frozen dataclass sets each field through
-        # object.__setattr__; filling the instance dict at once is twice as fast, and the
-        # instance stays frozen.
-        self.__dict__.update(
-            context=context,
-            key=key,
-            data=data,
-            creation_date=creation_date,
-            modification_date=modification_date,
-            deletion_date=deletion_date,
-            version=version,
-            base=base,
-            pending=pending,
-            stale=stale,
-        )
 
     @property
     def deleted(self) -> bool:
@@ -161,7 +131,7 @@ class Rejection(NamedTuple):
     """The vault refused the document itself (a 4xx answer), not just failed (a 5xx)."""
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(slots=True)
 class ContextState:
     """Per-context sync progress."""
 
@@ -179,31 +149,6 @@ class ContextState:
     """Every write stamped at or below the cursor has surely landed and been read: the next
     pull needs neither the overlap nor the window."""
 
-    def __init__(
-        self,
-        name: str,
-        cursor: int | None = None,
-        max_stamp: int | None = None,
-        last_pull_ms: int | None = None,
-        last_full_ms: int | None = None,
-        last_purge_stamp: int | None = None,
-        collection_ready: bool = False,
-        window: tuple[tuple[int, str], ...] = (),
-        settled: bool = False,
-    ) -> None:
-        # Twice as fast as a frozen dataclass's generated __init__; still frozen.
-        self.__dict__.update(
-            name=name,
-            cursor=cursor,
-            max_stamp=max_stamp,
-            last_pull_ms=last_pull_ms,
-            last_full_ms=last_full_ms,
-            last_purge_stamp=last_purge_stamp,
-            collection_ready=collection_ready,
-            window=window,
-            settled=settled,
-        )
-
 
 _ENTRY_COLUMNS = (
     "context, key, data, creation_date, modification_date, deletion_date, "
@@ -213,8 +158,6 @@ _ENTRY_COLUMNS = (
 
 _STATE_OF_ENTRY = "version, base, pending, stale, creation_date, deletion_date"
 
-# Statements as constants: a string built per call is hashed anew to find its prepared
-# statement in the connection's cache.
 _WRITE_ENTRY = (
     f"INSERT OR REPLACE INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -240,57 +183,25 @@ _ADVANCE_CLOCK = (
     "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
 )
 
-_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_c_encode: Any = (
-    # The C encoder that JSONEncoder.encode builds on every call, built once. (Without the
-    # circular-reference check: stored data is checked JSON or decoded from JSON.)
-    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-        None,
-        _json_encoder.default,
-        json.encoder.encode_basestring,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        True,
-    )
-    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
-    else None
-)
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _encode_json(value: Any) -> str:
-    """Compact JSON, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``."""
-    if _c_encode is None or isinstance(value, str):
-        return _json_encoder.encode(value)
-    return "".join(_c_encode(value, 0))
-
-
-_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def _decode_json(text: str) -> Any:
-    """``json.loads`` of the compact text this store writes, without its per-call layers."""
-    try:
-        value, end = _scan_json(text, 0)
-    except StopIteration:
-        end = -1
-    if end != len(text):  # not a single compact value: let the full parser decide (or raise)
-        return json.loads(text)
-    return value
+    """Compact JSON text of stored data."""
+    return _JSON.encode(value)
 
 
 def _record(row: sqlite3.Row) -> Record:
     return Record(
         context=row[0],
         key=row[1],
-        data=_decode_json(row[2]),
+        data=json.loads(row[2]),
         creation_date=row[3],
         modification_date=row[4],
         deletion_date=row[5],
-        version=decode_version(row[6]),
-        base=decode_version(row[7]) if row[7] is not None else None,
+        version=Version.decode(row[6]),
+        base=Version.decode(row[7]) if row[7] is not None else None,
         pending=bool(row[8]),
         stale=bool(row[9]),
     )
@@ -375,10 +286,8 @@ def _open_error(path: str, error: sqlite3.Error) -> LocalStoreError:
 
 
 class _Transaction:
-    """The context manager of :meth:`LocalStore._transaction` (one per store, reused: a
-    generator-based one costs an object and a generator per transaction)."""
-
-    __slots__ = ("_execute",)
+    """One SQLite transaction: ``BEGIN IMMEDIATE`` on entry, ``COMMIT`` on a clean exit,
+    ``ROLLBACK`` if the block raises."""
 
     def __init__(self, execute: Callable[[str], object]) -> None:
         self._execute = execute
@@ -386,9 +295,7 @@ class _Transaction:
     def __enter__(self) -> None:
         self._execute("BEGIN IMMEDIATE")
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         self._execute("COMMIT" if kind is None else "ROLLBACK")
 
 
@@ -431,10 +338,8 @@ class LocalStore:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._closed = False
         self._cursor = self._db.cursor()
-        """One cursor for every statement (results are always fetched at once): each
-        Connection.execute call makes and registers a new cursor."""
+        """One cursor for every statement (results are always fetched at once)."""
         self._execute = self._cursor.execute
-        self._in_transaction = _Transaction(self._execute)
         if self.path != ":memory:":
             self._execute("PRAGMA journal_mode=WAL")
             self._execute("PRAGMA synchronous=FULL")
@@ -478,7 +383,7 @@ class LocalStore:
         if the block raises)."""
         if self._closed:
             raise RuntimeError("the local store is closed")
-        return self._in_transaction
+        return _Transaction(self._execute)
 
     def _meta(self, name: str) -> str | None:
         row = self._execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -560,8 +465,8 @@ class LocalStore:
         if row is None:
             return None
         return EntryState(
-            decode_version(row[0]),
-            decode_version(row[1]) if row[1] is not None else None,
+            Version.decode(row[0]),
+            Version.decode(row[1]) if row[1] is not None else None,
             bool(row[2]),
             bool(row[3]),
             row[4],
@@ -704,7 +609,7 @@ class LocalStore:
                 "SELECT version FROM entries WHERE context = ? AND key = ?",
                 (record.context, record.key),
             ).fetchone()
-            if (decode_version(row[0]) if row is not None else None) != expected:
+            if (Version.decode(row[0]) if row is not None else None) != expected:
                 return False
             self._write(record, pending=False, stale=False)
             if record.context in self._refusing:
@@ -830,7 +735,7 @@ class LocalStore:
             (context,),
         ).fetchall()
         return [
-            Rejection(str(row[0]), decode_version(row[1]), int(row[2]), str(row[3]), bool(row[4]))
+            Rejection(str(row[0]), Version.decode(row[1]), int(row[2]), str(row[3]), bool(row[4]))
             for row in rows
         ]
 
@@ -866,7 +771,7 @@ class LocalStore:
         row = self._execute(_GET_STATE_OF_CONTEXT, (context,)).fetchone()
         if row is None:
             return ContextState(context)
-        window = tuple((int(stamp), str(version)) for stamp, version in _decode_json(row[6]))
+        window = tuple((int(stamp), str(version)) for stamp, version in json.loads(row[6]))
         return ContextState(
             name=context,
             cursor=row[0],

@@ -41,7 +41,7 @@ def collection_for(context: str) -> str:
     return COLLECTION_PREFIX + context
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(slots=True)
 class RemoteDoc:
     """A vault document, parsed and validated."""
 
@@ -54,29 +54,6 @@ class RemoteDoc:
     stamp: int | None
     """The vault's ``modified`` stamp (integer seconds, vault clock), when present."""
     doc_id: ObjectId | None
-
-    def __init__(
-        self,
-        key: str,
-        data: Any,
-        creation_date: int,
-        modification_date: int,
-        deletion_date: int | None,
-        version: Version,
-        stamp: int | None,
-        doc_id: ObjectId | None,
-    ) -> None:
-        # Twice as fast as a frozen dataclass's generated __init__; still frozen.
-        self.__dict__.update(
-            key=key,
-            data=data,
-            creation_date=creation_date,
-            modification_date=modification_date,
-            deletion_date=deletion_date,
-            version=version,
-            stamp=stamp,
-            doc_id=doc_id,
-        )
 
     @property
     def deleted(self) -> bool:

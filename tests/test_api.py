@@ -495,25 +495,31 @@ def test_values_that_look_unstorable_but_are_not_reach_every_device(case: Case) 
     run(main(), start=EPOCH)
 
 
-def test_value_objects_stay_frozen_dataclasses() -> None:
-    """Entry, SyncEvent, Record and RemoteDoc (built by a faster __init__) still compare,
-    hash, repr and replace as frozen dataclasses, and refuse assignment."""
+def test_the_values_the_app_gets_are_frozen_and_the_stores_are_plain() -> None:
+    """Entry and SyncEvent, which the app and its listener get, are frozen dataclasses: they
+    compare, hash, repr and replace, and refuse assignment. Record and RemoteDoc, internal to
+    the helper, are plain slotted dataclasses (never changed once built); a Version is a tuple
+    whose order is version order."""
     version = Version(1, 0, "d")
-    values: list[Any] = [
-        Entry("k", [1], 2, 3),
-        SyncEvent("pass_started", "d", full=True),
-        Record("c", "k", {"a": 1}, 1, 2, None, version),
-        RemoteDoc("k", 1, 2, 3, None, version, 7, None),
-    ]
+    values: list[Any] = [Entry("k", "v", 2, 3), SyncEvent("pass_started", "d", full=True)]
     for value in values:
         again = dataclasses.replace(value)
         assert again == value and repr(again) == repr(value) and again is not value
-        assert [f.name for f in dataclasses.fields(value)] == list(vars(value))
+        assert hash(again) == hash(value)
         with pytest.raises(dataclasses.FrozenInstanceError):
             value.key = "other"
+    records: list[Any] = [
+        Record("c", "k", {"a": 1}, 1, 2, None, version),
+        RemoteDoc("k", 1, 2, 3, None, version, 7, None),
+    ]
+    for record in records:
+        again = dataclasses.replace(record)
+        assert again == record and repr(again) == repr(record) and again is not record
+        assert not hasattr(record, "__dict__")  # slotted
     assert Entry("k", 1, 2, 3).deletion_date is None
     assert Record("c", "k", 1, 1, 2, None, version).base is None
-    assert hash(SyncEvent("a", "b")) == hash(SyncEvent("a", "b"))
+    assert Version(1, 0, "a") < Version(1, 0, "b") < Version(1, 1, "") < Version(2, 0, "")
+    assert Version.decode(version.encode()) == version and str(version) == version.encode()
 
 
 def test_callbacks_get_a_private_copy() -> None:
