@@ -9,7 +9,7 @@
   implementation as a :class:`simulator.impl.Helper`, :func:`command_factory` builds the factory
   for a command line (what the conformance plugin's ``--brh-cmd`` uses);
 * :mod:`~conformance.protocol.reference` is the reference helper speaking the protocol
-  (``python -m conformance.protocol.reference``), on the
-  :class:`~conformance.protocol.steploop.SteppedLoop` whose time the harness sets;
+  (``python -m conformance.protocol.reference``), on the simulator's
+  :class:`~simulator.timeloop.VirtualTimeLoop`, whose time the harness sets;
 * :mod:`~conformance.protocol.errors` maps the protocol's errors to Python exceptions.
 """

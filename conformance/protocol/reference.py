@@ -3,9 +3,10 @@
 It runs :class:`brh.BackupRestoreHelper` (its SQLite store in the directory the harness names)
 the way any implementation must behave (see ``PROTOCOL.md``):
 
-* its event loop is a :class:`~conformance.protocol.steploop.SteppedLoop` whose time is the
-  harness's ``mono``; its clock is the last ``now`` received; its random generator is seeded
-  with the hello's ``seed``;
+* its event loop is the simulator's :class:`~simulator.timeloop.VirtualTimeLoop`, which here
+  never moves time by itself: each message's ``mono`` becomes its time (``set_time``) and
+  ``run_until_idle`` runs what the message made ready and due; its clock is the last ``now``
+  received; its random generator is seeded with the hello's ``seed``;
 * the vault is :class:`RemoteVault`: each call is a ``vault`` request, answered by a ``reply``;
 * each app callback is a ``callback`` request whose reply is the app's answer;
 * each command runs as its own task and answers with a ``result`` when it is done; after each
@@ -39,7 +40,7 @@ from conformance.protocol.errors import (
     request_error_from_wire,
 )
 from conformance.protocol.messages import PROTOCOL_VERSION, MessageError, parse, render
-from conformance.protocol.steploop import SteppedLoop
+from simulator.timeloop import VirtualTimeLoop
 
 __all__ = [
     "OPTIONAL_COMMANDS",
@@ -287,7 +288,7 @@ class Reference:
     """brh behind the protocol: commands in, results, vault and callback requests out."""
 
     def __init__(
-        self, hello: Mapping[str, Any], channel: Channel, loop: SteppedLoop, *, debug: bool
+        self, hello: Mapping[str, Any], channel: Channel, loop: VirtualTimeLoop, *, debug: bool
     ) -> None:
         self.channel = channel
         self.loop = loop
@@ -445,7 +446,7 @@ def serve(
                 PROTOCOL_VERSION,
             )
             return 2
-        loop = SteppedLoop(hello["mono"])
+        loop = VirtualTimeLoop(hello["mono"])
         asyncio.set_event_loop(loop)
         implementation = Reference(hello, channel, loop, debug=debug)
         hello_back: dict[str, Any] = {
