@@ -21,10 +21,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from typing import Any
 
-from brh.vault import NetworkError, Vault, VaultClock, VaultError
+from brh.vault import (
+    Document,
+    InsertResult,
+    NetworkError,
+    SortSpec,
+    UpdateResult,
+    Vault,
+    VaultClock,
+    VaultError,
+)
 from simulator.server import LATER, WRITES, VaultServer
 from simulator.trace import Trace
 
@@ -106,15 +115,93 @@ class Link:
             clock = self._clock = server if isinstance(server, VaultClock) else None
         return None if clock is None else clock.vault_time()
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in OPERATIONS:
-            raise AttributeError(name)
+    # -- the Vault protocol: each request goes through _call -------------------------------
 
-        def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
-            return self._call(name, args, kwargs)
+    def create_collection(self, name: str) -> Coroutine[Any, Any, None]:
+        return self._call("create_collection", (name,), {})
 
-        setattr(self, name, call)  # found directly from now on
-        return call
+    def delete_collection(self, name: str) -> Coroutine[Any, Any, None]:
+        return self._call("delete_collection", (name,), {})
+
+    def insert_one(
+        self, collection: str, document: Mapping[str, Any], *, timestamp: bool = True
+    ) -> Coroutine[Any, Any, InsertResult]:
+        return self._call("insert_one", (collection, document), {"timestamp": timestamp})
+
+    def insert_many(
+        self,
+        collection: str,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        ordered: bool = True,
+        timestamp: bool = True,
+    ) -> Coroutine[Any, Any, InsertResult]:
+        return self._call(
+            "insert_many", (collection, documents), {"ordered": ordered, "timestamp": timestamp}
+        )
+
+    def update_one(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+        timestamp: bool = True,
+    ) -> Coroutine[Any, Any, UpdateResult]:
+        return self._call(
+            "update_one", (collection, filter, update), {"upsert": upsert, "timestamp": timestamp}
+        )
+
+    def update_many(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+        timestamp: bool = True,
+    ) -> Coroutine[Any, Any, UpdateResult]:
+        return self._call(
+            "update_many", (collection, filter, update), {"upsert": upsert, "timestamp": timestamp}
+        )
+
+    def delete_one(self, collection: str, filter: Mapping[str, Any]) -> Coroutine[Any, Any, None]:
+        return self._call("delete_one", (collection, filter), {})
+
+    def delete_many(self, collection: str, filter: Mapping[str, Any]) -> Coroutine[Any, Any, None]:
+        return self._call("delete_many", (collection, filter), {})
+
+    def find_one(
+        self, collection: str, filter: Mapping[str, Any]
+    ) -> Coroutine[Any, Any, Document | None]:
+        return self._call("find_one", (collection, filter), {})
+
+    def find_many(
+        self, collection: str, filter: Mapping[str, Any], *, skip: int = 0, limit: int | None = None
+    ) -> Coroutine[Any, Any, list[Document]]:
+        return self._call("find_many", (collection, filter), {"skip": skip, "limit": limit})
+
+    def query(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        *,
+        sort: SortSpec | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+        projection: Mapping[str, Any] | None = None,
+    ) -> Coroutine[Any, Any, list[Document]]:
+        return self._call(
+            "query",
+            (collection, filter),
+            {"sort": sort, "skip": skip, "limit": limit, "projection": projection},
+        )
+
+    def count_documents(
+        self, collection: str, filter: Mapping[str, Any], *, skip: int = 0, limit: int | None = None
+    ) -> Coroutine[Any, Any, int]:
+        return self._call("count_documents", (collection, filter), {"skip": skip, "limit": limit})
 
     def _leg(self) -> float:
         if isinstance(self.latency, tuple):
