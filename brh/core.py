@@ -43,7 +43,10 @@ __all__ = [
     "cursor_settles",
     "decide",
     "group_by_key",
+    "old_tombstones_filter",
+    "prune_window",
     "pull_filter",
+    "purge_filter",
     "resolve_conflict",
     "upload_failure",
 ]
@@ -170,6 +173,32 @@ def pull_filter(
 
 
 PULL_SORT: Sequence[tuple[str, int]] = (("modified", 1), ("_id", 1))
+
+
+def prune_window(window: Iterable[tuple[int, str]], lowest: int) -> tuple[tuple[int, str], ...]:
+    """The window's ``(stamp, brhVersion)`` still inside the overlap (stamp >= ``lowest``),
+    sorted: older ones can no longer be re-read (SYNC-4)."""
+    return tuple(sorted(item for item in window if item[0] >= lowest))
+
+
+TOMBSTONE_PROJECTION = {"key": 1, "brhVersion": 1, "modificationDate": 1, "deletionDate": 1}
+"""What the purge reads of an old tombstone: enough to parse its version."""
+
+
+def old_tombstones_filter(horizon: int) -> dict[str, Any]:
+    """Tombstones this helper's kind wrote, stamped before ``horizon`` (DEL-2)."""
+    return {
+        "deletionDate": {"$ne": None},
+        "modified": {"$lt": horizon},
+        "brhVersion": {"$exists": True},
+    }
+
+
+def purge_filter(tombstones: Sequence[RemoteDoc]) -> dict[str, Any]:
+    """Every document of each tombstone's key at or below its version: the tombstone and any
+    older duplicate (DEL-2)."""
+    return {"$or": [{"key": d.key, "brhVersion": {"$lte": d.version.encode()}} for d in tombstones]}
+
 
 SETTLE_MARGIN = 1
 """Seconds past the overlap window: a stamp is a whole second, rounded down."""

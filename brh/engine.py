@@ -24,8 +24,9 @@ from brh.core import RULES, Action, Rules
 from brh.entry import Entry, StuckEntry, SyncResult
 from brh.events import Listener, SyncEvent
 from brh.hlc import HybridClock
-from brh.machine import ContextReset, Memory, Outcome, Plan, sync_pass
+from brh.machine import sync_pass
 from brh.options import SyncOptions
+from brh.plan import ContextReset, Memory, Outcome, Plan
 from brh.store import LocalStore
 from brh.vault import Vault, VaultClock, VaultError
 

@@ -29,93 +29,47 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Generator
+from dataclasses import replace
 from typing import Any, TypeVar
 
+from brh import effects as fx
 from brh.core import (
     PULL_SORT,
+    TOMBSTONE_PROJECTION,
     Action,
     Conflict,
     Decision,
-    Rules,
     UploadFailure,
     cursor_settles,
     group_by_key,
+    old_tombstones_filter,
+    prune_window,
     pull_filter,
+    purge_filter,
 )
-from brh.effects import (
-    ApplyRemote,
-    ClearRefusals,
-    ClearRejection,
-    ClearStale,
-    CreateCollection,
-    DeleteMany,
-    DeleteOne,
-    Deliver,
-    Effect,
-    Emit,
-    FindMany,
-    ForgetRemoteDeleted,
-    HasRefusals,
-    LiveSyncedKeys,
-    LoadState,
-    Local,
-    LocalState,
-    Log,
-    LoopTime,
-    MarkStale,
-    NoteRefusal,
-    NoteRejection,
-    Now,
-    Observe,
-    Pending,
-    PurgeTombstones,
-    Query,
-    Refusals,
-    Rejections,
-    Requeue,
-    RequeueAll,
-    SaveState,
-    SetBase,
-    StaleKeys,
-    Stuck,
-    UpdateOne,
-    VaultTime,
+from brh.entry import StuckEntry
+from brh.plan import (
+    MAX_CAS_ATTEMPTS,
+    MAX_PUSH_ROUNDS,
+    MAX_WINDOW,
+    PASS,
+    STALE_FETCH_CHUNK,
+    ContextReset,
+    Memory,
+    Outcome,
+    Plan,
+    Tally,
 )
-from brh.entry import StuckEntry, SyncResult
-from brh.hlc import Version
-from brh.options import SyncOptions
 from brh.store import ContextState, EntryState, Record
 from brh.vault import AlreadyExistsError, CollectionNotFoundError, Document, VaultError
 from brh.wire import RemoteDoc, document_fields, parse_document, version_filter
 
-__all__ = ["PASS", "ContextReset", "Memory", "Outcome", "Plan", "sync_pass"]
+__all__ = ["sync_pass"]
 
 T = TypeVar("T")
-Steps = Generator[Effect, Any, T]
+Steps = Generator[fx.Effect, Any, T]
 """A part of the machine: yields effects, is sent their answers, returns a ``T``."""
-
-PASS = ""
-"""The context name of effects about the whole pass (its start and end events)."""
-
-MAX_CAS_ATTEMPTS = 4
-"""Compare-and-set attempts of one upload in one pass before it waits for the next pass."""
-MAX_WINDOW = 10_000
-"""At most this many versions (about 300 KB of filter) are excluded by name when re-reading the
-overlap window; past that, the window's documents are re-read and skipped locally until the
-cursor settles. Excluding is far cheaper than re-reading: a version costs ~30 bytes of filter,
-a document its whole size in the answer."""
-STALE_FETCH_CHUNK = 200
-"""Keys per request when fetching the winners of stale entries by key."""
-MAX_PUSH_ROUNDS = 3
-"""Push rounds per context in one pass (a round that lost to newer versions delivers them and
-pushes again)."""
-
-
-class ContextReset(Exception):
-    """Thrown in by the driver: the context was wiped (or the helper closed) during the pass,
-    which leaves it alone from there (RES-2, API-6)."""
 
 
 class _Refused(Exception):
@@ -125,62 +79,14 @@ class _Refused(Exception):
         self.key = key
 
 
-@dataclass(frozen=True)
-class Memory:
-    """What a helper keeps between passes outside its store (a restart forgets it, harmlessly)."""
-
-    ready: frozenset[str] = frozenset()
-    """Contexts whose collection is known to exist on the vault (else: the stored flag)."""
-    held: Mapping[tuple[str, str], tuple[Version, float]] = field(default_factory=dict)
-    """Per (context, key): the local version the vault refused, and the loop time before which
-    its upload is not tried again (RETRY-6)."""
-    stamp_seen: int | None = None
-    """The newest vault stamp read in any context: a reading of the vault's clock for a vault
-    that does not tell its time (SYNC-4)."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one pass is asked to do."""
-
-    contexts: Sequence[tuple[str, str]]
-    """``(context, collection)`` of every registered context, in registration order."""
-    full: bool
-    options: SyncOptions
-    rules: Rules
-    memory: Memory = Memory()
-    quiet: bool = False
-    """A retry series is under way: repeated vault errors are logged at INFO, not WARNING."""
-    upload_delay: Callable[[int], float] | None = None
-    """``refusals -> seconds``: how long to hold back an upload the vault refused that many
-    times in a row (the retry backoff, jitter included, drawn by the driver)."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    result: SyncResult
-    memory: Memory
-
-
-@dataclass
-class _Stats:
-    pulled: int = 0
-    pushed: int = 0
-    delivered: int = 0
-    requests: int = 0
-    failed: list[str] = field(default_factory=list)
-    error: str | None = None
-    rejected: list[StuckEntry] = field(default_factory=list)
-
-
 def sync_pass(plan: Plan) -> Steps[Outcome]:
     """One pass over every context (see the module docstring)."""
-    stats = _Stats()
+    stats = Tally()
     memory = plan.memory
     refused: tuple[str, str] | None = None
-    yield Emit(PASS, "pass_started", {"full": plan.full})
+    yield fx.Emit(PASS, "pass_started", {"full": plan.full})
     if plan.options.debug:
-        yield Log(PASS, logging.DEBUG, "pass starts%s", (" (full)" if plan.full else "",))
+        yield fx.Log(PASS, logging.DEBUG, "pass starts%s", (" (full)" if plan.full else "",))
     for name, collection in plan.contexts:
         context = _ContextPass(name, collection, plan, memory, stats)
         try:
@@ -188,7 +94,7 @@ def sync_pass(plan: Plan) -> Steps[Outcome]:
         except CollectionNotFoundError as exc:
             # The collection was deleted behind our back (a vault reset). Local data is the
             # backup now: queue every entry for upload and start the context over (RES-3).
-            yield Log(
+            yield fx.Log(
                 name,
                 logging.WARNING,
                 "context %r: collection %r is gone from the vault; re-uploading every local entry",
@@ -196,71 +102,45 @@ def sync_pass(plan: Plan) -> Steps[Outcome]:
             )
             context.memory = replace(context.memory, ready=context.memory.ready - {name})
             with contextlib.suppress(ContextReset):  # (a wipe meanwhile: nothing to requeue)
-                yield RequeueAll(name)
-            stats.failed.append(name)
-            stats.error = stats.error or f"{type(exc).__name__}: {exc}"
+                yield fx.RequeueAll(name)
+            stats.fail(name, f"{type(exc).__name__}: {exc}")
         except ContextReset:
             if plan.options.debug:
-                yield Log(name, logging.DEBUG, "context %s was wiped during the pass", (name,))
-            stats.failed.append(name)
-            stats.error = stats.error or f"context {name!r} was wiped during the pass"
+                yield fx.Log(name, logging.DEBUG, "context %s was wiped during the pass", (name,))
+            stats.fail(name, f"context {name!r} was wiped during the pass")
         except VaultError as exc:
             # Loud the first time; while a retry series goes on, quieter (no log flood).
-            yield Log(
+            yield fx.Log(
                 name,
                 logging.INFO if plan.quiet else logging.WARNING,
                 "context %r: vault error %s: %s",
                 (name, type(exc).__name__, exc),
             )
-            stats.failed.append(name)
-            stats.error = stats.error or f"{type(exc).__name__}: {exc}"
+            stats.fail(name, f"{type(exc).__name__}: {exc}")
         if refused is None and context.refused is not None:  # even if its uploads then failed
             refused = (name, context.refused)
         memory = context.memory
     stuck: list[StuckEntry] = []
     for name, _collection in plan.contexts:
-        stuck += yield Stuck(name)
-    if refused is not None:
-        reason: str | None = "refused"
-    elif stats.failed:
-        reason = "vault_error"
-    elif stats.rejected:
-        reason = "rejected"
-    else:
-        reason = None
-    result = SyncResult(
-        completed=reason is None,
-        reason=reason,
-        error=stats.error,
-        refused=refused,
-        pulled=stats.pulled,
-        pushed=stats.pushed,
-        delivered=stats.delivered,
-        requests=stats.requests,
-        failed_contexts=tuple(stats.failed),
-        stuck=tuple(stuck),
-        rejected=tuple(stats.rejected),
-    )
+        stuck += yield fx.Stuck(name)
+    result = stats.result(refused, stuck)
     if plan.options.debug:
-        yield Log(
+        counts = (result.pulled, result.pushed, result.delivered, result.requests)
+        yield fx.Log(
             PASS,
             logging.DEBUG,
             "pass ends: %s (pulled %d, pushed %d, delivered %d, %d requests)",
-            ("completed" if result.completed else reason, *_counts(stats)),
+            (result.reason or "completed", *counts),
         )
-    yield Emit(PASS, "pass_finished", {"result": result})
+    yield fx.Emit(PASS, "pass_finished", {"result": result})
     return Outcome(result, memory)
-
-
-def _counts(stats: _Stats) -> tuple[int, int, int, int]:
-    return stats.pulled, stats.pushed, stats.delivered, stats.requests
 
 
 class _ContextPass:
     """One context's part of a pass. Each method is a part of the machine (see :data:`Steps`)."""
 
     def __init__(
-        self, name: str, collection: str, plan: Plan, memory: Memory, stats: _Stats
+        self, name: str, collection: str, plan: Plan, memory: Memory, stats: Tally
     ) -> None:
         self.name = name
         self.collection = collection
@@ -280,7 +160,7 @@ class _ContextPass:
 
         ``halted``: the app refused a change earlier in the pass, so nothing more is delivered
         (CB-6): no pull, but the uploads still go (SYNC-8)."""
-        self.state = yield LoadState(self.name)
+        self.state = yield fx.LoadState(self.name)
         yield from self.ensure_collection()
         if not halted:
             try:
@@ -302,18 +182,24 @@ class _ContextPass:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def vault(self, effect: Effect) -> Steps[Any]:
+    def vault(self, effect: fx.Effect) -> Steps[Any]:
         """A vault request (counted; its error is thrown back here)."""
         self.stats.requests += 1
         return (yield effect)
 
     def save(self, state: ContextState) -> Steps[None]:
-        yield SaveState(self.name, state)
+        yield fx.SaveState(self.name, state)
         self.state = state
 
     def trace(self, message: str, *args: object) -> Steps[None]:
         if self.debug:
-            yield Log(self.name, logging.DEBUG, message, args)
+            yield fx.Log(self.name, logging.DEBUG, message, args)
+
+    def warn(self, message: str, *args: object) -> fx.Log:
+        return fx.Log(self.name, logging.WARNING, "context %r: " + message, (self.name, *args))
+
+    def event(self, kind: str, key: str, **fields: object) -> fx.Emit:
+        return fx.Emit(self.name, kind, {"context": self.name, "key": key, **fields})
 
     def parse(self, raw: list[Document]) -> Steps[list[RemoteDoc]]:
         """The documents that are entries; the others are skipped with a warning (DATA-6)."""
@@ -321,11 +207,8 @@ class _ContextPass:
         for item in raw:
             doc = parse_document(item)
             if doc is None:
-                yield Log(
-                    self.name,
-                    logging.WARNING,
-                    "context %r: ignoring a vault document that is not a backup entry (_id %s)",
-                    (self.name, item.get("_id")),
+                yield self.warn(
+                    "ignoring a vault document that is not a backup entry (_id %s)", item.get("_id")
                 )
                 continue
             docs.append(doc)
@@ -338,7 +221,7 @@ class _ContextPass:
             self.memory = replace(self.memory, ready=self.memory.ready | {self.name})
             return
         try:
-            yield from self.vault(CreateCollection(self.name, self.collection))
+            yield from self.vault(fx.CreateCollection(self.name, self.collection))
             yield from self.trace("created collection %s", self.collection)
         except AlreadyExistsError:
             pass  # Hive answers 455 to a second create (DATA-1)
@@ -351,7 +234,7 @@ class _ContextPass:
         """Deliver every remote change since the cursor (or every document, on a full pass)."""
         yield from self.pull_stale()
         options, state = self.options, self.state
-        now_ms: int = yield Now(self.name)
+        now_ms: int = yield fx.Now(self.name)
         away = (  # tombstones this device never saw may have been purged meanwhile (DEL-3)
             options.tombstone_retention is not None
             and state.last_pull_ms is not None
@@ -365,7 +248,7 @@ class _ContextPass:
         resync = self.plan.full or state.cursor is None or away or periodic
         if away or periodic:
             why = "away for over half the tombstone retention" if away else "full_sync_interval"
-            yield Log(self.name, logging.INFO, "context %r: full pass (%s)", (self.name, why))
+            yield fx.Log(self.name, logging.INFO, "context %r: full pass (%s)", (self.name, why))
         start = None if resync else state.cursor
         settled = state.settled and start is not None
         vault_now = yield from self.vault_now()  # before the pull is sent: it runs then or later
@@ -380,7 +263,7 @@ class _ContextPass:
         skip = 0
         while True:
             raw: list[Document] = yield from self.vault(
-                Query(
+                fx.Query(
                     self.name,
                     self.collection,
                     pull_filter(start, options.overlap, known, after, settled=settled),
@@ -426,7 +309,7 @@ class _ContextPass:
                 grew = grew or len(page_window) > len(window)
                 cursor, max_stamp = page_cursor, page_max
                 assert cursor is not None
-                window = set(_prune(page_window, cursor - options.overlap))
+                window = set(prune_window(page_window, cursor - options.overlap))
                 if not last_page:  # the last page's progress is saved with the pull's end
                     yield from self.save_progress(cursor, max_stamp, window)
             if last_page:
@@ -459,7 +342,7 @@ class _ContextPass:
     def vault_now(self) -> Steps[float | None]:
         """The vault's clock as far as this helper knows: the ``Date`` of its latest answer
         when the vault tells it, else the newest stamp read (SYNC-4)."""
-        told: float | None = yield VaultTime(self.name)
+        told: float | None = yield fx.VaultTime(self.name)
         if told is not None:
             return told
         seen = self.memory.stamp_seen
@@ -473,74 +356,65 @@ class _ContextPass:
                 self.state,
                 cursor=cursor,
                 max_stamp=max_stamp,
-                window=_prune(window, cursor - self.options.overlap),
+                window=prune_window(window, cursor - self.options.overlap),
                 settled=False,
             )
         )
 
     def pull_stale(self) -> Steps[None]:
         """Fetch, by key, remote versions known to be newer than what this device holds."""
-        keys: list[str] = yield StaleKeys(self.name)
+        keys: list[str] = yield fx.StaleKeys(self.name)
         for start in range(0, len(keys), STALE_FETCH_CHUNK):
             chunk = keys[start : start + STALE_FETCH_CHUNK]
             raw = yield from self.vault(
-                FindMany(self.name, self.collection, {"key": {"$in": chunk}})
+                fx.FindMany(self.name, self.collection, {"key": {"$in": chunk}})
             )
             docs = yield from self.parse(raw)
             self.stats.pulled += len(docs)
             yield from self.process(docs)
             found = {doc.key for doc in docs}
-            yield ClearStale(self.name, tuple(key for key in chunk if key not in found))
+            yield fx.ClearStale(self.name, tuple(key for key in chunk if key not in found))
 
     def process(self, docs: list[RemoteDoc]) -> Steps[None]:
         """Decide each key's winning document against the local entry, and act on it."""
-        streaks: bool = yield HasRefusals(self.name)
+        streaks: bool = yield fx.HasRefusals(self.name)
         for winner, dominated in group_by_key(docs):
             for loser in dominated:
                 yield from self.delete_duplicate(loser)
-            yield Observe(self.name, winner.version)  # never write behind what was seen
-            local: EntryState | None = yield LocalState(self.name, winner.key)
+            yield fx.Observe(self.name, winner.version)  # never write behind what was seen
+            local: EntryState | None = yield fx.LocalState(self.name, winner.key)
             yield from self.apply(local, self.rules.decide(local, winner))
-            if streaks and (yield Refusals(self.name, winner.key)):
+            if streaks and (yield fx.Refusals(self.name, winner.key)):
                 # settled without the app (e.g. a newer local write won): the streak ends
-                yield ClearRefusals(self.name, winner.key)
+                yield fx.ClearRefusals(self.name, winner.key)
 
     def apply(self, local: EntryState | None, decision: Decision) -> Steps[None]:
         remote, action = decision.remote, decision.action
         key = remote.key
         if action is Action.SKIP:
             if local is not None and local.stale:
-                yield ClearStale(self.name, (key,))
+                yield fx.ClearStale(self.name, (key,))
             return
         if action is Action.DOMINATED:
             yield from self.delete_duplicate(remote)
             return
         if action is Action.ECHO:
-            yield SetBase(self.name, key, remote.version, clear_if_version=remote.version)
+            yield fx.SetBase(self.name, key, remote.version, clear_if_version=remote.version)
             return
         if action is Action.KEEP_LOCAL:
             local_version = local.version if local else None
             yield from self.trace(
                 "%s/%s: local %s beats vault %s", self.name, key, local_version, remote.version
             )
-            yield SetBase(self.name, key, remote.version, pending=True)
+            yield fx.SetBase(self.name, key, remote.version, pending=True)
             return
         if action is not Action.ADOPT:
             yield from self.deliver(action, remote)
-        record = Record(
-            context=self.name,
-            key=key,
-            data=remote.data,
-            creation_date=remote.creation_date,
-            modification_date=remote.modification_date,
-            deletion_date=remote.deletion_date,
-            version=remote.version,
-            base=remote.version,
-        )
-        stored = yield ApplyRemote(self.name, record, local.version if local else None)
+        record = remote.as_record(self.name)
+        stored = yield fx.ApplyRemote(self.name, record, local.version if local else None)
         if not stored:
             # The app wrote this key while its callback ran: that write is newer and wins.
-            yield SetBase(self.name, key, remote.version, pending=True)
+            yield fx.SetBase(self.name, key, remote.version, pending=True)
 
     def deliver(self, action: Action, remote: RemoteDoc) -> Steps[None]:
         """Call the app's callback; raise :class:`_Refused` unless it handled the change."""
@@ -554,40 +428,35 @@ class _ContextPass:
                 remote.version,
                 payload,
             )
-        answer = yield Deliver(self.name, action, remote)
+        answer = yield fx.Deliver(self.name, action, remote)
         ok = self.rules.accepted(answer)
         if not isinstance(answer, bool | BaseException):
-            yield Log(
-                self.name,
-                logging.WARNING,
-                "context %r: %s callback returned %r for key %r; expected True or False, "
-                "treated as a refusal",
-                (self.name, action.value, answer, remote.key),
+            yield self.warn(
+                "%s callback returned %r for key %r; expected True or False, treated as a refusal",
+                action.value,
+                answer,
+                remote.key,
             )
         elif answer is False:
             yield from self.trace("%s/%s: %s refused", self.name, remote.key, action.value)
-        yield Emit(
-            self.name,
+        yield self.event(
             "callback",
-            {
-                "context": self.name,
-                "key": remote.key,
-                "action": action.value,
-                "accepted": ok,
-                "version": remote.version.encode(),
-            },
+            remote.key,
+            action=action.value,
+            accepted=ok,
+            version=remote.version.encode(),
         )
         if ok:
             self.stats.delivered += 1
             return
-        streak: int = yield NoteRefusal(self.name, remote.key)
+        streak: int = yield fx.NoteRefusal(self.name, remote.key)
         if streak >= self.options.stuck_threshold:
-            yield Log(
-                self.name,
-                logging.WARNING,
-                "context %r: the %s of key %r has been refused %d times in a row; it stays "
-                "queued and is retried with backoff",
-                (self.name, action.value, remote.key, streak),
+            yield self.warn(
+                "the %s of key %r has been refused %d times in a row; it stays queued and is "
+                "retried with backoff",
+                action.value,
+                remote.key,
+                streak,
             )
         raise _Refused(remote.key)
 
@@ -599,7 +468,7 @@ class _ContextPass:
             "%s/%s: removing superseded duplicate %s", self.name, doc.key, doc.version
         )
         yield from self.vault(
-            DeleteOne(self.name, self.collection, version_filter(doc.key, doc.version))
+            fx.DeleteOne(self.name, self.collection, version_filter(doc.key, doc.version))
         )
 
     def reconcile_missing(self, seen: set[str], away: bool) -> Steps[None]:
@@ -610,35 +479,20 @@ class _ContextPass:
         and the app is told. Otherwise the vault lost data, and this device re-uploads its copy
         (SYNC-10).
         """
-        synced: list[str] = yield LiveSyncedKeys(self.name)
+        synced: list[str] = yield fx.LiveSyncedKeys(self.name)
         for key in synced:
             if key in seen:
                 continue
-            local: Record | None = yield Local(self.name, key)
+            local: Record | None = yield fx.Local(self.name, key)
             if local is None or local.pending or local.deleted:
                 continue
             if not away:
-                yield Log(
-                    self.name,
-                    logging.WARNING,
-                    "context %r: the vault lost entry %r; uploading this device's copy",
-                    (self.name, key),
-                )
-                yield Requeue(self.name, key)
+                yield self.warn("the vault lost entry %r; uploading this device's copy", key)
+                yield fx.Requeue(self.name, key)
                 continue
-            now: int = yield Now(self.name)
-            gone = RemoteDoc(
-                key=key,
-                data=local.data,
-                creation_date=local.creation_date,
-                modification_date=now,
-                deletion_date=now,
-                version=local.version,
-                stamp=None,
-                doc_id=None,
-            )
-            yield from self.deliver(Action.DELETE, gone)
-            yield ForgetRemoteDeleted(self.name, key, local.version)
+            now: int = yield fx.Now(self.name)
+            yield from self.deliver(Action.DELETE, RemoteDoc.purged(local, now))
+            yield fx.ForgetRemoteDeleted(self.name, key, local.version)
 
     # -- 3. push ----------------------------------------------------------------------------
 
@@ -649,7 +503,7 @@ class _ContextPass:
         """
         superseded = False
         held = yield from self.held_back()
-        pending: list[Record] = yield Pending(self.name)
+        pending: list[Record] = yield fx.Pending(self.name)
         for record in pending:
             if record.key in held:
                 continue
@@ -667,10 +521,10 @@ class _ContextPass:
 
     def held_back(self) -> Steps[set[str]]:
         """Keys whose refused upload waits out its backoff (reported in the pass's result)."""
-        rejections = yield Rejections(self.name)
+        rejections = yield fx.Rejections(self.name)
         if not rejections:
             return set()
-        now: float = yield LoopTime(self.name)
+        now: float = yield fx.LoopTime(self.name)
         held: set[str] = set()
         for rejection in rejections:
             version, until = self.memory.held.get((self.name, rejection.key), (None, 0.0))
@@ -687,44 +541,35 @@ class _ContextPass:
         """The vault refused (or failed on) this entry's upload: count it, hold it back."""
         reason = f"{type(error).__name__} ({error.status}): {error}"
         definite = failure is UploadFailure.ENTRY
-        count: int = yield NoteRejection(self.name, record.key, record.version, reason, definite)
+        count: int = yield fx.NoteRejection(self.name, record.key, record.version, reason, definite)
         delay = float(self.plan.upload_delay(count)) if self.plan.upload_delay else 0.0
-        now: float = yield LoopTime(self.name)
+        now: float = yield fx.LoopTime(self.name)
         held = dict(self.memory.held)
         held[(self.name, record.key)] = (record.version, now + delay)
         self.memory = replace(self.memory, held=held)
         self.stats.rejected.append(StuckEntry(self.name, record.key, count, "upload", reason))
         loud = definite or count >= self.options.stuck_threshold
-        yield Log(
+        yield fx.Log(
             self.name,
             logging.WARNING if loud else logging.INFO,
             "context %r: the vault refused to store key %r (%d time%s in a row): %s; the other "
             "entries go on, this one is retried in %.0f s",
             (self.name, record.key, count, "" if count == 1 else "s", reason, delay),
         )
-        yield Emit(
-            self.name,
-            "rejected",
-            {
-                "context": self.name,
-                "key": record.key,
-                "version": record.version.encode(),
-                "error": reason,
-            },
-        )
+        yield self.event("rejected", record.key, version=record.version.encode(), error=reason)
 
     def landed(self, record: Record) -> Steps[None]:
         """The vault holds ``record``'s version: the upload is done."""
         key = record.key
-        yield SetBase(self.name, key, record.version, clear_if_version=record.version)
-        yield ClearRejection(self.name, key)
+        yield fx.SetBase(self.name, key, record.version, clear_if_version=record.version)
+        yield fx.ClearRejection(self.name, key)
         if (self.name, key) in self.memory.held:
             held = dict(self.memory.held)
             del held[(self.name, key)]
             self.memory = replace(self.memory, held=held)
         self.stats.pushed += 1
         yield from self.trace("%s/%s: pushed %s", self.name, key, record.version)
-        yield Emit(
+        yield fx.Emit(
             self.name,
             "pushed",
             {"context": self.name, "key": key, "version": record.version.encode()},
@@ -743,7 +588,7 @@ class _ContextPass:
                 # Create. The filter names our own version, so a retry after a lost answer
                 # finds the document it created instead of inserting a second one.
                 yield from self.vault(
-                    UpdateOne(
+                    fx.UpdateOne(
                         self.name,
                         self.collection,
                         self.rules.create_filter(key, record.version),
@@ -754,13 +599,13 @@ class _ContextPass:
                 landed = True
             else:
                 result = yield from self.vault(
-                    UpdateOne(self.name, self.collection, version_filter(key, base), update)
+                    fx.UpdateOne(self.name, self.collection, version_filter(key, base), update)
                 )
                 landed = result.matched_count > 0
             if landed:
                 yield from self.landed(record)
                 return True
-            raw = yield from self.vault(FindMany(self.name, self.collection, {"key": key}))
+            raw = yield from self.vault(fx.FindMany(self.name, self.collection, {"key": key}))
             docs = yield from self.parse(raw)
             outcome = self.rules.resolve_conflict(record, docs)
             for loser in outcome.dominated:
@@ -769,30 +614,20 @@ class _ContextPass:
                 yield from self.landed(record)
                 return True
             if outcome.winner is not None:
-                yield Observe(self.name, outcome.winner.version)
+                yield fx.Observe(self.name, outcome.winner.version)
             if outcome.kind is Conflict.REMOTE_WINS:
                 winner = outcome.winner.version if outcome.winner else None
                 yield from self.trace(
                     "%s/%s: local %s lost to %s", self.name, key, record.version, winner
                 )
-                yield MarkStale(self.name, key, record.version)
-                yield Emit(
-                    self.name,
-                    "superseded",
-                    {
-                        "context": self.name,
-                        "key": key,
-                        "version": winner.encode() if winner else None,
-                    },
-                )
+                yield fx.MarkStale(self.name, key, record.version)
+                yield self.event("superseded", key, version=winner.encode() if winner else None)
                 return False
             base = None if outcome.winner is None else outcome.winner.version
-        yield Log(
-            self.name,
-            logging.WARNING,
-            "context %r: key %r kept changing on the vault during %d upload attempts; it stays "
-            "queued",
-            (self.name, key, MAX_CAS_ATTEMPTS),
+        yield self.warn(
+            "key %r kept changing on the vault during %d upload attempts; it stays queued",
+            key,
+            MAX_CAS_ATTEMPTS,
         )
         return True
 
@@ -813,40 +648,21 @@ class _ContextPass:
         docs: list[RemoteDoc] = []
         if horizon > 0:
             old = yield from self.vault(
-                Query(
+                fx.Query(
                     self.name,
                     self.collection,
-                    {
-                        "deletionDate": {"$ne": None},
-                        "modified": {"$lt": horizon},
-                        "brhVersion": {"$exists": True},
-                    },
-                    projection={
-                        "key": 1,
-                        "brhVersion": 1,
-                        "modificationDate": 1,
-                        "deletionDate": 1,
-                    },
+                    old_tombstones_filter(horizon),
+                    projection=TOMBSTONE_PROJECTION,
                     limit=options.page_size,
                 )
             )
             docs = [doc for doc in (yield from self.parse(old)) if not doc.version.is_legacy]
         if docs:
-            yield from self.vault(
-                DeleteMany(
-                    self.name,
-                    self.collection,
-                    {
-                        "$or": [
-                            {"key": d.key, "brhVersion": {"$lte": d.version.encode()}} for d in docs
-                        ]
-                    },
-                )
-            )
+            yield from self.vault(fx.DeleteMany(self.name, self.collection, purge_filter(docs)))
             yield from self.trace(
                 "%s: purged %d tombstones older than stamp %d", self.name, len(docs), horizon
             )
-        yield PurgeTombstones(self.name, horizon * 1000)
+        yield fx.PurgeTombstones(self.name, horizon * 1000)
         done = len(docs) < options.page_size  # more left: purge again next pass
         yield from self.save(
             replace(
@@ -854,11 +670,6 @@ class _ContextPass:
                 last_purge_stamp=state.max_stamp if done else state.last_purge_stamp,
             )
         )
-
-
-def _prune(window: set[tuple[int, str]], lowest: int) -> tuple[tuple[int, str], ...]:
-    """The window entries still inside the overlap (stamp >= ``lowest``), sorted."""
-    return tuple(sorted(item for item in window if item[0] >= lowest))
 
 
 def _max(a: int | None, b: int | None) -> int | None:

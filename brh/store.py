@@ -21,64 +21,13 @@ from typing import Any, NamedTuple
 
 from brh.entry import Entry, copy_json
 from brh.errors import (
-    LocalStoreCorruptError,
-    LocalStoreError,
-    LocalStoreReadOnlyError,
     LocalStoreVersionError,
 )
 from brh.hlc import HybridClock, Version
+from brh.schema import SCHEMA, SCHEMA_VERSION
+from brh.store_open import may_access, open_error, read_only_file
 
 __all__ = ["ContextState", "EntryState", "LocalStore", "Record", "Rejection"]
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    name  TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS contexts (
-    name              TEXT PRIMARY KEY,
-    cursor            INTEGER,          -- vault 'modified' stamp: all earlier docs processed
-    max_stamp         INTEGER,          -- newest vault stamp seen (the vault's 'now', roughly)
-    last_pull_ms      INTEGER,          -- device clock at the last complete pull
-    last_full_ms      INTEGER,          -- device clock at the last complete full pull
-    last_purge_stamp  INTEGER,          -- max_stamp when tombstones were last purged
-    collection_ready  INTEGER NOT NULL DEFAULT 0,
-    window            TEXT NOT NULL DEFAULT '[]',  -- [stamp, brhVersion] seen near the cursor
-    settled           INTEGER NOT NULL DEFAULT 0  -- nothing more can land at or below cursor
-);
-CREATE TABLE IF NOT EXISTS entries (
-    context            TEXT NOT NULL,
-    key                TEXT NOT NULL,
-    data               TEXT NOT NULL,    -- JSON
-    creation_date      INTEGER NOT NULL,
-    modification_date  INTEGER NOT NULL,
-    deletion_date      INTEGER,
-    version            TEXT NOT NULL,    -- version of the local value
-    base               TEXT,             -- vault version this device last saw (NULL: none)
-    pending            INTEGER NOT NULL DEFAULT 0,  -- local change not yet on the vault
-    stale              INTEGER NOT NULL DEFAULT 0,  -- a newer remote version awaits delivery
-    PRIMARY KEY (context, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS refusals (  -- consecutive callback refusals of a remote change
-    context  TEXT NOT NULL,
-    key      TEXT NOT NULL,
-    count    INTEGER NOT NULL,
-    PRIMARY KEY (context, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rejections (  -- uploads the vault refused, by local version
-    context  TEXT NOT NULL,
-    key      TEXT NOT NULL,
-    version  TEXT NOT NULL,     -- the local version whose upload was refused
-    count    INTEGER NOT NULL,  -- refusals of that version in a row
-    reason   TEXT NOT NULL,     -- the vault's answer, with its status
-    definite INTEGER NOT NULL,  -- the vault refused the document itself (a 4xx)
-    PRIMARY KEY (context, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entries_pending ON entries (context, key) WHERE pending = 1;
-CREATE INDEX IF NOT EXISTS entries_stale ON entries (context, key) WHERE stale = 1;
-"""
 
 
 @dataclass(slots=True)
@@ -207,84 +156,6 @@ def _record(row: sqlite3.Row) -> Record:
     )
 
 
-def _may(path: str, mode: int) -> bool:
-    """Whether this process may access ``path`` in ``mode`` (``os.R_OK``, ``os.W_OK``), as the
-    OS says: permissions, ACLs, read-only mounts."""
-    if os.access in os.supports_effective_ids:
-        return os.access(path, mode, effective_ids=True)
-    return os.access(path, mode)
-
-
-def _read_only_file(path: str, detail: str = "") -> LocalStoreReadOnlyError:
-    return LocalStoreReadOnlyError(
-        path,
-        "the file is read-only: make it writable, or copy it to a writable folder and open "
-        f"the copy{detail}",
-    )
-
-
-# SQLite's primary result codes (the low byte of ``sqlite3.Error.sqlite_errorcode``).
-_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
-_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
-
-
-def _open_error(path: str, error: sqlite3.Error) -> LocalStoreError:
-    """The :class:`LocalStoreError` that explains why SQLite could not open the store."""
-    code = getattr(error, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    sqlite = f"(SQLite: {error})"
-    if primary in (_SQLITE_NOTADB, _SQLITE_CORRUPT):
-        return LocalStoreCorruptError(
-            path,
-            f"is not a SQLite database, or is damaged {sqlite}. It was left as it was. To go "
-            "on, move the file aside (keep it if you want to find out what happened) and open "
-            "a new store at this path: the next sync restores every entry from the vault. "
-            "Changes made on this device that were not yet on the vault are lost with the file",
-        )
-    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
-        return LocalStoreError(
-            path,
-            f"is locked by another connection that holds a write transaction {sqlite}; close "
-            "the other helper or program using this file, or try again later",
-        )
-    if primary == _SQLITE_FULL:
-        return LocalStoreError(path, f"the disk is full {sqlite}; free some space and retry")
-    if primary not in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM):
-        return LocalStoreError(path, f"cannot be opened {sqlite}")
-    # Which of the path's parts is wrong? (Permissions as the OS reports them for this process.)
-    file = Path(path)
-    folder = file.parent
-    if file.is_dir():
-        return LocalStoreError(
-            path,
-            "is a directory; give the path of a file (new or existing) for the store, such as "
-            f"{str(file / 'brh-local.sqlite')!r} {sqlite}",
-        )
-    if not folder.is_dir():
-        return LocalStoreError(
-            path, f"its folder {str(folder)!r} does not exist; create it first {sqlite}"
-        )
-    exists = file.exists()
-    if exists and not _may(path, os.R_OK):
-        return LocalStoreError(
-            path, f"the file cannot be read (no permission); make it readable and writable {sqlite}"
-        )
-    if exists and not _may(path, os.W_OK):
-        return _read_only_file(path, f" {sqlite}")
-    if not _may(str(folder), os.W_OK):
-        return LocalStoreReadOnlyError(
-            path,
-            f"its folder {str(folder)!r} is read-only: SQLite must create the store's journal "
-            "files (-wal, -shm) beside it; give a path in a writable folder, or make this one "
-            f"writable {sqlite}",
-        )
-    if primary == _SQLITE_READONLY:
-        return LocalStoreReadOnlyError(
-            path, f"its location cannot be written: give a path in a writable folder {sqlite}"
-        )
-    return LocalStoreError(path, f"cannot be opened; check the path and its permissions {sqlite}")
-
-
 class _Transaction:
     """One SQLite transaction: ``BEGIN IMMEDIATE`` on entry, ``COMMIT`` on a clean exit,
     ``ROLLBACK`` if the block raises."""
@@ -327,14 +198,15 @@ class LocalStore:
             if db is not None:
                 db.close()
             if isinstance(exc, sqlite3.Error):
-                raise _open_error(self.path, exc) from exc
+                raise open_error(self.path, exc) from exc
             raise
 
     def _open(self) -> None:
         """The work of :meth:`__init__`, which closes the database if this raises."""
-        if self.path != ":memory:" and os.path.isfile(self.path) and not _may(self.path, os.W_OK):
+        writable = may_access(self.path, os.W_OK)
+        if self.path != ":memory:" and os.path.isfile(self.path) and not writable:
             # SQLite would open it read-only and fail only at the first write, mid-sync.
-            raise _read_only_file(self.path)
+            raise read_only_file(self.path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._closed = False
         self._cursor = self._db.cursor()
@@ -344,7 +216,7 @@ class LocalStore:
             self._execute("PRAGMA journal_mode=WAL")
             self._execute("PRAGMA synchronous=FULL")
         self._execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         rows = self._execute("SELECT DISTINCT context FROM refusals").fetchall()
         self._refusing: set[str] = {str(row[0]) for row in rows}
         """Contexts that may have refusal streaks (a superset): others skip the bookkeeping."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from brh.entry import Entry, copy_json
 from brh.hlc import Version
+from brh.store import Record
 from brh.vault import Document, ObjectId
 
 __all__ = [
@@ -58,6 +59,34 @@ class RemoteDoc:
     @property
     def deleted(self) -> bool:
         return self.deletion_date is not None
+
+    def as_record(self, context: str) -> Record:
+        """This version as the local entry of ``context`` (the vault holds it: its base)."""
+        return Record(
+            context=context,
+            key=self.key,
+            data=self.data,
+            creation_date=self.creation_date,
+            modification_date=self.modification_date,
+            deletion_date=self.deletion_date,
+            version=self.version,
+            base=self.version,
+        )
+
+    @classmethod
+    def purged(cls, local: Record, now_ms: int) -> RemoteDoc:
+        """The deletion of ``local`` that a purged tombstone stood for (SYNC-10, DEL-3): dated
+        ``now_ms``, at the version the device holds."""
+        return cls(
+            key=local.key,
+            data=local.data,
+            creation_date=local.creation_date,
+            modification_date=now_ms,
+            deletion_date=now_ms,
+            version=local.version,
+            stamp=None,
+            doc_id=None,
+        )
 
     def to_entry(self) -> Entry:
         """The app's view, with a private copy of the data."""

@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 from brh import effects as fx
 from brh.core import RULES, Action
 from brh.hlc import Version
-from brh.machine import PASS, ContextReset, Memory, Outcome, Plan, sync_pass
+from brh.machine import sync_pass
 from brh.options import SyncOptions
+from brh.plan import PASS, ContextReset, Memory, Outcome, Plan
 from brh.store import ContextState, EntryState, Record, Rejection
 from brh.vault import InvalidParameterError, NetworkError, ObjectId, UpdateResult, VaultError
 
