@@ -29,8 +29,8 @@ from simulator.impl import Factory
 from simulator.live import LiveVault, UnsupportedFault
 from simulator.scenario_file import DeviceSpec, ScenarioRun
 from simulator.timeloop import run
-from simulator.trace import Trace
 from simulator.world import START, World
+from simulator.world.trace import Trace
 
 __all__ = ["REFERENCE", "Endpoint", "Sim", "Target"]
 

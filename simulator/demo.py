@@ -18,9 +18,9 @@ from typing import Any
 
 from brh import Entry, RetryPolicy
 from hivevault.vault import FakeVault
-from simulator.device import SimDevice
-from simulator.link import Link
 from simulator.timeloop import run
+from simulator.world.device import SimDevice
+from simulator.world.link import Link
 
 START = 1_750_000_000.0
 HOUR = 3600.0

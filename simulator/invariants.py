@@ -4,7 +4,7 @@ They read only what any helper exposes (the app models its callbacks fill, its l
 through ``local_entries``) and the vault's live documents, so they hold for every correct
 implementation, not only the reference. A scenario file with ``check_each_step = true`` checks
 them after each of its steps (the conformance state machine records its runs that way); a
-violation is a :class:`~simulator.checkers.Finding` like any checker's:
+violation is a :class:`~simulator.world.checkers.Finding` like any checker's:
 
 * **API-2**, no invented data: a running device's local copy and app model, and the vault's live
   documents, hold for each key only data that some app wrote to that key (every ``put`` step is
@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulator.device import SimDevice
     from simulator.scenario_file import Step
     from simulator.world import World
+    from simulator.world.device import SimDevice
 
 __all__ = ["StepChecks"]
 

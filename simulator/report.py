@@ -78,7 +78,7 @@ def render_timeline(
     """Write the timeline of the trace at ``trace_path`` to ``html_path``; return that path.
 
     ``findings`` are shown at the top next to the trace's own ``check`` lines (a string that
-    repeats a check line as :class:`simulator.checkers.Finding` prints it is shown once).
+    repeats a check line as :class:`simulator.world.checkers.Finding` prints it is shown once).
     """
     digest = read_trace(trace_path)
     page = render_page(digest, title=title, findings=list(findings or []))
@@ -194,7 +194,7 @@ def _finding_item(number: int, check: Event, drawn: bool) -> str:
 
 
 def _as_finding_string(check: Event) -> str:
-    """The check as :class:`simulator.checkers.Finding` prints itself."""
+    """The check as :class:`simulator.world.checkers.Finding` prints itself."""
     where = "/".join(str(check.get(n)) for n in ("device", "context", "key") if check.get(n))
     head = f"[{check.get('clause')}] {check.get('checker')} at t={check.t:.3f}s"
     return f"{head} {where}: {check.get('message')}"

@@ -94,7 +94,7 @@ Verbs (fields in brackets are optional):
   a strength of 0 turns nothing on, and is refused with the off verb's name;
 * clocks and apps: ``jump_clock`` device seconds (device ``"vault"`` steps the vault's clock),
   ``behave`` device mode [context refusals probability delay] (modes of
-  :class:`simulator.app.Behaviour`);
+  :class:`simulator.world.app.Behaviour`);
 * time and trace: ``advance`` seconds, ``note`` text, ``checkpoint`` (heal everything, sync
   incrementally until quiet, run the end checks now: see
   :func:`simulator.scenarios.incremental_checkpoint`), ``settle`` (the world's settle phase
@@ -119,7 +119,6 @@ from typing import Any
 from brh import InvalidArgumentError, RetryPolicy
 from brh.options import SyncOptions
 from brh.validation import check_context_name, check_key
-from simulator.app import MODES
 from simulator.faults import FAULTS, Fault, did_you_mean
 from simulator.impl import Factory
 from simulator.invariants import StepChecks
@@ -129,8 +128,9 @@ from simulator.scenarios import (
     join_with_contexts,
 )
 from simulator.stepping import Stepper
-from simulator.trace import Trace
 from simulator.world import Outcome, ScenarioError, World
+from simulator.world.app import MODES
+from simulator.world.trace import Trace
 
 __all__ = [
     "VERBS",
@@ -560,7 +560,7 @@ class DeviceSpec:
     instances=n)``): context number i, in registration order, goes to instance i mod n."""
     share_contexts: bool = False
     """Every instance registers and syncs every context (see
-    :attr:`simulator.device.SimDevice.share_contexts`)."""
+    :attr:`simulator.world.device.SimDevice.share_contexts`)."""
 
     @classmethod
     def from_step(cls, step: Step) -> DeviceSpec:

@@ -42,8 +42,8 @@ from typing import Any
 from brh import Entry, ReentrantCallError, RetryPolicy
 from brh.hlc import Version
 from brh.wire import collection_for, document_fields
-from simulator.device import SimDevice
 from simulator.world import Outcome, Scenario, World, simulate
+from simulator.world.device import SimDevice
 
 __all__ = [
     "WEAKNESSES",

@@ -10,10 +10,10 @@ import pytest
 from brh import Entry
 from brh.vault import NetworkError
 from brh.wire import document_fields, version_filter
-from simulator.app import CALLS_KEPT, AppModel, Behaviour, CallLog
-from simulator.checkers import Checker
 from simulator.explore import SwarmConfig, _workload, choose_config
 from simulator.world import Outcome, World, simulate
+from simulator.world.app import CALLS_KEPT, AppModel, Behaviour, CallLog
+from simulator.world.checkers import Checker
 
 
 def test_a_call_log_counts_every_call_and_keeps_the_last_ones() -> None:

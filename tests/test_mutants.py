@@ -22,10 +22,10 @@ from brh.store import LocalStore
 from conformance.implementations import mutants
 from conformance.implementations.mutants import MUTANTS
 from simulator.impl import Helper, Installation, ReferenceHelper, load_factory, reference_factory
-from simulator.link import Link
-from simulator.server import VaultServer
 from simulator.timeloop import run
 from simulator.world import START
+from simulator.world.link import Link
+from simulator.world.server import VaultServer
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import pytest
 from brh.core import cursor_settles
 from brh.hive import HiveVault
 from hivevault.vault import FakeVault
-from simulator.clocks import SkewedClock
-from simulator.link import Link
-from simulator.server import VaultServer
 from simulator.timeloop import run
+from simulator.world.clocks import SkewedClock
+from simulator.world.link import Link
+from simulator.world.server import VaultServer
 from tests.support import EPOCH, Device, fake_vault
 
 

@@ -509,7 +509,7 @@ def test_trace_counts_unwritten_events_once_and_writes_wanted_ones(tmp_path: Pat
     """Traces (issue 3): without a file, wants() counts the event and asks for no fields; with
     a file, it asks for them and emit() counts and writes the line, once; an unknown kind is
     refused either way."""
-    from simulator.trace import Trace, read
+    from simulator.world.trace import Trace, read
 
     async def main() -> None:
         quiet = Trace()

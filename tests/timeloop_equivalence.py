@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from simulator import timeloop_fast
-from simulator import world as world_module
 from simulator.timeloop import PortableVirtualTimeLoop, VirtualDeadlock, VirtualTimeLoop
+from simulator.world import simulation
 
 T = TypeVar("T")
 START = 1_750_000_000.0
@@ -190,12 +190,12 @@ def _simulations_on(loop_class: LoopClass) -> Iterator[None]:
         with asyncio.Runner(loop_factory=lambda: loop_class(start)) as runner:
             return runner.run(main)
 
-    saved: Callable[..., Any] = world_module.run  # type: ignore[attr-defined]
-    world_module.run = run  # type: ignore[attr-defined]
+    saved: Callable[..., Any] = simulation.run  # type: ignore[attr-defined]
+    simulation.run = run  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        world_module.run = saved  # type: ignore[attr-defined]
+        simulation.run = saved  # type: ignore[attr-defined]
 
 
 def _simulation(loop_class: LoopClass, folder: Path, seed: int) -> bytes:

@@ -277,7 +277,7 @@ class Checker:
         An abandoned write can only be the final value if it reached the vault: its request's
         answer was lost, or the request is still on its way. A crash stops every request of the
         old installation but those already late (the client gave up, the request still
-        travels: :attr:`~simulator.link.Link.late`). Once none is left, a write the vault does
+        travels: :attr:`~simulator.world.link.Link.late`). Once none is left, a write the vault does
         not hold never reached it, or a newer version of its key replaced it there (the vault
         only ever takes newer versions of a key, as :meth:`_uploaded` relies on too): either
         way it cannot be the final value, and is dropped. What stays is at most what the vault

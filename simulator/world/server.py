@@ -1,7 +1,7 @@
 """The vault's host, with the faults a real Hive node shows.
 
 :class:`VaultServer` sits in front of a :class:`~hivevault.vault.FakeVault` (whose clock is the
-server's :class:`~simulator.clocks.SkewedClock`) and can be unavailable, frozen, slow, refuse
+server's :class:`~simulator.world.clocks.SkewedClock`) and can be unavailable, frozen, slow, refuse
 expired tokens, fail before or after applying a request, and reproduce MongoDB's upsert race
 (without a unique index, two racing upserts of one key can both insert). In a world these are
 the vault's faults of :mod:`simulator.faults` (``take_down``, ``freeze``, ``slow_vault``,
@@ -17,7 +17,7 @@ from typing import Any
 from brh.vault import ServerError, UnauthorizedError, UpdateResult, Vault, VaultFrozenError
 from hivevault.mongo import apply_update, upsert_seed
 from hivevault.vault import FakeVault
-from simulator.clocks import SkewedClock
+from simulator.world.clocks import SkewedClock
 
 __all__ = ["LATER", "WRITES", "VaultServer"]
 

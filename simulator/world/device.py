@@ -20,8 +20,6 @@ from brh import BackupRestoreHelper, Entry, RetryPolicy, SyncEvent
 from brh.hlc import Version
 from brh.store import LocalStore
 from brh.vault import Vault
-from simulator.app import AppModel, Behaviour
-from simulator.clocks import SkewedClock
 from simulator.impl import (
     Callback,
     Factory,
@@ -31,6 +29,8 @@ from simulator.impl import (
     as_entry,
     local_holds,
 )
+from simulator.world.app import AppModel, Behaviour
+from simulator.world.clocks import SkewedClock
 
 __all__ = ["LastSync", "SimDevice"]
 

@@ -34,8 +34,8 @@ from brh.vault import (
     VaultClock,
     VaultError,
 )
-from simulator.server import LATER, WRITES, VaultServer
-from simulator.trace import Trace
+from simulator.world.server import LATER, WRITES, VaultServer
+from simulator.world.trace import Trace
 
 __all__ = ["OPERATIONS", "Link"]
 

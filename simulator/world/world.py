@@ -1,38 +1,21 @@
-"""A simulated world: devices, a vault server, the network between them, one seed for all.
+"""The :class:`World`: devices sharing one vault server, the network between them, one seed.
 
 Everything random draws from generators seeded from the world's seed, in a deterministic order;
 time is the virtual time of :mod:`simulator.timeloop`. Faults come in opposite pairs
 (``partition``/``heal``, ``freeze``/``unfreeze``, ...; the table is :mod:`simulator.faults`,
 and a method of this class has each verb's name). A run ends with :meth:`World.settle`:
 every fault healed, every app accepting, every device syncing until nothing changes, and then
-the end-of-run checkers.
-
-Build a world inside a running virtual loop, or use :func:`simulate`::
-
-    async def scenario(world: World) -> None:
-        phone, tablet = world.add_device("phone"), world.add_device("tablet")
-        world.partition("tablet")
-        await phone.put("x", 1)
-        await world.advance(60)
-        world.heal("tablet")
-
-    outcome = simulate(scenario, seed=7)
-
-A scenario (or the settle phase) that raises does not end in the checkers' verdict: the run
-stops there and :func:`simulate` raises :class:`ScenarioError`, naming the step, the simulated
-time and the seed, the exception as its cause.
+the end-of-run checkers. Build a world inside a running virtual loop, or run a scenario in a
+fresh one with :func:`simulator.world.simulate` (see the package's docstring).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import linecache
 import math
 import random
-import traceback
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,61 +23,22 @@ from brh import Entry, RetryPolicy, SyncEvent
 from brh.hlc import Version
 from brh.vault import Vault
 from simulator import faults
-from simulator.app import Behaviour
-from simulator.checkers import Checker, Finding, Write
-from simulator.clocks import SkewedClock
-from simulator.device import SimDevice
 from simulator.faults import did_you_mean
 from simulator.impl import Factory
-from simulator.link import Link
 from simulator.live import UnsupportedFault
-from simulator.server import VaultServer
-from simulator.timeloop import run
-from simulator.trace import Trace
+from simulator.world.app import Behaviour
+from simulator.world.checkers import Checker, Finding, Write
+from simulator.world.clocks import SkewedClock
+from simulator.world.device import SimDevice
+from simulator.world.link import Link
+from simulator.world.outcome import ScenarioError
+from simulator.world.server import VaultServer
+from simulator.world.trace import Trace
 
-__all__ = [
-    "Outcome",
-    "ScenarioError",
-    "UnknownDeviceError",
-    "World",
-    "scenario_step",
-    "simulate",
-]
+__all__ = ["START", "UnknownDeviceError", "World"]
 
 START = 1_750_000_000.0
 """Virtual start of every run (seconds since the epoch)."""
-
-
-@dataclass
-class Outcome:
-    """What a run produced: the findings of the checkers and some totals."""
-
-    seed: int
-    findings: list[Finding]
-    simulated_seconds: float
-    requests: int
-    events: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-
-class ScenarioError(Exception):
-    """A step of a scenario raised: the run stopped there, and was not checked.
-
-    ``step`` names it: ``"step 3 (put)"`` in a scenario file, ``"scenario w1-late-upload,
-    line 12 (await phone.put(...))"`` in a Python scenario, ``"the settle phase"``; ``at`` is
-    the simulated time (seconds since the start; None if unknown) and ``seed`` the run's seed.
-    The exception the step raised is ``error``, and the ``__cause__``.
-    """
-
-    def __init__(self, step: str, error: BaseException, *, at: float | None, seed: int) -> None:
-        super().__init__(f"{step} raised {type(error).__name__}: {error}")
-        self.step = step
-        self.error = error
-        self.at = at
-        self.seed = seed
 
 
 class UnknownDeviceError(KeyError):
@@ -247,7 +191,7 @@ class World:
         self.trace.emit("device", device=name, event="wipe", context=context)
 
     def behave(self, name: str, context: str | None = None, **behaviour: Any) -> None:
-        """Set how a device's app answers callbacks (see :class:`simulator.app.Behaviour`)."""
+        """Set how a device's app answers callbacks (see :class:`simulator.world.app.Behaviour`)."""
         device = self.device(name)
         for ctx in [context] if context else list(device.apps):
             new = Behaviour(**behaviour)
@@ -648,59 +592,3 @@ _ACTIVE: dict[str, Callable[[World, str], bool]] = {
     "slow_vault": lambda world, _: bool(world.server.slow),
 }
 """Whether each fault of :data:`simulator.faults.FAULTS` is on (for a device's name, or "")."""
-
-
-Scenario = Callable[[World], Awaitable[None]]
-
-
-def scenario_step(scenario: Scenario, error: BaseException) -> str:
-    """Where in a Python scenario ``error`` was raised: the scenario's name and the line of its
-    function the exception went through last (with the source line when it can be read)."""
-    function = getattr(scenario, "function", scenario)  # a named scenario's registered function
-    name = getattr(scenario, "name", None) or getattr(function, "__name__", None)
-    label = f"scenario {name}" if name else "the scenario"
-    code = getattr(function, "__code__", None)
-    lines = [n for frame, n in traceback.walk_tb(error.__traceback__) if frame.f_code is code]
-    if code is None or not lines:
-        return label
-    source = linecache.getline(code.co_filename, lines[-1]).strip()
-    return f"{label}, line {lines[-1]}" + (f" ({source})" if source else "")
-
-
-def simulate(
-    scenario: Scenario,
-    *,
-    seed: int,
-    trace_path: Path | str | None = None,
-    **world_options: Any,
-) -> Outcome:
-    """Run ``scenario`` in a fresh world on virtual time, settle, check, and report.
-
-    If the scenario or the settle phase raises, the run stops there: :class:`ScenarioError`
-    names the step (see :func:`scenario_step`), the time and the seed; the trace so far is
-    written, with a note saying so."""
-
-    async def main() -> Outcome:
-        world = World(seed, trace=Trace(trace_path), **world_options)
-        try:
-            try:
-                await scenario(world)
-            except ScenarioError:
-                raise
-            except Exception as exc:
-                raise world.step_failed(scenario_step(scenario, exc), exc) from exc
-            try:
-                findings = await world.settle()
-            except Exception as exc:
-                raise world.step_failed("the settle phase", exc) from exc
-            return Outcome(
-                seed=seed,
-                findings=list(findings),
-                simulated_seconds=world.now(),
-                requests=world.requests,
-                events=dict(world.trace.counts),
-            )
-        finally:
-            await world.close()
-
-    return run(main(), start=START)
