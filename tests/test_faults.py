@@ -14,7 +14,7 @@ import simulator.scenario_file
 from simulator.cli import main
 from simulator.explore import SWITCHES, SwarmConfig, choose_config, run_config
 from simulator.faults import FAULTS, UnknownFaultError, fault, markdown_table
-from simulator.report_glyphs import FAULT_COLOURS, legend_svg
+from simulator.report.glyphs import FAULT_COLOURS, legend_svg
 from simulator.scenario_file import VERBS, ScenarioFileError, loads
 from simulator.timeloop import run
 from simulator.world import UnknownDeviceError, World, simulate

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from simulator.report import main, render_timeline
-from simulator.report_layout import format_duration, format_time
+from simulator.report.layout import format_duration, format_time
 
 RED = "#d62728"
 

@@ -1,7 +1,7 @@
 """The timeline of the report: one lane per device, one for the vault, as one SVG.
 
-:class:`Timeline` draws the kept events of a :class:`~simulator.report_layout.Digest` at the x
-positions of its :class:`~simulator.report_layout.Axis`. Requests are arrows down to the vault,
+:class:`Timeline` draws the kept events of a :class:`~simulator.report.layout.Digest` at the x
+positions of its :class:`~simulator.report.layout.Axis`. Requests are arrows down to the vault,
 answers arrows back up; a request or an answer that never arrived is dashed red and ends in ✕
 just under the device's line (at the moment the client gave up); a request refused at once is a
 stub ending in ⊘; a late apply is orange. Faults shade the lane they hit; passes are brackets
@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from simulator.report_glyphs import (
+from simulator.report.glyphs import (
     DEVICE_EVENTS,
     FAULT_COLOURS,
     GREEN,
@@ -41,7 +41,7 @@ from simulator.report_glyphs import (
     write_glyph,
     zigzag,
 )
-from simulator.report_layout import (
+from simulator.report.layout import (
     VAULT,
     Axis,
     Digest,

@@ -2,7 +2,7 @@
 
 Everything returns SVG text. Numbers are printed with one decimal at most, attributes in the
 order given, so the same drawing gives the same bytes. The glyphs are shared by the timeline
-(:mod:`simulator.report_timeline`) and the legend, so the legend always shows what is drawn.
+(:mod:`simulator.report.timeline`) and the legend, so the legend always shows what is drawn.
 """
 
 from __future__ import annotations

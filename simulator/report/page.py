@@ -1,9 +1,9 @@
-"""A simulator trace as one self-contained HTML page: the timeline to read before the logs.
+"""The report's HTML page: the findings, the timeline, the legend and the tallies of a trace.
 
-:func:`render_timeline` reads a trace (streaming, see :mod:`simulator.report_layout`) and writes
+:func:`render_timeline` reads a trace (streaming, see :mod:`simulator.report.layout`) and writes
 one HTML file: the findings first (the trace's ``check`` lines and any strings the caller
 passes), then the timeline (one lane per device in order of first appearance and one for the
-vault, drawn by :mod:`simulator.report_timeline`), then a legend and the tallies. The page has
+vault, drawn by :mod:`simulator.report.timeline`), then a legend and the tallies. The page has
 inline CSS and SVG only: no script, no external resource, no generation time; the same trace
 gives the same bytes. Hover any mark for its details. From the command line::
 
@@ -18,8 +18,8 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from simulator.report_glyphs import legend_svg
-from simulator.report_layout import (
+from simulator.report.glyphs import legend_svg
+from simulator.report.layout import (
     IDLE_BREAK,
     Digest,
     Event,
@@ -28,7 +28,7 @@ from simulator.report_layout import (
     lay_out,
     read_trace,
 )
-from simulator.report_timeline import Timeline
+from simulator.report.timeline import Timeline
 
 __all__ = ["main", "render_timeline"]
 
@@ -242,7 +242,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = render_timeline(args.trace, args.out, title=args.title, findings=args.finding)
     print(path)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
