@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with _implementation(args) as world_options:
             if is_file:
-                from simulator.scenario_file import ScenarioFileError, load_file
+                from simulator.scenarios.files import ScenarioFileError, load_file
 
                 try:
                     spec = load_file(Path(target))

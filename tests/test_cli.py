@@ -18,6 +18,7 @@ from brh.wire import RemoteDoc
 from simulator import scenarios
 from simulator.cli import main
 from simulator.explore import choose_config, write_replay
+from simulator.scenarios import registry
 from simulator.world import ScenarioError, World, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,7 +252,7 @@ def test_a_named_scenario_that_raises_names_its_line(
         world.device("tablet")
 
     info = scenarios.ScenarioInfo("explodes", "asks for a device that never joined", explodes)
-    monkeypatch.setitem(scenarios._REGISTRY, "explodes", info)
+    monkeypatch.setitem(registry._REGISTRY, "explodes", info)
     assert main(["run", "explodes", "--seed", "2"]) == 1
     out = capsys.readouterr().out
     line = explodes.__code__.co_firstlineno + 3

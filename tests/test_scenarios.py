@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from simulator import scenarios
-from simulator.scenario_file import ScenarioFileError, dumps, load_file, loads, run_file
+from simulator.scenarios.files import ScenarioFileError, dumps, load_file, loads, run_file
 from simulator.world import Outcome, World, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,7 +221,7 @@ name = "phone"
 def test_every_verb_runs(tmp_path: Path) -> None:
     """Scenario file format: every verb is accepted and runs, and the checkers stay quiet
     (SYNC-1, ORD-2, RETRY-1 under each fault in turn)."""
-    from simulator.scenario_file import VERBS
+    from simulator.scenarios.files import VERBS
 
     spec = loads(EVERY_VERB, "every-verb.toml")
     assert {step.verb for step in spec.steps} == set(VERBS)

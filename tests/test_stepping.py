@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from simulator.impl import load_factory
-from simulator.scenario_file import ScenarioFileError, ScenarioRun, Step, dumps, load_file, loads
+from simulator.scenarios.files import ScenarioFileError, ScenarioRun, Step, dumps, load_file, loads
 from simulator.stepping import Stepper
 from simulator.world import START
 from tests.test_scenarios import EVERY_VERB

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulator.scenario_file import Step
+    from simulator.scenarios.files.verbs import Step
     from simulator.world import World
     from simulator.world.device import SimDevice
 

@@ -1,6 +1,6 @@
 """Regression scenarios: runs that once failed, kept as scenario files and run by name.
 
-Each ``*.toml`` file here (the format of :mod:`simulator.scenario_file`) is a run found outside
+Each ``*.toml`` file here (the format of ``docs/scenario-files.md``) is a run found outside
 the team or by a deep search, with a comment saying what went wrong and what fixed it. Every
 file is registered in the scenario library under its ``name`` (``brh-sim run
 reinstall-same-device-id``), so the scenario tests run it for every seed they try, and a
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator import scenarios
-from simulator.scenario_file import load_file
+from simulator.scenarios import registry
+from simulator.scenarios.files.parser import load_file
 
 __all__ = ["FILES", "register"]
 
@@ -24,7 +24,7 @@ def register() -> None:
     """Register every file in :data:`FILES` as a named scenario (the library does, once)."""
     for path in FILES:
         spec = load_file(path)
-        scenarios.scenario(
+        registry.scenario(
             spec.name,
             spec.description,
             weakness=spec.weaknesses,
