@@ -17,7 +17,7 @@ from brh.store import EntryState, Record
 from brh.wire import RemoteDoc
 from simulator import scenarios
 from simulator.cli import main
-from simulator.explore import choose_config, write_replay
+from simulator.cli.explore import choose_config, write_replay
 from simulator.scenarios import registry
 from simulator.world import ScenarioError, World, simulate
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from simulator.cli import main
-from simulator.explore import SWITCHES, SwarmConfig, choose_config, run_config
+from simulator.cli.explore import SWITCHES, SwarmConfig, choose_config, run_config
 from simulator.faults import FAULTS, UnknownFaultError, fault, markdown_table
 from simulator.report.glyphs import FAULT_COLOURS, legend_svg
 from simulator.scenarios.files import VERBS, ScenarioFileError, loads

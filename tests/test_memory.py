@@ -10,7 +10,7 @@ import pytest
 from brh import Entry
 from brh.vault import NetworkError
 from brh.wire import document_fields, version_filter
-from simulator.explore import SwarmConfig, _workload, choose_config
+from simulator.cli.explore import SwarmConfig, _workload, choose_config
 from simulator.world import Outcome, World, simulate
 from simulator.world.app import CALLS_KEPT, AppModel, Behaviour, CallLog
 from simulator.world.checkers import Checker

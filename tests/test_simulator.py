@@ -20,7 +20,7 @@ from brh.vault import NetworkError
 from brh.wire import RemoteDoc
 from conformance.implementations import legacy
 from simulator import scenarios
-from simulator.explore import SwarmConfig, choose_config, read_replay, run_config, write_replay
+from simulator.cli.explore import SwarmConfig, choose_config, read_replay, run_config, write_replay
 from simulator.impl import Callback, Helper, Installation, ReferenceHelper
 from simulator.timeloop import VirtualDeadlock, run
 from simulator.world import World, simulate

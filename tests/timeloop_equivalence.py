@@ -199,7 +199,7 @@ def _simulations_on(loop_class: LoopClass) -> Iterator[None]:
 
 
 def _simulation(loop_class: LoopClass, folder: Path, seed: int) -> bytes:
-    from simulator.explore import choose_config, run_config
+    from simulator.cli.explore import choose_config, run_config
 
     path = folder / f"{loop_class.__name__}-{seed}.jsonl"
     with _simulations_on(loop_class):

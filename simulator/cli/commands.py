@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from simulator.explore import (
+from simulator.cli.explore import (
     SWITCHES,
     ExploreSummary,
     check_switches,
@@ -330,7 +330,3 @@ def main(argv: list[str] | None = None) -> int:
     )
     code: int = args.func(args)
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
