@@ -17,7 +17,7 @@ from simulator import scenarios
 from simulator.scenarios.files import ScenarioFileError, dumps, load_file, loads, run_file
 from simulator.world import Outcome, World, simulate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "scenarios").glob("*.toml"))
 
 KNOWN_FAILURES: dict[str, str] = {}

@@ -13,9 +13,9 @@ from simulator.impl import load_factory
 from simulator.scenarios.files import ScenarioFileError, ScenarioRun, Step, dumps, load_file, loads
 from simulator.stepping import Stepper
 from simulator.world import START
-from tests.test_scenarios import EVERY_VERB
+from tests.simulator.test_scenarios import EVERY_VERB
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "scenarios").glob("*.toml"))
 
 

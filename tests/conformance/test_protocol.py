@@ -3,8 +3,8 @@
 The reference runs as ``python -m conformance.protocol.reference`` behind
 :func:`conformance.protocol.client.command_factory`, in simulated worlds on virtual time: if it
 converges, retries by itself, survives a kill and replays exactly through the protocol, the
-protocol carries everything a helper needs. ``tests/protocol_fake.py`` misbehaves on purpose
-to show that each kind of violation fails with an error naming what was wrong.
+protocol carries everything a helper needs. ``tests/conformance/protocol_fake.py`` misbehaves on
+purpose to show that each kind of violation fails with an error naming what was wrong.
 """
 
 from __future__ import annotations

@@ -24,11 +24,11 @@ import pytest
 
 from simulator import timeloop, timeloop_fast
 from simulator.timeloop import PortableVirtualTimeLoop, VirtualTimeLoop, run
-from tests import timeloop_equivalence
+from tests.simulator import timeloop_equivalence
 
 T = TypeVar("T")
 T0 = 1_750_000_000.0
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LoopClass = type[PortableVirtualTimeLoop]
 
 
@@ -368,7 +368,7 @@ def test_the_fast_iteration_matches_asyncios_on_every_supported_python(version: 
     if interpreter is None:
         pytest.skip(f"Python {version} is not installed")
     result = subprocess.run(
-        [interpreter, "-m", "tests.timeloop_equivalence", "--workload-only"],
+        [interpreter, "-m", "tests.simulator.timeloop_equivalence", "--workload-only"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,

@@ -29,7 +29,8 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 # The state machine runs dozens of worlds: through a factory (stores on disk) or on a broken
-# implementation (shrinking) it takes minutes; tests/test_state_machine.py covers both cheaply.
+# implementation (shrinking) it takes minutes; tests/conformance/test_state_machine.py covers
+# both cheaply.
 NOT_THE_MACHINE = ("-k", "not state_machine")
 
 
@@ -180,9 +181,9 @@ def test_every_conformance_test_names_a_real_clause() -> None:
     import ast
     import re
 
-    spec = Path(__file__).parent.parent / "SPEC.md"
+    spec = Path(__file__).resolve().parents[2] / "SPEC.md"
     known = set(re.findall(r"\*\*([A-Z]+-[0-9]+)\*\*", spec.read_text()))
-    root = Path(__file__).parent.parent / "conformance"
+    root = Path(__file__).resolve().parents[2] / "conformance"
     seen = 0
     for path in sorted(root.glob("test_*.py")):
         for node in ast.parse(path.read_text()).body:
@@ -242,8 +243,8 @@ def test_the_reference_passes_the_whole_suite_over_the_process_protocol(
 ) -> None:
     """PROTOCOL.md is complete: the reference, run as its own process through --brh-cmd,
     passes every conformance test, as it does in process (the state machine aside: its
-    profile's hundreds of worlds start thousands of processes; tests/test_state_machine.py runs
-    a few of its examples over the protocol)."""
+    profile's hundreds of worlds start thousands of processes;
+    tests/conformance/test_state_machine.py runs a few of its examples over the protocol)."""
     import shlex
     import sys
 

@@ -17,9 +17,9 @@ from simulator.report.glyphs import FAULT_COLOURS, legend_svg
 from simulator.scenarios.files import VERBS, ScenarioFileError, loads
 from simulator.timeloop import run
 from simulator.world import UnknownDeviceError, World, simulate
-from tests.test_report import ev, render
+from tests.simulator.test_report import ev, render
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 SCENARIO_FILES = README.with_name("docs") / "scenario-files.md"
 
 STRENGTH: dict[str, dict[str, Any]] = {

@@ -40,6 +40,7 @@ from vaultd.limits import Limits
 from vaultd.store import StoreError, VaultStore
 from vaultd.tokens import DEFAULT_SCOPE, Scope, TokenTable, parse_token_spec
 
+ROOT = Path(__file__).resolve().parents[2]
 EPOCH = 1_750_000_000
 OID = "65a1b2c3d4e5f60718293a4b"
 
@@ -518,7 +519,7 @@ def test_imports_stay_within_their_extras() -> None:
     ]
     for probe in probes:
         code = probe.replace("; assert", "; import sys; M = set(sys.modules); assert")
-        subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 # -- hardening: what a request may cost, and what it may not do ------------------------------

@@ -1,8 +1,8 @@
 """A deliberately broken protocol implementation, for the harness's error tests.
 
-``python tests/protocol_fake.py MODE``: it answers the hello properly (unless MODE is about the
-hello), then misbehaves on the first command as MODE says. Standalone on purpose (stdlib only),
-as an implementation in another language would be.
+``python tests/conformance/protocol_fake.py MODE``: it answers the hello properly (unless MODE is
+about the hello), then misbehaves on the first command as MODE says. Standalone on purpose
+(stdlib only), as an implementation in another language would be.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ world, whose trace must be the same bytes.
 
 Standard library and this repository only, so that any installed Python can run it::
 
-    PYTHONPATH=. python3.12 -m tests.timeloop_equivalence --workload-only   # 0: identical
+    PYTHONPATH=. python3.12 -m tests.simulator.timeloop_equivalence --workload-only   # 0: identical
 
-``tests/test_timeloop.py`` runs it in process and under every supported Python it finds.
+``tests/simulator/test_timeloop.py`` runs it in process and under every supported Python it finds.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """brh.hive.HiveVault on its own: the requests it sends and how it reads answers and failures.
 
 The vault here is an ``httpx.MockTransport`` that records each request and answers as a test
-says (no network); ``tests/test_hive_http.py`` runs the same client against the real server.
+says (no network); ``tests/brh/test_hive_http.py`` runs the same client against the real server.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from simulator.cli.explore import choose_config, write_replay
 from simulator.scenarios import registry
 from simulator.world import ScenarioError, World, simulate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_list_names_every_scenario_with_a_description(capsys: pytest.CaptureFixture[str]) -> None:
