@@ -1,5 +1,6 @@
 """The fake vault's durable copies: the journal it tells every change, a restore from a saved
-state, and transactions (what vaultd keeps its SQLite file in step with)."""
+state, and transactions (what vaultd keeps its SQLite file in step with).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The fake vault's indexes on ``key`` and ``modified`` and its kept filter plans: they make
-answers faster and never different."""
+answers faster and never different.
+"""
 
 from __future__ import annotations
 

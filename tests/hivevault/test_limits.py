@@ -1,5 +1,6 @@
 """What a fake vault cannot store (ERR-1 on the vault's side) and its limits: the 16 MiB check,
-nesting, paths, arithmetic, and ``$regex`` on RE2."""
+nesting, paths, arithmetic, and ``$regex`` on RE2.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Tests of hivevault.mongo: sort, projection, copies and values, and properties of its
-filters, updates and order (the filters and updates have modules of their own)."""
+filters, updates and order (the filters and updates have modules of their own).
+"""
 
 from __future__ import annotations
 

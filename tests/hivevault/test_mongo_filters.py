@@ -1,5 +1,6 @@
 """Tests of hivevault.mongo's filters: equality, paths and arrays, comparisons across types, sets,
-logic and the other query operators, as MongoDB evaluates them."""
+logic and the other query operators, as MongoDB evaluates them.
+"""
 
 from __future__ import annotations
 

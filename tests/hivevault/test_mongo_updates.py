@@ -1,5 +1,6 @@
 """Tests of hivevault.mongo's updates: every update operator, invalid updates, and the seed an
-upsert inserts from its filter."""
+upsert inserts from its filter.
+"""
 
 from __future__ import annotations
 
