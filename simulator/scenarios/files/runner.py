@@ -39,7 +39,7 @@ class ScenarioSpec:
     devices: tuple[DeviceSpec, ...] = ()
     steps: tuple[Step, ...] = ()
     check_each_step: bool = False
-    """Check :mod:`simulator.invariants` after every step."""
+    """Check :mod:`simulator.scenarios.files.invariants` after every step."""
 
     def world_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`World` (through :func:`simulate`)."""
