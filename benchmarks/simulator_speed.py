@@ -31,10 +31,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from simulator.explore import choose_config, run_config
-from simulator.link import Link
+from simulator.cli.explore import choose_config, run_config
 from simulator.timeloop import run
 from simulator.world import World, simulate
+from simulator.world.link import Link
 
 MINUTE = 60.0
 

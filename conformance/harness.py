@@ -7,8 +7,8 @@ replay the same run. When a run fails, :class:`Sim` knows the seed and the comma
 it (the plugin prints both and puts them in the report).
 
 A test driven from synchronous code (a Hypothesis state machine's rules) steps a world instead:
-:meth:`Sim.stepped` builds a :class:`simulator.scenario_file.ScenarioRun` on the implementation
-under test, whose :meth:`~simulator.scenario_file.ScenarioRun.step` runs one scenario-file step
+:meth:`Sim.stepped` builds a :class:`simulator.scenarios.files.ScenarioRun` on the implementation
+under test, whose :meth:`~simulator.scenarios.files.ScenarioRun.step` runs one scenario-file step
 on the world's virtual-time loop and returns with the loop stopped.
 """
 
@@ -27,10 +27,10 @@ import pytest
 from brh.vault import Vault
 from simulator.impl import Factory
 from simulator.live import LiveVault, UnsupportedFault
-from simulator.scenario_file import DeviceSpec, ScenarioRun
+from simulator.scenarios.files import DeviceSpec, ScenarioRun
 from simulator.timeloop import run
-from simulator.trace import Trace
 from simulator.world import START, World
+from simulator.world.trace import Trace
 
 __all__ = ["REFERENCE", "Endpoint", "Sim", "Target"]
 

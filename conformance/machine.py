@@ -4,16 +4,17 @@ Each example builds a world of two or three devices (clock offsets drawn) with o
 contexts, on the implementation under test, and lets Hypothesis choose the steps: puts and
 deletes on four keys, syncs, time passing, partitions, disconnections and lost answers, device
 clock jumps, crashes, restarts and reinstalls, refusing or flaky apps, vault outages and server
-errors. Two moves target what once lost an edit (see :mod:`simulator.regressions`): a device
-reinstalled while its last upload is on the wire, then writing the same key again; and, on the
-reference, a device running two helper instances on its one store (``share_contexts``), whose
-app writes through either. Rules are synchronous: each one runs scenario-file steps
-(:mod:`simulator.scenario_file`) on the world's virtual-time loop through
-:class:`~simulator.scenario_file.ScenarioRun`, and records them.
+errors. Two moves target what once lost an edit (see :mod:`simulator.scenarios.regressions`):
+a device reinstalled while its last upload is on the wire, then writing the same key again;
+and, on the reference, a device running two helper instances on its one store
+(``share_contexts``), whose app writes through either. Rules are synchronous: each one runs
+scenario-file steps (:mod:`simulator.scenarios.files`) on the world's virtual-time loop through
+:class:`~simulator.scenarios.files.ScenarioRun`, and records them.
 
-After every step (``check_each_step``, see :mod:`simulator.invariants`): no device or vault
-holds data no app wrote (API-2); a completed pass on an app that applies what it accepts leaves
-its model equal to the helper's local copy (CB-5); and the simulator's checkers found nothing
+After every step (``check_each_step``, see :mod:`simulator.scenarios.files.invariants`): no
+device or vault holds data no app wrote (API-2); a completed pass on an app that applies what
+it accepts leaves its model equal to the helper's local copy (CB-5); and the simulator's
+checkers found nothing
 (for the reference in process they also read its internals: CB-1..CB-4, CB-6 per pass,
 RETRY-1 liveness). At the end of an example: the world settles, every device shows the same
 entries as its local copy and as the others (SYNC-1, ORD-2); then two entries are written on
@@ -53,7 +54,7 @@ from hypothesis.stateful import (
 
 from conformance.harness import Sim
 from simulator.faults import FAULTS
-from simulator.scenario_file import DeviceSpec, ScenarioRun, ScenarioSpec, Step, dumps
+from simulator.scenarios.files import DeviceSpec, ScenarioRun, ScenarioSpec, Step, dumps
 
 __all__ = ["CLAUSES", "KEYS", "PROFILE_NAMES", "MachineStats", "SyncMachine", "run_machine"]
 

@@ -8,7 +8,7 @@ request in flight, a pass started by a debounce) wait on the loop and go on in t
 :meth:`Stepper.close` cancels what is left and closes the loop.
 
 Scenario files run this way too, one step per run (see
-:class:`simulator.scenario_file.ScenarioRun`), so a run recorded step by step as a file replays
+:class:`simulator.scenarios.files.ScenarioRun`), so a run recorded step by step as a file replays
 exactly: the same coroutines in the same order on the same loop.
 """
 

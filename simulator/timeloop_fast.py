@@ -24,11 +24,11 @@ on a closed loop, the portable methods run). They read asyncio's private ``_read
 ``_stopping``, ``_closed``, ``_debug`` and ``_process_events``, and the handles' private slots,
 as ``BaseEventLoop._run_once`` and ``Handle.__init__`` do in 3.11, 3.12 and 3.13.
 
-What keeps them honest: ``tests/timeloop_equivalence.py`` runs the same workloads on both loops
-and requires the same callbacks in the same order at the same virtual times (and, for a
-simulated world, the same trace bytes); ``tests/test_timeloop.py`` runs it under each supported
-Python that is installed. It caught, for instance, that 3.13 prints a failing callback's
-arguments in debug mode only (``_callback_source`` below).
+What keeps them honest: ``tests/simulator/timeloop_equivalence.py`` runs the same workloads on
+both loops and requires the same callbacks in the same order at the same virtual times (and,
+for a simulated world, the same trace bytes); ``tests/simulator/test_timeloop.py`` runs it under
+each supported Python that is installed. It caught, for instance, that 3.13 prints a failing
+callback's arguments in debug mode only (``_callback_source`` below).
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ import asyncio
 from typing import Any
 
 from hivevault.vault import FakeVault
-from simulator.app import AppModel
-from simulator.device import SimDevice
-from simulator.link import Link
+from simulator.world.app import AppModel
+from simulator.world.device import SimDevice
+from simulator.world.link import Link
 
 EPOCH = 1_750_000_000.0
 """Virtual start time of every test (seconds since the epoch): realistic millisecond stamps."""
@@ -59,5 +59,5 @@ async def settle(*devices: Device, rounds: int = 4) -> None:
 
 
 def flaky(vault: FakeVault) -> Any:
-    """A :class:`simulator.link.Link` to ``vault``, typed loosely for the tests' convenience."""
+    """A :class:`simulator.world.link.Link` to ``vault``, typed loosely for the tests."""
     return Link(vault)

@@ -45,7 +45,7 @@ def test_simulator_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     toml = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)[0]
     path = tmp_path / "late.toml"
     path.write_text(toml)
-    from simulator.scenario_file import run_file
+    from simulator.scenarios.files import run_file
 
     outcome = run_file(path, seed=1)
     assert outcome.ok, outcome.findings

@@ -17,7 +17,7 @@ def spec_clauses() -> list[tuple[str, str]]:
 def named_in_test_docstrings() -> str:
     """Every docstring of every test function under tests/, joined."""
     texts = []
-    for path in sorted((ROOT / "tests").glob("test_*.py")):
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(

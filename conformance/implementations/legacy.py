@@ -51,7 +51,7 @@ W14   an upload ``$set``\\s the whole entry, ``creationDate`` included (it flips
 ====  ======================================================================================
 
 Choices where the description is silent or Python differs (see also the tests in
-``tests/test_legacy.py``):
+``tests/conformance/test_legacy.py``):
 
 * A vault error makes the pass, and :meth:`LegacyHelper.sync`, return False after logging it
   (the original surfaced it as a rejected promise, often unhandled). A callback that raises

@@ -2,7 +2,7 @@
 
 Every mutant is a factory (``conformance.implementations.mutants:<name>``, usable with
 ``--brh-impl``) and an entry of :data:`MUTANTS` (name -> the bug in one line, the factory).
-``tests/test_mutants.py`` asserts that each one fails at least one conformance test;
+``tests/conformance/test_mutants.py`` asserts that each one fails at least one conformance test;
 ``benchmarks/mutants.py`` measures which tests catch it and how fast.
 
 How a bug is put in: through the helper's documented seams, never by patching a live object.

@@ -7,7 +7,9 @@
   :mod:`~conformance.protocol.docs` renders it as the message reference of ``PROTOCOL.md``;
 * :mod:`~conformance.protocol.client` is the harness side: :class:`ProcessHelper` runs an
   implementation as a :class:`simulator.impl.Helper`, :func:`command_factory` builds the factory
-  for a command line (what the conformance plugin's ``--brh-cmd`` uses);
+  for a command line (what the conformance plugin's ``--brh-cmd`` uses), and
+  :mod:`~conformance.protocol.process` runs the implementation's process and its pipes, the one
+  part that reads real time (the watchdog of a turn);
 * :mod:`~conformance.protocol.reference` is the reference helper speaking the protocol
   (``python -m conformance.protocol.reference``), on the simulator's
   :class:`~simulator.timeloop.VirtualTimeLoop`, whose time the harness sets;

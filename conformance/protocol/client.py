@@ -14,7 +14,8 @@ sends a ``tick``.
 
 Real time appears in one place only: a watchdog on each turn (``timeout``, 30 s by default), so
 that a hung implementation fails the run with a clear error instead of hanging it. It never
-changes what happens in a run that completes. Reading uses ``select`` on the pipes (POSIX).
+changes what happens in a run that completes. The process and its pipes, where the watchdog
+runs, are :mod:`conformance.protocol.process`.
 
 A protocol violation (a malformed line, an unknown id, a process that exits mid-turn or
 overruns the watchdog) is a :class:`ProtocolError`: the process is killed, every command
@@ -40,13 +41,9 @@ import contextvars
 import inspect
 import itertools
 import math
-import os
-import selectors
 import shlex
-import signal
 import subprocess
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +65,7 @@ from conformance.protocol.messages import (
     render,
     to_wire,
 )
+from conformance.protocol.process import ImplementationProcess, PipeFailure, ProtocolError
 from conformance.protocol.validator import Violation, validate
 from simulator.impl import Callback, Helper, Installation
 
@@ -108,23 +106,11 @@ def _positional_parameters() -> dict[str, tuple[str, ...]]:
 _POSITIONAL = _positional_parameters()
 
 
-class ProtocolError(RuntimeError):
-    """The implementation broke the protocol, hung, died mid-turn, or could not start."""
-
-
 @dataclass
 class _Pending:
     name: str
     args: Mapping[str, Any]
     future: asyncio.Future[Any]
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    """Kill the implementation's whole process group (a wrapper script's children too), and
-    reap the process."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def _fail_quietly(future: asyncio.Future[Any], error: BaseException) -> None:
@@ -178,59 +164,23 @@ class ProcessHelper:
         self._mono = -math.inf
         self._stalled = 0
         self._in_turn = False
-        self._buffer = bytearray()
         installation.store.mkdir(parents=True, exist_ok=True)
-        self.stderr_path = installation.store.with_name(installation.store.name + ".stderr.log")
+        self.pipe = ImplementationProcess(
+            self.argv, installation.store, timeout=timeout, env=env, log_traffic=log_traffic
+        )
+        """The implementation's process and its pipes (a new one for each restart)."""
+        self.process = self.pipe.process
+        """The implementation's process."""
+        self.stderr_path = self.pipe.stderr_path
         """Where the implementation's stderr goes (appended to across restarts)."""
-        self.traffic_path = installation.store.with_name(installation.store.name + ".traffic.log")
-        """With ``log_traffic``: every protocol line, ``> `` harness to implementation, ``< ``
-        implementation to harness (appended to across restarts)."""
-        self.process = self._spawn(env)
-        """The implementation's process (a new one for each restart)."""
-        self._traffic = self.traffic_path.open("ab") if log_traffic else None
-        self._finalizer = weakref.finalize(self, _kill, self.process)
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._stdin, self._stdout = self.process.stdin.fileno(), self.process.stdout.fileno()
-        os.set_blocking(self._stdin, False)
-        os.set_blocking(self._stdout, False)
-        self._readable = selectors.DefaultSelector()
-        self._readable.register(self._stdout, selectors.EVENT_READ)
-        self._writable = selectors.DefaultSelector()
-        self._writable.register(self._stdin, selectors.EVENT_WRITE)
+        self.traffic_path = self.pipe.traffic_path
+        """With ``log_traffic``: where every protocol line is kept."""
         self._hello()
 
     def __repr__(self) -> str:
         return f"ProcessHelper({shlex.join(self.argv)!r}, device={self.installation.device_id!r})"
 
     # -- the process ------------------------------------------------------------------------
-
-    def _spawn(self, env: Mapping[str, str] | None) -> subprocess.Popen[bytes]:
-        with self.stderr_path.open("ab") as log:
-            log.write(f"--- {shlex.join(self.argv)} (store {self.installation.store})\n".encode())
-            log.flush()
-            try:
-                return subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    env=None if env is None else {**os.environ, **env},
-                    start_new_session=True,  # its own process group: a crash kills all of it
-                )
-            except OSError as exc:
-                raise ProtocolError(
-                    f"cannot start the implementation {shlex.join(self.argv)!r}: {exc}"
-                ) from exc
-
-    def _stderr_tail(self, lines: int = 20) -> str:
-        try:
-            with self.stderr_path.open("rb") as log:
-                log.seek(0, os.SEEK_END)
-                log.seek(max(0, log.tell() - 8192))
-                tail = log.read().decode("utf-8", errors="replace").splitlines()[-lines:]
-        except OSError:
-            return ""
-        return "\n".join("    " + line for line in tail)
 
     def _failed(self, problem: str) -> ProtocolError:
         """Record a protocol violation: the process is killed, waiting commands fail with it."""
@@ -240,7 +190,7 @@ class ProcessHelper:
             f"implementation {shlex.join(self.argv)!r} (device {self.installation.device_id!r}):"
             f" {problem}"
         )
-        tail = self._stderr_tail()
+        tail = self.pipe.stderr_tail()
         if tail:
             message += f"\n  its stderr ({self.stderr_path}) ends with:\n{tail}"
         self.failure = ProtocolError(message)
@@ -252,7 +202,7 @@ class ProcessHelper:
 
     def _shutdown(self) -> None:
         """Kill the process (if alive), stop its timer and the requests being served."""
-        self._finalizer()
+        self.pipe.kill()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -260,81 +210,9 @@ class ProcessHelper:
         for task in self._tasks:
             if task is not current:
                 task.cancel()
-        for selector in (self._readable, self._writable):
-            selector.close()
-        for stream in (self.process.stdin, self.process.stdout, self._traffic):
-            if stream is not None:
-                stream.close()
-
-    def _exit_status(self) -> str:
-        try:
-            status = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            return "closed its stdout but is still running"
-        if status < 0:
-            return f"was killed by signal {-status}"
-        return f"exited with status {status}"
+        self.pipe.close()
 
     # -- turns ------------------------------------------------------------------------------
-
-    def _write(self, data: bytes, deadline: float) -> None:
-        if self._traffic is not None:
-            self._traffic.write(b"> " + data)
-        view = memoryview(data)
-        while view:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._writable.select(remaining):
-                raise self._failed(
-                    f"did not read its input for {self.timeout} s (is it reading stdin?)"
-                )
-            try:
-                view = view[os.write(self._stdin, view) :]
-            except BlockingIOError:
-                continue
-            except BrokenPipeError:
-                raise self._failed(f"{self._exit_status()} (its stdin is closed)") from None
-
-    def _read_line(self, deadline: float, waiting_for: str) -> bytes:
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self._buffer[:end])
-                del self._buffer[: end + 1]
-                if self._traffic is not None:
-                    self._traffic.write(b"< " + line + b"\n")
-                return line
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._readable.select(remaining):
-                raise self._failed(
-                    f"no {waiting_for} within {self.timeout} s (the turn timeout): it hangs, or "
-                    "waits for something the harness will not send; every turn must end with "
-                    '{"type":"idle",...} on stdout'
-                )
-            try:
-                chunk = os.read(self._stdout, 1 << 16)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                raise self._failed(
-                    f"{self._exit_status()} while the harness waited for {waiting_for}"
-                )
-            self._buffer += chunk
-
-    def _check_quiet(self) -> None:
-        """Between turns the implementation must not write: check nothing arrived since idle."""
-        if self._buffer or self._readable.select(0):
-            try:
-                chunk = b"" if self._buffer else os.read(self._stdout, 1 << 16)
-            except BlockingIOError:
-                return
-            if not self._buffer and not chunk:
-                raise self._failed(f"{self._exit_status()} between turns")
-            self._buffer += chunk
-            line = bytes(self._buffer.split(b"\n", 1)[0])
-            raise self._failed(
-                "wrote after its idle, before the harness sent anything (it must only write "
-                f"in a turn): {line[:200].decode('utf-8', errors='replace')}"
-            )
 
     def _usable(self) -> None:
         if self.failure is not None:
@@ -360,17 +238,19 @@ class ProcessHelper:
         self._usable()
         self._in_turn = True
         try:
-            self._check_quiet()
+            self.pipe.check_quiet()
             deadline = time.monotonic() + self.timeout
-            self._write(render(message, "harness"), deadline)
+            self.pipe.write(render(message, "harness"), deadline)
             self._until_idle(deadline)
+        except PipeFailure as exc:
+            raise self._failed(exc.problem) from None
         finally:
             self._in_turn = False
 
     def _until_idle(self, deadline: float) -> None:
         """Handle the implementation's messages up to the idle that ends the turn."""
         while True:
-            message = self._receive(self._read_line(deadline, "idle"))
+            message = self._receive(self.pipe.read_line(deadline, "idle"))
             if message["type"] == "idle":
                 self._schedule(message["wake_at"])
                 return
@@ -393,8 +273,8 @@ class ProcessHelper:
         self._in_turn = True
         try:
             deadline = time.monotonic() + self.timeout
-            self._write(render(self._stamp(message), "harness"), deadline)
-            first = self._receive(self._read_line(deadline, "its hello"))
+            self.pipe.write(render(self._stamp(message), "harness"), deadline)
+            first = self._receive(self.pipe.read_line(deadline, "its hello"))
             if first["type"] != "hello":
                 raise self._failed(f"its first message is {first['type']!r}; it must be 'hello'")
             if first["protocol"] != PROTOCOL_VERSION:
@@ -405,6 +285,8 @@ class ProcessHelper:
             self.implementation = dict(first["implementation"])
             self.optional_commands = frozenset(first.get("optional_commands", ())) & _OPTIONAL
             self._until_idle(deadline)
+        except PipeFailure as exc:
+            raise self._failed(exc.problem) from None
         finally:
             self._in_turn = False
 

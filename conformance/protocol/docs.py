@@ -2,8 +2,9 @@
 
 ``python -m conformance.protocol.docs`` rewrites the part of ``PROTOCOL.md`` between the
 ``BEGIN MESSAGE REFERENCE`` and ``END MESSAGE REFERENCE`` markers; ``--check`` only reports
-whether it is up to date (exit status 1 if not). ``tests/test_protocol_docs.py`` fails when the
-document and the schema drift apart, so the schema stays the one declaration of every message.
+whether it is up to date (exit status 1 if not). ``tests/conformance/test_protocol_docs.py``
+fails when the document and the schema drift apart, so the schema stays the one declaration of
+every message.
 """
 
 from __future__ import annotations

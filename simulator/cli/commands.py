@@ -1,0 +1,332 @@
+"""``brh-sim``: list, run, explore and replay simulated worlds.
+
+    brh-sim list
+    brh-sim run NAME_OR_FILE --seed N [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
+    brh-sim explore --seeds N [--devices D] [--duration T] [--out DIR] [--first-seed S]
+                    [--faults NAME,...]
+    brh-sim replay FILE [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
+
+``--impl package.module:factory`` runs every device on that implementation instead of the
+in-process reference (see :mod:`simulator.impl`; its stores go to a temporary directory), so a
+failure the conformance suite found on another implementation replays here too.
+
+A step that raises (an implementation's exception, say) fails the run too: a ``FAIL`` line
+names the step, the exception, the simulated time and the seed, then the command that reruns it
+(``brh-sim -v ...`` prints the traceback as well); the trace (``--trace``) is written up to that
+step, ending with a note, and the report (``--report``) shows the failure.
+
+Exit status: 0 when every checker passed, 1 when one failed or a step raised, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shlex
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from simulator.cli.explore import (
+    SWITCHES,
+    ExploreSummary,
+    check_switches,
+    explore,
+    read_replay,
+    run_config,
+)
+from simulator.impl import Factory, FactoryError, load_factory
+from simulator.world import Outcome, ScenarioError
+
+__all__ = ["main"]
+
+
+def _print_outcome(outcome: Outcome, label: str) -> None:
+    status = "PASS" if outcome.ok else "FAIL"
+    print(
+        f"{status} {label} (seed {outcome.seed}): {outcome.simulated_seconds:,.0f} s simulated, "
+        f"{outcome.requests:,} vault requests"
+    )
+    for finding in outcome.findings:
+        print(f"  {finding}")
+
+
+def _print_error(error: ScenarioError, label: str, rerun: list[str], verbose: bool) -> None:
+    """A step that raised: a FAIL line like a checker's, and how to run it again."""
+    when = "" if error.at is None else f" at t={error.at:.3f}s"
+    print(f"FAIL {label} (seed {error.seed}): {error}{when}")
+    print(f"  rerun: {shlex.join(['brh-sim', *rerun])}")
+    if verbose:
+        traceback.print_exception(error.error, file=sys.stderr)
+    else:
+        print(f"  with its traceback: {shlex.join(['brh-sim', '-v', *rerun])}")
+
+
+def _report(
+    trace: Path | None, report: Path | None, outcome: Outcome | ScenarioError, title: str
+) -> None:
+    if report is None or trace is None:
+        return
+    from simulator.report import render_timeline
+
+    if isinstance(outcome, ScenarioError):
+        findings = [f"{outcome} (the run stopped there, unchecked)"]
+    else:
+        findings = [str(f) for f in outcome.findings]
+    render_timeline(trace, report, title=title, findings=findings)
+    print(f"timeline report: {report}")
+
+
+def _trace_for(args: argparse.Namespace) -> Path | None:
+    if args.trace is not None:
+        return Path(args.trace)
+    if args.report is not None:
+        return Path(args.report).with_suffix(".trace.jsonl")
+    return None
+
+
+class _UsageError(Exception):
+    """A bad option: the command prints it and exits 2."""
+
+
+@contextlib.contextmanager
+def _implementation(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """World options for ``--impl``: its factory and a temporary directory for the stores
+    (none for the reference in process)."""
+    if args.impl is None:
+        yield {}
+        return
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: an implementation next to you
+    try:
+        factory: Factory = load_factory(args.impl)
+    except FactoryError as exc:
+        raise _UsageError(f"--impl: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="brh-sim-") as folder:
+        yield {"factory": factory, "workdir": Path(folder)}
+
+
+def _label(label: str, args: argparse.Namespace) -> str:
+    return label if args.impl is None else f"{label} on {args.impl}"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from simulator import scenarios
+
+    for name in scenarios.names():
+        print(f"{name}  {scenarios.get(name).description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from simulator import scenarios
+
+    target = args.scenario
+    trace = _trace_for(args)
+    is_file = Path(target).suffix == ".toml" or Path(target).is_file()
+    if not is_file and target not in scenarios.names():
+        print(
+            f"brh-sim run: no scenario named {target!r} and no such file; "
+            "`brh-sim list` shows the named scenarios",
+            file=sys.stderr,
+        )
+        return 2
+    outcome: Outcome | ScenarioError
+    try:
+        with _implementation(args) as world_options:
+            if is_file:
+                from simulator.scenarios.files import ScenarioFileError, load_file
+
+                try:
+                    spec = load_file(Path(target))
+                except ScenarioFileError as exc:
+                    raise _UsageError(str(exc)) from None
+                outcome = spec.run(args.seed, trace, **world_options)
+            else:
+                outcome = scenarios.run_named(target, args.seed, trace_path=trace, **world_options)
+    except _UsageError as exc:
+        print(f"brh-sim run: {exc}", file=sys.stderr)
+        return 2
+    except ScenarioError as exc:
+        outcome = exc
+        _print_error(exc, _label(target, args), _rerun(["run", target], args), args.verbose)
+    else:
+        _print_outcome(outcome, _label(target, args))
+    if trace is not None:
+        print(f"trace: {trace}")
+    _report(
+        trace, Path(args.report) if args.report else None, outcome, f"{target} seed {args.seed}"
+    )
+    return 0 if isinstance(outcome, Outcome) and outcome.ok else 1
+
+
+def _rerun(command: list[str], args: argparse.Namespace) -> list[str]:
+    """The ``brh-sim`` arguments that run this again (with its seed and implementation)."""
+    rerun = [*command]
+    if getattr(args, "seed", None) is not None:
+        rerun += ["--seed", str(args.seed)]
+    if args.impl is not None:
+        rerun += ["--impl", args.impl]
+    return rerun
+
+
+def _progress_printer(stream: object = sys.stderr) -> object:
+    started = time.monotonic()  # wall time for the progress line only, never for the run
+
+    def show(done: int, total: int, summary: ExploreSummary) -> None:
+        width = 30
+        filled = width * done // total
+        bar = "#" * filled + "-" * (width - filled)
+        elapsed = time.monotonic() - started
+        print(
+            f"\r[{bar}] {done}/{total} seeds, {len(summary.failed_seeds)} failing, {elapsed:.1f} s",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        print("brh-sim explore: --seeds must be at least 1", file=sys.stderr)
+        return 2
+    switches: tuple[str, ...] | None = None
+    if args.faults is not None:
+        try:
+            switches = check_switches(n.strip() for n in args.faults.split(",") if n.strip())
+        except ValueError as exc:
+            print(f"brh-sim explore: --faults: {exc}", file=sys.stderr)
+            return 2
+    out = Path(args.out) if args.out else None
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    mix = "each its own mix" if switches is None else f"faults {', '.join(switches) or 'none'}"
+    print(
+        f"exploring seeds {seeds.start}..{seeds.stop - 1}: {args.devices} devices, "
+        f"{args.duration:,.0f} s simulated each, {mix}",
+        file=sys.stderr,
+    )
+    wall = time.monotonic()
+    summary = explore(
+        seeds,
+        devices=args.devices,
+        duration=args.duration,
+        out=out,
+        progress=_progress_printer(),  # type: ignore[arg-type]
+        report_seed=seeds.start if args.report_first else None,
+        switches=switches,
+    )
+    wall = time.monotonic() - wall
+    print()
+    print("| seeds run | failing seeds | simulated time | vault requests | wall time |")
+    print("|---:|---:|---:|---:|---:|")
+    print(
+        f"| {summary.seeds} | {len(summary.failed_seeds)} | "
+        f"{summary.simulated_seconds / 3600:,.1f} h | {summary.requests:,} | {wall:.1f} s |"
+    )
+    if summary.failures_by_clause:
+        print()
+        print("| clause | failing seeds |")
+        print("|---|---:|")
+        for clause, count in sorted(summary.failures_by_clause.items()):
+            print(f"| {clause} | {count} |")
+        print(f"\nfailing seeds: {', '.join(map(str, summary.failed_seeds))}")
+    for report in summary.reports:
+        print(f"report: {report}")
+    if out is not None and summary.failed_seeds:
+        first = out / f"seed-{summary.failed_seeds[0]}.replay.json"
+        print(f"replay a failure with: brh-sim replay {first}")
+    return 0 if not summary.failed_seeds else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        config = read_replay(Path(args.file))
+    except ValueError as exc:
+        print(f"brh-sim replay: {exc}", file=sys.stderr)
+        return 2
+    trace = _trace_for(args)
+    outcome: Outcome | ScenarioError
+    label = _label(f"replay of {args.file}", args)
+    try:
+        with _implementation(args) as world_options:
+            outcome = run_config(config, trace_path=trace, **world_options)
+    except _UsageError as exc:
+        print(f"brh-sim replay: {exc}", file=sys.stderr)
+        return 2
+    except ScenarioError as exc:
+        outcome = exc
+        _print_error(exc, label, _rerun(["replay", args.file], args), args.verbose)
+    else:
+        _print_outcome(outcome, label)
+    _report(
+        trace, Path(args.report) if args.report else None, outcome, f"replay seed {config.seed}"
+    )
+    return 0 if isinstance(outcome, Outcome) and outcome.ok else 1
+
+
+_IMPL_HELP = (
+    "run every device on this implementation, 'package.module:factory' (default: the reference "
+    "helper in process)"
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="brh-sim", description="Deterministic multi-device simulator for brh."
+    )
+    top.add_argument("-v", "--verbose", action="store_true", help="show the helpers' log")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the named scenarios").set_defaults(func=cmd_list)
+
+    run = sub.add_parser("run", help="run one named scenario or scenario file")
+    run.add_argument("scenario", metavar="NAME_OR_FILE")
+    run.add_argument("--seed", type=int, required=True)
+    run.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
+    run.add_argument("--trace", help="write the trace (JSON lines) here")
+    run.add_argument("--report", help="write a timeline report (HTML) here")
+    run.set_defaults(func=cmd_run)
+
+    exp = sub.add_parser("explore", help="swarm exploration over many seeds")
+    exp.add_argument("--seeds", type=int, required=True, help="how many seeds to run")
+    exp.add_argument("--first-seed", type=int, default=1)
+    exp.add_argument("--devices", type=int, default=3)
+    exp.add_argument("--duration", type=float, default=3600.0, help="simulated seconds per seed")
+    exp.add_argument("--out", help="directory for replay files, traces and reports of failures")
+    exp.add_argument(
+        "--faults",
+        metavar="NAME,...",
+        help="run every seed with exactly these switches (default: each seed its own mix): "
+        + ", ".join(SWITCHES),
+    )
+    exp.add_argument(
+        "--report-first",
+        action="store_true",
+        help="also write a report for the first seed (even if it passes)",
+    )
+    exp.set_defaults(func=cmd_explore)
+
+    rep = sub.add_parser("replay", help="rerun a recorded run exactly")
+    rep.add_argument("file")
+    rep.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
+    rep.add_argument("--trace")
+    rep.add_argument("--report")
+    rep.set_defaults(func=cmd_replay)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(levelname)s %(name)s %(message)s",
+    )
+    code: int = args.func(args)
+    return code

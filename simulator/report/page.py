@@ -1,0 +1,244 @@
+"""The report's HTML page: the findings, the timeline, the legend and the tallies of a trace.
+
+:func:`render_timeline` reads a trace (streaming, see :mod:`simulator.report.layout`) and writes
+one HTML file: the findings first (the trace's ``check`` lines and any strings the caller
+passes), then the timeline (one lane per device in order of first appearance and one for the
+vault, drawn by :mod:`simulator.report.timeline`), then a legend and the tallies. The page has
+inline CSS and SVG only: no script, no external resource, no generation time; the same trace
+gives the same bytes. Hover any mark for its details. From the command line::
+
+    python -m simulator.report TRACE.jsonl OUT.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from simulator.report.glyphs import legend_svg
+from simulator.report.layout import (
+    IDLE_BREAK,
+    Digest,
+    Event,
+    format_duration,
+    format_time,
+    lay_out,
+    read_trace,
+)
+from simulator.report.timeline import Timeline
+
+__all__ = ["main", "render_timeline"]
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+       margin: 14px 20px; background: #fff; }
+h1 { font-size: 20px; margin: 0 0 2px; }
+h2 { font-size: 15px; margin: 0 0 4px; }
+.sub, .hint { color: #555; margin: 0 0 8px; }
+.hint { font-size: 12.5px; }
+.findings { border: 2px solid; border-radius: 6px; padding: 8px 14px; margin: 10px 0; }
+.findings.bad { border-color: #d62728; background: #fff4f3; }
+.findings.ok { border-color: #2e8b57; background: #f2faf5; }
+.findings ol, .findings ul { margin: 2px 0; padding-left: 22px; }
+.findings a { color: #b00; font-weight: 700; }
+.clause { font-weight: 700; }
+.notice { border-left: 4px solid #7b3fb0; background: #f6f1fb; padding: 4px 10px; }
+.timeline { display: flex; border: 1px solid #ccc; border-radius: 4px; margin: 6px 0 12px; }
+.labels { flex: none; border-right: 1px solid #ccc; }
+.scroll { overflow-x: auto; flex: 1; }
+svg { display: block; }
+svg text { font-family: inherit; }
+.tick { font-size: 11px; fill: #444; }
+.lane-name { font-size: 14px; font-weight: 600; }
+.lane-note { font-size: 11px; fill: #777; }
+.glyph { font-size: 9px; font-weight: 700; text-anchor: middle; }
+.sign { font-size: 10px; font-weight: 700; text-anchor: middle; }
+.small { font-size: 10px; text-anchor: middle; }
+.badge { font-size: 10px; font-weight: 700; fill: #fff; text-anchor: middle; }
+.fault-label, .event-label { font-size: 10px; font-weight: 600; }
+.break-label { font-size: 10px; fill: #555; text-anchor: middle; }
+.note-label { font-size: 10px; fill: #666; }
+.legend-label { font-size: 12px; }
+.mark:hover line, .mark:hover path, .mark:hover polyline { stroke-width: 3; }
+.fault:hover rect { fill-opacity: 0.25; }
+.tally p { margin: 2px 0; font-size: 13px; }
+"""
+
+
+def render_timeline(
+    trace_path: Path | str,
+    html_path: Path | str,
+    *,
+    title: str | None = None,
+    findings: Sequence[str] | None = None,
+) -> Path:
+    """Write the timeline of the trace at ``trace_path`` to ``html_path``; return that path.
+
+    ``findings`` are shown at the top next to the trace's own ``check`` lines (a string that
+    repeats a check line as :class:`simulator.world.checkers.Finding` prints it is shown once).
+    """
+    digest = read_trace(trace_path)
+    page = render_page(digest, title=title, findings=list(findings or []))
+    out = Path(html_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(page.encode("utf-8"))
+    return out
+
+
+def render_page(digest: Digest, *, title: str | None = None, findings: Sequence[str] = ()) -> str:
+    """The whole HTML page for a digest."""
+    axis = lay_out(digest)
+    timeline = Timeline(digest, axis)
+    heading = title or _default_title(digest)
+    body = [
+        f"<h1>{_esc(heading)}</h1>",
+        f'<p class="sub">{_esc(_summary(digest))}</p>',
+        _findings_box(digest, findings),
+        *_notices(digest),
+        '<p class="hint">Time flows left to right but not to scale: events keep their order, '
+        "the space between two moments grows with the logarithm of the time between them, and "
+        f"gaps of {format_duration(IDLE_BREAK)} or more are cut out (torn edges, labelled with "
+        "their length). Hover any mark for its details.</p>",
+        '<div class="timeline">',
+        f'<div class="labels">{timeline.labels_svg()}</div>',
+        f'<div class="scroll">{timeline.svg()}</div>',
+        "</div>",
+        "<h2>Legend</h2>",
+        legend_svg(),
+        "<h2>Tallies</h2>",
+        _tallies(digest),
+    ]
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            f"<title>{_esc(heading)}</title>",
+            f"<style>{CSS}</style>",
+            "</head>",
+            "<body>",
+            *body,
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=False)
+
+
+def _default_title(digest: Digest) -> str:
+    meta = digest.meta
+    parts = [f"scenario {meta['scenario']}"] if "scenario" in meta else []
+    if "seed" in meta:
+        parts.append(f"seed {meta['seed']}")
+    return "Simulator run" + (": " + ", ".join(parts) if parts else "")
+
+
+def _summary(digest: Digest) -> str:
+    events = sum(digest.counts.values())
+    parts = [
+        f"{len(digest.devices)} device{'s' * (len(digest.devices) != 1)}",
+        f"{events} events",
+        f"{format_time(digest.end, 1)} of virtual time",
+    ]
+    for key, value in sorted(digest.meta.items()):
+        if key != "scenario":
+            parts.append(f"{key} {json.dumps(value, sort_keys=True)}")
+    return " · ".join(parts)
+
+
+def _findings_box(digest: Digest, given: Sequence[str]) -> str:
+    own = {_as_finding_string(check) for check in digest.checks}
+    extra = [text for text in given if text not in own]
+    total = len(digest.checks) + len(extra)
+    if total == 0:
+        return (
+            '<section class="findings ok"><h2>No findings</h2>'
+            "<p>The checkers reported nothing in this trace.</p></section>"
+        )
+    drawn = {event.seq for event in digest.events}
+    parts = ['<section class="findings bad">', f"<h2>{total} finding{'s' * (total != 1)}</h2>"]
+    if digest.checks:
+        parts.append("<ol>")
+        for number, check in enumerate(digest.checks, 1):
+            parts.append(f"<li>{_finding_item(number, check, check.seq in drawn)}</li>")
+        parts.append("</ol>")
+    if extra:
+        parts.append("<p>Also reported:</p>" if digest.checks else "")
+        parts += ["<ul>", *(f"<li>{_esc(text)}</li>" for text in extra), "</ul>"]
+    parts.append("</section>")
+    return "\n".join(part for part in parts if part)
+
+
+def _finding_item(number: int, check: Event, drawn: bool) -> str:
+    where = "".join(
+        f" · {name} <b>{_esc(check.get(name))}</b>"
+        for name in ("device", "context", "key")
+        if check.get(name) is not None
+    )
+    anchor = f'<a href="#finding-{number}">#{number}</a>' if drawn else f"#{number}"
+    clause = f'<span class="clause">[{_esc(check.get("clause"))}]</span>'
+    when = f"at {_esc(format_time(check.t, 3))} (t={check.t:.6f}s)"
+    hidden = "" if drawn else " <i>(in the elided part: not drawn)</i>"
+    return (
+        f"{anchor} {clause} {_esc(check.get('checker'))}{where} · {when}: "
+        f"{_esc(check.get('message'))}{hidden}"
+    )
+
+
+def _as_finding_string(check: Event) -> str:
+    """The check as :class:`simulator.world.checkers.Finding` prints itself."""
+    where = "/".join(str(check.get(n)) for n in ("device", "context", "key") if check.get(n))
+    head = f"[{check.get('clause')}] {check.get('checker')} at t={check.t:.3f}s"
+    return f"{head} {where}: {check.get('message')}"
+
+
+def _notices(digest: Digest) -> Iterable[str]:
+    if digest.cut is not None:
+        elided = sum(digest.elided.values())
+        first, last = digest.elided_span or (0.0, 0.0)
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(digest.elided.items()))
+        drawn = len(digest.events)
+        yield (
+            f'<p class="notice">This trace is long: the first {digest.cut} and the last '
+            f"{drawn - digest.cut} events are drawn; the {elided} events between "
+            f"{_esc(format_time(first, 1))} and {_esc(format_time(last, 1))} are left out "
+            f"({_esc(kinds)}). Findings in that part are listed above but not drawn.</p>"
+        )
+    if digest.skipped:
+        yield f'<p class="notice">{digest.skipped} unreadable trace lines were skipped.</p>'
+
+
+def _tallies(digest: Digest) -> str:
+    lines = [("Events by kind", digest.counts), ("Of note", digest.notable)]
+    rows = [
+        f"<p><b>{heading}:</b> "
+        + " · ".join(f"{_esc(name)} <b>{n}</b>" for name, n in sorted(counts.items()))
+        + "</p>"
+        for heading, counts in lines
+        if counts
+    ]
+    return f'<div class="tally">{"".join(rows)}</div>'
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator.report", description="Render a simulator trace as HTML."
+    )
+    parser.add_argument("trace", type=Path, help="the trace (JSON lines)")
+    parser.add_argument("out", type=Path, help="the HTML file to write")
+    parser.add_argument("--title", help="the page's title (default: from the trace's meta line)")
+    parser.add_argument(
+        "--finding", action="append", default=[], help="a finding to show (repeatable)"
+    )
+    args = parser.parse_args(argv)
+    path = render_timeline(args.trace, args.out, title=args.title, findings=args.finding)
+    print(path)
+    return 0

@@ -1,0 +1,502 @@
+"""Checkers: what must hold on every run, each naming the SPEC clause it guards.
+
+Safety checks run as the run goes (the callback contract, retry liveness); the end-of-run checks
+(convergence, no lost update, cost) run after the world's settle phase. A failure is a
+:class:`Finding` that names the clause, the device, the context, the key and the simulated time.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from brh import Entry, SyncEvent
+from brh.hlc import Version
+
+if TYPE_CHECKING:
+    from simulator.world import World
+
+__all__ = ["BlindWrite", "Checker", "Finding", "Write"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    checker: str
+    clause: str
+    time: float
+    message: str
+    device: str | None = None
+    context: str | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.device, self.context, self.key) if p)
+        return f"[{self.clause}] {self.checker} at t={self.time:.3f}s {where}: {self.message}"
+
+
+@dataclass
+class Write:
+    """An acknowledged write: the app's call returned, so it must never be lost."""
+
+    device: str
+    context: str
+    key: str
+    version: Version
+    deleted: bool
+    data: Any
+    abandoned: bool = False
+    """Lost on purpose: the device was reinstalled before uploading it."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlindWrite:
+    """An acknowledged write of an implementation whose versions the checker cannot read.
+
+    Its ancestors are the writes of the same key its device had seen when it wrote (its own
+    earlier ones, and those whose value a callback it accepted carried): this write supersedes
+    them, whatever clocks say. Writes neither side had seen are concurrent. ``parents`` holds
+    the latest of them, from which :meth:`Checker.ancestors` finds the others (keeping them
+    all in each write would make the checker's memory grow with the square of the writes).
+    """
+
+    seq: int
+    device: str
+    context: str
+    key: str
+    deleted: bool
+    data: Any
+    parents: tuple[int, ...]
+
+
+@dataclass
+class _DeviceWatch:
+    written: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The newest version this installation wrote of each key, per context (a reinstall or a
+    wipe forgets them: the restore that follows legitimately delivers them back)."""
+    refused_in_pass: bool = False
+    retry_deadline: float | None = None
+    last_pass_requests: int | None = None
+    last_pass_full: bool = False
+
+
+@dataclass
+class Checker:
+    world: World
+    findings: list[Finding] = field(default_factory=list)
+    ledger: dict[tuple[str, str], list[Write]] = field(default_factory=dict)
+    """(context, key) -> the acknowledged writes that may still decide its final value: a write
+    older than one the vault took (``pushed``) never can, nor can an abandoned one the vault
+    does not hold once no late request can bring it (:meth:`decide_abandoned`); both are
+    dropped, so the ledger stays as small as the key space and what is not uploaded yet,
+    however long the run."""
+    watches: dict[str, _DeviceWatch] = field(default_factory=dict)
+    blind: list[BlindWrite] = field(default_factory=list)
+    """Every blind write, by ``seq``."""
+    blind_by_key: dict[tuple[str, str], list[BlindWrite]] = field(default_factory=dict)
+    """(context, key) -> its blind writes, in order."""
+    seen: dict[tuple[str, str, str], set[int]] = field(default_factory=dict)
+    """(device, context, key) -> the latest blind writes that device has seen: they and their
+    ancestors are all it has seen of the key."""
+    optional: set[int] = field(default_factory=set)
+    """Blind writes that may be lost legitimately (their installation was wiped or replaced
+    before anyone else saw them)."""
+    undecided: list[tuple[str, list[Write]]] = field(default_factory=list)
+    """(device, writes) a reinstall abandoned, while a request of the device's old
+    installation may still reach the vault (see :meth:`decide_abandoned`)."""
+
+    def fail(self, checker: str, clause: str, message: str, **where: str | None) -> None:
+        finding = Finding(checker, clause, self.world.now(), message, **where)
+        self.findings.append(finding)
+        self.world.trace.emit(
+            "check",
+            checker=checker,
+            clause=clause,
+            message=message,
+            **{k: v for k, v in where.items() if v is not None},
+        )
+
+    # -- during the run ---------------------------------------------------------------------
+
+    @property
+    def writes(self) -> list[Write]:
+        """Every write in the ledger."""
+        return [w for writes in self.ledger.values() for w in writes]
+
+    def record_write(self, write: Write) -> None:
+        self.ledger.setdefault((write.context, write.key), []).append(write)
+        watch = self.watches.setdefault(write.device, _DeviceWatch())
+        watch.written.setdefault(write.context, {})[write.key] = write.version.encode()
+
+    def _uploaded(self, context: str, key: str, version: str) -> None:
+        """The vault took ``version`` of a key: no reinstall can abandon it any more, so no
+        older write of the key can be the final value; forget them."""
+        writes = self.ledger.get((context, key))
+        if writes:
+            writes[:] = [w for w in writes if w.version.encode() >= version]
+
+    # -- implementations other than the reference: causality from what the apps saw ----------
+
+    def ancestors(self, seqs: Iterable[int]) -> set[int]:
+        """The blind writes ``seqs`` and all their ancestors."""
+        found: set[int] = set()
+        stack = list(seqs)
+        while stack:
+            seq = stack.pop()
+            if seq not in found:
+                found.add(seq)
+                stack.extend(self.blind[seq].parents)
+        return found
+
+    def record_blind_write(
+        self, device: str, context: str, key: str, *, deleted: bool, data: Any
+    ) -> None:
+        key = sys.intern(key)  # one string per key, however many writes keep it
+        seen = self.seen.get((device, context, key), set())
+        write = BlindWrite(
+            len(self.blind), device, context, key, deleted, data, tuple(sorted(seen))
+        )
+        self.blind.append(write)
+        self.blind_by_key.setdefault((context, key), []).append(write)
+        self.seen[(device, context, key)] = {write.seq}  # it supersedes all the device had seen
+
+    def record_delivery(
+        self, device: str, context: str, kind: str, entry: Entry, accepted: bool
+    ) -> None:
+        """A callback the app accepted: the device has now seen the write it carried. Only an
+        unambiguous match counts (several writes of the same value: none is assumed seen),
+        which keeps the check sound: it may miss a lost update, never invent one."""
+        if not accepted:
+            return
+        deleted = kind == "delete"
+        matches = [
+            w
+            for w in self.blind_by_key.get((context, entry.key), ())
+            if w.deleted == deleted and (deleted or w.data == entry.data)
+        ]
+        if len(matches) == 1:
+            seq = matches[0].seq
+            seen = self.seen.setdefault((device, context, entry.key), set())
+            if not self._reaches(seen, {seq}):  # not seen yet, even through a later write
+                seen -= self._reaches([seq], seen)  # those are seen through this one now
+                seen.add(seq)
+
+    def _reaches(self, starts: Iterable[int], targets: set[int]) -> set[int]:
+        """Those of ``targets`` that are among ``starts`` or their ancestors. A write's
+        ancestors came before it (smaller ``seq``), so the search stops below the lowest
+        target, and once all are found."""
+        if not targets:
+            return set()
+        lowest = min(targets)
+        found: set[int] = set()
+        visited: set[int] = set()
+        stack = list(starts)
+        while stack and len(found) < len(targets):
+            seq = stack.pop()
+            if seq in visited or seq < lowest:
+                continue
+            visited.add(seq)
+            if seq in targets:
+                found.add(seq)
+            stack.extend(self.blind[seq].parents)
+        return found
+
+    def forget_installation(self, device: str, context: str | None = None) -> None:
+        """A reinstall (or a wipe of ``context``): what the device had seen is forgotten, and
+        its writes nobody else had seen may be lost."""
+        for name, ctx, key in list(self.seen):
+            if name == device and context in (None, ctx):
+                del self.seen[(name, ctx, key)]
+        for (ctx, key), writes in self.blind_by_key.items():
+            mine = [w for w in writes if w.device == device and context in (None, ctx)]
+            if not mine:
+                continue
+            elsewhere = self.ancestors(
+                seq
+                for (name, seen_ctx, seen_key), seen in self.seen.items()
+                if name != device and seen_ctx == ctx and seen_key == key
+                for seq in seen
+            )
+            self.optional.update(w.seq for w in mine if w.seq not in elsewhere)
+
+    def _check_causal(self, context: str) -> None:
+        """ORD-2, ORD-3 without versions: the final value of each key is one of the writes that
+        no kept write superseded. A device that saw a write and then wrote the key again meant
+        to replace it, so the replaced write must not win; concurrent writes may."""
+        truth = self._truth(context)
+        keys = sorted(key for ctx, key in self.blind_by_key if ctx == context)
+        for key in keys:
+            writes = self.blind_by_key[(context, key)]
+            kept = [w for w in writes if w.seq not in self.optional]
+            if not kept:
+                continue
+            superseded = self.ancestors(parent for w in kept for parent in w.parents)
+            allowed = [w for w in writes if w.seq not in superseded]
+            outcomes = [_ABSENT if w.deleted else w.data for w in allowed]
+            final = truth.get(key, _ABSENT)
+            if final not in outcomes:
+                newest = [w for w in allowed if w.seq not in self.optional]
+                described = ", ".join(
+                    f"{'delete' if w.deleted else repr(w.data)} by {w.device}" for w in newest
+                )
+                self.fail(
+                    "no lost update",
+                    "ORD-2",
+                    f"final state {final!r} is a write a later one superseded, or none at all; "
+                    f"expected one of: {described}",
+                    context=context,
+                    key=key,
+                )
+
+    def abandon_pending(
+        self, device: str, pending: list[tuple[str, str, Version, Version | None]]
+    ) -> None:
+        """A reinstall drops the device's writes that never reached the vault: for each entry
+        with a pending change, every write of it after the version last seen on the vault."""
+        abandoned = []
+        for context, key, version, base in pending:
+            for write in self.ledger.get((context, key), ()):
+                if (
+                    write.device == device
+                    and write.version <= version
+                    and (base is None or write.version > base)
+                ):
+                    write.abandoned = True
+                    abandoned.append(write)
+        if abandoned and self._reads_the_fake_vault():
+            self.undecided.append((device, abandoned))
+
+    def _reads_the_fake_vault(self) -> bool:
+        """Whether the vault's documents can be read in the reference's format."""
+        return self.world.factory is None and not self.world.server.live
+
+    def decide_abandoned(self) -> None:
+        """Forget the abandoned writes that can no longer become the final value.
+
+        An abandoned write can only be the final value if it reached the vault: its request's
+        answer was lost, or the request is still on its way. A crash stops every request of the
+        old installation but those already late (the client gave up, the request still
+        travels: :attr:`~simulator.world.link.Link.late`). Once none is left, a write the vault does
+        not hold never reached it, or a newer version of its key replaced it there (the vault
+        only ever takes newer versions of a key, as :meth:`_uploaded` relies on too): either
+        way it cannot be the final value, and is dropped. What stays is at most what the vault
+        holds, so the ledger stays bounded by the key space even when a reinstall abandons
+        writes newer than anything uploaded later (a device clock far ahead).
+        """
+        if not self.undecided:
+            return
+        waiting: list[tuple[str, list[Write]]] = []
+        for device, writes in self.undecided:
+            link = self.world.links.get(device)
+            if link is not None and link.late:
+                waiting.append((device, writes))
+                continue
+            held = self._vault_versions({w.context for w in writes})
+            for write in writes:
+                if write.version.encode() not in held.get((write.context, write.key), ()):
+                    kept = self.ledger.get((write.context, write.key))
+                    if kept is not None:
+                        kept[:] = [w for w in kept if w is not write]
+        self.undecided = waiting
+
+    def _vault_versions(self, contexts: set[str]) -> dict[tuple[str, str], set[str]]:
+        """(context, key) -> the versions of the key the fake vault holds."""
+        vault = self.world.server.vault
+        names = set(vault.collection_names())
+        held: dict[tuple[str, str], set[str]] = {}
+        for context in sorted(contexts):
+            if "backup_" + context not in names:
+                continue
+            for doc in vault.documents("backup_" + context):
+                key, version = doc.get("key"), doc.get("brhVersion")
+                if isinstance(key, str) and isinstance(version, str):
+                    held.setdefault((context, key), set()).add(version)
+        return held
+
+    def before_callback(self, device: str, context: str, kind: str, entry: Entry) -> None:
+        """CB-1..CB-3: the callback fits what the device holds (checked before it applies)."""
+        holds = self.world.devices[device].holds(context, entry.key)
+        where = {"device": device, "context": context, "key": entry.key}
+        if kind == "insert" and holds:
+            self.fail("callback contract", "CB-1", "insertion for a key the device holds", **where)
+        if kind in ("modify", "delete") and not holds:
+            clause = "CB-2" if kind == "modify" else "CB-3"
+            self.fail(
+                "callback contract", clause, f"{kind} for a key the device does not hold", **where
+            )
+
+    def on_event(self, event: SyncEvent) -> None:
+        watch = self.watches.setdefault(event.device, _DeviceWatch())
+        now = self.world.now()
+        where = {"device": event.device, "context": event.context, "key": event.key}
+        if event.kind == "pushed" and event.context and event.key and event.version:
+            self._uploaded(event.context, event.key, event.version)
+        elif event.kind == "pass_started":
+            watch.refused_in_pass = False
+            watch.retry_deadline = None
+            watch.last_pass_full = bool(event.full)
+        elif event.kind == "pass_finished" and event.result is not None:
+            watch.last_pass_requests = event.result.requests
+            if not event.result.completed and event.result.reason != "closed":
+                policy = self.world.devices[_device(event.device)].helper.retry
+                watch.retry_deadline = now + policy.max_delay + 1.0
+        elif event.kind == "callback":
+            if watch.refused_in_pass:
+                self.fail(
+                    "callback contract",
+                    "CB-6",
+                    "a callback after a refusal in the same pass",
+                    **where,
+                )
+            if event.accepted is False:
+                watch.refused_in_pass = True
+            owner = self.watches.get(_device(event.device), watch)  # instances share writes
+            own = owner.written.get(event.context or "", {})
+            if event.version is not None and own.get(event.key or "") == event.version:
+                self.fail(
+                    "callback contract",
+                    "CB-4",
+                    f"the device was told about its own write {event.version} (echo)",
+                    **where,
+                )
+
+    def check_retries(self) -> None:
+        """RETRY-1: a failed pass is followed by another within the policy's maximum delay."""
+        now = self.world.now()
+        for name, watch in self.watches.items():
+            device = self.world.devices.get(_device(name))
+            if device is None or not device.running:
+                watch.retry_deadline = None
+                continue
+            if watch.retry_deadline is not None and now > watch.retry_deadline:
+                self.fail(
+                    "retry liveness",
+                    "RETRY-1",
+                    "no pass followed a failed one within the retry policy's max_delay",
+                    device=name,
+                )
+                watch.retry_deadline = None
+
+    def forget_device(self, name: str, *, reinstalled: bool = False) -> None:
+        """A crash ends the device's passes; a reinstall also ends its installation."""
+        for key in [k for k in self.watches if _device(k) == name]:
+            written = {} if reinstalled else self.watches[key].written
+            self.watches[key] = _DeviceWatch(written=written)
+
+    def forget_context(self, name: str, context: str) -> None:
+        """The device wiped a context: its restore will deliver the device's own old writes."""
+        watch = self.watches.get(name)
+        if watch is not None:
+            watch.written.pop(context, None)
+
+    # -- after the settle phase -------------------------------------------------------------
+
+    def check_end(self) -> None:
+        self.check_retries()
+        for context in self.world.contexts:
+            self._check_convergence(context)
+            self._check_no_lost_update(context)
+            self._check_causal(context)
+        self._check_idle_cost()
+
+    def _check_convergence(self, context: str) -> None:
+        """SYNC-1, OFF-3: every device's local copy and app model equal the vault's live set.
+
+        The vault's documents are read in the reference's format from the fake vault; for
+        another implementation (whose format is its own), or a real vault, the first running
+        device's local copy stands for it.
+        """
+        running = [d for d in self.world.devices.values() if d.running]
+        live = self._truth(context)
+        for device in running:
+            name = device.name
+            local = device.local(context)
+            for key in sorted(set(local) | set(live)):
+                if local.get(key, _ABSENT) != live.get(key, _ABSENT):
+                    self.fail(
+                        "convergence",
+                        "SYNC-1",
+                        f"local copy {local.get(key, _ABSENT)!r} != vault "
+                        f"{live.get(key, _ABSENT)!r}",
+                        device=name,
+                        context=context,
+                        key=key,
+                    )
+            app = device.apps[context]
+            for key in sorted(set(app.items) | set(live)):
+                if key in app.declined:
+                    continue
+                if app.items.get(key, _ABSENT) != live.get(key, _ABSENT):
+                    self.fail(
+                        "convergence",
+                        "CB-5",
+                        f"app model {app.items.get(key, _ABSENT)!r} != vault "
+                        f"{live.get(key, _ABSENT)!r}",
+                        device=name,
+                        context=context,
+                        key=key,
+                    )
+
+    def _truth(self, context: str) -> dict[str, Any]:
+        """The live entries of a context: the fake vault's (in the reference's format), or for
+        another implementation or a real vault the first running device's local copy."""
+        if self.world.factory is None and not self.world.server.live:
+            return self.world.vault_live(context)
+        running = [d for d in self.world.devices.values() if d.running]
+        return running[0].local(context) if running else {}
+
+    def _check_no_lost_update(self, context: str) -> None:
+        """ORD-2, OFF-4: the final value of each key is the newest acknowledged write to it."""
+        newest: dict[str, Write] = {}
+        for write in self.writes:
+            if write.context != context or write.abandoned:
+                continue
+            if write.key not in newest or write.version > newest[write.key].version:
+                newest[write.key] = write
+        live = self._truth(context)
+        for key, write in sorted(newest.items()):
+            # A write abandoned by a reinstall may still have landed (its answer was lost), and
+            # then it legitimately wins if it is newer.
+            allowed = [write] + [
+                w for w in self.ledger[(context, key)] if w.abandoned and w.version > write.version
+            ]
+            outcomes = [_ABSENT if w.deleted else w.data for w in allowed]
+            if live.get(key, _ABSENT) not in outcomes:
+                self.fail(
+                    "no lost update",
+                    "ORD-2",
+                    f"acknowledged {'delete' if write.deleted else repr(write.data)} by "
+                    f"{write.device} ({write.version}) is not the final state "
+                    f"{live.get(key, _ABSENT)!r}",
+                    context=context,
+                    key=key,
+                )
+
+    def _check_idle_cost(self) -> None:
+        """COST-1: the settle phase's last pass (nothing to do) costs one request per context."""
+        budget = len(self.world.contexts) * 3  # a pull, plus at most two purge requests
+        for name, watch in self.watches.items():
+            device = self.world.devices.get(_device(name))
+            if device is None or not device.running or watch.last_pass_full:
+                continue
+            if watch.last_pass_requests is not None and watch.last_pass_requests > budget:
+                self.fail(
+                    "cost",
+                    "COST-1",
+                    f"an idle pass cost {watch.last_pass_requests} requests (budget {budget})",
+                    device=name,
+                )
+
+
+def _device(name: str) -> str:
+    """The device of a helper instance's name (``phone#1`` is the phone's second helper)."""
+    return name.split("#", 1)[0]
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT: Any = _Absent()

@@ -1,0 +1,1 @@
+"""Tests of hivevault: the fake vault and its MongoDB semantics."""

@@ -1,0 +1,300 @@
+"""The fake vault's indexes on ``key`` and ``modified`` and its kept filter plans: they make
+answers faster and never different.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from brh.vault import (
+    ServerError,
+    VaultError,
+)
+from hivevault import mongo
+from hivevault.collection import Collection
+from hivevault.planner import PLAN_CACHE_SIZE, compile_plan
+from hivevault.vault import FakeVault
+from tests.hivevault.support import StepClock, check_indexes, make, run, state
+
+# -- the key and modified indexes --------------------------------------------------------------
+#
+# The indexes only pre-select candidates; these tests check that they never change an answer: each
+# random history is replayed on a second vault whose collections scan every document, every query
+# is also answered by brute force (``mongo.matches`` over ``vault.documents``), and the indexes are
+# compared with ones rebuilt from scratch after every step.
+
+_KEYS = ["a", "b", "c"]
+_key_values = st.one_of(
+    st.sampled_from(_KEYS),
+    st.lists(st.one_of(st.sampled_from(_KEYS), st.integers(0, 2), st.none()), max_size=3),
+    st.integers(0, 2),
+    st.none(),
+    st.just({"k": "a"}),
+)
+_stamps = st.integers(0, 12)
+# (NaN and infinities are no longer stored or accepted in filters: no client can send them.)
+_modified_values = st.one_of(
+    _stamps,
+    st.sampled_from([2.5, -1.0, -0.0, 1e308, True, None, "3", [], [1, 5.5, "x"]]),
+    st.lists(st.one_of(_stamps, st.sampled_from([2.5, 7.5, -1e308, False, "9"])), max_size=3),
+)
+_bound = st.one_of(_stamps, st.sampled_from([2.5, 1e308, -1e308, -0.0]))
+
+
+@st.composite
+def _index_filters(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
+    """Filters of the shapes the indexes use (and some they must not be fooled by)."""
+    shape = draw(st.integers(0, 11 if depth < 2 else 5))
+    if shape >= 10:  # the helper's pull filters (brh.core), keyset page and overlap window
+        stamp, lower = draw(_stamps), draw(_stamps)
+        after = {"$or": [{"modified": {"$gt": stamp}}, {"modified": stamp, "x": {"$gt": 0}}]}
+        window = {
+            "$or": [
+                {"modified": {"$gt": lower}},
+                {"modified": {"$gte": lower - 3, "$lte": lower}, "x": {"$nin": [1]}},
+            ]
+        }
+        return {"$and": [window, after]} if shape == 10 else after
+    if shape == 0:
+        return {"key": draw(st.sampled_from([*_KEYS, "z"]))}
+    if shape == 1:
+        return {"key": {"$eq": draw(st.sampled_from(_KEYS))}}
+    if shape == 2:
+        return {"key": {"$in": draw(st.lists(st.sampled_from([*_KEYS, "z"]), max_size=3))}}
+    if shape == 3:
+        op = draw(st.sampled_from(["$gte", "$gt", "$eq"]))
+        condition: dict[str, Any] = {op: draw(_bound)}
+        if draw(st.booleans()):
+            condition["$lte"] = draw(_stamps)
+        return {"modified": condition}
+    if shape == 4:
+        return {"modified": draw(_bound)}
+    if shape == 5:  # not bounds: must fall back to a scan
+        return draw(
+            st.sampled_from(
+                [
+                    {},
+                    {"modified": {"$lt": 3}},
+                    {"modified": {"$not": {"$gte": 2}}},
+                    {"key": {"$ne": "a"}},
+                    {"key": {"$in": ["a", 1]}},
+                    {"x": 1},
+                ]
+            )
+        )
+    if shape in (6, 7):
+        op = "$or" if shape == 6 else "$and"
+        branches = draw(st.lists(_index_filters(depth + 1), min_size=1, max_size=3))
+        return {op: branches}
+    combined = draw(_index_filters(depth + 1))
+    extra = draw(_index_filters(depth + 1))
+    return {**extra, **combined}
+
+
+_updates = st.one_of(
+    st.fixed_dictionaries({"$set": st.fixed_dictionaries({"key": _key_values})}),
+    st.fixed_dictionaries({"$set": st.fixed_dictionaries({"modified": _modified_values})}),
+    st.just({"$unset": {"key": ""}}),
+    st.just({"$unset": {"modified": ""}}),
+    st.just({"$rename": {"key": "old"}}),
+    st.just({"$rename": {"old": "key"}}),
+    st.just({"$rename": {"modified": "key"}}),
+    st.fixed_dictionaries({"$set": st.fixed_dictionaries({"x": st.integers(0, 2)})}),
+)
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    if draw(st.booleans()):
+        doc["key"] = draw(_key_values)
+    if draw(st.booleans()):
+        doc["modified"] = draw(_modified_values)
+    if draw(st.booleans()):
+        doc["x"] = draw(st.integers(0, 2))
+    return doc
+
+
+_steps = st.one_of(
+    st.tuples(st.just("insert"), _documents(), st.booleans()),
+    st.tuples(st.just("update_one"), _index_filters(), _updates, st.booleans(), st.booleans()),
+    st.tuples(st.just("update_many"), _index_filters(), _updates, st.booleans(), st.booleans()),
+    st.tuples(st.just("delete_one"), _index_filters()),
+    st.tuples(st.just("delete_many"), _index_filters()),
+    st.tuples(st.just("clock"), st.integers(-2, 3)),
+    st.tuples(st.just("recreate")),
+)
+
+
+def _outcome(call: Callable[[], Awaitable[Any]]) -> str:
+    """The strict text of a call's result or error (repr tells 1 from 1.0 and True)."""
+    try:
+        return repr(("ok", run(call())))
+    except VaultError as exc:
+        return repr(("error", type(exc).__name__, str(exc)))
+
+
+def _scan_everything(self: Collection, filter: Any) -> Any:
+    return self.docs.items()
+
+
+def _write(vault: FakeVault, step: tuple[Any, ...]) -> Awaitable[Any]:
+    """The call of one random step on collection ``c``."""
+    kind, *args = step
+    if kind == "insert":
+        return vault.insert_one("c", args[0], timestamp=args[1])
+    if kind == "insert_many":  # the client's own stamps, to vary ``modified``
+        return vault.insert_many("c", args[0], timestamp=False)
+    method = getattr(vault, kind)
+    if kind.startswith("update"):
+        return method("c", args[0], args[1], upsert=args[2], timestamp=args[3])  # type: ignore[no-any-return]
+    return method("c", *args)  # type: ignore[no-any-return]
+
+
+_PULL_SORT = [("modified", 1), ("_id", 1)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    initial=st.lists(_documents(), max_size=20),
+    eager=st.booleans(),
+    steps=st.lists(_steps, max_size=30),
+    queries=st.lists(
+        st.tuples(
+            _index_filters(), st.integers(0, 2), st.sampled_from([None, 1, 3]), st.booleans()
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_indexes_never_change_an_answer(
+    initial: list[dict[str, Any]],
+    steps: list[tuple[Any, ...]],
+    queries: list[tuple[dict[str, Any], int, int | None, bool]],
+    eager: bool,
+) -> None:
+    """Random writes (changing ``key`` and ``modified`` too), then the shapes the indexes serve:
+    every answer, error, stamp, id and log entry is the one of a vault that scans everything,
+    and queries agree with ``mongo.matches`` over ``documents``."""
+    with pytest.MonkeyPatch.context() as patch:
+        if eager:  # use the modified index even when it leaves every document
+            patch.setattr(Collection, "modified_share", 1.0)
+        _replay_and_query(initial, steps, queries)
+
+
+def _replay_and_query(
+    initial: list[dict[str, Any]],
+    steps: list[tuple[Any, ...]],
+    queries: list[tuple[dict[str, Any], int, int | None, bool]],
+) -> None:
+    clock = StepClock(3.0)
+    vault, reference = make(clock, "c"), make(clock, "c")
+
+    def both(step: tuple[Any, ...]) -> None:
+        got = _outcome(lambda: _write(vault, step))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Collection, "candidates", _scan_everything)
+            want = _outcome(lambda: _write(reference, step))
+        assert got == want
+
+    if initial:
+        both(("insert_many", initial))
+    for step in steps:
+        if step[0] == "clock":
+            clock.now = max(0.0, clock.now + step[1])
+        elif step[0] == "recreate":
+            both(("delete_collection",))
+            both(("create_collection",))
+        else:
+            both(step)
+        assert repr(state(vault)) == repr(state(reference))
+        check_indexes(vault)
+    assert vault.requests == reference.requests
+
+    docs = vault.documents("c")
+    for filter, skip, limit, sort in queries:
+        brute = [doc for doc in docs if mongo.matches(doc, filter)]
+        window = slice(skip, None if limit is None else skip + limit)
+        if sort:
+            found = run(vault.query("c", filter, sort=_PULL_SORT, skip=skip, limit=limit))
+            assert repr(found) == repr(mongo.sort_documents(brute, _PULL_SORT)[window])
+        else:
+            found = run(vault.find_many("c", filter, skip=skip, limit=limit))
+            assert repr(found) == repr(brute[window])
+        assert repr(run(vault.find_one("c", filter))) == repr(brute[0] if brute else None)
+        count = run(vault.count_documents("c", filter, skip=skip, limit=limit))
+        assert count == len(brute[window])
+
+
+def test_modified_index_serves_a_pull_in_natural_and_sorted_order() -> None:
+    """A bound leaving few documents uses the index; answers keep natural or sorted order."""
+    clock = StepClock(100.0)
+    vault = make(clock, "c")
+    for i in range(40):
+        clock.now = 100.0 + (i * 7) % 40  # stamps out of insertion order
+        run(vault.insert_one("c", {"key": f"k{i % 5}", "i": i}))
+    run(vault.update_one("c", {"key": "k3"}, {"$set": {"modified": [1, 500]}}, timestamp=False))
+    run(vault.update_many("c", {"i": {"$lt": 3}}, {"$set": {"modified": "late"}}, timestamp=False))
+    coll = vault._collections["c"]
+    pull = {"$or": [{"modified": {"$gt": 130}}, {"modified": 130, "i": {"$gt": 0}}]}
+    assert len(list(coll.candidates(compile_plan(pull)))) < 40
+    docs = vault.documents("c")
+    brute = [d for d in docs if mongo.matches(d, pull)]
+    chosen = [d["i"] for d in brute]
+    assert 3 in chosen and 0 not in chosen and 0 < len(chosen) < 20  # [1, 500] is in; "late" out
+    assert run(vault.find_many("c", pull)) == brute
+    assert run(vault.query("c", pull, sort=_PULL_SORT)) == mongo.sort_documents(brute, _PULL_SORT)
+    assert run(vault.count_documents("c", pull)) == len(brute)
+    assert (
+        run(vault.find_many("c", {"key": {"$in": ["k1", "k3"]}}, limit=2))
+        == [d for d in docs if d["key"] in ("k1", "k3")][:2]
+    )
+
+
+def test_filters_tell_equal_looking_values_apart() -> None:
+    """1, 1.0 and True, field order and nesting are told apart (with the indexes and without),
+    and each answer is the brute-force one, asked twice."""
+    vault = make(StepClock(), "c")
+    values: list[Any] = [1, 1.0, True, "1", [1], {"a": 1, "b": 2}, {"b": 2, "a": 1}, None]
+    for value in values:
+        run(vault.insert_one("c", {"v": value}, timestamp=False))
+    docs = vault.documents("c")
+    for _ in range(2):
+        for value in values:
+            for filter in ({"v": value}, {"v": {"$eq": value}}, {"v": {"$in": [value]}}):
+                want = [d for d in docs if mongo.matches(d, filter)]
+                assert repr(run(vault.find_many("c", filter))) == repr(want), filter
+
+
+def test_simple_filter_plans_are_kept_bounded_and_told_apart_by_type() -> None:
+    """A vault keeps the plans of one-condition filters (a quiet helper's polls repeat them):
+    equal-in-Python values of different types are different filters for MongoDB, an invalid
+    filter is refused every time and never kept, and at most a bounded number are kept."""
+    vault = make(StepClock(5.0), "c")
+    for value in (1, 1.0, True, "1"):
+        run(vault.insert_one("c", {"v": value, "key": f"{type(value).__name__}"}))
+
+    def keys(filter: dict[str, Any]) -> list[str]:
+        return [doc["key"] for doc in run(vault.find_many("c", filter))]
+
+    assert keys({"v": {"$eq": 1}}) == ["int", "float"]
+    assert keys({"v": {"$eq": True}}) == ["bool"]
+    assert keys({"v": "1"}) == ["str"]
+    assert keys({"v": {"$eq": 1.0}}) == ["int", "float"]
+    assert keys({"v": {"$gte": 1}}) == ["int", "float"]
+    assert keys({"v": {"$eq": 1}}) == ["int", "float"]  # again, from the kept plan
+    kept = len(vault._plans)
+    assert kept == 4  # $eq 1, $eq 1.0, "1", $gte 1 ($eq True is not a number: not kept)
+    for _ in range(2):
+        with pytest.raises(ServerError, match="unknown operator"):
+            run(vault.find_many("c", {"v": {"$nope": 1}}))
+    assert len(vault._plans) == kept
+    for i in range(600):
+        run(vault.find_many("c", {"key": f"k{i}"}))
+    assert 0 < len(vault._plans) <= PLAN_CACHE_SIZE
+    assert keys({"key": "int"}) == ["int"]

@@ -1,0 +1,1 @@
+"""Tests of vaultd: the development vault over HTTP and the fault proxy."""
