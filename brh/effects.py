@@ -26,7 +26,7 @@ __all__ = [
     "READS",
     "VAULT",
     "WRITES",
-    "ApplyRemote",
+    "ApplyRemotes",
     "ClearRefusals",
     "ClearRejection",
     "ClearStale",
@@ -167,12 +167,12 @@ class SaveState(Effect):
 
 
 @dataclass(slots=True)
-class ApplyRemote(Effect):
-    """Store a delivered remote version unless the local version is no longer ``expected``
-    (the app wrote the key meanwhile): ``bool``, whether it was stored."""
+class ApplyRemotes(Effect):
+    """Store delivered remote versions, in one transaction, each unless its local version is
+    no longer the ``expected`` one (the app wrote the key meanwhile): ``list[bool]``, which
+    were stored."""
 
-    record: Record
-    expected: Version | None
+    items: Sequence[tuple[Record, Version | None]]
 
 
 @dataclass(slots=True)
@@ -339,7 +339,7 @@ READS = (
 """Effects that read the local store."""
 WRITES = (
     SaveState,
-    ApplyRemote,
+    ApplyRemotes,
     SetBase,
     MarkStale,
     ClearStale,

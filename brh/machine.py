@@ -49,6 +49,7 @@ from brh.core import (
     purge_filter,
 )
 from brh.entry import StuckEntry
+from brh.hlc import Version
 from brh.plan import (
     MAX_CAS_ATTEMPTS,
     MAX_PUSH_ROUNDS,
@@ -154,6 +155,9 @@ class _ContextPass:
         """The context's progress as this pass last read or saved it."""
         self.refused: str | None = None
         """The key whose change the app refused in this context, if any."""
+        self.delivered: list[tuple[Record, Version | None]] = []
+        """Remote versions delivered (or adopted) but not stored yet, with the local version
+        each was decided against: stored together (:meth:`store_delivered`)."""
 
     def run(self, *, halted: bool) -> Steps[None]:
         """The context's work. A refused change is noted in :attr:`refused` at once.
@@ -262,22 +266,25 @@ class _ContextPass:
         after: tuple[int, Any] | None = None
         skip = 0
         while True:
-            raw: list[Document] = yield from self.vault(
+            # One document more than a page: it says whether another page follows, so the
+            # last page needs no empty one after it (COST-2); it is read again with that page.
+            fetched: list[Document] = yield from self.vault(
                 fx.Query(
                     self.name,
                     self.collection,
                     pull_filter(start, options.overlap, known, after, settled=settled),
                     sort=PULL_SORT,
                     skip=skip,
-                    limit=options.page_size,
+                    limit=options.page_size + 1,
                 )
             )
+            raw = fetched[: options.page_size]
+            last_page = len(fetched) <= options.page_size
             docs = yield from self.parse(raw)
             self.stats.pulled += len(docs)
             if seen is not None:
                 seen.update(doc.key for doc in docs)
             stamps = [d["modified"] for d in raw if isinstance(d.get("modified"), int)]
-            last_page = len(raw) < options.page_size
             page_cursor, page_max, page_window = cursor, max_stamp, window
             if stamps:
                 page_cursor = stamps[-1] if cursor is None else max(cursor, stamps[-1])
@@ -343,10 +350,8 @@ class _ContextPass:
         """The vault's clock as far as this helper knows: the ``Date`` of its latest answer
         when the vault tells it, else the newest stamp read (SYNC-4)."""
         told: float | None = yield fx.VaultTime(self.name)
-        if told is not None:
-            return told
         seen = self.memory.stamp_seen
-        return None if seen is None else float(seen)
+        return told if told is not None or seen is None else float(seen)
 
     def save_progress(self, cursor: int, max_stamp: int | None, window: set[Any]) -> Steps[None]:
         """Persist a pull's progress part-way. The cursor moved, so it is no longer settled: a
@@ -376,17 +381,35 @@ class _ContextPass:
             yield fx.ClearStale(self.name, tuple(key for key in chunk if key not in found))
 
     def process(self, docs: list[RemoteDoc]) -> Steps[None]:
-        """Decide each key's winning document against the local entry, and act on it."""
+        """Decide each key's winning document against the local entry, and act on it; what
+        was delivered is stored at the end, in one transaction (CB-7: a crash before then
+        delivers this page's changes again)."""
         streaks: bool = yield fx.HasRefusals(self.name)
-        for winner, dominated in group_by_key(docs):
-            for loser in dominated:
-                yield from self.delete_duplicate(loser)
-            yield fx.Observe(self.name, winner.version)  # never write behind what was seen
-            local: EntryState | None = yield fx.LocalState(self.name, winner.key)
-            yield from self.apply(local, self.rules.decide(local, winner))
-            if streaks and (yield fx.Refusals(self.name, winner.key)):
-                # settled without the app (e.g. a newer local write won): the streak ends
-                yield fx.ClearRefusals(self.name, winner.key)
+        try:
+            for winner, dominated in group_by_key(docs):
+                for loser in dominated:
+                    yield from self.delete_duplicate(loser)
+                yield fx.Observe(self.name, winner.version)  # never write behind what was seen
+                local: EntryState | None = yield fx.LocalState(self.name, winner.key)
+                yield from self.apply(local, self.rules.decide(local, winner))
+                if streaks and (yield fx.Refusals(self.name, winner.key)):
+                    # settled without the app (e.g. a newer local write won): the streak ends
+                    yield fx.ClearRefusals(self.name, winner.key)
+        except _Refused:
+            yield from self.store_delivered()  # what the app took before it refused
+            raise
+        yield from self.store_delivered()
+
+    def store_delivered(self) -> Steps[None]:
+        """Store the remote versions delivered (or adopted) since the last time, at once."""
+        items, self.delivered = self.delivered, []
+        if not items:
+            return
+        stored: list[bool] = yield fx.ApplyRemotes(self.name, items)
+        for (record, _expected), ok in zip(items, stored, strict=True):
+            if not ok:
+                # The app wrote this key after the decision: that write is newer and wins.
+                yield fx.SetBase(self.name, record.key, record.version, pending=True)
 
     def apply(self, local: EntryState | None, decision: Decision) -> Steps[None]:
         remote, action = decision.remote, decision.action
@@ -410,11 +433,7 @@ class _ContextPass:
             return
         if action is not Action.ADOPT:
             yield from self.deliver(action, remote)
-        record = remote.as_record(self.name)
-        stored = yield fx.ApplyRemote(self.name, record, local.version if local else None)
-        if not stored:
-            # The app wrote this key while its callback ran: that write is newer and wins.
-            yield fx.SetBase(self.name, key, remote.version, pending=True)
+        self.delivered.append((remote.as_record(self.name), local.version if local else None))
 
     def deliver(self, action: Action, remote: RemoteDoc) -> Steps[None]:
         """Call the app's callback; raise :class:`_Refused` unless it handled the change."""
@@ -544,8 +563,7 @@ class _ContextPass:
         count: int = yield fx.NoteRejection(self.name, record.key, record.version, reason, definite)
         delay = float(self.plan.upload_delay(count)) if self.plan.upload_delay else 0.0
         now: float = yield fx.LoopTime(self.name)
-        held = dict(self.memory.held)
-        held[(self.name, record.key)] = (record.version, now + delay)
+        held = {**self.memory.held, (self.name, record.key): (record.version, now + delay)}
         self.memory = replace(self.memory, held=held)
         self.stats.rejected.append(StuckEntry(self.name, record.key, count, "upload", reason))
         loud = definite or count >= self.options.stuck_threshold
@@ -564,8 +582,7 @@ class _ContextPass:
         yield fx.SetBase(self.name, key, record.version, clear_if_version=record.version)
         yield fx.ClearRejection(self.name, key)
         if (self.name, key) in self.memory.held:
-            held = dict(self.memory.held)
-            del held[(self.name, key)]
+            held = {at: hold for at, hold in self.memory.held.items() if at != (self.name, key)}
             self.memory = replace(self.memory, held=held)
         self.stats.pushed += 1
         yield from self.trace("%s/%s: pushed %s", self.name, key, record.version)
@@ -639,10 +656,12 @@ class _ContextPass:
         options, state = self.options, self.state
         if options.tombstone_retention is None or state.max_stamp is None:
             return
-        if (
-            state.last_purge_stamp is not None
-            and state.max_stamp - state.last_purge_stamp < options.purge_interval
-        ):
+        if state.last_purge_stamp is None:
+            # The context's first pull: the interval starts now (a first restore costs no
+            # purge request, COST-2); the first purge comes one interval later.
+            yield from self.save(replace(state, last_purge_stamp=state.max_stamp))
+            return
+        if state.max_stamp - state.last_purge_stamp < options.purge_interval:
             return
         horizon = int(state.max_stamp - options.tombstone_retention)
         docs: list[RemoteDoc] = []

@@ -476,21 +476,33 @@ class LocalStore:
         ``expected`` is the local version the decision was made against (None: no local entry).
         Returns False, changing nothing, if the local entry no longer matches it.
         """
+        return self.apply_remotes([(record, expected)], clock)[0]
+
+    def apply_remotes(
+        self, items: Sequence[tuple[Record, Version | None]], clock: Version | None
+    ) -> list[bool]:
+        """:meth:`apply_remote` for several records, in one transaction (a pulled page: one
+        disk sync instead of one per entry). Each is stored unless its local entry no longer
+        has the ``expected`` version; the answer says which were."""
+        stored: list[bool] = []
         with self._transaction():
-            row = self._execute(
-                "SELECT version FROM entries WHERE context = ? AND key = ?",
-                (record.context, record.key),
-            ).fetchone()
-            if (Version.decode(row[0]) if row is not None else None) != expected:
-                return False
-            self._write(record, pending=False, stale=False)
-            if record.context in self._refusing:
-                self._execute(
-                    "DELETE FROM refusals WHERE context = ? AND key = ?",
+            for record, expected in items:
+                row = self._execute(
+                    "SELECT version FROM entries WHERE context = ? AND key = ?",
                     (record.context, record.key),
-                )
+                ).fetchone()
+                if (Version.decode(row[0]) if row is not None else None) != expected:
+                    stored.append(False)
+                    continue
+                self._write(record, pending=False, stale=False)
+                if record.context in self._refusing:
+                    self._execute(
+                        "DELETE FROM refusals WHERE context = ? AND key = ?",
+                        (record.context, record.key),
+                    )
+                stored.append(True)
             self._save_clock(clock)
-            return True
+        return stored
 
     def set_base(
         self,

@@ -135,3 +135,27 @@ def test_idle_pulls_after_a_burst_skip_the_window_then_settle() -> None:
         await b.helper.close()
 
     run(main(), start=EPOCH)
+
+
+def test_a_first_restore_costs_a_request_per_page_and_the_collection() -> None:
+    """COST-2, COST-3, DEL-2 (issue 15): restoring N entries costs ceil(N / page_size) + 1
+    requests, even when N is a whole number of pages: no empty page is asked for at the end
+    (each page asks for one document more than it takes) and no purge is sent at a first
+    pull (the purge interval starts there)."""
+
+    async def main() -> None:
+        vault = fake_vault()
+        a = Device("a", vault, auto_sync=False)
+        for i in range(30):
+            await a.put(f"k{i:02d}", i)
+        assert await a.helper.sync()
+        vault.reset_log()
+        b = Device("b", vault, auto_sync=False, page_size=10)
+        result = await b.helper.sync()
+        assert result and result.delivered == 30
+        assert vault.counts_by_op() == {"create_collection": 1, "query": 3}
+        assert result.requests == 4
+        await a.helper.close()
+        await b.helper.close()
+
+    run(main(), start=EPOCH)

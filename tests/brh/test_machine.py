@@ -77,9 +77,10 @@ class Device:
             return [r for _, r in sorted(self.records.items()) if r.pending]
         if isinstance(effect, fx.Rejections):
             return self.rejections
-        if isinstance(effect, fx.ApplyRemote):
-            self.records[effect.record.key] = effect.record
-            return True
+        if isinstance(effect, fx.ApplyRemotes):
+            for record, _expected in effect.items:
+                self.records[record.key] = record
+            return [True] * len(effect.items)
         if isinstance(effect, fx.NoteRefusal | fx.NoteRejection):
             return 1
         if isinstance(effect, fx.StaleKeys | fx.LiveSyncedKeys | fx.Stuck):
@@ -134,9 +135,10 @@ def test_a_fresh_device_restores_every_live_entry_through_on_insert() -> None:
     assert outcome.result.completed and outcome.result.delivered == 2
     assert [type(e) for e in device.effects[:2]] == [fx.Emit, fx.LoadState]
     assert [e.collection for e in device.kinds(fx.CreateCollection)] == ["backup_notes"]
-    pull, purge = device.kinds(fx.Query)  # the pull, then the tombstone purge (DEL-2)
+    (pull,) = device.kinds(fx.Query)  # one page, and no purge at a first pull (COST-2)
     assert pull.filter == {} and pull.sort == (("modified", 1), ("_id", 1))
-    assert isinstance(purge, fx.Query) and purge.filter["deletionDate"] == {"$ne": None}
+    assert pull.limit == 501  # a page and one more: no empty page to ask for at the end
+    assert device.state.last_purge_stamp == STAMP + 1  # the purge interval starts (DEL-2)
     assert [(e.action, e.remote.key) for e in device.kinds(fx.Deliver)] == [
         (Action.INSERT, "a"),
         (Action.INSERT, "b"),
@@ -248,7 +250,7 @@ def test_a_wipe_during_the_pass_leaves_the_context_alone() -> None:
     original = device.answer
 
     def answer(effect: fx.Effect) -> Any:
-        if isinstance(effect, fx.ApplyRemote):
+        if isinstance(effect, fx.ApplyRemotes):
             device.effects.append(effect)
             raise ContextReset()
         return original(effect)
@@ -257,7 +259,7 @@ def test_a_wipe_during_the_pass_leaves_the_context_alone() -> None:
     outcome = device.run(rules=RULES)
     assert outcome.result.failed_contexts == ("notes",)
     assert "wiped" in (outcome.result.error or "")
-    after = device.effects[device.effects.index(device.kinds(fx.ApplyRemote)[0]) + 1 :]
+    after = device.effects[device.effects.index(device.kinds(fx.ApplyRemotes)[0]) + 1 :]
     assert not any(isinstance(e, fx.WRITES) for e in after)
 
 
@@ -301,3 +303,28 @@ def test_the_machine_never_touches_a_clock_or_a_loop() -> None:
     assert one.result == two.result and first.effects == second.effects
     assert all(e.context in ("notes", PASS) for e in first.effects)
     assert one.memory == Memory(ready=frozenset({"notes"}), stamp_seen=STAMP)
+
+
+def test_a_page_is_stored_in_one_transaction_and_an_app_write_meanwhile_wins() -> None:
+    """CB-7, ORD-7 (issue 15): the versions a page delivers are stored together, after its
+    callbacks (one transaction, one disk sync); one whose key the app wrote after the decision
+    is not stored, and the vault's version becomes that key's base, its local write pending."""
+    device = Device(pages=[[doc("a", 1, v(1), n=1), doc("b", 2, v(2), n=2)]])
+    original = device.answer
+
+    def answer(effect: fx.Effect) -> Any:
+        if isinstance(effect, fx.ApplyRemotes):
+            device.effects.append(effect)
+            return [True, False]  # the app wrote "b" meanwhile
+        return original(effect)
+
+    device.answer = answer  # type: ignore[method-assign]
+    device.run(rules=RULES)
+    (stored,) = device.kinds(fx.ApplyRemotes)
+    assert [(record.key, expected) for record, expected in stored.items] == [
+        ("a", None),
+        ("b", None),
+    ]
+    delivers = [i for i, e in enumerate(device.effects) if isinstance(e, fx.Deliver)]
+    assert max(delivers) < device.effects.index(stored)  # after every callback of the page
+    assert [(e.key, e.base, e.pending) for e in device.kinds(fx.SetBase)] == [("b", v(2), True)]
