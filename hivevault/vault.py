@@ -102,8 +102,8 @@ class FakeVault:
 
     ``clock`` returns UNIX seconds (``time.time`` by default; tests inject one). With
     ``record=True`` every call appends a :class:`VaultRequest` to :attr:`requests`;
-    :attr:`request_count` and :meth:`counts_by_op` are kept either way. ``journal`` is told of
-    every change to the data (see :class:`VaultJournal`).
+    :attr:`request_count`, :attr:`examined` and :meth:`counts_by_op` are kept either way.
+    ``journal`` is told of every change to the data (see :class:`VaultJournal`).
     """
 
     def __init__(
@@ -120,6 +120,9 @@ class FakeVault:
         self._next_counter = 0
         self.requests: list[VaultRequest] = []
         self.request_count = 0
+        self.examined = 0
+        """Documents a filter was evaluated on (MongoDB's "documents examined"), deterministic:
+        what the indexes saved shows here."""
         self._op_counts: dict[str, int] = {}
         self._plans: dict[tuple[Any, ...], Plan] = {}
         """Plans of simple filters (see :func:`simple_key`)."""
@@ -166,9 +169,10 @@ class FakeVault:
         return dict(self._op_counts)
 
     def reset_log(self) -> None:
-        """Forget the request log and counts (the stored data stays)."""
+        """Forget the request log and counts, :attr:`examined` too (the stored data stays)."""
         self.requests.clear()
         self.request_count = 0
+        self.examined = 0
         self._op_counts.clear()
 
     # -- durable copies (not part of the Vault protocol) ----------------------------------------
@@ -275,11 +279,14 @@ class FakeVault:
         plan = self.compile_plan(filter)
         predicate = plan.predicate
         found: list[str] = []
+        examined = 0
         for key, doc in coll.candidates(plan):
+            examined += 1
             if predicate(doc):
                 found.append(key)
                 if first:
                     break
+        self.examined += examined
         return found
 
     def _insert(
@@ -385,11 +392,14 @@ class FakeVault:
             predicate = plan.predicate
             selected = []
             wanted = -1 if end is None else end  # stop once the window is full
+            examined = 0
             for key, doc in coll.candidates(plan):
+                examined += 1
                 if predicate(doc):
                     selected.append(key)
                     if len(selected) == wanted:
                         break
+            self.examined += examined
         if shape is None:  # the whole documents: copied with what the collection knows
             nested = coll.nested
             return [
