@@ -27,10 +27,12 @@ def _is_operators(value: Any) -> bool:
 def _key_set(filter: Mapping[str, Any]) -> set[str] | None:
     """Strings, one of which the top-level ``key`` of every match must equal, or None.
 
-    From ``{"key": "k"}``, ``{"key": {"$eq": "k", ...}}`` and ``{"key": {"$in": [strings]}}``,
-    intersected over ``$and`` clauses, and the union over ``$or`` branches if each has one.
-    ``filter`` has already been compiled, hence validated (``$and`` and ``$or`` hold non-empty
-    lists of documents).
+    "Equal" as a filter means it: ``key`` is the string or an array holding it. From
+    ``{"key": "k"}``, ``{"key": {"$eq": "k", ...}}`` and ``{"key": {"$in": [strings]}}``; the
+    smallest of the sets of ``$and`` clauses (not their intersection: ``["a", "b"]`` matches
+    both ``{"key": "a"}`` and ``{"key": "b"}``), and the union over ``$or`` branches if each has
+    one. ``filter`` has already been compiled, hence validated (``$and`` and ``$or`` hold
+    non-empty lists of documents).
     """
     found: set[str] | None = None
     if "key" in filter:
@@ -47,8 +49,8 @@ def _key_set(filter: Mapping[str, Any]) -> set[str] | None:
     if "$and" in filter:
         for clause in filter["$and"]:
             keys = _key_set(clause)
-            if keys is not None:
-                found = keys if found is None else found & keys
+            if keys is not None and (found is None or len(keys) < len(found)):
+                found = keys
     if "$or" in filter:
         union: set[str] = set()
         for branch in filter["$or"]:
@@ -57,7 +59,8 @@ def _key_set(filter: Mapping[str, Any]) -> set[str] | None:
                 break
             union |= keys
         else:
-            found = union if found is None else found & union
+            if found is None or len(union) < len(found):
+                found = union
     return found
 
 

@@ -256,6 +256,22 @@ def test_modified_index_serves_a_pull_in_natural_and_sorted_order() -> None:
     )
 
 
+def test_a_key_array_matches_every_clause_of_an_and() -> None:
+    """A document whose ``key`` is ``["a", "b"]`` matches ``{"key": "a"}`` and ``{"key": "b"}``
+    both, so their ``$and`` finds it: the ``key`` index is asked for one clause's keys, not for
+    their intersection (which is empty)."""
+    vault = make(StepClock(), "c")
+    run(vault.insert_one("c", {"key": ["a", "b"], "i": 1}))
+    run(vault.insert_one("c", {"key": "a", "i": 2}))
+    for filter in (
+        {"$and": [{"key": "a"}, {"key": "b"}]},
+        {"key": "b", "$and": [{"key": {"$in": ["a", "z"]}}]},
+        {"$and": [{"key": "a"}, {"$or": [{"key": "b"}, {"key": "c"}]}]},
+    ):
+        assert [d["i"] for d in run(vault.find_many("c", filter))] == [1], filter
+        assert run(vault.count_documents("c", filter)) == 1, filter
+
+
 def test_filters_tell_equal_looking_values_apart() -> None:
     """1, 1.0 and True, field order and nesting are told apart (with the indexes and without),
     and each answer is the brute-force one, asked twice."""
