@@ -70,6 +70,10 @@ _OPERATIONS = frozenset(
 )
 
 
+_PULL_ORDER = [(("modified",), 1), (("_id",), 1)]
+"""A sort on ``(modified, _id)``, as :func:`mongo.sort_paths` gives it: the order of
+:meth:`Collection.in_pull_order`."""
+
 # The commonest update answers, made once (frozen dataclasses are slow to build).
 _NOTHING_MATCHED = UpdateResult(acknowledged=True, matched_count=0, modified_count=0)
 _ONE_MODIFIED = UpdateResult(acknowledged=True, matched_count=1, modified_count=1)
@@ -382,24 +386,30 @@ class FakeVault:
                 shape = mongo.compile_projection(projection)
         docs = coll.docs
         end = None if count is None else start + count
-        if sort:
-            found = self._matching(coll, filter)
-            position = {id(docs[key]): key for key in found}
-            ranked = mongo.sort_documents([docs[key] for key in found], sort)
-            selected = [position[id(doc)] for doc in ranked]
-        else:
-            plan = self.compile_plan(filter)
+        plan = self.compile_plan(filter)
+        candidates: Iterable[tuple[str, Document]] | None = None
+        if not sort:
+            candidates = coll.candidates(plan)
+        elif plan.keys is None and mongo.sort_paths(sort) == _PULL_ORDER:
+            # The helper's pull: the modified index is in this order already.
+            candidates = coll.in_pull_order(plan)
+        if candidates is not None:
             predicate = plan.predicate
             selected = []
             wanted = -1 if end is None else end  # stop once the window is full
             examined = 0
-            for key, doc in coll.candidates(plan):
+            for key, doc in candidates:
                 examined += 1
                 if predicate(doc):
                     selected.append(key)
                     if len(selected) == wanted:
                         break
             self.examined += examined
+        else:
+            found = self._matching(coll, filter)
+            position = {id(docs[key]): key for key in found}
+            ranked = mongo.sort_documents([docs[key] for key in found], sort)
+            selected = [position[id(doc)] for doc in ranked]
         if shape is None:  # the whole documents: copied with what the collection knows
             nested = coll.nested
             return [
