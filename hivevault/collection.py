@@ -17,6 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections import abc
 from heapq import merge
+from itertools import chain
 from typing import Any
 
 from brh.vault import Document, ObjectId
@@ -70,6 +71,9 @@ the ``_id`` hex (the id last)."""
 
 _FIRST_STRING: Entry = mongo.ascending_token("")[:1]
 """Below every ``modified`` index entry of a string, above every entry of a number."""
+
+_FIRST_RUN = 64
+"""Index entries the walk of :meth:`Collection.in_pull_order` prepares first."""
 
 _NUMBER, _EXACT = mongo.ascending_key(0, "")[:2]
 """How the entry of a number starts (the commonest, built here without a call)."""
@@ -288,7 +292,7 @@ class Collection:
             return docs.items()
         return [(oid, docs[oid]) for oid in best]
 
-    def in_pull_order(self, plan: Plan) -> abc.Iterator[tuple[str, Document]]:
+    def in_pull_order(self, plan: Plan) -> abc.Iterable[tuple[str, Document]]:
         """``(id, document)`` pairs in the order of a sort on ``(("modified", 1), ("_id", 1))``,
         a superset of the matches of ``plan``, produced as they are consumed.
 
@@ -307,13 +311,26 @@ class Collection:
         else:
             start, end = self._numbers_past(low)
             arrays = self._arrays_reaching(low[0]) if self._modified_arrays else []
-        walk: abc.Iterator[Entry] = (index[i] for i in range(start, end))
-        if arrays:
-            extra = sorted(mongo.ascending_key(docs[oid]["modified"], oid) for oid in arrays)
-            walk = merge(walk, extra)
-        for entry in walk:
-            oid = entry[-1]
-            yield oid, docs[oid]
+        if not arrays:  # the commonest: the index alone, a run at a time
+            return chain.from_iterable(self._runs(start, end))
+        extra = sorted(mongo.ascending_key(docs[oid]["modified"], oid) for oid in arrays)
+        walk = merge((index[i] for i in range(start, end)), extra)
+        return ((entry[-1], docs[entry[-1]]) for entry in walk)
+
+    def _runs(self, start: int, end: int) -> abc.Iterator[abc.Iterator[tuple[str, Document]]]:
+        """The ``(id, document)`` pairs of ``_by_modified[start:end]``, in runs of doubling
+        length: taken a run at a time, they cost little more per document than iterating
+        ``docs`` (a generator resumed per document cost a third more), and a consumer that
+        stops early has had at most twice what it took (and the first run) prepared."""
+        index = self._by_modified
+        docs = self.docs
+        size = _FIRST_RUN
+        while start < end:
+            stop = min(end, start + size)
+            oids = [entry[-1] for entry in index[start:stop]]
+            yield zip(oids, map(docs.__getitem__, oids), strict=True)
+            start = stop
+            size *= 2
 
 
 def undo_changes(steps: abc.Sequence[UndoStep], collections: dict[str, Collection]) -> None:
