@@ -6,10 +6,10 @@ version and platform, then a Markdown table that can be pasted into the README a
 
 Everything runs on :func:`simulator.timeloop.run` (virtual time): the helper, the fake vault and
 the benchmark itself only read the virtual loop's clock. The one real clock read is
-``time.process_time()`` around each measured pass (and around each fake-vault request, to split
-the pass's CPU time between the helper and the in-process fake vault, which scans every document
-of a collection per request where a real vault would use an index). Every number but the CPU
-times is deterministic.
+``time.process_time()`` around each measured pass, and around each fake-vault request and
+clock read (:class:`MeteredVault`), to split the pass's CPU time between the helper and the
+in-process fake vault. Every number but the CPU times is deterministic, "documents examined"
+too (the documents the fake vault evaluated a filter on: what its indexes saved).
 
 Per N, one device ``a`` writes N entries (0.01 s of virtual time apart) in one context, syncs
 once, and syncs again past the 5 s overlap window (reading its own writes back, and doing its
@@ -22,6 +22,13 @@ first tombstone purge); virtual time then moves past the overlap window again. M
 * ``local``: a pass of ``a`` after 1 or 100 of its entries changed locally (push cost);
 * ``restore``: a fresh device ``b`` (new ``:memory:`` store) syncing once;
 * ``pull``: a pass of ``b`` after ``a`` changed 0, 1 or 100 entries (pull cost).
+
+``--restore-scaling`` measures only restores (issue 15): for N = 10,000, 20,000 and 40,000 (or
+``--sizes``), device ``a`` uploads N entries in one pass (one vault second: every page of a
+restore then starts inside that second), then fresh devices restore them, ``--repeats`` times
+per N (3 by default; the sizes in turn, the best run counts). It prints, per N, the requests,
+documents examined and CPU times, and the ratio of the restore's fake-vault CPU at the second N
+to the first (target: at most 2.5x, i.e. close to linear).
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ CONTEXT = "notes"
 CHANGES = (0, 1, 100)
 SIZES = (100, 1_000, 10_000)
 QUICK_SIZES = (100, 1_000)
+SCALING_SIZES = (10_000, 20_000, 40_000)
+SCALING_REPEATS = 3
+SCALING_TARGET = 2.5
+"""Issue 15: a restore's fake-vault CPU at the second size at most this times the first's."""
 WRITE_GAP = 0.01
 """Virtual seconds between two writes of the initial data set."""
 PAST_OVERLAP = 60.0
@@ -58,25 +69,48 @@ _T = TypeVar("_T")
 
 
 class MeteredVault(FakeVault):
-    """A :class:`FakeVault` that also measures its own CPU time and the size of query filters."""
+    """A :class:`FakeVault` that also measures its own CPU time and the size of query filters.
+
+    Every operation of the fake vault runs through :meth:`FakeVault._counted` (the protocol's
+    coroutines and :meth:`FakeVault.perform` alike), so timing it times every request; the
+    vault's clock (:meth:`FakeVault.vault_time`, which the helper reads too) is timed apart.
+    :attr:`metered` counts the timed requests: a meter that no longer sees the vault's
+    operations shows as ``metered != request_count`` (``tests/test_sync_cost.py``).
+    """
 
     def __init__(self, *, clock: Callable[[], float]) -> None:
         super().__init__(clock=clock, record=False)
         self.cpu = 0.0
-        """CPU seconds spent inside requests since :meth:`reset_log`."""
-        self.filter_bytes = 0
-        """JSON size of the filters of the ``query`` requests since :meth:`reset_log`."""
+        """CPU seconds spent inside requests and clock reads since :meth:`reset_log`."""
+        self.metered = 0
+        """Requests timed since :meth:`reset_log`."""
+        self.filters: list[Mapping[str, Any]] = []
+        """The filters of the ``query`` requests since :meth:`reset_log` (sized afterwards, so
+        that encoding them is not counted as the helper's work)."""
 
     def reset_log(self) -> None:
         super().reset_log()
         self.cpu = 0.0
-        self.filter_bytes = 0
+        self.metered = 0
+        self.filters = []
+
+    def filter_bytes(self) -> int:
+        """JSON size of the filters of the ``query`` requests since :meth:`reset_log`."""
+        return sum(len(json.dumps(f, default=str, separators=(",", ":"))) for f in self.filters)
 
     def _counted(self, op: str, collection: Any, body: Callable[..., _T], *args: Any) -> _T:
         # Every operation of the fake vault runs through here (see FakeVault._counted).
+        self.metered += 1
         started = time.process_time()
         try:
             return super()._counted(op, collection, body, *args)
+        finally:
+            self.cpu += time.process_time() - started
+
+    def vault_time(self) -> float:
+        started = time.process_time()
+        try:
+            return super().vault_time()
         finally:
             self.cpu += time.process_time() - started
 
@@ -90,7 +124,7 @@ class MeteredVault(FakeVault):
         limit: int | None = None,
         projection: Mapping[str, Any] | None = None,
     ) -> list[Document]:
-        self.filter_bytes += len(json.dumps(filter, default=str, separators=(",", ":")))
+        self.filters.append(filter)
         return await super().query(
             collection, filter, sort=sort, skip=skip, limit=limit, projection=projection
         )
@@ -127,6 +161,9 @@ class Row:
     by_op: dict[str, int]
     helper_ms: float
     vault_ms: float
+    total_ms: float
+    metered: int
+    examined: int
     sql: int
     callbacks: dict[str, int]
     filter_bytes: int
@@ -161,7 +198,11 @@ class Bench:
         size: int,
         changed: int | None,
     ) -> Row:
-        """Run one pass of ``helper`` and return what it cost."""
+        """Run one pass of ``helper`` and return what it cost.
+
+        The pass's CPU time is split in two: the fake vault's (its requests, timed by
+        :class:`MeteredVault`) and the helper's (the rest: the engine, SQLite, the callbacks).
+        """
         app = self.apps[helper.device_id]
         app.calls.clear()
         statements = 0
@@ -187,9 +228,12 @@ class Bench:
             by_op=self.vault.counts_by_op(),
             helper_ms=(cpu - self.vault.cpu) * 1000,
             vault_ms=self.vault.cpu * 1000,
+            total_ms=cpu * 1000,
+            metered=self.vault.metered,
+            examined=self.vault.examined,
             sql=statements,
             callbacks=dict(app.calls),
-            filter_bytes=self.vault.filter_bytes,
+            filter_bytes=self.vault.filter_bytes(),
         )
 
 
@@ -293,11 +337,12 @@ def table(rows: list[Row]) -> str:
         "by operation",
         "helper CPU ms",
         "fake-vault CPU ms",
+        "documents examined",
         "SQL statements",
         "callbacks",
         "query filter bytes",
     )
-    right = {1, 2, 3, 5, 6, 7, 9}
+    right = {1, 2, 3, 5, 6, 7, 8, 10}
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|",
@@ -311,11 +356,79 @@ def table(rows: list[Row]) -> str:
             format_counts(row.by_op),
             f"{row.helper_ms:.1f}",
             f"{row.vault_ms:.1f}",
+            f"{row.examined:,}",
             f"{row.sql:,}",
             format_counts(row.callbacks),
             f"{row.filter_bytes:,}",
         )
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+async def uploaded(size: int) -> Bench:
+    """A vault holding ``size`` entries that device ``a`` wrote and uploaded in one pass: all
+    stamped in one vault second, the worst case for pages that follow ``(modified, _id)``."""
+    bench = Bench()
+    a = bench.device("a")
+    progress(f"N={size}: writing {size} entries and uploading them...")
+    for i in range(size):
+        await a.upsert_database_entry(CONTEXT, f"k{i}", {"key": f"k{i}", "revision": 0})
+        await asyncio.sleep(WRITE_GAP)
+    await complete(a)
+    await a.close()
+    await asyncio.sleep(PAST_OVERLAP)
+    return bench
+
+
+async def restore_scaling(sizes: tuple[int, ...], repeats: int) -> list[list[Row]]:
+    """Per size, ``repeats`` restores by fresh devices, the sizes taken in turn in each round
+    (so that a slower spell of the machine spreads over all of them)."""
+    benches = [await uploaded(size) for size in sizes]
+    rows: list[list[Row]] = [[] for _ in sizes]
+    for attempt in range(repeats):
+        for bench, size, runs in zip(benches, sizes, rows, strict=True):
+            progress(f"N={size}: restore {attempt + 1} of {repeats}...")
+            device = bench.device(f"b{attempt}")
+            runs.append(await bench.measure(device, "restore", size, None))
+            await device.close()
+    return rows
+
+
+def scaling_table(sizes: tuple[int, ...], rows: list[list[Row]]) -> str:
+    """A Markdown table of the restores per size (best run), and the ratio of the target."""
+    header = (
+        "N",
+        "requests",
+        "documents examined",
+        "helper CPU ms (best)",
+        "fake-vault CPU ms (best)",
+        "fake-vault CPU ms, each run",
+        f"fake-vault CPU vs N={sizes[0]:,}",
+    )
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" for _ in header) + "|",
+    ]
+    first = min(row.vault_ms for row in rows[0])
+    for size, runs in zip(sizes, rows, strict=True):
+        best = min(row.vault_ms for row in runs)
+        cells = (
+            f"{size:,}",
+            f"{runs[0].requests:,}",
+            f"{runs[0].examined:,}",
+            f"{min(row.helper_ms for row in runs):.1f}",
+            f"{best:.1f}",
+            ", ".join(f"{row.vault_ms:.1f}" for row in runs),
+            f"{best / first:.2f}x",
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(sizes) > 1:
+        ratio = min(row.vault_ms for row in rows[1]) / first
+        verdict = "met" if ratio <= SCALING_TARGET else "NOT met"
+        lines.append(
+            f"\nRestore fake-vault CPU, N={sizes[1]:,} vs N={sizes[0]:,}: {ratio:.2f}x "
+            f"(target <= {SCALING_TARGET}x: {verdict})"
+        )
     return "\n".join(lines)
 
 
@@ -328,16 +441,45 @@ def main(argv: list[str] | None = None) -> None:
     group.add_argument(
         "--sizes", type=int, nargs="+", metavar="N", help="numbers of stored entries to try"
     )
+    parser.add_argument(
+        "--restore-scaling",
+        action="store_true",
+        help=(
+            "only restores, by fresh devices, of N = "
+            f"{', '.join(map(str, SCALING_SIZES))} (or --sizes) entries uploaded in one vault "
+            f"second, and how the fake vault's CPU grows from the first N to the second "
+            f"(target: at most {SCALING_TARGET}x)"
+        ),
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=SCALING_REPEATS,
+        metavar="R",
+        help=(
+            f"restores per size with --restore-scaling; the best counts (default {SCALING_REPEATS})"
+        ),
+    )
     args = parser.parse_args(argv)
-    sizes: tuple[int, ...] = tuple(args.sizes) if args.sizes else SIZES
+    if args.restore_scaling and args.quick:
+        parser.error("--quick does not apply to --restore-scaling (use --sizes)")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    default = SCALING_SIZES if args.restore_scaling else SIZES
+    sizes: tuple[int, ...] = tuple(args.sizes) if args.sizes else default
     if args.quick:
         sizes = QUICK_SIZES
     if any(size < max(CHANGES) for size in sizes):
         parser.error(f"every size must be at least {max(CHANGES)}")
+    implementation = platform.python_implementation()
+    if args.restore_scaling:
+        scaling = run(restore_scaling(sizes, args.repeats), start=EPOCH)
+        print(f"Python {platform.python_version()} ({implementation}) on {platform.platform()}\n")
+        print(scaling_table(sizes, scaling))
+        return
     rows: list[Row] = []
     for size in sizes:
         rows.extend(run(scenarios(size), start=EPOCH))
-    implementation = platform.python_implementation()
     print(f"Python {platform.python_version()} ({implementation}) on {platform.platform()}\n")
     print(table(rows))
 

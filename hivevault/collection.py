@@ -2,18 +2,22 @@
 
 Every request used to evaluate its filter on every document of the collection. The Hive
 helper's commonest requests select by the top-level ``key`` (one key, or ``$in`` a few) or pull
-by the top-level ``modified`` stamp from a lower bound, so a collection keeps two indexes on
-those fields. They only *pre-select candidates*: the whole compiled filter is still evaluated on
-each candidate, so an index needs only to be a superset of the matches (never miss one), and
-candidates are visited in natural order, so results, their order and "first match" semantics
-are those of a full scan.
+by the top-level ``modified`` stamp from a lower bound, page by page in ``(modified, _id)``
+order, so a collection keeps two indexes on those fields. They only *pre-select candidates*: the
+whole compiled filter is still evaluated on each candidate, so an index needs only to be a
+superset of the matches (never miss one). Candidates are visited in natural order
+(:meth:`Collection.candidates`), so results, their order and "first match" semantics are those
+of a full scan; or, for a query sorted by ``(modified, _id)``, in that order
+(:meth:`Collection.in_pull_order`), which is exactly the order MongoDB's sort gives, so the
+query stops after its window instead of sorting every match.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import abc
-from operator import itemgetter
+from heapq import merge
+from itertools import chain
 from typing import Any
 
 from brh.vault import Document, ObjectId
@@ -51,21 +55,28 @@ def _key_entries(doc: Document) -> tuple[tuple[str, ...], bool]:
     return (), value is not mongo.MISSING and type(value) not in _NEVER_A_STRING
 
 
-def _modified_entry(doc: Document) -> Number | None:
-    """The largest number a numeric lower bound on ``modified`` could match in ``doc``, or None.
+def _largest_number(values: list[Any]) -> Number | None:
+    """The largest number a numeric lower bound on ``modified`` could match in an array, or None.
 
-    ``$gt``/``$gte``/equality with a number only match a top-level ``modified`` that is (or is an
-    array with an element that is) an exact ``int``/``float`` (not bool, not NaN): see
-    ``_compare_test`` and ``_eq_test``. A document without such a value matches no bound.
+    ``$gt``/``$gte``/equality with a number only match an array holding an exact ``int`` or
+    ``float`` (not bool, not NaN) that passes: see ``_compare_test`` and ``_eq_test``.
     """
-    value = doc.get("modified")
-    if type(value) is int or type(value) is float:
-        return value if value == value else None
-    if type(value) is list:
-        numbers: list[Number] = [e for e in value if _is_number(e)]
-        if numbers:
-            return max(numbers)
-    return None
+    numbers: list[Number] = [e for e in values if _is_number(e)]
+    return max(numbers) if numbers else None
+
+
+Entry = tuple[Any, ...]
+"""An entry of the ``modified`` index: :func:`hivevault.mongo.ascending_key` of ``modified`` and
+the ``_id`` hex (the id last)."""
+
+_FIRST_STRING: Entry = mongo.ascending_token("")[:1]
+"""Below every ``modified`` index entry of a string, above every entry of a number."""
+
+_FIRST_RUN = 64
+"""Index entries the walk of :meth:`Collection.in_pull_order` prepares first."""
+
+_NUMBER, _EXACT = mongo.ascending_key(0, "")[:2]
+"""How the entry of a number starts (the commonest, built here without a call)."""
 
 
 UndoStep = tuple[Any, ...]
@@ -83,8 +94,14 @@ class Collection:
       place and number, a deleted and re-inserted one goes to the end);
     * ``_by_key``: string -> ids of the documents whose top-level ``key`` is that string or an
       array holding it; ``_odd_keys``: ids whose ``key`` might equal a string without being one;
-    * ``_by_modified``: sorted ``(modified, seq, id)`` of the documents whose ``modified`` is a
-      number or an array holding numbers (the largest), see :func:`_modified_entry`.
+    * ``_by_modified``: sorted entries ``(*token, id)`` of the documents whose top-level
+      ``modified`` is not an array, ``token`` being what an ascending sort on ``modified``
+      orders them by (:func:`mongo.ascending_key`; missing and null first, then numbers, then
+      strings...): the order of a sort on ``(modified, _id)``, since every ``_id`` is an
+      ObjectId;
+    * ``_modified_arrays``: id -> the largest number in ``modified`` (or None) of the documents
+      whose ``modified`` is an array (they sort by their smallest element, and match a lower
+      bound by their largest: they are few, and merged in when needed).
 
     Stored documents are never changed in place (an update stores a new one), so :meth:`copy`
     can copy the top level at once and only descend into the fields noted as holding documents
@@ -95,6 +112,7 @@ class Collection:
         "_by_key",
         "_by_modified",
         "_entries",
+        "_modified_arrays",
         "_next_seq",
         "_odd_keys",
         "_seq",
@@ -106,8 +124,9 @@ class Collection:
     )
 
     modified_share: float = 0.5
-    """Use the ``modified`` index only if it leaves at most this share of the documents (a class
-    setting; tests raise it to 1.0 to exercise the index on small collections)."""
+    """Use the ``modified`` index for :meth:`candidates` only if it leaves at most this share of
+    the documents (a class setting; tests raise it to 1.0 to exercise the index on small
+    collections)."""
 
     def __init__(self, name: str = "", journal: VaultJournal | None = None) -> None:
         self.name = name
@@ -118,9 +137,11 @@ class Collection:
         self._next_seq = 0
         self._by_key: dict[str, set[str]] = {}
         self._odd_keys: set[str] = set()
-        self._by_modified: list[tuple[Number, int, str]] = []
-        # What each document contributed to the indexes, to take it out again.
-        self._entries: dict[str, tuple[tuple[str, ...], Number | None]] = {}
+        self._by_modified: list[Entry] = []
+        self._modified_arrays: dict[str, Number | None] = {}
+        # What each document contributed to the indexes, to take it out again (its modified
+        # entry, or None if it is in _modified_arrays).
+        self._entries: dict[str, tuple[tuple[str, ...], Entry | None]] = {}
         self.nested: dict[str, list[str]] = {}
         """Per document, its fields holding documents or arrays (what a copy descends into)."""
         self.undo: list[UndoStep] | None = None
@@ -133,7 +154,15 @@ class Collection:
         if self.undo is not None:
             self.undo.append(("put", self, oid, self.docs.get(oid)))
         keys, odd = _key_entries(doc)
-        modified = _modified_entry(doc)
+        value = doc.get("modified", mongo.MISSING)
+        kind = type(value)
+        entry: Entry | None = None
+        if (kind is int or kind is float) and value == value:  # mongo.ascending_key, inlined
+            entry = (_NUMBER, _EXACT, value, oid)
+        elif kind is list:
+            self._modified_arrays[oid] = _largest_number(value)
+        else:
+            entry = mongo.ascending_key(value, oid)
         before = self._entries.get(oid)
         if before is None:
             if seq is None:
@@ -141,15 +170,14 @@ class Collection:
                 self._next_seq += 1
             self._seq[oid] = seq
             old_keys: tuple[str, ...] = ()
-            old_modified: Number | None = None
+            old_entry: Entry | None = None
         else:  # a replacement keeps its place; only the index entries that changed move
-            seq = self._seq[oid]
-            old_keys, old_modified = before
-            if old_modified is not None and old_modified != modified:
-                entry = (old_modified, seq, oid)
-                index = bisect_left(self._by_modified, entry)
-                assert self._by_modified[index] == entry
-                del self._by_modified[index]
+            old_keys, old_entry = before
+            if old_entry is None:
+                if entry is not None:
+                    del self._modified_arrays[oid]
+            elif old_entry != entry:
+                self._unindex_modified(old_entry)
         if keys != old_keys:
             for key in old_keys:
                 holders = self._by_key[key]
@@ -162,9 +190,9 @@ class Collection:
             self._odd_keys.add(oid)
         elif before is not None:
             self._odd_keys.discard(oid)
-        if modified is not None and (old_modified is None or old_modified != modified):
-            insort(self._by_modified, (modified, seq, oid))
-        self._entries[oid] = (keys, modified)
+        if entry is not None and (old_entry is None or old_entry != entry):
+            insort(self._by_modified, entry)
+        self._entries[oid] = (keys, entry)
         self.docs[oid] = doc
         self.nested[oid] = [k for k, v in doc.items() if type(v) is dict or type(v) is list]
         if self.journal is not None:
@@ -193,25 +221,48 @@ class Collection:
         self.docs = dict(sorted(self.docs.items(), key=lambda item: self._seq[item[0]]))
 
     def _unindex(self, oid: str) -> None:
-        keys, modified = self._entries.pop(oid)
+        keys, entry = self._entries.pop(oid)
         for key in keys:
             holders = self._by_key[key]
             holders.remove(oid)
             if not holders:
                 del self._by_key[key]
         self._odd_keys.discard(oid)
-        if modified is not None:
-            entry = (modified, self._seq[oid], oid)
-            index = bisect_left(self._by_modified, entry)
-            assert self._by_modified[index] == entry
-            del self._by_modified[index]
+        if entry is None:
+            del self._modified_arrays[oid]
+        else:
+            self._unindex_modified(entry)
+
+    def _unindex_modified(self, entry: Entry) -> None:
+        index = bisect_left(self._by_modified, entry)
+        assert self._by_modified[index] == entry
+        del self._by_modified[index]
+
+    def _numbers_past(self, low: tuple[Number, str]) -> tuple[int, int]:
+        """The slice ``[start:end]`` of ``_by_modified`` that holds the numbers past the lower
+        bound ``low`` (:data:`hivevault.planner.Low`)."""
+        index = self._by_modified
+        start = bisect_right(index, (_NUMBER, _EXACT, low[0], low[1]))
+        end = len(index)
+        if end and index[-1][0] > _NUMBER:  # numbers last (the commonest): nothing to skip
+            end = bisect_left(index, _FIRST_STRING, start)
+        return start, end
+
+    def _arrays_reaching(self, number: Number) -> list[str]:
+        """The ids of the documents whose ``modified`` is an array holding a number that is at
+        least ``number``."""
+        return [
+            oid
+            for oid, largest in self._modified_arrays.items()
+            if largest is not None and largest >= number
+        ]
 
     def candidates(self, plan: Plan) -> abc.Iterable[tuple[str, Document]]:
         """``(id, document)`` pairs in natural order, a superset of the matches of ``plan``.
 
-        Uses the ``key`` index, or the ``modified`` index when it leaves at most half of the
-        collection (a scan is cheaper otherwise, and a limited find can stop early), or else
-        every document.
+        Uses the ``key`` index, or the ``modified`` index when it leaves at most
+        :attr:`modified_share` of the collection (a scan is cheaper otherwise, and a limited
+        find can stop early), or else every document.
         """
         docs = self.docs
         best: list[str] | None = None
@@ -225,16 +276,61 @@ class Collection:
                 for key in keys:
                     ids.update(self._by_key.get(key, ()))
             best = list(ids) if len(ids) < 2 else sorted(ids, key=self._seq.__getitem__)
-        bound = plan.bound
-        if bound is not None:
-            start = bisect_left(self._by_modified, (bound,))
-            count = len(self._by_modified) - start
+        low = plan.low
+        if low is not None:
+            start, end = self._numbers_past(low)
+            count = end - start
+            arrays = self._arrays_reaching(low[0]) if self._modified_arrays else None
+            if arrays:
+                count += len(arrays)
             if count <= len(docs) * self.modified_share and (best is None or count < len(best)):
-                tail = sorted(self._by_modified[start:], key=itemgetter(1))
-                best = [oid for _, _, oid in tail]
+                tail = [entry[-1] for entry in self._by_modified[start:end]]
+                if arrays:
+                    tail.extend(arrays)
+                best = tail if count < 2 else sorted(tail, key=self._seq.__getitem__)
         if best is None:
             return docs.items()
         return [(oid, docs[oid]) for oid in best]
+
+    def in_pull_order(self, plan: Plan) -> abc.Iterable[tuple[str, Document]]:
+        """``(id, document)`` pairs in the order of a sort on ``(("modified", 1), ("_id", 1))``,
+        a superset of the matches of ``plan``, produced as they are consumed.
+
+        Walks the ``modified`` index from the plan's lower bound, if any (to the end of the
+        numbers), or from its start, merging in the array documents (sorted on demand). A query
+        that stops after its window has looked at the documents before the window and in it,
+        plus those the filter refused on the way: a keyset page is proportional to its size,
+        not to the collection.
+        """
+        docs = self.docs
+        index = self._by_modified
+        low = plan.low
+        if low is None:
+            start, end = 0, len(index)
+            arrays = list(self._modified_arrays)
+        else:
+            start, end = self._numbers_past(low)
+            arrays = self._arrays_reaching(low[0]) if self._modified_arrays else []
+        if not arrays:  # the commonest: the index alone, a run at a time
+            return chain.from_iterable(self._runs(start, end))
+        extra = sorted(mongo.ascending_key(docs[oid]["modified"], oid) for oid in arrays)
+        walk = merge((index[i] for i in range(start, end)), extra)
+        return ((entry[-1], docs[entry[-1]]) for entry in walk)
+
+    def _runs(self, start: int, end: int) -> abc.Iterator[abc.Iterator[tuple[str, Document]]]:
+        """The ``(id, document)`` pairs of ``_by_modified[start:end]``, in runs of doubling
+        length: taken a run at a time, they cost little more per document than iterating
+        ``docs`` (a generator resumed per document cost a third more), and a consumer that
+        stops early has had at most twice what it took (and the first run) prepared."""
+        index = self._by_modified
+        docs = self.docs
+        size = _FIRST_RUN
+        while start < end:
+            stop = min(end, start + size)
+            oids = [entry[-1] for entry in index[start:stop]]
+            yield zip(oids, map(docs.__getitem__, oids), strict=True)
+            start = stop
+            size *= 2
 
 
 def undo_changes(steps: abc.Sequence[UndoStep], collections: dict[str, Collection]) -> None:

@@ -2,8 +2,9 @@
 
 A filter is compiled into a predicate (:func:`hivevault.mongo.compile_filter`) together with
 the two facts the indexes of :mod:`hivevault.collection` can use: the strings the top-level
-``key`` of every match must be one of, and a number the top-level ``modified`` of every match
-reaches. Either may be unknown (None); the predicate always decides.
+``key`` of every match must be one of, and a lower bound that the ``(modified, _id)`` of every
+match is past (strict for ``$gt``; a keyset page's ``$or`` bounds the ``_id`` too). Either may
+be unknown (None); the predicate always decides.
 """
 
 from __future__ import annotations
@@ -11,10 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from brh.vault import ObjectId
 from hivevault import mongo
 from hivevault.arguments import check_mapping
 
-__all__ = ["PLAN_CACHE_SIZE", "Number", "Plan", "compile_plan", "simple_key"]
+__all__ = [
+    "AT_BOUND",
+    "PAST_BOUND",
+    "PLAN_CACHE_SIZE",
+    "Low",
+    "Number",
+    "Plan",
+    "compile_plan",
+    "simple_key",
+]
 
 Number = int | float
 
@@ -27,10 +38,12 @@ def _is_operators(value: Any) -> bool:
 def _key_set(filter: Mapping[str, Any]) -> set[str] | None:
     """Strings, one of which the top-level ``key`` of every match must equal, or None.
 
-    From ``{"key": "k"}``, ``{"key": {"$eq": "k", ...}}`` and ``{"key": {"$in": [strings]}}``,
-    intersected over ``$and`` clauses, and the union over ``$or`` branches if each has one.
-    ``filter`` has already been compiled, hence validated (``$and`` and ``$or`` hold non-empty
-    lists of documents).
+    "Equal" as a filter means it: ``key`` is the string or an array holding it. From
+    ``{"key": "k"}``, ``{"key": {"$eq": "k", ...}}`` and ``{"key": {"$in": [strings]}}``; the
+    smallest of the sets of ``$and`` clauses (not their intersection: ``["a", "b"]`` matches
+    both ``{"key": "a"}`` and ``{"key": "b"}``), and the union over ``$or`` branches if each has
+    one. ``filter`` has already been compiled, hence validated (``$and`` and ``$or`` hold
+    non-empty lists of documents).
     """
     found: set[str] | None = None
     if "key" in filter:
@@ -47,8 +60,8 @@ def _key_set(filter: Mapping[str, Any]) -> set[str] | None:
     if "$and" in filter:
         for clause in filter["$and"]:
             keys = _key_set(clause)
-            if keys is not None:
-                found = keys if found is None else found & keys
+            if keys is not None and (found is None or len(keys) < len(found)):
+                found = keys
     if "$or" in filter:
         union: set[str] = set()
         for branch in filter["$or"]:
@@ -57,45 +70,82 @@ def _key_set(filter: Mapping[str, Any]) -> set[str] | None:
                 break
             union |= keys
         else:
-            found = union if found is None else found & union
+            if found is None or len(union) < len(found):
+                found = union
     return found
 
 
-def _modified_bound(filter: Mapping[str, Any]) -> Number | None:
-    """A number that the top-level ``modified`` of every match reaches, or None.
+AT_BOUND = ""
+"""Second part of a :data:`Low` that admits the bound itself (``$gte``, ``$eq``): below every
+``_id`` hex."""
+PAST_BOUND = "~"
+"""Second part of a :data:`Low` that excludes the bound (``$gt``): above every ``_id`` hex (24
+lowercase hex digits)."""
 
-    From ``{"modified": {"$gte"|"$gt"|"$eq": n}}`` and ``{"modified": n}`` (n an exact int or
-    float, not NaN), the largest over ``$and`` clauses, the smallest over ``$or`` branches if
-    each has one. ``filter`` has already been compiled, hence validated.
+Low = tuple[Number, str]
+"""A keyset lower bound ``(n, s)`` on ``(modified, _id hex)``: every match has a top-level
+``modified`` that is a number or an array holding one, and
+
+* if it is a number ``m``: ``(m, _id hex) > (n, s)``, comparing ``m`` and ``n`` as numbers and
+  ``s`` as a string, so ``(n, AT_BOUND)`` is ``modified >= n``, ``(n, PAST_BOUND)`` is
+  ``modified > n``, and ``(n, h)`` is "after ``(n, h)``" (a keyset page's ``$or``);
+* if it is an array: its largest number is at least ``n``.
+
+Bounds compare as tuples: the larger is the tighter (both parts are ordered as the index is)."""
+
+
+def _low(filter: Mapping[str, Any]) -> Low | None:
+    """A :data:`Low` that every match of ``filter`` is past, or None.
+
+    From ``{"modified": n}`` and ``{"modified": {"$gte"|"$gt"|"$eq": n}}`` (n an exact int or
+    float, not NaN); with an equality on ``modified`` and ``{"_id": {"$gt": ObjectId}}`` in the
+    same document, past that ``(modified, _id)``. The largest over ``$and`` clauses and over the
+    conditions of one document; the smallest over ``$or`` branches if each has one. ``filter``
+    has already been compiled, hence validated.
     """
-    bound: Number | None = None
+    low: Low | None = None
     if "modified" in filter:
         condition = filter["modified"]
         kind = type(condition)
+        equal: Number | None = None
         if kind is int or kind is float:  # _is_number, inlined (this runs for every request)
             if condition == condition:
-                bound = condition
+                low = (condition, AT_BOUND)
+                equal = condition
         elif _is_operators(condition):
-            for op in ("$gt", "$gte", "$eq"):
+            for op, past in (("$gt", PAST_BOUND), ("$gte", AT_BOUND), ("$eq", AT_BOUND)):
                 value = condition.get(op, condition)  # the condition itself: absent
                 if (type(value) is int or type(value) is float) and value == value:
-                    bound = value if bound is None else max(bound, value)
+                    bound = (value, past)
+                    low = bound if low is None or bound > low else low
+                    if op == "$eq":
+                        equal = value
+        if equal is not None and "_id" in filter:
+            # Every match whose modified is a number has modified == equal (arrays keep the
+            # bound on their largest number), so its (modified, _id) is past (equal, after).
+            id_condition = filter["_id"]
+            if _is_operators(id_condition):
+                after = id_condition.get("$gt")
+                if type(after) is ObjectId:
+                    bound = (equal, after.hex)
+                    low = bound if low is None or bound > low else low
     if "$and" in filter:
         for clause in filter["$and"]:
-            found = _modified_bound(clause)
-            if found is not None:
-                bound = found if bound is None else max(bound, found)
+            found = _low(clause)
+            if found is not None and (low is None or found > low):
+                low = found
     if "$or" in filter:
-        lowest: Number | None = None
+        lowest: Low | None = None
         for branch in filter["$or"]:
-            found = _modified_bound(branch)
+            found = _low(branch)
             if found is None:
                 break
-            lowest = found if lowest is None else min(lowest, found)
+            if lowest is None or found < lowest:
+                lowest = found
         else:
-            if lowest is not None:
-                bound = lowest if bound is None else max(bound, lowest)
-    return bound
+            if lowest is not None and (low is None or lowest > low):
+                low = lowest
+    return low
 
 
 # -- compiled filters -----------------------------------------------------------------------------
@@ -114,12 +164,14 @@ PLAN_CACHE_SIZE = 256
 class Plan:
     """A compiled filter and what the indexes need to know about it."""
 
-    __slots__ = ("bound", "keys", "predicate")
+    __slots__ = ("keys", "low", "predicate")
 
     def __init__(self, filter: Mapping[str, Any]) -> None:
         self.predicate = mongo.compile_filter(filter)  # validates first
         self.keys = _key_set(filter)
-        self.bound = _modified_bound(filter)
+        """Strings one of which every match's top-level ``key`` equals (None: unknown)."""
+        self.low = _low(filter)
+        """A keyset lower bound on every match's ``(modified, _id)`` (None: unknown)."""
 
 
 def compile_plan(filter: Any) -> Plan:

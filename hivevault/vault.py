@@ -70,6 +70,10 @@ _OPERATIONS = frozenset(
 )
 
 
+_PULL_ORDER = [(("modified",), 1), (("_id",), 1)]
+"""A sort on ``(modified, _id)``, as :func:`mongo.sort_paths` gives it: the order of
+:meth:`Collection.in_pull_order`."""
+
 # The commonest update answers, made once (frozen dataclasses are slow to build).
 _NOTHING_MATCHED = UpdateResult(acknowledged=True, matched_count=0, modified_count=0)
 _ONE_MODIFIED = UpdateResult(acknowledged=True, matched_count=1, modified_count=1)
@@ -102,8 +106,8 @@ class FakeVault:
 
     ``clock`` returns UNIX seconds (``time.time`` by default; tests inject one). With
     ``record=True`` every call appends a :class:`VaultRequest` to :attr:`requests`;
-    :attr:`request_count` and :meth:`counts_by_op` are kept either way. ``journal`` is told of
-    every change to the data (see :class:`VaultJournal`).
+    :attr:`request_count`, :attr:`examined` and :meth:`counts_by_op` are kept either way.
+    ``journal`` is told of every change to the data (see :class:`VaultJournal`).
     """
 
     def __init__(
@@ -120,6 +124,9 @@ class FakeVault:
         self._next_counter = 0
         self.requests: list[VaultRequest] = []
         self.request_count = 0
+        self.examined = 0
+        """Documents a filter was evaluated on (MongoDB's "documents examined"), deterministic:
+        what the indexes saved shows here."""
         self._op_counts: dict[str, int] = {}
         self._plans: dict[tuple[Any, ...], Plan] = {}
         """Plans of simple filters (see :func:`simple_key`)."""
@@ -166,9 +173,10 @@ class FakeVault:
         return dict(self._op_counts)
 
     def reset_log(self) -> None:
-        """Forget the request log and counts (the stored data stays)."""
+        """Forget the request log and counts, :attr:`examined` too (the stored data stays)."""
         self.requests.clear()
         self.request_count = 0
+        self.examined = 0
         self._op_counts.clear()
 
     # -- durable copies (not part of the Vault protocol) ----------------------------------------
@@ -275,11 +283,14 @@ class FakeVault:
         plan = self.compile_plan(filter)
         predicate = plan.predicate
         found: list[str] = []
+        examined = 0
         for key, doc in coll.candidates(plan):
+            examined += 1
             if predicate(doc):
                 found.append(key)
                 if first:
                     break
+        self.examined += examined
         return found
 
     def _insert(
@@ -375,21 +386,30 @@ class FakeVault:
                 shape = mongo.compile_projection(projection)
         docs = coll.docs
         end = None if count is None else start + count
-        if sort:
-            found = self._matching(coll, filter)
-            position = {id(docs[key]): key for key in found}
-            ranked = mongo.sort_documents([docs[key] for key in found], sort)
-            selected = [position[id(doc)] for doc in ranked]
-        else:
-            plan = self.compile_plan(filter)
+        plan = self.compile_plan(filter)
+        candidates: Iterable[tuple[str, Document]] | None = None
+        if not sort:
+            candidates = coll.candidates(plan)
+        elif plan.keys is None and mongo.sort_paths(sort) == _PULL_ORDER:
+            # The helper's pull: the modified index is in this order already.
+            candidates = coll.in_pull_order(plan)
+        if candidates is not None:
             predicate = plan.predicate
             selected = []
             wanted = -1 if end is None else end  # stop once the window is full
-            for key, doc in coll.candidates(plan):
+            examined = 0
+            for key, doc in candidates:
+                examined += 1
                 if predicate(doc):
                     selected.append(key)
                     if len(selected) == wanted:
                         break
+            self.examined += examined
+        else:
+            found = self._matching(coll, filter)
+            position = {id(docs[key]): key for key in found}
+            ranked = mongo.sort_documents([docs[key] for key in found], sort)
+            selected = [position[id(doc)] for doc in ranked]
         if shape is None:  # the whole documents: copied with what the collection knows
             nested = coll.nested
             return [

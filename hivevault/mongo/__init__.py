@@ -35,7 +35,13 @@ Rules implemented (MongoDB 5.0+):
 from hivevault.mongo.filters import MAX_FILTER_DEPTH, compile_filter, matches
 from hivevault.mongo.paths import MAX_PATH_PARTS
 from hivevault.mongo.projection import compile_projection, project
-from hivevault.mongo.sort import sort_documents, sort_key
+from hivevault.mongo.sort import (
+    ascending_key,
+    ascending_token,
+    sort_documents,
+    sort_key,
+    sort_paths,
+)
 from hivevault.mongo.updates import apply_update, upsert_seed
 from hivevault.mongo.values import (
     INT64_MAX,
@@ -62,6 +68,8 @@ __all__ = [
     "MAX_REQUEST_NESTING",
     "MISSING",
     "apply_update",
+    "ascending_key",
+    "ascending_token",
     "check_wire",
     "clone",
     "compare",
@@ -76,5 +84,6 @@ __all__ = [
     "project",
     "sort_documents",
     "sort_key",
+    "sort_paths",
     "upsert_seed",
 ]

@@ -49,6 +49,40 @@ def _parse_sort(spec: Sequence[tuple[str, int]] | Mapping[str, int]) -> list[tup
     return fields
 
 
+def sort_paths(spec: Sequence[tuple[str, int]] | Mapping[str, int]) -> list[tuple[Any, int]]:
+    """``spec`` checked, as ``[(path parts, 1 | -1), ...]``; :class:`ServerError` if malformed
+    (what :func:`sort_documents` checks first)."""
+    return _parse_sort(spec)
+
+
+def ascending_token(value: Any) -> tuple[Any, ...]:
+    """What an ascending sort on a top-level field orders a document by when the field holds
+    ``value`` (:data:`MISSING` when absent): a natively comparable tuple, in MongoDB's order
+    (an array by its smallest element; an empty array before null)."""
+    kind = type(value)
+    if kind is str:
+        return (_STRING, value)
+    if (kind is int or kind is float) and value == value:
+        return (_NUMBER, 1, value)
+    if kind is ObjectId:
+        return (_OBJECTID, value.hex)
+    if kind is not list:
+        return _token(value)
+    if not value:
+        return (_EMPTY_ARRAY,)
+    return min([_token(element) for element in value])
+
+
+def ascending_key(value: Any, last: Any) -> tuple[Any, ...]:
+    """:func:`ascending_token` of ``value`` with ``last`` appended, flat: such keys order as the
+    pairs ``(token, last)`` would (tokens of one BSON class have one length), and compare
+    faster."""
+    kind = type(value)
+    if (kind is int or kind is float) and value == value:
+        return (_NUMBER, 1, value, last)
+    return (*ascending_token(value), last)
+
+
 def _sort_token(doc: Mapping[str, Any], parts: tuple[str, ...], descending: bool) -> Any:
     if len(parts) == 1:
         value = doc.get(parts[0], MISSING)
@@ -61,6 +95,8 @@ def _sort_token(doc: Mapping[str, Any], parts: tuple[str, ...], descending: bool
             return (_OBJECTID, value.hex)
         if kind is not list:
             return _token(value)
+        if not descending:
+            return ascending_token(value)
         candidates = [value]
     else:
         candidates = []

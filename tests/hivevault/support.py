@@ -50,8 +50,8 @@ def check_indexes(vault: FakeVault) -> None:
             fresh.put(oid, doc)
         assert coll._by_key == fresh._by_key
         assert coll._odd_keys == fresh._odd_keys
-        assert [(m, o) for m, _, o in coll._by_modified] == [
-            (m, o) for m, _, o in fresh._by_modified
-        ]
+        assert coll._by_modified == fresh._by_modified
+        assert coll._modified_arrays == fresh._modified_arrays
+        assert coll._entries == fresh._entries
         assert sorted(coll.docs, key=coll._seq.__getitem__) == list(coll.docs)
         assert coll._by_modified == sorted(coll._by_modified)

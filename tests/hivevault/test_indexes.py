@@ -1,5 +1,5 @@
 """The fake vault's indexes on ``key`` and ``modified`` and its kept filter plans: they make
-answers faster and never different.
+answers faster and never different; a keyset page looks at its own documents only.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brh.vault import (
+    ObjectId,
     ServerError,
     VaultError,
 )
 from hivevault import mongo
 from hivevault.collection import Collection
-from hivevault.planner import PLAN_CACHE_SIZE, compile_plan
+from hivevault.planner import AT_BOUND, PAST_BOUND, PLAN_CACHE_SIZE, compile_plan
 from hivevault.vault import FakeVault
 from tests.hivevault.support import StepClock, check_indexes, make, run, state
 
@@ -44,6 +45,8 @@ _modified_values = st.one_of(
     st.lists(st.one_of(_stamps, st.sampled_from([2.5, 7.5, -1e308, False, "9"])), max_size=3),
 )
 _bound = st.one_of(_stamps, st.sampled_from([2.5, 1e308, -1e308, -0.0]))
+# Ids like the ones the vault makes (its clock's seconds, then a counter), to page after.
+_ids = st.builds(lambda s, n: ObjectId(f"{s:08x}{n:016x}"), st.integers(0, 8), st.integers(0, 40))
 
 
 @st.composite
@@ -52,7 +55,9 @@ def _index_filters(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     shape = draw(st.integers(0, 11 if depth < 2 else 5))
     if shape >= 10:  # the helper's pull filters (brh.core), keyset page and overlap window
         stamp, lower = draw(_stamps), draw(_stamps)
-        after = {"$or": [{"modified": {"$gt": stamp}}, {"modified": stamp, "x": {"$gt": 0}}]}
+        tie = draw(st.sampled_from(["_id", "x"]))
+        past = draw(_ids) if tie == "_id" else 0
+        after = {"$or": [{"modified": {"$gt": stamp}}, {"modified": stamp, tie: {"$gt": past}}]}
         window = {
             "$or": [
                 {"modified": {"$gt": lower}},
@@ -157,6 +162,20 @@ def _write(vault: FakeVault, step: tuple[Any, ...]) -> Awaitable[Any]:
 
 
 _PULL_SORT = [("modified", 1), ("_id", 1)]
+_sorts = st.sampled_from(
+    [
+        None,
+        _PULL_SORT,
+        _PULL_SORT,
+        {"modified": 1, "_id": 1},
+        [["modified", 1], ["_id", 1]],
+        [("modified", 1)],
+        [("modified", -1), ("_id", -1)],
+        [("modified", 1), ("_id", -1)],
+        [("_id", 1)],
+        [("modified", 1), ("_id", 1), ("x", 1)],
+    ]
+)
 
 
 @settings(max_examples=100, deadline=None)
@@ -165,9 +184,7 @@ _PULL_SORT = [("modified", 1), ("_id", 1)]
     eager=st.booleans(),
     steps=st.lists(_steps, max_size=30),
     queries=st.lists(
-        st.tuples(
-            _index_filters(), st.integers(0, 2), st.sampled_from([None, 1, 3]), st.booleans()
-        ),
+        st.tuples(_index_filters(), st.integers(0, 2), st.sampled_from([None, 1, 3]), _sorts),
         min_size=1,
         max_size=8,
     ),
@@ -175,12 +192,15 @@ _PULL_SORT = [("modified", 1), ("_id", 1)]
 def test_indexes_never_change_an_answer(
     initial: list[dict[str, Any]],
     steps: list[tuple[Any, ...]],
-    queries: list[tuple[dict[str, Any], int, int | None, bool]],
+    queries: list[tuple[dict[str, Any], int, int | None, Any]],
     eager: bool,
 ) -> None:
     """Random writes (changing ``key`` and ``modified`` too), then the shapes the indexes serve:
     every answer, error, stamp, id and log entry is the one of a vault that scans everything,
-    and queries agree with ``mongo.matches`` over ``documents``."""
+    and queries agree with ``mongo.matches`` over ``documents``, sorted by ``mongo``'s sort
+    when they have one (issue 15 item 4: a query sorted by ``(modified, _id)`` walks the
+    ``modified`` index, and skip and limit stop the walk: the same answers, arrays,
+    non-numbers, strict and keyset bounds included)."""
     with pytest.MonkeyPatch.context() as patch:
         if eager:  # use the modified index even when it leaves every document
             patch.setattr(Collection, "modified_share", 1.0)
@@ -190,7 +210,7 @@ def test_indexes_never_change_an_answer(
 def _replay_and_query(
     initial: list[dict[str, Any]],
     steps: list[tuple[Any, ...]],
-    queries: list[tuple[dict[str, Any], int, int | None, bool]],
+    queries: list[tuple[dict[str, Any], int, int | None, Any]],
 ) -> None:
     clock = StepClock(3.0)
     vault, reference = make(clock, "c"), make(clock, "c")
@@ -221,8 +241,8 @@ def _replay_and_query(
         brute = [doc for doc in docs if mongo.matches(doc, filter)]
         window = slice(skip, None if limit is None else skip + limit)
         if sort:
-            found = run(vault.query("c", filter, sort=_PULL_SORT, skip=skip, limit=limit))
-            assert repr(found) == repr(mongo.sort_documents(brute, _PULL_SORT)[window])
+            found = run(vault.query("c", filter, sort=sort, skip=skip, limit=limit))
+            assert repr(found) == repr(mongo.sort_documents(brute, sort)[window])
         else:
             found = run(vault.find_many("c", filter, skip=skip, limit=limit))
             assert repr(found) == repr(brute[window])
@@ -254,6 +274,99 @@ def test_modified_index_serves_a_pull_in_natural_and_sorted_order() -> None:
         run(vault.find_many("c", {"key": {"$in": ["k1", "k3"]}}, limit=2))
         == [d for d in docs if d["key"] in ("k1", "k3")][:2]
     )
+
+
+def _bulk(size: int, stamp: float = 500.0) -> FakeVault:
+    """A vault whose collection ``c`` holds ``size`` documents stamped in one vault second, ids
+    not in insertion order (as after a client's bulk upload; ids of its own)."""
+    vault = make(StepClock(stamp), "c")
+    ids = [ObjectId(f"{(i * 7919) % size:024x}") for i in range(size)]
+    run(vault.insert_many("c", [{"_id": oid, "key": f"k{i}"} for i, oid in enumerate(ids)]))
+    return vault
+
+
+def test_a_keyset_page_examines_its_window_not_the_collection() -> None:
+    """Issue 15 item 4: paging through 3,000 documents of one stamp by ``(modified, _id)`` as the
+    helper does (``brh.core.pull_filter``'s ``$or``, limit 250) gives MongoDB's order, and each
+    page evaluates its filter on its own documents only (the walk starts past the previous
+    page's ``(modified, _id)``), not on every document left."""
+    vault = _bulk(3000)
+    want = mongo.sort_documents(vault.documents("c"), _PULL_SORT)
+    pages: list[list[dict[str, Any]]] = []
+    after: tuple[int, ObjectId] | None = None
+    while True:
+        filter: dict[str, Any] = {}
+        if after is not None:
+            stamp, last = after
+            filter = {
+                "$or": [{"modified": {"$gt": stamp}}, {"modified": stamp, "_id": {"$gt": last}}]
+            }
+        vault.reset_log()
+        page = run(vault.query("c", filter, sort=_PULL_SORT, limit=250))
+        assert vault.examined == len(page), (len(pages), vault.examined)
+        if not page:
+            break
+        pages.append(page)
+        after = (page[-1]["modified"], page[-1]["_id"])
+    assert [doc for page in pages for doc in page] == want
+    assert [len(page) for page in pages] == [250] * 12
+
+
+def test_gt_on_modified_is_a_strict_bound() -> None:
+    """Issue 15 item 4: after a bulk upload in one vault second, an idle poll with
+    ``{"modified": {"$gt": that second}}`` evaluates its filter on no document (the index
+    bound is strict), sorted or not; ``$gte`` still finds them all."""
+    vault = _bulk(1000)
+    stamp = vault.documents("c")[0]["modified"]
+    for sort in (None, _PULL_SORT):
+        vault.reset_log()
+        assert run(vault.query("c", {"modified": {"$gt": stamp}}, sort=sort, limit=500)) == []
+        assert run(vault.find_many("c", {"modified": {"$gt": stamp}})) == []
+        assert run(vault.count_documents("c", {"modified": {"$gt": stamp}})) == 0
+        assert vault.examined == 0
+        assert len(run(vault.query("c", {"modified": {"$gte": stamp}}, sort=sort))) == 1000
+
+
+def test_plans_bound_modified_and_id_as_a_keyset() -> None:
+    """Issue 15 item 4: what a filter tells the ``modified`` index, ``(n, s)``: past ``n``
+    (``$gt``), from ``n`` (``$gte``, equality), or past ``(n, _id)`` (a keyset page); the
+    tightest over ``$and``, the loosest over ``$or``, nothing when a branch has none."""
+    oid = ObjectId("0" * 23 + "7")
+    page = {"$or": [{"modified": {"$gt": 5}}, {"modified": 5, "_id": {"$gt": oid}}]}
+    cases: list[tuple[dict[str, Any], Any]] = [
+        ({"modified": {"$gt": 5}}, (5, PAST_BOUND)),
+        ({"modified": {"$gte": 5}}, (5, AT_BOUND)),
+        ({"modified": 5.5}, (5.5, AT_BOUND)),
+        ({"modified": {"$eq": 5}, "_id": {"$gt": oid}}, (5, oid.hex)),
+        ({"modified": {"$gte": 5}, "_id": {"$gt": oid}}, (5, AT_BOUND)),  # not an equality
+        ({"modified": 5, "_id": {"$gt": "x"}}, (5, AT_BOUND)),  # not an ObjectId
+        (page, (5, oid.hex)),
+        ({"$and": [page, {"modified": {"$gte": 3}}]}, (5, oid.hex)),
+        ({"$and": [page, {"modified": {"$gt": 5}}]}, (5, PAST_BOUND)),
+        ({"$or": [page, {"modified": {"$gte": 5}}]}, (5, AT_BOUND)),
+        ({"$or": [page, {"key": "a"}]}, None),
+        ({"modified": {"$gt": 5, "$gte": 5}}, (5, PAST_BOUND)),
+        ({"modified": {"$gt": True}}, None),
+        ({"modified": {"$lt": 5}}, None),
+    ]
+    for filter, low in cases:
+        assert compile_plan(filter).low == low, filter
+
+
+def test_a_key_array_matches_every_clause_of_an_and() -> None:
+    """A document whose ``key`` is ``["a", "b"]`` matches ``{"key": "a"}`` and ``{"key": "b"}``
+    both, so their ``$and`` finds it: the ``key`` index is asked for one clause's keys, not for
+    their intersection (which is empty)."""
+    vault = make(StepClock(), "c")
+    run(vault.insert_one("c", {"key": ["a", "b"], "i": 1}))
+    run(vault.insert_one("c", {"key": "a", "i": 2}))
+    for filter in (
+        {"$and": [{"key": "a"}, {"key": "b"}]},
+        {"key": "b", "$and": [{"key": {"$in": ["a", "z"]}}]},
+        {"$and": [{"key": "a"}, {"$or": [{"key": "b"}, {"key": "c"}]}]},
+    ):
+        assert [d["i"] for d in run(vault.find_many("c", filter))] == [1], filter
+        assert run(vault.count_documents("c", filter)) == 1, filter
 
 
 def test_filters_tell_equal_looking_values_apart() -> None:
