@@ -26,7 +26,7 @@ __all__ = [
     "READS",
     "VAULT",
     "WRITES",
-    "ApplyRemotes",
+    "ApplyRemote",
     "ClearRefusals",
     "ClearRejection",
     "ClearStale",
@@ -167,12 +167,12 @@ class SaveState(Effect):
 
 
 @dataclass(slots=True)
-class ApplyRemotes(Effect):
-    """Store delivered remote versions, in one transaction, each unless its local version is
-    no longer the ``expected`` one (the app wrote the key meanwhile): ``list[bool]``, which
-    were stored."""
+class ApplyRemote(Effect):
+    """Store a delivered remote version unless the local version is no longer ``expected``
+    (the app wrote the key meanwhile): ``bool``, whether it was stored."""
 
-    items: Sequence[tuple[Record, Version | None]]
+    record: Record
+    expected: Version | None
 
 
 @dataclass(slots=True)
@@ -339,7 +339,7 @@ READS = (
 """Effects that read the local store."""
 WRITES = (
     SaveState,
-    ApplyRemotes,
+    ApplyRemote,
     SetBase,
     MarkStale,
     ClearStale,

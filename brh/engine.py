@@ -106,7 +106,9 @@ class SyncEngine:
             fx.LoopTime: lambda e: asyncio.get_running_loop().time(),
             fx.Observe: self._observe,
             fx.SaveState: lambda e: self.store.save_context_state(e.state),
-            fx.ApplyRemotes: lambda e: self.store.apply_remotes(e.items, self.clock.last),
+            fx.ApplyRemote: lambda e: self.store.apply_remote(
+                e.record, e.expected, self.clock.last
+            ),
             fx.SetBase: lambda e: self.store.set_base(
                 e.context, e.key, e.base, pending=e.pending, clear_if_version=e.clear_if_version
             ),

@@ -49,7 +49,6 @@ from brh.core import (
     purge_filter,
 )
 from brh.entry import StuckEntry
-from brh.hlc import Version
 from brh.plan import (
     MAX_CAS_ATTEMPTS,
     MAX_PUSH_ROUNDS,
@@ -155,9 +154,6 @@ class _ContextPass:
         """The context's progress as this pass last read or saved it."""
         self.refused: str | None = None
         """The key whose change the app refused in this context, if any."""
-        self.delivered: list[tuple[Record, Version | None]] = []
-        """Remote versions delivered (or adopted) but not stored yet, with the local version
-        each was decided against: stored together (:meth:`store_delivered`)."""
 
     def run(self, *, halted: bool) -> Steps[None]:
         """The context's work. A refused change is noted in :attr:`refused` at once.
@@ -381,35 +377,17 @@ class _ContextPass:
             yield fx.ClearStale(self.name, tuple(key for key in chunk if key not in found))
 
     def process(self, docs: list[RemoteDoc]) -> Steps[None]:
-        """Decide each key's winning document against the local entry, and act on it; what
-        was delivered is stored at the end, in one transaction (CB-7: a crash before then
-        delivers this page's changes again)."""
+        """Decide each key's winning document against the local entry, and act on it."""
         streaks: bool = yield fx.HasRefusals(self.name)
-        try:
-            for winner, dominated in group_by_key(docs):
-                for loser in dominated:
-                    yield from self.delete_duplicate(loser)
-                yield fx.Observe(self.name, winner.version)  # never write behind what was seen
-                local: EntryState | None = yield fx.LocalState(self.name, winner.key)
-                yield from self.apply(local, self.rules.decide(local, winner))
-                if streaks and (yield fx.Refusals(self.name, winner.key)):
-                    # settled without the app (e.g. a newer local write won): the streak ends
-                    yield fx.ClearRefusals(self.name, winner.key)
-        except _Refused:
-            yield from self.store_delivered()  # what the app took before it refused
-            raise
-        yield from self.store_delivered()
-
-    def store_delivered(self) -> Steps[None]:
-        """Store the remote versions delivered (or adopted) since the last time, at once."""
-        items, self.delivered = self.delivered, []
-        if not items:
-            return
-        stored: list[bool] = yield fx.ApplyRemotes(self.name, items)
-        for (record, _expected), ok in zip(items, stored, strict=True):
-            if not ok:
-                # The app wrote this key after the decision: that write is newer and wins.
-                yield fx.SetBase(self.name, record.key, record.version, pending=True)
+        for winner, dominated in group_by_key(docs):
+            for loser in dominated:
+                yield from self.delete_duplicate(loser)
+            yield fx.Observe(self.name, winner.version)  # never write behind what was seen
+            local: EntryState | None = yield fx.LocalState(self.name, winner.key)
+            yield from self.apply(local, self.rules.decide(local, winner))
+            if streaks and (yield fx.Refusals(self.name, winner.key)):
+                # settled without the app (e.g. a newer local write won): the streak ends
+                yield fx.ClearRefusals(self.name, winner.key)
 
     def apply(self, local: EntryState | None, decision: Decision) -> Steps[None]:
         remote, action = decision.remote, decision.action
@@ -433,7 +411,13 @@ class _ContextPass:
             return
         if action is not Action.ADOPT:
             yield from self.deliver(action, remote)
-        self.delivered.append((remote.as_record(self.name), local.version if local else None))
+        # Stored at once, before anything else the pass awaits: from here on the app may read,
+        # edit or delete what it was given, and that must act on this version (ORD-7).
+        record = remote.as_record(self.name)
+        stored = yield fx.ApplyRemote(self.name, record, local.version if local else None)
+        if not stored:
+            # The app wrote this key while its callback ran: that write is newer and wins.
+            yield fx.SetBase(self.name, key, remote.version, pending=True)
 
     def deliver(self, action: Action, remote: RemoteDoc) -> Steps[None]:
         """Call the app's callback; raise :class:`_Refused` unless it handled the change."""

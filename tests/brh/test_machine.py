@@ -77,10 +77,9 @@ class Device:
             return [r for _, r in sorted(self.records.items()) if r.pending]
         if isinstance(effect, fx.Rejections):
             return self.rejections
-        if isinstance(effect, fx.ApplyRemotes):
-            for record, _expected in effect.items:
-                self.records[record.key] = record
-            return [True] * len(effect.items)
+        if isinstance(effect, fx.ApplyRemote):
+            self.records[effect.record.key] = effect.record
+            return True
         if isinstance(effect, fx.NoteRefusal | fx.NoteRejection):
             return 1
         if isinstance(effect, fx.StaleKeys | fx.LiveSyncedKeys | fx.Stuck):
@@ -250,7 +249,7 @@ def test_a_wipe_during_the_pass_leaves_the_context_alone() -> None:
     original = device.answer
 
     def answer(effect: fx.Effect) -> Any:
-        if isinstance(effect, fx.ApplyRemotes):
+        if isinstance(effect, fx.ApplyRemote):
             device.effects.append(effect)
             raise ContextReset()
         return original(effect)
@@ -259,7 +258,7 @@ def test_a_wipe_during_the_pass_leaves_the_context_alone() -> None:
     outcome = device.run(rules=RULES)
     assert outcome.result.failed_contexts == ("notes",)
     assert "wiped" in (outcome.result.error or "")
-    after = device.effects[device.effects.index(device.kinds(fx.ApplyRemotes)[0]) + 1 :]
+    after = device.effects[device.effects.index(device.kinds(fx.ApplyRemote)[0]) + 1 :]
     assert not any(isinstance(e, fx.WRITES) for e in after)
 
 
@@ -305,26 +304,24 @@ def test_the_machine_never_touches_a_clock_or_a_loop() -> None:
     assert one.memory == Memory(ready=frozenset({"notes"}), stamp_seen=STAMP)
 
 
-def test_a_page_is_stored_in_one_transaction_and_an_app_write_meanwhile_wins() -> None:
-    """CB-7, ORD-7 (issue 15): the versions a page delivers are stored together, after its
-    callbacks (one transaction, one disk sync); one whose key the app wrote after the decision
-    is not stored, and the vault's version becomes that key's base, its local write pending."""
+def test_each_delivered_version_is_stored_before_the_pass_awaits_anything_else() -> None:
+    """ORD-7, CB-5 (seed 31 of the deep search): the version a callback accepted is stored
+    right after it, before the next vault request or callback, so the app can edit or delete
+    what it was given while the pass goes on; one the app wrote meanwhile is not stored, and
+    the vault's version becomes that key's base, its local write pending."""
     device = Device(pages=[[doc("a", 1, v(1), n=1), doc("b", 2, v(2), n=2)]])
     original = device.answer
 
     def answer(effect: fx.Effect) -> Any:
-        if isinstance(effect, fx.ApplyRemotes):
+        if isinstance(effect, fx.ApplyRemote) and effect.record.key == "b":
             device.effects.append(effect)
-            return [True, False]  # the app wrote "b" meanwhile
+            return False  # the app wrote "b" while its callback ran
         return original(effect)
 
     device.answer = answer  # type: ignore[method-assign]
     device.run(rules=RULES)
-    (stored,) = device.kinds(fx.ApplyRemotes)
-    assert [(record.key, expected) for record, expected in stored.items] == [
-        ("a", None),
-        ("b", None),
-    ]
-    delivers = [i for i, e in enumerate(device.effects) if isinstance(e, fx.Deliver)]
-    assert max(delivers) < device.effects.index(stored)  # after every callback of the page
+    kinds = [type(e) for e in device.effects if isinstance(e, fx.Deliver | fx.ApplyRemote)]
+    assert kinds == [fx.Deliver, fx.ApplyRemote, fx.Deliver, fx.ApplyRemote]
+    stored = device.kinds(fx.ApplyRemote)
+    assert [(e.record.key, e.expected) for e in stored] == [("a", None), ("b", None)]
     assert [(e.key, e.base, e.pending) for e in device.kinds(fx.SetBase)] == [("b", v(2), True)]

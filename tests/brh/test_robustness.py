@@ -61,16 +61,16 @@ def test_a_crash_after_the_callback_redelivers(
         await a.put("x", 1)
         await settle(a)
         b = Device("b", vault)
-        real = b.helper.store.apply_remotes
+        real = b.helper.store.apply_remote
         failures = {"left": 1}
 
-        def flaky_apply(*args: Any, **kwargs: Any) -> list[bool]:
+        def flaky_apply(*args: Any, **kwargs: Any) -> bool:
             if failures["left"]:
                 failures["left"] -= 1
                 raise OSError("disk I/O error")
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(b.helper.store, "apply_remotes", flaky_apply)
+        monkeypatch.setattr(b.helper.store, "apply_remote", flaky_apply)
         result = await b.helper.sync()
         assert (
             not result and result.reason == "internal_error" and "disk I/O" in (result.error or "")

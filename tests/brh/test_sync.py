@@ -472,6 +472,47 @@ def test_local_write_during_a_callback_wins() -> None:
     run(main(), start=EPOCH)
 
 
+def test_the_app_deletes_a_key_it_was_just_given_while_the_pass_goes_on() -> None:
+    """ORD-7, CB-5 (found by the deep state-machine search, seed 31): an insert callback
+    returns True, and while the same pass is still busy with the next key, the app deletes the
+    key it was just given. The helper already holds the delivered version (the app can read it
+    back), so the delete is a real one: it reaches the vault and the other device. It was lost
+    when a page's versions were stored only after the page's last callback: the delete found no
+    local entry, did nothing, and the delivered version was stored after it."""
+
+    async def main() -> None:
+        vault = fake_vault()
+        a = Device("a", vault)
+        b = Device("b", vault, auto_sync=False)
+        await a.put("x", "given")
+        await a.put("y", "slow")
+        await settle(a)
+        in_callback = asyncio.Event()
+        seen: list[object] = []
+
+        async def slow_insert(entry: Entry) -> bool:
+            if entry.key == "y":
+                in_callback.set()
+                await asyncio.sleep(30)  # asking the user...
+            return True
+
+        b.helper._contexts["notes"].on_insert = slow_insert
+        pass_task = asyncio.ensure_future(b.helper.sync())
+        await in_callback.wait()
+        held = await b.helper.get_database_entry("notes", "x")
+        seen.append(held.data if held is not None else None)
+        await b.helper.delete_database_entry("notes", "x")  # from the app's own task
+        assert await pass_task
+        assert seen == ["given"]
+        assert await b.helper.get_database_entry("notes", "x") is None
+        await settle(b, a)
+        assert vault_live(vault) == {"y": "slow"}
+        assert a.local() == {"y": "slow"}
+        await close_all(a, b)
+
+    run(main(), start=EPOCH)
+
+
 def test_declined_changes_are_not_redelivered() -> None:
     """CB-5: a callback may return True without applying; the helper records the version."""
 
