@@ -132,6 +132,10 @@ class PortableVirtualTimeLoop(asyncio.SelectorEventLoop):
         self._jumps = True
         """Whether an idle loop jumps to its next timer (False inside :meth:`run_until_idle`)."""
         self._virtual_selector = _VirtualSelector(self)
+        self.time_listener: Callable[[float], None] | None = None
+        """Called with the new time whenever the clock moves (by a jump to the next timer,
+        :meth:`advance` or :meth:`set_time`); :mod:`simulator.wallclock` keeps the system clock
+        in step through it."""
         super().__init__(selector=self._virtual_selector)
 
     # -- the clock --------------------------------------------------------------------------
@@ -144,12 +148,16 @@ class PortableVirtualTimeLoop(asyncio.SelectorEventLoop):
         if seconds < 0:
             raise ValueError(f"advance: seconds must be >= 0, got {seconds!r}")
         self._virtual_now += seconds
+        if self.time_listener is not None:
+            self.time_listener(self._virtual_now)
 
     def set_time(self, now: float) -> None:
         """Set the clock to ``now`` (between runs; never backwards)."""
         if now < self._virtual_now:
             raise ValueError(f"set_time: {now!r} is before the current time {self._virtual_now!r}")
         self._virtual_now = float(now)
+        if self.time_listener is not None:
+            self.time_listener(self._virtual_now)
 
     def next_timer(self) -> float | None:
         """The time of the earliest timer still scheduled, or None."""
@@ -297,6 +305,8 @@ class PortableVirtualTimeLoop(asyncio.SelectorEventLoop):
             )
         if when > self._virtual_now:
             self._virtual_now = when
+            if self.time_listener is not None:
+                self.time_listener(when)
         self._release_due()
         return []
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -29,6 +30,7 @@ from simulator.impl import (
     as_entry,
     local_holds,
 )
+from simulator.wallclock import SystemClock
 from simulator.world.app import AppModel, Behaviour
 from simulator.world.clocks import SkewedClock
 
@@ -74,6 +76,7 @@ class SimDevice:
         workdir: Path | None = None,
         instances: int = 1,
         share_contexts: bool = False,
+        system_clock: SystemClock | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(instances, int) or instances < 1:
@@ -98,6 +101,8 @@ class SimDevice:
         (say the app and its widget) would, each with its own helper on the one store; writes
         go to instance 0 unless :meth:`put` or :meth:`remove` name another."""
         self.workdir = workdir
+        self.system_clock = system_clock
+        """The frozen system clock of the world, if any (see :meth:`as_device`)."""
         self.installs = 1
         self.store = store if isinstance(store, LocalStore) else LocalStore(store)
         """The reference's local store: it outlives crashes (the device owns it, not the
@@ -170,7 +175,18 @@ class SimDevice:
         assert self.workdir is not None
         return self.workdir / f"{self.name}.{self.installs}"
 
+    def as_device(self) -> AbstractContextManager[None]:
+        """While the harness calls into this device's helper, the system clock reads this
+        device's clock (when the world froze it: :mod:`simulator.wallclock`)."""
+        if self.system_clock is None:
+            return nullcontext()
+        return self.system_clock.reading(self.clock)
+
     def _start(self, *, fresh_apps: bool) -> None:
+        with self.as_device():
+            self._start_helpers(fresh_apps=fresh_apps)
+
+    def _start_helpers(self, *, fresh_apps: bool) -> None:
         self._brhs: list[BackupRestoreHelper] = []
         self.impls: list[Helper] = []
         """One helper per instance (see ``instances``); :attr:`impl` is the first."""
@@ -292,7 +308,8 @@ class SimDevice:
         self.apps[context].items[key] = data
         self.apps[context].declined.discard(key)
         self.apps[context].edits += 1
-        await writer.upsert_database_entry(context, key, data)
+        with self.as_device():
+            await writer.upsert_database_entry(context, key, data)
         self._written(context, key, deleted=False, data=data)
 
     async def remove(
@@ -305,7 +322,8 @@ class SimDevice:
         self.apps[context].declined.discard(key)
         self.apps[context].edits += 1
         held = self.holds(context, key)
-        await writer.delete_database_entry(context, key)
+        with self.as_device():
+            await writer.delete_database_entry(context, key)
         if held:
             self._written(context, key, deleted=True, data=None)
 
@@ -388,10 +406,11 @@ class SimDevice:
         before = sum(app.calls.total for app in apps)
         results: list[Any] = []
         for number in range(self.instances):  # each instance passes over its own contexts
-            if self._brhs:
-                results.append(await self._brhs[number].sync(full=full))
-            else:
-                results.append(await self.impls[number].sync(full=full))
+            with self.as_device():
+                if self._brhs:
+                    results.append(await self._brhs[number].sync(full=full))
+                else:
+                    results.append(await self.impls[number].sync(full=full))
         result = next((r for r in results if not r), results[-1])
         self.last_sync = LastSync(bool(result), sum(app.calls.total for app in apps) - before)
         return result

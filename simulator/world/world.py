@@ -26,6 +26,7 @@ from simulator import faults
 from simulator.faults import did_you_mean
 from simulator.impl import Factory
 from simulator.live import UnsupportedFault
+from simulator.wallclock import SystemClock
 from simulator.world.app import Behaviour
 from simulator.world.checkers import Checker, Finding, Write
 from simulator.world.clocks import SkewedClock
@@ -78,9 +79,14 @@ class World:
         factory: Factory | None = None,
         workdir: Path | None = None,
         vault: Vault | None = None,
+        system_clock: bool | None = None,
     ) -> None:
         if factory is not None and workdir is None:
             raise ValueError("World: a factory needs a workdir (a directory for device stores)")
+        if system_clock is not None and not isinstance(system_clock, bool):
+            raise ValueError(
+                f"World: system_clock must be True, False or None, got {system_clock!r}"
+            )
         self.factory = factory
         """The implementation every device runs (None: the reference helper, in process)."""
         self.workdir = workdir
@@ -99,6 +105,13 @@ class World:
         self.activity = 0
         """Uploads, deliveries and lost races so far: unchanged over a round means quiet."""
         self._start = asyncio.get_running_loop().time()
+        self.system_clock: SystemClock | None = None
+        """The system clock, frozen on simulated time while the world runs (``system_clock``:
+        default on for another implementation, which may read ``time.time()`` itself; see
+        :mod:`simulator.wallclock`)."""
+        if system_clock if system_clock is not None else factory is not None:
+            self.system_clock = SystemClock(asyncio.get_running_loop())
+            self.system_clock.start()
         self.trace.emit("meta", seed=seed, contexts=list(contexts), latency=list(latency))
 
     def _child_rng(self, name: str) -> random.Random:
@@ -137,6 +150,7 @@ class World:
             listener=self._on_event,
             factory=self.factory,
             workdir=self.workdir,
+            system_clock=self.system_clock,
             **merged,
         )
         for context, app in device.apps.items():
@@ -185,7 +199,8 @@ class World:
         device = self.device(name)
         device.apps[context].items.clear()
         device.apps[context].declined.clear()
-        await device.impl_for(context).wipe_local_context_data(context)
+        with device.as_device():
+            await device.impl_for(context).wipe_local_context_data(context)
         self.checker.forget_context(name, context)
         self.checker.forget_installation(name, context)
         self.trace.emit("device", device=name, event="wipe", context=context)
@@ -477,10 +492,14 @@ class World:
         return self.checker.findings
 
     async def close(self) -> None:
-        for device in self.devices.values():
-            if device.running:
-                await device.crash()
-        self.trace.close()
+        try:
+            for device in self.devices.values():
+                if device.running:
+                    await device.crash()
+            self.trace.close()
+        finally:
+            if self.system_clock is not None:
+                self.system_clock.stop()
 
     def vault_live(self, context: str) -> dict[str, Any]:
         """The vault's live entries of a context, duplicates resolved by the highest version."""
