@@ -43,132 +43,108 @@ def test_public_surface() -> None:
         assert name in brh.__all__ and hasattr(brh, name)
 
 
-def test_upsert_get_replace_and_dates() -> None:
+async def test_upsert_get_replace_and_dates() -> None:
     """API-2: upsert inserts then replaces; get returns the live entry with ms dates."""
-
-    async def main() -> None:
-        d = Device("a", fake_vault(), auto_sync=False)
-        h = d.helper
-        assert await h.get_database_entry("notes", "x") is None
-        await h.upsert_database_entry("notes", "x", {"n": 1})
-        first = await h.get_database_entry("notes", "x")
-        await asyncio.sleep(2)
-        await h.upsert_database_entry("notes", "x", {"n": 2})
-        second = await h.get_database_entry("notes", "x")
-        assert first is not None and second is not None
-        assert first.data == {"n": 1} and second.data == {"n": 2}
-        assert first.creation_date == int(EPOCH * 1000)
-        assert second.creation_date == first.creation_date
-        assert second.modification_date == int((EPOCH + 2) * 1000)
-        assert second.deletion_date is None and not second.deleted
-        await h.close()
-
-    run(main(), start=EPOCH)
+    d = Device("a", fake_vault(), auto_sync=False)
+    h = d.helper
+    assert await h.get_database_entry("notes", "x") is None
+    await h.upsert_database_entry("notes", "x", {"n": 1})
+    first = await h.get_database_entry("notes", "x")
+    await asyncio.sleep(2)
+    await h.upsert_database_entry("notes", "x", {"n": 2})
+    second = await h.get_database_entry("notes", "x")
+    assert first is not None and second is not None
+    assert first.data == {"n": 1} and second.data == {"n": 2}
+    assert first.creation_date == int(EPOCH * 1000)
+    assert second.creation_date == first.creation_date
+    assert second.modification_date == int((EPOCH + 2) * 1000)
+    assert second.deletion_date is None and not second.deleted
+    await h.close()
 
 
-def test_delete_and_delete_locally_only() -> None:
+async def test_delete_and_delete_locally_only() -> None:
     """API-3, DEL-1, DEL-4: a delete reaches the vault as a tombstone; locally_only does not."""
-
-    async def main() -> None:
-        vault = fake_vault()
-        d = Device("a", vault, auto_sync=False)
-        h = d.helper
-        for key in ("x", "y"):
-            await h.upsert_database_entry("notes", key, key)
-        assert await h.sync()
-        await h.delete_database_entry("notes", "x")
-        await h.delete_database_entry("notes", "y", locally_only=True)
-        await h.delete_database_entry("notes", "never-seen")  # DEL-4: nothing happens
-        assert await h.get_database_entry("notes", "x") is None
-        assert await h.get_database_entry("notes", "y") is None
-        assert h.store.get("notes", "never-seen") is None
-        assert await h.sync()
-        docs = {doc["key"]: doc for doc in vault.documents("backup_notes")}
-        assert docs["x"]["deletionDate"] is not None  # soft delete on the vault
-        assert docs["y"]["deletionDate"] is None  # the vault was not told
-        await h.close()
-
-    run(main(), start=EPOCH)
+    vault = fake_vault()
+    d = Device("a", vault, auto_sync=False)
+    h = d.helper
+    for key in ("x", "y"):
+        await h.upsert_database_entry("notes", key, key)
+    assert await h.sync()
+    await h.delete_database_entry("notes", "x")
+    await h.delete_database_entry("notes", "y", locally_only=True)
+    await h.delete_database_entry("notes", "never-seen")  # DEL-4: nothing happens
+    assert await h.get_database_entry("notes", "x") is None
+    assert await h.get_database_entry("notes", "y") is None
+    assert h.store.get("notes", "never-seen") is None
+    assert await h.sync()
+    docs = {doc["key"]: doc for doc in vault.documents("backup_notes")}
+    assert docs["x"]["deletionDate"] is not None  # soft delete on the vault
+    assert docs["y"]["deletionDate"] is None  # the vault was not told
+    await h.close()
 
 
-def test_sync_result_is_truthy_iff_completed() -> None:
+async def test_sync_result_is_truthy_iff_completed() -> None:
     """API-4: sync() returns a result that is truthy iff the pass completed."""
-
-    async def main() -> None:
-        vault = fake_vault()
-        a, b = Device("a", vault), Device("b", vault, auto_sync=False)
-        await a.put("x", 1)
-        assert await a.helper.sync()
-        b.app.refuse = lambda kind, entry: True
-        result = await b.helper.sync()
-        assert not result and result.reason == "refused" and result.refused == ("notes", "x")
-        for d in (a, b):
-            await d.helper.close()
-
-    run(main(), start=EPOCH)
-
-
-def test_wipe_touches_only_its_context() -> None:
-    """API-5: wiping one context leaves the others alone."""
-
-    async def main() -> None:
-        d = Device("a", fake_vault(), contexts=("one", "two"), auto_sync=False)
-        await d.put("k", 1, "one")
-        await d.put("k", 2, "two")
-        await d.helper.wipe_local_context_data("one")
-        assert await d.helper.get_database_entry("one", "k") is None
-        entry = await d.helper.get_database_entry("two", "k")
-        assert entry is not None and entry.data == 2
+    vault = fake_vault()
+    a, b = Device("a", vault), Device("b", vault, auto_sync=False)
+    await a.put("x", 1)
+    assert await a.helper.sync()
+    b.app.refuse = lambda kind, entry: True
+    result = await b.helper.sync()
+    assert not result and result.reason == "refused" and result.refused == ("notes", "x")
+    for d in (a, b):
         await d.helper.close()
 
-    run(main(), start=EPOCH)
+
+async def test_wipe_touches_only_its_context() -> None:
+    """API-5: wiping one context leaves the others alone."""
+    d = Device("a", fake_vault(), contexts=("one", "two"), auto_sync=False)
+    await d.put("k", 1, "one")
+    await d.put("k", 2, "two")
+    await d.helper.wipe_local_context_data("one")
+    assert await d.helper.get_database_entry("one", "k") is None
+    entry = await d.helper.get_database_entry("two", "k")
+    assert entry is not None and entry.data == 2
+    await d.helper.close()
 
 
-def test_close_refuses_further_calls_and_is_idempotent() -> None:
+async def test_close_refuses_further_calls_and_is_idempotent() -> None:
     """API-6, ERR-3: after close every call raises HelperClosedError; closing twice is fine."""
-
-    async def main() -> None:
-        vault = fake_vault()
-        async with BackupRestoreHelper(vault, ":memory:", device_id="a", clock=lambda: EPOCH) as h:
-            h.add_sync_context("notes", bool, bool, bool)
-            await h.upsert_database_entry("notes", "k", 1)  # leaves a debounce timer armed
-        assert h.closed
-        await h.close()
-        calls: list[Any] = [
-            h.upsert_database_entry("notes", "k", 1),
-            h.delete_database_entry("notes", "k"),
-            h.get_database_entry("notes", "k"),
-            h.sync(),
-            h.wipe_local_context_data("notes"),
-        ]
-        for call in calls:
-            with pytest.raises(HelperClosedError, match="after close"):
-                await call
-        with pytest.raises(HelperClosedError):
-            h.add_sync_context("other", bool, bool, bool)
-        await asyncio.sleep(10)  # the armed timer must not resurrect anything
-        assert vault.request_count == 0
-
-    run(main(), start=EPOCH)
+    vault = fake_vault()
+    async with BackupRestoreHelper(vault, ":memory:", device_id="a", clock=lambda: EPOCH) as h:
+        h.add_sync_context("notes", bool, bool, bool)
+        await h.upsert_database_entry("notes", "k", 1)  # leaves a debounce timer armed
+    assert h.closed
+    await h.close()
+    calls: list[Any] = [
+        h.upsert_database_entry("notes", "k", 1),
+        h.delete_database_entry("notes", "k"),
+        h.get_database_entry("notes", "k"),
+        h.sync(),
+        h.wipe_local_context_data("notes"),
+    ]
+    for call in calls:
+        with pytest.raises(HelperClosedError, match="after close"):
+            await call
+    with pytest.raises(HelperClosedError):
+        h.add_sync_context("other", bool, bool, bool)
+    await asyncio.sleep(10)  # the armed timer must not resurrect anything
+    assert vault.request_count == 0
 
 
-def test_plain_and_async_callbacks() -> None:
+async def test_plain_and_async_callbacks() -> None:
     """API-7: plain functions and coroutine functions both work as callbacks."""
-
-    async def main() -> None:
-        vault = fake_vault()
-        a, b = Device("a", vault), Device("b", vault)
-        await a.put("x", 1)
-        await a.helper.sync()
-        await b.helper.sync()  # on_insert is plain
-        await a.put("x", 2)
-        await a.helper.sync()
-        await b.helper.sync()  # on_modify is async
-        assert b.app.kinds() == ["insert", "modify"] and b.app.items == {"x": 2}
-        for d in (a, b):
-            await d.helper.close()
-
-    run(main(), start=EPOCH)
+    vault = fake_vault()
+    a, b = Device("a", vault), Device("b", vault)
+    await a.put("x", 1)
+    await a.helper.sync()
+    await b.helper.sync()  # on_insert is plain
+    await a.put("x", 2)
+    await a.helper.sync()
+    await b.helper.sync()  # on_modify is async
+    assert b.app.kinds() == ["insert", "modify"] and b.app.items == {"x": 2}
+    for d in (a, b):
+        await d.helper.close()
 
 
 def test_debug_logs_steps_without_payloads(caplog: pytest.LogCaptureFixture) -> None:
@@ -244,43 +220,35 @@ BAD_DATA: list[tuple[Any, str]] = [
 
 
 @pytest.mark.parametrize(("key", "problem"), BAD_KEYS)
-def test_bad_keys_name_the_argument_and_change_nothing(key: Any, problem: str) -> None:
+async def test_bad_keys_name_the_argument_and_change_nothing(key: Any, problem: str) -> None:
     """ERR-1: a bad key is refused, naming 'key', and nothing is written or synced."""
-
-    async def main() -> None:
-        vault = fake_vault()
-        d = Device("a", vault)
-        for call in (
-            d.helper.upsert_database_entry("notes", key, 1),
-            d.helper.delete_database_entry("notes", key),
-            d.helper.get_database_entry("notes", key),
-        ):
-            with pytest.raises(InvalidArgumentError, match=problem) as info:
-                await call
-            assert info.value.argument == "key"
-        await asyncio.sleep(5)
-        assert d.helper.store.entries("notes", include_deleted=True) == []
-        assert vault.request_count == 0  # no pass was started
-        await d.helper.close()
-
-    run(main(), start=EPOCH)
+    vault = fake_vault()
+    d = Device("a", vault)
+    for call in (
+        d.helper.upsert_database_entry("notes", key, 1),
+        d.helper.delete_database_entry("notes", key),
+        d.helper.get_database_entry("notes", key),
+    ):
+        with pytest.raises(InvalidArgumentError, match=problem) as info:
+            await call
+        assert info.value.argument == "key"
+    await asyncio.sleep(5)
+    assert d.helper.store.entries("notes", include_deleted=True) == []
+    assert vault.request_count == 0  # no pass was started
+    await d.helper.close()
 
 
 @pytest.mark.parametrize(("data", "problem"), BAD_DATA)
-def test_bad_data_names_the_argument_and_changes_nothing(data: Any, problem: str) -> None:
+async def test_bad_data_names_the_argument_and_changes_nothing(data: Any, problem: str) -> None:
     """ERR-1: data that is not JSON or exceeds 16 MiB is refused and the old value stays."""
-
-    async def main() -> None:
-        d = Device("a", fake_vault(), auto_sync=False)
-        await d.helper.upsert_database_entry("notes", "k", "old")
-        with pytest.raises(InvalidArgumentError, match=problem) as info:
-            await d.helper.upsert_database_entry("notes", "k", data)
-        assert info.value.argument == "data"
-        entry = await d.helper.get_database_entry("notes", "k")
-        assert entry is not None and entry.data == "old"
-        await d.helper.close()
-
-    run(main(), start=EPOCH)
+    d = Device("a", fake_vault(), auto_sync=False)
+    await d.helper.upsert_database_entry("notes", "k", "old")
+    with pytest.raises(InvalidArgumentError, match=problem) as info:
+        await d.helper.upsert_database_entry("notes", "k", data)
+    assert info.value.argument == "data"
+    entry = await d.helper.get_database_entry("notes", "k")
+    assert entry is not None and entry.data == "old"
+    await d.helper.close()
 
 
 @pytest.mark.parametrize("name", ["", "has space", "$x", "x" * 101, "-lead", "a/b", 7, None, "ütf"])
@@ -298,22 +266,18 @@ def fake_vault_sync() -> Any:
     return FakeVault(clock=lambda: EPOCH)
 
 
-def test_unknown_and_duplicate_contexts() -> None:
+async def test_unknown_and_duplicate_contexts() -> None:
     """ERR-2: unknown contexts and duplicate registration are clear errors."""
-
-    async def main() -> None:
-        h = BackupRestoreHelper(fake_vault_sync(), ":memory:", device_id="a", clock=lambda: EPOCH)
+    h = BackupRestoreHelper(fake_vault_sync(), ":memory:", device_id="a", clock=lambda: EPOCH)
+    h.add_sync_context("notes", bool, bool, bool)
+    with pytest.raises(InvalidArgumentError, match="already registered"):
         h.add_sync_context("notes", bool, bool, bool)
-        with pytest.raises(InvalidArgumentError, match="already registered"):
-            h.add_sync_context("notes", bool, bool, bool)
-        with pytest.raises(UnknownContextError, match="add_sync_context") as info:
-            await h.upsert_database_entry("nope", "k", 1)
-        assert info.value.argument == "context"
-        with pytest.raises(InvalidArgumentError, match="on_modify"):
-            h.add_sync_context("other", bool, "not callable", bool)  # type: ignore[arg-type]
-        await h.close()
-
-    run(main(), start=EPOCH)
+    with pytest.raises(UnknownContextError, match="add_sync_context") as info:
+        await h.upsert_database_entry("nope", "k", 1)
+    assert info.value.argument == "context"
+    with pytest.raises(InvalidArgumentError, match="on_modify"):
+        h.add_sync_context("other", bool, "not callable", bool)  # type: ignore[arg-type]
+    await h.close()
 
 
 @pytest.mark.parametrize(
@@ -358,46 +322,42 @@ def test_store_belongs_to_one_device(tmp_path: Path) -> None:
     assert helper.store is store
 
 
-def test_reentrant_calls_fail_fast_with_a_reason() -> None:
+async def test_reentrant_calls_fail_fast_with_a_reason() -> None:
     """CB-8 (W11): writes or syncs from inside a callback raise at once, never deadlock."""
+    vault = fake_vault()
+    a, b = Device("a", vault), Device("b", vault, auto_sync=False)
+    errors: list[BaseException] = []
+    spawned: list[asyncio.Task[None]] = []
 
-    async def main() -> None:
-        vault = fake_vault()
-        a, b = Device("a", vault), Device("b", vault, auto_sync=False)
-        errors: list[BaseException] = []
-        spawned: list[asyncio.Task[None]] = []
+    async def on_insert(entry: Entry) -> bool:
+        for call in (
+            b.helper.upsert_database_entry("notes", entry.key, "echo"),
+            b.helper.delete_database_entry("notes", entry.key),
+            b.helper.wipe_local_context_data("notes"),
+            b.helper.sync(),
+        ):
+            try:
+                await call
+            except ReentrantCallError as exc:
+                errors.append(exc)
+        # fire-and-forget, as the original's apps did: fails inside the task
+        spawned.append(asyncio.ensure_future(b.helper.upsert_database_entry("notes", "z", 1)))
+        return True
 
-        async def on_insert(entry: Entry) -> bool:
-            for call in (
-                b.helper.upsert_database_entry("notes", entry.key, "echo"),
-                b.helper.delete_database_entry("notes", entry.key),
-                b.helper.wipe_local_context_data("notes"),
-                b.helper.sync(),
-            ):
-                try:
-                    await call
-                except ReentrantCallError as exc:
-                    errors.append(exc)
-            # fire-and-forget, as the original's apps did: fails inside the task
-            spawned.append(asyncio.ensure_future(b.helper.upsert_database_entry("notes", "z", 1)))
-            return True
-
-        b.helper.add_sync_context("inbox", on_insert, bool, bool)
-        await a.helper.upsert_database_entry("notes", "x", 1)
-        a.helper.add_sync_context("inbox", bool, bool, bool)
-        await a.helper.upsert_database_entry("inbox", "m", "hello")
-        assert await a.helper.sync()
-        assert await b.helper.sync()
-        assert len(errors) == 4
-        assert "inside a sync callback" in str(errors[0]) and "'inbox'" in str(errors[0])
-        with pytest.raises(ReentrantCallError):
-            await spawned[0]
-        assert b.helper.store.get("notes", "z") is None
-        assert b.helper.store.get("inbox", "m") is not None  # the delivery itself went fine
-        for d in (a, b):
-            await d.helper.close()
-
-    run(main(), start=EPOCH)
+    b.helper.add_sync_context("inbox", on_insert, bool, bool)
+    await a.helper.upsert_database_entry("notes", "x", 1)
+    a.helper.add_sync_context("inbox", bool, bool, bool)
+    await a.helper.upsert_database_entry("inbox", "m", "hello")
+    assert await a.helper.sync()
+    assert await b.helper.sync()
+    assert len(errors) == 4
+    assert "inside a sync callback" in str(errors[0]) and "'inbox'" in str(errors[0])
+    with pytest.raises(ReentrantCallError):
+        await spawned[0]
+    assert b.helper.store.get("notes", "z") is None
+    assert b.helper.store.get("inbox", "m") is not None  # the delivery itself went fine
+    for d in (a, b):
+        await d.helper.close()
 
 
 _json = st.recursive(
@@ -439,60 +399,50 @@ def test_data_checks_find_what_json_cannot_carry_at_any_depth() -> None:
 
 
 @pytest.mark.parametrize("case", UNSTORABLE, ids=lambda case: case.name)
-def test_values_a_vault_cannot_store_are_refused_up_front(case: Case) -> None:
+async def test_values_a_vault_cannot_store_are_refused_up_front(case: Case) -> None:
     """ERR-1 (tests/unstorable.py): data or a key a vault cannot store (integers beyond 64 bits,
     NaN, infinities, lone surrogates, NUL or a leading '$' in a field name, over 100 levels,
     over 16 MiB) is refused by upsert with InvalidArgumentError naming the argument and saying
     why, quickly (10**5000 is never turned into text), and nothing is written."""
-
-    async def main() -> None:
-        vault = fake_vault()
-        d = Device("a", vault)
-        await d.helper.upsert_database_entry("notes", "k", "old")
-        await asyncio.sleep(5)
-        requests = vault.request_count
-        key, data = (case.value, "new") if case.argument == "key" else ("k", case.value)
-        calls: list[Coroutine[Any, Any, object]] = [
-            d.helper.upsert_database_entry("notes", key, data)
+    vault = fake_vault()
+    d = Device("a", vault)
+    await d.helper.upsert_database_entry("notes", "k", "old")
+    await asyncio.sleep(5)
+    requests = vault.request_count
+    key, data = (case.value, "new") if case.argument == "key" else ("k", case.value)
+    calls: list[Coroutine[Any, Any, object]] = [d.helper.upsert_database_entry("notes", key, data)]
+    if case.argument == "key":
+        calls += [
+            d.helper.delete_database_entry("notes", key),
+            d.helper.get_database_entry("notes", key),
         ]
-        if case.argument == "key":
-            calls += [
-                d.helper.delete_database_entry("notes", key),
-                d.helper.get_database_entry("notes", key),
-            ]
-        for call in calls:
-            with pytest.raises(InvalidArgumentError) as info:
-                await call
-            assert info.value.argument == case.argument
-            assert case.message in info.value.problem.lower()
-        await asyncio.sleep(5)
-        entry = await d.helper.get_database_entry("notes", "k")
-        assert entry is not None and entry.data == "old"
-        assert [r.key for r in d.helper.store.entries("notes", include_deleted=True)] == ["k"]
-        assert vault.request_count == requests  # no pass was started
-        await d.helper.close()
-
-    run(main(), start=EPOCH)
+    for call in calls:
+        with pytest.raises(InvalidArgumentError) as info:
+            await call
+        assert info.value.argument == case.argument
+        assert case.message in info.value.problem.lower()
+    await asyncio.sleep(5)
+    entry = await d.helper.get_database_entry("notes", "k")
+    assert entry is not None and entry.data == "old"
+    assert [r.key for r in d.helper.store.entries("notes", include_deleted=True)] == ["k"]
+    assert vault.request_count == requests  # no pass was started
+    await d.helper.close()
 
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=lambda case: case.name)
-def test_values_that_look_unstorable_but_are_not_reach_every_device(case: Case) -> None:
+async def test_values_that_look_unstorable_but_are_not_reach_every_device(case: Case) -> None:
     """ERR-1 (tests/unstorable.py): the largest 64-bit integers, extreme finite floats, NUL in
     a string value, astral characters, dotted names, '$' after the first character and 99
     levels of nesting are accepted, stored by the vault and delivered as they were."""
-
-    async def main() -> None:
-        vault = fake_vault()
-        a, b = Device("a", vault), Device("b", vault)
-        key, data = (case.value, "v") if case.argument == "key" else ("k", case.value)
-        await a.helper.upsert_database_entry("notes", key, data)
-        assert await a.helper.sync()
-        assert await b.helper.sync()
-        entry = await b.helper.get_database_entry("notes", key)
-        assert entry is not None and repr(entry.data) == repr(data)
-        await close_all(a, b)
-
-    run(main(), start=EPOCH)
+    vault = fake_vault()
+    a, b = Device("a", vault), Device("b", vault)
+    key, data = (case.value, "v") if case.argument == "key" else ("k", case.value)
+    await a.helper.upsert_database_entry("notes", key, data)
+    assert await a.helper.sync()
+    assert await b.helper.sync()
+    entry = await b.helper.get_database_entry("notes", key)
+    assert entry is not None and repr(entry.data) == repr(data)
+    await close_all(a, b)
 
 
 def test_the_values_the_app_gets_are_frozen_and_the_stores_are_plain() -> None:
@@ -522,28 +472,24 @@ def test_the_values_the_app_gets_are_frozen_and_the_stores_are_plain() -> None:
     assert Version.decode(version.encode()) == version and str(version) == version.encode()
 
 
-def test_callbacks_get_a_private_copy() -> None:
+async def test_callbacks_get_a_private_copy() -> None:
     """CB-9: mutating the entry's data in a callback does not change the helper's copy."""
+    vault = fake_vault()
+    a = Device("a", vault)
+    b = BackupRestoreHelper(vault, ":memory:", device_id="b", clock=lambda: EPOCH)
 
-    async def main() -> None:
-        vault = fake_vault()
-        a = Device("a", vault)
-        b = BackupRestoreHelper(vault, ":memory:", device_id="b", clock=lambda: EPOCH)
+    def on_insert(entry: Entry) -> bool:
+        entry.data["list"].append("mutated")
+        return True
 
-        def on_insert(entry: Entry) -> bool:
-            entry.data["list"].append("mutated")
-            return True
-
-        b.add_sync_context("notes", on_insert, bool, bool)
-        await a.put("x", {"list": [1]})
-        await a.helper.sync()
-        assert await b.sync()
-        entry = await b.get_database_entry("notes", "x")
-        assert entry is not None and entry.data == {"list": [1]}
-        await a.helper.close()
-        await b.close()
-
-    run(main(), start=EPOCH)
+    b.add_sync_context("notes", on_insert, bool, bool)
+    await a.put("x", {"list": [1]})
+    await a.helper.sync()
+    assert await b.sync()
+    entry = await b.get_database_entry("notes", "x")
+    assert entry is not None and entry.data == {"list": [1]}
+    await a.helper.close()
+    await b.close()
 
 
 def test_events_follow_the_work_in_order(caplog: pytest.LogCaptureFixture) -> None:

@@ -21,7 +21,6 @@ from brh.deadline import DeadlineVault, with_deadline
 from brh.hive import HiveVault
 from brh.vault import NetworkError, Vault
 from hivevault.vault import FakeVault
-from simulator.timeloop import run
 from tests.support import EPOCH, now
 
 T = TypeVar("T")
@@ -61,55 +60,47 @@ class SilentVault(FakeVault):
 
 
 @pytest.mark.parametrize("deadline", [None, 7.5])
-def test_a_query_that_never_answers_ends_the_pass_at_the_virtual_deadline(
+async def test_a_query_that_never_answers_ends_the_pass_at_the_virtual_deadline(
     deadline: float | None,
 ) -> None:
     """RETRY-5: a vault whose query never answers: sync() returns a vault_error after exactly
     the request deadline (default 60 s) of virtual time, and the retry comes by itself."""
     expected = 60.0 if deadline is None else deadline
-
-    async def main() -> None:
-        vault = SilentVault("query")
-        options: dict[str, Any] = {} if deadline is None else {"request_deadline": deadline}
-        helper = BackupRestoreHelper(
-            vault, ":memory:", clock=now, retry=RetryPolicy(initial_delay=5, jitter=0), **options
-        )
-        assert helper.vault is vault  # the deadline wraps only what the engine talks to
-        helper.add_sync_context("notes", accept, accept, accept)
-        start = now()
-        result = await helper.sync()
-        assert now() - start == expected
-        assert not result and result.reason == "vault_error"
-        assert result.failed_contexts == ("notes",)
-        assert result.error is not None and result.error.startswith("NetworkError: query: ")
-        assert f"{expected:g} s" in result.error and "may have applied" in result.error
-        assert vault.calls == ["create_collection", "query"]
-        await asyncio.sleep(5 + expected + 1)  # the retry: 5 s later, cut again at the deadline
-        assert vault.calls == ["create_collection", "query", "query"]
-        assert helper.last_result is not None and helper.last_result.reason == "vault_error"
-        await helper.close()
-
-    run(main(), start=EPOCH)
+    vault = SilentVault("query")
+    options: dict[str, Any] = {} if deadline is None else {"request_deadline": deadline}
+    helper = BackupRestoreHelper(
+        vault, ":memory:", clock=now, retry=RetryPolicy(initial_delay=5, jitter=0), **options
+    )
+    assert helper.vault is vault  # the deadline wraps only what the engine talks to
+    helper.add_sync_context("notes", accept, accept, accept)
+    start = now()
+    result = await helper.sync()
+    assert now() - start == expected
+    assert not result and result.reason == "vault_error"
+    assert result.failed_contexts == ("notes",)
+    assert result.error is not None and result.error.startswith("NetworkError: query: ")
+    assert f"{expected:g} s" in result.error and "may have applied" in result.error
+    assert vault.calls == ["create_collection", "query"]
+    await asyncio.sleep(5 + expected + 1)  # the retry: 5 s later, cut again at the deadline
+    assert vault.calls == ["create_collection", "query", "query"]
+    assert helper.last_result is not None and helper.last_result.reason == "vault_error"
+    await helper.close()
 
 
-def test_other_contexts_still_run_after_one_is_cut() -> None:
+async def test_other_contexts_still_run_after_one_is_cut() -> None:
     """RETRY-5, RETRY-4: a request cut by the deadline ends only its context's work."""
-
-    async def main() -> None:
-        vault = SilentVault()
-        helper = BackupRestoreHelper(vault, ":memory:", clock=now, request_deadline=3)
-        helper.add_sync_context("first", accept, accept, accept)
-        helper.add_sync_context("second", accept, accept, accept)
-        vault.silent.add("create_collection")
-        hung = asyncio.ensure_future(helper.sync())
-        await asyncio.sleep(1)
-        vault.silent.clear()  # only the first context's creation hangs
-        result = await hung
-        assert result.reason == "vault_error" and result.failed_contexts == ("first",)
-        assert vault.calls == ["create_collection", "create_collection", "query"]
-        await helper.close()
-
-    run(main(), start=EPOCH)
+    vault = SilentVault()
+    helper = BackupRestoreHelper(vault, ":memory:", clock=now, request_deadline=3)
+    helper.add_sync_context("first", accept, accept, accept)
+    helper.add_sync_context("second", accept, accept, accept)
+    vault.silent.add("create_collection")
+    hung = asyncio.ensure_future(helper.sync())
+    await asyncio.sleep(1)
+    vault.silent.clear()  # only the first context's creation hangs
+    result = await hung
+    assert result.reason == "vault_error" and result.failed_contexts == ("first",)
+    assert vault.calls == ["create_collection", "create_collection", "query"]
+    await helper.close()
 
 
 @pytest.mark.parametrize("bad", [0, -1, math.nan, math.inf, True, "5", None])
@@ -146,35 +137,28 @@ def test_the_wrapper_is_a_vault_and_forwards_vault_time_only_when_there_is_one()
     assert clocked.vault_time() == 1234.5  # type: ignore[attr-defined]
 
 
-def test_the_vaults_own_timeout_error_is_not_taken_for_the_deadline() -> None:
+async def test_the_vaults_own_timeout_error_is_not_taken_for_the_deadline() -> None:
     """RETRY-5: only the deadline's expiry becomes a NetworkError; other errors pass unchanged."""
 
     class Raising(FakeVault):
         async def find_one(self, *args: Any, **kwargs: Any) -> Any:
             raise TimeoutError("the vault's own")
 
-    async def main() -> None:
-        vault = DeadlineVault(Raising(clock=now), 5)
-        with pytest.raises(TimeoutError, match="the vault's own"):
-            await vault.find_one("c", {})
-        assert now() == EPOCH
-
-    run(main(), start=EPOCH)
+    vault = DeadlineVault(Raising(clock=now), 5)
+    with pytest.raises(TimeoutError, match="the vault's own"):
+        await vault.find_one("c", {})
+    assert now() == EPOCH
 
 
-def test_a_cut_request_is_an_indefinite_network_error_naming_op_and_deadline() -> None:
+async def test_a_cut_request_is_an_indefinite_network_error_naming_op_and_deadline() -> None:
     """RETRY-5: an expiry is NetworkError(definite=False): the request may have applied."""
-
-    async def main() -> None:
-        vault = with_deadline(SilentVault("query"), 2.5)
-        with pytest.raises(NetworkError) as info:
-            await vault.query("backup_notes", {})
-        assert info.value.definite is False
-        assert str(info.value).startswith("query: ") and "2.5 s" in str(info.value)
-        assert isinstance(info.value.__cause__, TimeoutError)
-        assert now() == EPOCH + 2.5
-
-    run(main(), start=EPOCH)
+    vault = with_deadline(SilentVault("query"), 2.5)
+    with pytest.raises(NetworkError) as info:
+        await vault.query("backup_notes", {})
+    assert info.value.definite is False
+    assert str(info.value).startswith("query: ") and "2.5 s" in str(info.value)
+    assert isinstance(info.value.__cause__, TimeoutError)
+    assert now() == EPOCH + 2.5
 
 
 # -- HiveVault's own deadline, on virtual time ----------------------------------------------------
@@ -209,38 +193,33 @@ class HangingTransport(httpx.AsyncBaseTransport):
         (("http11.receive_response_headers.started",), False),
     ],
 )
-def test_hive_vault_cuts_a_request_at_its_deadline(events: tuple[str, ...], definite: bool) -> None:
+async def test_hive_vault_cuts_a_request_at_its_deadline(
+    events: tuple[str, ...], definite: bool
+) -> None:
     """HTTP-1, RETRY-5: HiveVault used alone ends a request at ``deadline`` seconds; the error
     is definite only when the request was cut while still connecting."""
-
-    async def main() -> None:
-        transport = HangingTransport(*events)
-        async with HiveVault("http://vault.test", "tok", deadline=4, transport=transport) as v:
-            with pytest.raises(NetworkError) as info:
-                await v.update_one("c", {}, {"$set": {"a": 1}})
-        assert now() == EPOCH + 4 and transport.requests == 1
-        assert info.value.definite is definite
-        assert str(info.value).startswith("update_one: ") and "deadline of 4 s" in str(info.value)
-
-    run(main(), start=EPOCH)
+    transport = HangingTransport(*events)
+    async with HiveVault("http://vault.test", "tok", deadline=4, transport=transport) as v:
+        with pytest.raises(NetworkError) as info:
+            await v.update_one("c", {}, {"$set": {"a": 1}})
+    assert now() == EPOCH + 4 and transport.requests == 1
+    assert info.value.definite is definite
+    assert str(info.value).startswith("update_one: ") and "deadline of 4 s" in str(info.value)
 
 
-def test_hive_vault_deadline_covers_a_token_provider_that_never_answers() -> None:
+async def test_hive_vault_deadline_covers_a_token_provider_that_never_answers() -> None:
     """HTTP-1, RETRY-5: a provider that never returns is cut too; nothing was sent: definite."""
 
     async def never() -> str:
         await asyncio.get_running_loop().create_future()
         raise AssertionError("unreachable")
 
-    async def main() -> None:
-        transport = HangingTransport()
-        async with HiveVault("http://vault.test", never, deadline=2, transport=transport) as v:
-            with pytest.raises(NetworkError) as info:
-                await v.find_many("c", {})
-        assert info.value.definite is True and transport.requests == 0
-        assert now() == EPOCH + 2
-
-    run(main(), start=EPOCH)
+    transport = HangingTransport()
+    async with HiveVault("http://vault.test", never, deadline=2, transport=transport) as v:
+        with pytest.raises(NetworkError) as info:
+            await v.find_many("c", {})
+    assert info.value.definite is True and transport.requests == 0
+    assert now() == EPOCH + 2
 
 
 @pytest.mark.parametrize("bad", [0, -2, math.inf, math.nan, True, "9", None])
