@@ -55,6 +55,25 @@ class Expectations:
         return set(self.failures) - used
 
 
+SHIPPED = Path(__file__).with_name("implementations")
+"""Where the expectation files shipped with the suite live (``legacy.toml``)."""
+
+
+def find_expectations(name: str) -> Path:
+    """The expectation file ``name`` names: a path, or the name of a file shipped with the suite
+    (``legacy`` is ``conformance/implementations/legacy.toml``), from any directory."""
+    path = Path(name)
+    if path.exists() or path.suffix or len(path.parts) != 1:
+        return path
+    shipped = SHIPPED / f"{name}.toml"
+    if shipped.exists():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.toml")))
+    raise FileNotFoundError(
+        f"{name!r}: no such file, and no shipped expectations of that name ({known})"
+    )
+
+
 def load_expectations(path: Path) -> Expectations:
     """Read and check an expectations file; a mistake raises ValueError naming it."""
     try:

@@ -7,7 +7,7 @@ Options (all under "brh conformance" in ``pytest --help``):
 * ``--brh-cmd COMMAND``: any language, run as a process speaking PROTOCOL.md;
 * ``--brh-level core|robust|all``: which tests run (default ``all``);
 * ``--brh-expectations FILE``: expected failures of this implementation (TOML, see
-  :mod:`conformance.expectations`); they run and are reported, an unexpected pass included;
+  :mod:`conformance.expectations`; ``legacy`` names the legacy baseline's shipped file); they run and are reported, an unexpected pass included;
 * ``--brh-report FILE.md|FILE.json``: a per-clause table, with each failure's seed and the
   command that replays it;
 * ``--brh-seed N``: the seed of every simulated world (default 1), and of Hypothesis in the
@@ -28,18 +28,19 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import tomllib
 from collections.abc import Callable, Generator
 from pathlib import Path
 
 import pytest
 
-from conformance.expectations import Expectations, load_expectations
+from conformance.expectations import Expectations, find_expectations, load_expectations
 from conformance.harness import REFERENCE, Endpoint, Sim, Target
 from conformance.marks import LEVELS, MARK, PROFILES
 from conformance.protocol.client import command_factory
 from conformance.report import Outcome, Report, TestRecord
-from simulator.impl import FactoryError, load_factory
+from simulator.impl import FactoryError, check_factory, load_factory
 
 __all__ = ["sim"]
 
@@ -95,7 +96,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--brh-expectations",
         default=None,
         metavar="FILE",
-        help="TOML of expected failures (test name, clause or weakness id -> reason)",
+        help="TOML of expected failures (test name, clause or weakness id -> reason), or the "
+        "name of one shipped with the suite ('legacy')",
     )
     group.addoption(
         "--brh-report",
@@ -204,12 +206,18 @@ def _target(config: pytest.Config) -> Target:
             raise pytest.UsageError("--brh-impl and --brh-cmd: give one implementation, not both")
         if not cmd.strip():
             raise pytest.UsageError("--brh-cmd: the command is empty")
-        process = command_factory(shlex.split(cmd))
+        argv = shlex.split(cmd)
+        if shutil.which(argv[0]) is None:
+            raise pytest.UsageError(
+                f"--brh-cmd: cannot run {argv[0]!r}: no such program on PATH, or not executable"
+            )
+        process = command_factory(argv)
         return Target(cmd, process, f"--brh-cmd={shlex.quote(cmd)}")
     if impl == REFERENCE:
         return Target(REFERENCE, None)
     try:
         factory = load_factory(impl)
+        check_factory(factory, impl)  # one clear error now, not one failure per test
     except FactoryError as exc:
         raise pytest.UsageError(f"--brh-impl: {exc}") from None
     return Target(impl, factory, f"--brh-impl={impl}")
@@ -222,7 +230,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     path = config.getoption("brh_expectations")
     try:
-        expectations = load_expectations(Path(path)) if path else Expectations()
+        expectations = load_expectations(find_expectations(path)) if path else Expectations()
     except (OSError, ValueError) as exc:
         raise pytest.UsageError(f"--brh-expectations: {exc}") from None
     report = config.getoption("brh_report")

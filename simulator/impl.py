@@ -23,7 +23,11 @@ Factories are named ``package.module:attribute`` (:func:`load_factory`); the ref
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
 import random
+import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +45,7 @@ __all__ = [
     "Installation",
     "ReferenceHelper",
     "as_entry",
+    "check_factory",
     "load_factory",
     "local_holds",
     "reference_factory",
@@ -57,7 +62,8 @@ class Installation:
     vault: Vault
     """The user's vault (behind this device's simulated network link)."""
     store: Path
-    """A directory for the local store: kept across crashes and restarts, new on reinstall."""
+    """A directory for the local store, made by the harness before the factory is called: kept
+    across crashes and restarts, new on reinstall."""
     clock: Callable[[], float]
     """The device's wall clock, seconds since the epoch (skewed, drifting, jumping)."""
     device_id: str
@@ -133,7 +139,12 @@ class FactoryError(ValueError):
 
 
 def load_factory(spec: str) -> Factory:
-    """The factory named ``package.module:attribute`` (a callable taking an Installation)."""
+    """The factory named ``package.module:attribute`` (a callable taking an Installation).
+
+    The module is imported as ``python -m`` would: from the current directory too, so an
+    implementation beside you needs no installing."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise FactoryError(
@@ -155,6 +166,95 @@ def load_factory(spec: str) -> Factory:
     if not callable(factory):
         raise FactoryError(f"implementation {spec!r}: {attribute!r} is not callable")
     return factory  # type: ignore[no-any-return]
+
+
+_METHODS: tuple[tuple[str, bool, tuple[str, ...], dict[str, Any]], ...] = (
+    # name, a coroutine?, positional arguments a harness passes, keyword arguments it passes
+    ("add_sync_context", False, ("name", "on_insert", "on_modify", "on_delete"), {}),
+    ("upsert_database_entry", True, ("context", "key", "data"), {}),
+    ("delete_database_entry", True, ("context", "key"), {}),
+    ("sync", True, (), {"full": True}),
+    ("wipe_local_context_data", True, ("context",), {}),
+    ("local_entries", False, ("context",), {}),
+    ("close", True, (), {}),
+)
+"""The :class:`Helper` API as the harness calls it."""
+
+
+def helper_problems(helper: object) -> list[str]:
+    """What is wrong with ``helper`` as a :class:`Helper`, one line per method (empty: nothing):
+    a method missing, a coroutine where a plain method is called or the reverse, or a signature
+    that does not take the arguments the harness passes (``sync(full=True)``, say)."""
+    problems: list[str] = []
+    for name, coroutine, args, kwargs in _METHODS:
+        method = getattr(helper, name, None)
+        if method is None:
+            problems.append(f"{name}: missing")
+            continue
+        if not callable(method):
+            problems.append(f"{name}: not a method ({type(method).__name__})")
+            continue
+        if inspect.iscoroutinefunction(method) != coroutine:
+            want = "a coroutine (async def)" if coroutine else "a plain method (def, not async)"
+            problems.append(f"{name}: must be {want}")
+        try:
+            inspect.signature(method).bind(*args, **kwargs)
+        except TypeError as exc:
+            call = ", ".join([*args, *(f"{k}=..." for k in kwargs)])
+            problems.append(f"{name}: cannot be called as {name}({call}): {exc}")
+        except ValueError:
+            pass  # no signature to read (a builtin): the call itself will tell
+    holds = getattr(helper, "holds", None)
+    if holds is not None:
+        if inspect.iscoroutinefunction(holds):
+            problems.append("holds (optional): must be a plain method (def, not async)")
+        else:
+            try:
+                inspect.signature(holds).bind("context", "key")
+            except TypeError as exc:
+                problems.append(f"holds (optional): cannot be called as holds(context, key): {exc}")
+            except ValueError:
+                pass
+    return problems
+
+
+def check_factory(factory: Factory, name: str) -> None:
+    """Build one helper with ``factory`` on a throwaway vault and store, check its API
+    (:func:`helper_problems`) and close it; :class:`FactoryError` naming every problem (and
+    ``name``, the factory's name) if there is one. Harnesses call this before their first test,
+    so a wrong method is one clear error instead of a failure per test."""
+    from hivevault import FakeVault
+    from simulator.timeloop import run
+
+    async def probe(folder: str) -> list[str]:
+        installation = Installation(
+            vault=FakeVault(clock=lambda: 1_750_000_000.0),
+            store=Path(folder) / "probe",
+            clock=lambda: 1_750_000_000.0,
+            device_id="probe",
+            rng=random.Random(0),
+        )
+        installation.store.mkdir()
+        try:
+            helper = factory(installation)
+        except Exception as exc:
+            return [f"the factory raised {type(exc).__name__}: {exc}"]
+        problems = helper_problems(helper)
+        close = getattr(helper, "close", None)
+        if close is not None and inspect.iscoroutinefunction(close):
+            try:
+                await close()
+            except Exception as exc:
+                problems.append(f"close: raised {type(exc).__name__}: {exc}")
+        return problems
+
+    with tempfile.TemporaryDirectory(prefix="brh-probe-") as folder:
+        problems = run(probe(folder), start=1_750_000_000.0)
+    if problems:
+        raise FactoryError(
+            f"implementation {name!r} does not offer the helper API the harness drives "
+            "(simulator.impl.Helper):\n  " + "\n  ".join(problems)
+        )
 
 
 def as_entry(value: Any) -> Entry:

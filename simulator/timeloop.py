@@ -136,6 +136,7 @@ class PortableVirtualTimeLoop(asyncio.SelectorEventLoop):
         """Called with the new time whenever the clock moves (by a jump to the next timer,
         :meth:`advance` or :meth:`set_time`); :mod:`simulator.wallclock` keeps the system clock
         in step through it."""
+        self._closers: list[Callable[[], None]] = []
         super().__init__(selector=self._virtual_selector)
 
     # -- the clock --------------------------------------------------------------------------
@@ -310,9 +311,19 @@ class PortableVirtualTimeLoop(asyncio.SelectorEventLoop):
         self._release_due()
         return []
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the loop closes (a frozen system clock is given back then,
+        at the latest, whatever failed before)."""
+        self._closers.append(callback)
+
     def close(self) -> None:
-        super().close()
-        self._timers.clear()
+        try:
+            super().close()
+            self._timers.clear()
+        finally:
+            closers, self._closers = self._closers, []
+            for closer in closers:
+                closer()
 
 
 class VirtualTimeLoop(PortableVirtualTimeLoop):

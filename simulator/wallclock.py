@@ -75,6 +75,7 @@ class SystemClock:
         self._freezer = freezegun.freeze_time(_moment(self._loop.time()), ignore=list(_IGNORED))
         self._frozen = self._freezer.start()
         self._loop.time_listener = self._follow
+        self._loop.on_close(self.stop)  # never outlive the loop, whatever fails before stop()
 
     def stop(self) -> None:
         """Give the real clock back."""

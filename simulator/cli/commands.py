@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import shlex
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from simulator.cli.explore import (
     read_replay,
     run_config,
 )
-from simulator.impl import Factory, FactoryError, load_factory
+from simulator.impl import Factory, FactoryError, check_factory, load_factory
 from simulator.world import Outcome, ScenarioError
 
 __all__ = ["main"]
@@ -102,10 +101,9 @@ def _implementation(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     if args.impl is None:
         yield {}
         return
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` does: an implementation next to you
     try:
-        factory: Factory = load_factory(args.impl)
+        factory: Factory = load_factory(args.impl)  # from the current directory too
+        check_factory(factory, args.impl)
     except FactoryError as exc:
         raise _UsageError(f"--impl: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="brh-sim-") as folder:

@@ -205,6 +205,7 @@ class SimDevice:
             else:
                 rng = self._options.get("rng")
                 seeded = rng if isinstance(rng, random.Random) else random.Random(self.name)
+                self.store_dir.mkdir(parents=True, exist_ok=True)  # the harness makes it
                 self.impls.append(
                     self.factory(
                         Installation(

@@ -11,7 +11,7 @@ from simulator.timeloop import VirtualTimeLoop
 from simulator.world import World
 from simulator.world.world import START
 
-USER_TESTS = '''
+USER_TESTS = """
 import asyncio
 
 import pytest
@@ -54,7 +54,7 @@ async def test_a_vault_stamps_with_the_loop(brh_vault):
 
 async def test_a_failure_names_the_seed(brh_world):
     assert False
-'''
+"""
 
 
 def test_a_users_async_tests_run_on_virtual_time_with_the_brh_fixtures(

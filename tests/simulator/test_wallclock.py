@@ -139,3 +139,15 @@ def test_a_world_checks_its_system_clock_argument() -> None:
             World(1, system_clock="yes")  # type: ignore[arg-type]
 
     run(main(), start=EPOCH)
+
+
+def test_the_system_clock_is_given_back_when_its_loop_closes() -> None:
+    """A world that fails before it is closed (a factory raising while a device joins) must not
+    leave time frozen for the rest of the process: closing the loop stops the clock."""
+
+    async def main() -> None:
+        SystemClock(asyncio.get_running_loop()).start()  # and never stopped
+
+    run(main(), start=EPOCH)
+    assert abs(time.time() - dt.datetime.now(dt.UTC).timestamp()) < 1
+    assert time.time() > EPOCH + 3 * 30 * 86400  # today's date, not the simulated one
