@@ -7,7 +7,8 @@ Options (all under "brh conformance" in ``pytest --help``):
 * ``--brh-cmd COMMAND``: any language, run as a process speaking PROTOCOL.md;
 * ``--brh-level core|robust|all``: which tests run (default ``all``);
 * ``--brh-expectations FILE``: expected failures of this implementation (TOML, see
-  :mod:`conformance.expectations`; ``legacy`` names the legacy baseline's shipped file); they run and are reported, an unexpected pass included;
+  :mod:`conformance.expectations`; ``legacy`` names the legacy baseline's shipped file); they
+  run and are reported, an unexpected pass included;
 * ``--brh-report FILE.md|FILE.json``: a per-clause table, with each failure's seed and the
   command that replays it;
 * ``--brh-seed N``: the seed of every simulated world (default 1), and of Hypothesis in the

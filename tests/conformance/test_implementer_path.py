@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.expectations import *  # noqa
+from conformance.expectations import SHIPPED, find_expectations
 
 COLLECT = ("-p", "no:cacheprovider", "--pyargs", "conformance", "--co", "-q")
 
