@@ -22,11 +22,12 @@ demo: $(STAMP)
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check brh hivevault simulator conformance vaultd tests benchmarks
-	$(BIN)/ruff format --check brh hivevault simulator conformance vaultd tests benchmarks
+	$(BIN)/ruff check brh hivevault simulator conformance vaultd tests benchmarks examples
+	$(BIN)/ruff format --check brh hivevault simulator conformance vaultd tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy examples
 
 unit: $(STAMP)
 	$(BIN)/pytest -q
