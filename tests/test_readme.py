@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
-import time
 from pathlib import Path
 
+import freezegun
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -21,19 +22,26 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "make demo" in head and "make test" in head
 
 
-def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """API-1, API-2, API-4: the quickstart syncs through a fake vault and prints its result."""
+def test_quickstart_runs_twice_without_surprises(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """API-1, API-2, API-4: the quickstart syncs through a fake vault and prints its result;
+    run again in the same folder, it prints the same and logs no warning (its store is in
+    memory, beside a vault in memory). The helper's default clock is time.time: freezegun holds
+    it still."""
     quickstart, vault_lines = python_blocks()[0], python_blocks()[1]
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(time, "time", lambda: 1_750_000_000.0)  # the defaults read time.time
-    namespace: dict[str, object] = {}
-    exec(compile(quickstart, "README quickstart", "exec"), namespace)
-    printed: list[str] = []
-    namespace["print"] = lambda *args: printed.append(" ".join(map(str, args)))
-    exec(compile(vault_lines, "README vault", "exec"), namespace)
-    assert printed == ["True 1 0"]
-    assert namespace["settings"] == {}  # nothing came back: the only entry was our own
-    assert (tmp_path / "brh-local.sqlite").exists()
+    for run in (1, 2):
+        namespace: dict[str, object] = {}
+        printed: list[str] = []
+        with freezegun.freeze_time("2025-06-15 15:00:00"), caplog.at_level(logging.WARNING):
+            exec(compile(quickstart, "README quickstart", "exec"), namespace)
+            namespace["print"] = lambda *args, out=printed: out.append(" ".join(map(str, args)))
+            exec(compile(vault_lines, "README vault", "exec"), namespace)
+        assert printed == ["True 1 0"], run
+        assert namespace["settings"] == {}, run  # nothing came back: the only entry was ours
+        assert [r.getMessage() for r in caplog.records] == [], run
+    assert not list(tmp_path.iterdir())  # nothing left behind
 
 
 def test_simulator_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

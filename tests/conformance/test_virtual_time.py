@@ -128,3 +128,19 @@ async def test_this_project_s_own_async_tests_run_on_virtual_time(brh_world: Wor
     assert loop.time() == START
     await asyncio.sleep(3600)
     assert brh_world.now() == 3600
+
+
+def test_the_readme_s_async_example_passes(pytester: pytest.Pytester) -> None:
+    """The README's example of an async test on virtual time runs as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    block = next(
+        b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "brh_world" in b
+    )
+    pytester.makepyfile(test_readme_example=block)
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-p", "conformance.virtual_time", "-o", "asyncio_mode=auto"
+    )
+    result.assert_outcomes(passed=1)
