@@ -20,8 +20,10 @@ W2    :meth:`~LegacyHelper._pull_one` (``local < remote``), :meth:`~LegacyHelper
       (``local > remote``) and the watermark compare device wall-clock stamps: a slow clock's
       newer edit looks older and is overwritten by older remote data.
 W3    one ``lastfullsyncdate`` (:data:`WATERMARK`) for every context: written after each
-      context, read for all, cleared by any context's wipe. A context added later, or one whose
-      pass halted after an earlier context moved the watermark, skips older entries for good.
+      context, re-read before each, cleared by any context's wipe. On a fresh device only the
+      first context restores (the second reads the watermark the first just wrote); a context
+      added later, or one whose pass halted after an earlier context moved the watermark, skips
+      older entries for good.
 W4    :meth:`~LegacyHelper._upload`: ``find_one`` then ``insert_one`` (never an atomic upsert);
       racing creators both insert, nothing removes duplicates, ``find_one`` picks any of them.
 W5    deletions are soft and kept forever on the vault; a remote deletion leaves a local
@@ -45,9 +47,9 @@ W12   an entry and its context's index are separate store writes (:mod:`.legacy_
 W13   storage keys are ``<context>_<key>`` and ``<context>_index``: an entry keyed ``index``
       overwrites the index; ``("a_b", "c")`` and ``("a", "b_c")`` share a key.
 W14   an upload ``$set``\\s the whole entry, ``creationDate`` included (it flips between racing
-      creators); pull order is the vault's natural order. Not reproduced: "sync disabled"
-      (there is no such switch here) and the incremental path's missing-collection error
-      (every pass creates the collection first, as the description says).
+      creators); pull order is the vault's natural order; a collection that cannot be created
+      makes the pass skip that context and still report success. Not reproduced: "sync
+      disabled" (there is no such switch here).
 ====  ======================================================================================
 
 Choices where the description is silent or Python differs (see also the tests in
@@ -56,7 +58,11 @@ Choices where the description is silent or Python differs (see also the tests in
 * A vault error makes the pass, and :meth:`LegacyHelper.sync`, return False after logging it
   (the original surfaced it as a rejected promise, often unhandled). A callback that raises
   still propagates, as a rejection did. Like a refusal, an error schedules no retry.
-* ``lastfullsyncdate`` is read once at the start of a pass and written after each context.
+* ``lastfullsyncdate`` is read before each context and written after each one, as the original
+  does: within one pass a context reads the watermark the previous context just wrote, so on a
+  fresh device only the first context restores (W3).
+* A collection that cannot be created (any vault error other than "already exists") makes the
+  pass skip that context, log it and go on; the pass still reports success (W14).
 * The op queue runs operations one at a time in the order they were *added* (like the
   original's promise queue), so a pass takes its place in the queue when ``sync()`` is called.
 * "Queued" means added and not yet started: ``sync()`` during a running pass queues another.
@@ -69,7 +75,6 @@ Choices where the description is silent or Python differs (see also the tests in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -264,11 +269,19 @@ class LegacyHelper:
             return False
 
     async def _pass(self, full: bool) -> bool:
-        watermark = self._store.get(WATERMARK)
-        self._trace("pass starts, lastfullsyncdate=%s, full=%s", watermark, full)
+        self._trace("pass starts, full=%s", full)
         for context in list(self._contexts):
-            with contextlib.suppress(AlreadyExistsError):
+            # Re-read before each context: the previous context of this very pass has just
+            # moved it, so on a fresh device only the first context restores (W3).
+            watermark = self._store.get(WATERMARK)
+            self._trace("context %r, lastfullsyncdate=%s", context.name, watermark)
+            try:
                 await self._vault.create_collection(context.collection)
+            except AlreadyExistsError:
+                pass
+            except VaultError as error:  # the context is skipped; the pass still succeeds (W14)
+                log.warning("cannot create %s: %s; skipping it", context.collection, error)
+                continue
             query = {} if watermark is None or full else {"modificationDate": {"$gt": watermark}}
             for document in await self._vault.find_many(context.collection, query):
                 if not await self._pull_one(context, document):
