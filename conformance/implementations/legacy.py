@@ -42,8 +42,10 @@ W10   the cancel flag is only checked between pulled entries and is cleared when
 W11   callbacks run inside the op queue: one that awaits ``upsert_database_entry`` waits for
       the pass that is waiting for it (deadlock); one that fires it without awaiting cancels
       the pass and re-stamps the entry, which is uploaded again and echoed.
-W12   an entry and its context's index are separate store writes (:mod:`.legacy_store`): a
-      crash between them leaves an entry out of the index, never synced again.
+W12   an entry and its context's index are separate store writes, persisted in the
+      background (:mod:`.legacy_store`): a write acknowledged just before a crash is lost, and
+      a crash between the two leaves an entry out of the index, never synced again (a later
+      upsert of the key finds the entry and does not add it to the index either).
 W13   storage keys are ``<context>_<key>`` and ``<context>_index``: an entry keyed ``index``
       overwrites the index; ``("a_b", "c")`` and ``("a", "b_c")`` share a key.
 W14   an upload ``$set``\\s the whole entry, ``creationDate`` included (it flips between racing
@@ -169,6 +171,8 @@ class LegacyHelper:
         self._queue = _OpQueue()
         self._sync_queued = False
         self._cancel = False
+        self._closed = False
+        """Closed (the process died): a pass cut short then reports nothing."""
         self._background: set[asyncio.Task[bool]] = set()
         """Passes started by writes and not awaited (kept so they are not collected)."""
 
@@ -233,9 +237,12 @@ class LegacyHelper:
         return entry is not None and not entry["deletionDate"]
 
     async def close(self) -> None:
+        """The process dies: the store first (what it had not flushed is lost, W12), then every
+        queued operation."""
         self._cancel = True
-        await self._queue.close()
+        self._closed = True
         self._store.close()
+        await self._queue.close()
 
     # -- the pass --------------------------------------------------------------------------
 
@@ -256,7 +263,7 @@ class LegacyHelper:
 
     def _forget(self, task: asyncio.Task[bool]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if not task.cancelled() and task.exception() is not None and not self._closed:
             # The original's unhandled promise rejection.
             log.error("background sync failed", exc_info=task.exception())
 
