@@ -187,6 +187,59 @@ def test_a_callback_awaiting_a_write_gets_an_error_instead_of_a_deadlock(sim: Si
     sim.run(scenario, contexts=())
 
 
+@dataclass
+class _SpawningApp(AppModel):
+    """An app whose insertion callback starts a write through the helper in a task of its own
+    and returns without awaiting it (the other shape of the CB-8 bug)."""
+
+    helper: Helper | None = None
+    context: str = ""
+    spawned: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def on_insert(self, entry: Entry) -> bool:
+        assert self.helper is not None
+        write = self.helper.upsert_database_entry(self.context, entry.key, "re-stamped")
+        self.spawned.append(asyncio.ensure_future(write))
+        return self._handle("insert", entry)
+
+
+@clause("CB-8", "CB-4", level="robust", weakness="W11")
+def test_a_write_spawned_by_a_callback_fails_and_echoes_nothing(sim: Sim) -> None:
+    """CB-8, CB-4 (W11): a fresh device restores 5 entries into an app whose callback starts a
+    write of the entry it was given in a task and returns at once. Each spawned write must fail
+    with an error (time-boxed at a minute of virtual time); the restore completes with the
+    original data, and the other device is told nothing (no re-stamped echo)."""
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        phone.add_context("inbox")
+        for i in range(5):
+            await phone.put(f"k{i}", i, context="inbox")
+        await world.advance(5)
+        await phone.sync()
+        await world.advance(MINUTE)
+        tablet = world.add_device("tablet")
+        app = _SpawningApp(context="inbox")
+        tablet.add_context("inbox", app)
+        app.helper = tablet.impl_for("inbox")
+        await asyncio.wait([asyncio.ensure_future(tablet.sync())], timeout=5 * MINUTE)
+        for _ in range(3):
+            await world.advance(MINUTE)
+            await tablet.sync()
+        done, hung = await asyncio.wait(app.spawned, timeout=MINUTE) if app.spawned else ((), ())
+        assert not hung, f"{len(hung)} writes spawned by a callback never ended"
+        succeeded = [w for w in done if w.exception() is None]
+        assert len(app.spawned) == 5 and not succeeded, (
+            f"{len(succeeded)} of {len(app.spawned)} writes spawned by a callback went through"
+        )
+        expected = {f"k{i}": i for i in range(5)}
+        assert tablet.local("inbox") == app.items == expected
+        await phone.sync()
+        assert phone.apps["inbox"].calls.total == 0, list(phone.apps["inbox"].calls)
+
+    sim.run(scenario, contexts=())
+
+
 CRASH_DELAYS = (0.0, 0.01, 0.05, 0.1, 0.5, 1.0)
 """Seconds after a write starts at which a crash test kills the device (then a few loop turns
 more): a background persistence of any of these delays is caught in the middle."""
