@@ -90,6 +90,28 @@ def test_a_reinstalled_device_restores_everything(sim: Sim) -> None:
     sim.run(scenario)
 
 
+@clause("RES-1", "SYNC-1", level="core", weakness="W3")
+def test_a_fresh_device_restores_every_context_at_its_first_sync(sim: Sim) -> None:
+    """RES-1, SYNC-1 (W3): a device joining with an empty store restores the entries of every
+    context, not only the first one's, at its first sync (one pass visits every context)."""
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        await phone.put("n1", "a note", context="notes")
+        await phone.put("n2", "another note", context="notes")
+        await phone.put("c1", "a contact", context="contacts")
+        await world.advance(5)
+        await phone.sync()
+        await world.advance(MINUTE)
+        tablet = world.add_device("tablet")
+        assert await tablet.sync()
+        assert tablet.apps["notes"].items == {"n1": "a note", "n2": "another note"}
+        assert tablet.apps["contacts"].items == {"c1": "a contact"}
+        assert tablet.local("contacts") == {"c1": "a contact"}
+
+    sim.run(scenario, contexts=("notes", "contacts"))
+
+
 @clause("RES-2", "API-5", level="core")
 def test_wiping_a_context_restores_it_at_the_next_sync(sim: Sim) -> None:
     """RES-2: wipe_local_context_data forgets the local copy; the next sync restores it."""

@@ -20,8 +20,10 @@ W2    :meth:`~LegacyHelper._pull_one` (``local < remote``), :meth:`~LegacyHelper
       (``local > remote``) and the watermark compare device wall-clock stamps: a slow clock's
       newer edit looks older and is overwritten by older remote data.
 W3    one ``lastfullsyncdate`` (:data:`WATERMARK`) for every context: written after each
-      context, read for all, cleared by any context's wipe. A context added later, or one whose
-      pass halted after an earlier context moved the watermark, skips older entries for good.
+      context, re-read before each, cleared by any context's wipe. On a fresh device only the
+      first context restores (the second reads the watermark the first just wrote); a context
+      added later, or one whose pass halted after an earlier context moved the watermark, skips
+      older entries for good.
 W4    :meth:`~LegacyHelper._upload`: ``find_one`` then ``insert_one`` (never an atomic upsert);
       racing creators both insert, nothing removes duplicates, ``find_one`` picks any of them.
 W5    deletions are soft and kept forever on the vault; a remote deletion leaves a local
@@ -40,14 +42,16 @@ W10   the cancel flag is only checked between pulled entries and is cleared when
 W11   callbacks run inside the op queue: one that awaits ``upsert_database_entry`` waits for
       the pass that is waiting for it (deadlock); one that fires it without awaiting cancels
       the pass and re-stamps the entry, which is uploaded again and echoed.
-W12   an entry and its context's index are separate store writes (:mod:`.legacy_store`): a
-      crash between them leaves an entry out of the index, never synced again.
+W12   an entry and its context's index are separate store writes, persisted in the
+      background (:mod:`.legacy_store`): a write acknowledged just before a crash is lost, and
+      a crash between the two leaves an entry out of the index, never synced again (a later
+      upsert of the key finds the entry and does not add it to the index either).
 W13   storage keys are ``<context>_<key>`` and ``<context>_index``: an entry keyed ``index``
       overwrites the index; ``("a_b", "c")`` and ``("a", "b_c")`` share a key.
 W14   an upload ``$set``\\s the whole entry, ``creationDate`` included (it flips between racing
-      creators); pull order is the vault's natural order. Not reproduced: "sync disabled"
-      (there is no such switch here) and the incremental path's missing-collection error
-      (every pass creates the collection first, as the description says).
+      creators); pull order is the vault's natural order; a collection that cannot be created
+      makes the pass skip that context and still report success. Not reproduced: "sync
+      disabled" (there is no such switch here).
 ====  ======================================================================================
 
 Choices where the description is silent or Python differs (see also the tests in
@@ -56,7 +60,11 @@ Choices where the description is silent or Python differs (see also the tests in
 * A vault error makes the pass, and :meth:`LegacyHelper.sync`, return False after logging it
   (the original surfaced it as a rejected promise, often unhandled). A callback that raises
   still propagates, as a rejection did. Like a refusal, an error schedules no retry.
-* ``lastfullsyncdate`` is read once at the start of a pass and written after each context.
+* ``lastfullsyncdate`` is read before each context and written after each one, as the original
+  does: within one pass a context reads the watermark the previous context just wrote, so on a
+  fresh device only the first context restores (W3).
+* A collection that cannot be created (any vault error other than "already exists") makes the
+  pass skip that context, log it and go on; the pass still reports success (W14).
 * The op queue runs operations one at a time in the order they were *added* (like the
   original's promise queue), so a pass takes its place in the queue when ``sync()`` is called.
 * "Queued" means added and not yet started: ``sync()`` during a running pass queues another.
@@ -69,7 +77,6 @@ Choices where the description is silent or Python differs (see also the tests in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -164,6 +171,8 @@ class LegacyHelper:
         self._queue = _OpQueue()
         self._sync_queued = False
         self._cancel = False
+        self._closed = False
+        """Closed (the process died): a pass cut short then reports nothing."""
         self._background: set[asyncio.Task[bool]] = set()
         """Passes started by writes and not awaited (kept so they are not collected)."""
 
@@ -228,9 +237,12 @@ class LegacyHelper:
         return entry is not None and not entry["deletionDate"]
 
     async def close(self) -> None:
+        """The process dies: the store first (what it had not flushed is lost, W12), then every
+        queued operation."""
         self._cancel = True
-        await self._queue.close()
+        self._closed = True
         self._store.close()
+        await self._queue.close()
 
     # -- the pass --------------------------------------------------------------------------
 
@@ -251,7 +263,7 @@ class LegacyHelper:
 
     def _forget(self, task: asyncio.Task[bool]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if not task.cancelled() and task.exception() is not None and not self._closed:
             # The original's unhandled promise rejection.
             log.error("background sync failed", exc_info=task.exception())
 
@@ -264,11 +276,19 @@ class LegacyHelper:
             return False
 
     async def _pass(self, full: bool) -> bool:
-        watermark = self._store.get(WATERMARK)
-        self._trace("pass starts, lastfullsyncdate=%s, full=%s", watermark, full)
+        self._trace("pass starts, full=%s", full)
         for context in list(self._contexts):
-            with contextlib.suppress(AlreadyExistsError):
+            # Re-read before each context: the previous context of this very pass has just
+            # moved it, so on a fresh device only the first context restores (W3).
+            watermark = self._store.get(WATERMARK)
+            self._trace("context %r, lastfullsyncdate=%s", context.name, watermark)
+            try:
                 await self._vault.create_collection(context.collection)
+            except AlreadyExistsError:
+                pass
+            except VaultError as error:  # the context is skipped; the pass still succeeds (W14)
+                log.warning("cannot create %s: %s; skipping it", context.collection, error)
+                continue
             query = {} if watermark is None or full else {"modificationDate": {"$gt": watermark}}
             for document in await self._vault.find_many(context.collection, query):
                 if not await self._pull_one(context, document):
