@@ -17,6 +17,12 @@ Options (all under "brh conformance" in ``pytest --help``):
   hours, for nightly runs; times for the reference in process);
 * ``--brh-examples N`` / ``--brh-steps N``: search harder (or less) than the profile says: at
   most N examples, of at most N steps each;
+* ``--brh-example-db DIR|redis://HOST:PORT/N|none``: where failing examples of the
+  property-based tests are saved, to be replayed first on the next run (default: the
+  directory ``.brh-examples`` under the rootdir; a Redis URL shares them with every machine
+  using it; see :mod:`conformance.exampledb`). Hypothesis's own ``--hypothesis-seed`` and
+  ``--hypothesis-profile`` are refused when conformance tests are selected: ``--brh-seed``
+  and ``--brh-profile`` say the same, and the replay commands carry them;
 * ``--brh-vault-url URL`` with ``--brh-vault-token TOKEN`` (or ``BRH_VAULT_TOKEN`` in the
   environment), or ``--brh-vault-config FILE`` (TOML with ``url`` and ``token``): run against
   a live Hive vault instead of the fake one; tests that need a fault only the fake vault can
@@ -31,6 +37,7 @@ import shlex
 import tomllib
 from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -40,6 +47,9 @@ from conformance.marks import LEVELS, MARK, PROFILES
 from conformance.protocol.client import command_factory
 from conformance.report import Outcome, Report, TestRecord
 from simulator.impl import FactoryError, load_factory
+
+if TYPE_CHECKING:
+    from hypothesis.database import ExampleDatabase
 
 __all__ = ["sim"]
 
@@ -59,8 +69,10 @@ class _State:
         endpoint: Endpoint | None = None,
         examples: int | None = None,
         steps: int | None = None,
+        example_db: ExampleDatabase | None = None,
     ) -> None:
         self.target = target
+        self.example_db = example_db
         self.examples = examples
         self.steps = steps
         self.endpoint = endpoint
@@ -130,6 +142,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=_positive("--brh-steps"),
         metavar="N",
         help="at most N steps in each state machine example (default: the profile's)",
+    )
+    group.addoption(
+        "--brh-example-db",
+        default=None,
+        metavar="DIR|URL|none",
+        help="where failing Hypothesis examples are saved and replayed first next run: a "
+        "directory (default: .brh-examples under the rootdir), redis://HOST:PORT/N to share "
+        "them with every machine using it (the local directory too), or 'none'",
     )
     group.addoption(
         "--brh-vault-url",
@@ -215,6 +235,40 @@ def _target(config: pytest.Config) -> Target:
     return Target(impl, factory, f"--brh-impl={impl}")
 
 
+def _example_db(config: pytest.Config) -> ExampleDatabase | None:
+    spec: str | None = config.getoption("brh_example_db")
+    try:
+        from conformance.exampledb import ExampleDbError, open_example_db
+    except ImportError:  # no Hypothesis: no property-based tests either
+        if spec is None:
+            return None
+        raise pytest.UsageError(
+            "--brh-example-db: needs Hypothesis (pip install hypothesis)"
+        ) from None
+    try:
+        return open_example_db(spec, config.rootpath)
+    except ExampleDbError as exc:
+        raise pytest.UsageError(f"--brh-example-db: {exc}") from None
+
+
+_HYPOTHESIS_OPTIONS = {
+    "hypothesis_seed": ("--hypothesis-seed", "--brh-seed N"),
+    "hypothesis_profile": ("--hypothesis-profile", "--brh-profile fast|ci|deep"),
+}
+
+
+def _refuse_hypothesis_options(config: pytest.Config) -> None:
+    """Hypothesis's own seed and profile options would fight ``--brh-seed`` and
+    ``--brh-profile`` (and the seed option would turn the example database off, unseen):
+    refused while conformance tests run, said once, before any test."""
+    for dest, (option, ours) in _HYPOTHESIS_OPTIONS.items():
+        if config.getoption(dest, None) is not None:
+            raise pytest.UsageError(
+                f"{option}: the conformance suite seeds Hypothesis and picks its profile "
+                f"itself (so replay commands stay exact); give {ours} instead"
+            )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -237,6 +291,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _endpoint(config),
         config.getoption("brh_examples"),
         config.getoption("brh_steps"),
+        _example_db(config),
     )
 
 
@@ -287,6 +342,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+    if any(_mark(item) is not None for item in kept):
+        _refuse_hypothesis_options(config)
 
 
 @pytest.fixture
@@ -303,9 +360,19 @@ def sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
         profile=state.profile,
         examples=state.examples,
         steps=state.steps,
+        example_db=state.example_db,
+        example_key=_example_key(node, state.target.name) if state.example_db else b"",
     )
     node.stash[_SIM] = runner
     return runner
+
+
+def _example_key(node: pytest.Item, implementation: str) -> bytes:
+    if not isinstance(node, pytest.Function):
+        return b""
+    from conformance.exampledb import example_key
+
+    return example_key(node.module.__name__, node.name, implementation)
 
 
 @pytest.hookimpl(wrapper=True)
