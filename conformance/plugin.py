@@ -27,6 +27,10 @@ Options (all under "brh conformance" in ``pytest --help``):
   environment), or ``--brh-vault-config FILE`` (TOML with ``url`` and ``token``): run against
   a live Hive vault instead of the fake one; tests that need a fault only the fake vault can
   take are skipped, with the reason.
+
+Under pytest-xdist (``-n auto``) every test keeps its own seed (``--brh-seed``, whichever
+worker runs it), and the controller merges the workers' results into one report (see
+:mod:`conformance.parallel`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import pytest
 from conformance.expectations import Expectations, load_expectations
 from conformance.harness import REFERENCE, Endpoint, Sim, Target
 from conformance.marks import LEVELS, MARK, PROFILES
+from conformance.parallel import ReportMerger, record_on
 from conformance.protocol.client import command_factory
 from conformance.report import Outcome, Report, TestRecord
 from simulator.impl import FactoryError, load_factory
@@ -293,6 +298,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.getoption("brh_steps"),
         _example_db(config),
     )
+    config.pluginmanager.register(ReportMerger(config, config.stash[_STATE].report), "brh-merger")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -397,6 +403,7 @@ def pytest_runtest_makereport(
                 )
         elif report.skipped and not hasattr(report, "wasxfail"):
             record.message = _skip_reason(report)
+        record_on(report, record)
     return report
 
 
@@ -447,6 +454,6 @@ def pytest_terminal_summary(
     if unknown:
         write(f"expectations that matched no test: {', '.join(sorted(unknown))}")
     path = config.getoption("brh_report")
-    if path:
+    if path and not hasattr(config, "workerinput"):  # an xdist worker: the controller writes
         report.write(Path(path))
         write(f"report written to {path}")
