@@ -145,6 +145,7 @@ def test_examples_are_keyed_by_test_and_implementation_not_by_machine_or_seed() 
     assert key != example_key("conformance.test_state_machine", "test_x", "brokenimpl:factory")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("option", "ours"),
     [("--hypothesis-seed=5", "--brh-seed N"), ("--hypothesis-profile=ci", "--brh-profile")],
@@ -165,6 +166,7 @@ def test_hypothesis_own_seed_and_profile_options_are_refused_with_a_clear_messag
 # -- replay from a local directory ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failing_example_is_saved_locally_and_replayed_first_on_the_next_run(
     tmp_path: Path,
 ) -> None:
@@ -246,6 +248,7 @@ def test_the_redis_url_opens_hypothesis_own_redis_database_beside_the_local_one(
     assert kinds == [DirectoryBasedExampleDatabase, RedisExampleDatabase]
 
 
+@pytest.mark.slow
 def test_a_failure_found_on_one_machine_is_replayed_first_on_another_through_redis(
     tmp_path: Path, redis_url: str
 ) -> None:

@@ -42,6 +42,7 @@ def _run(cwd: Path, name: str, *args: str) -> tuple[dict[str, Any], list[str]]:
     return json.loads(report.read_text(encoding="utf-8")), summary
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_outcomes_seeds_and_report_of_a_serial_run(tmp_path: Path) -> None:
     """Issue 13 item 3: the same tests, outcomes, seeds, replay commands and clause table as a
     serial run, in collection order, in one report file written by the controller; the
