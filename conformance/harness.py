@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -31,6 +31,9 @@ from simulator.scenarios.files import DeviceSpec, ScenarioRun
 from simulator.timeloop import run
 from simulator.world import START, World
 from simulator.world.trace import Trace
+
+if TYPE_CHECKING:
+    from hypothesis.database import ExampleDatabase
 
 __all__ = ["REFERENCE", "Endpoint", "Sim", "Target"]
 
@@ -83,6 +86,11 @@ class Sim:
     """Examples of each property-based test, if not the profile's (``--brh-examples``)."""
     steps: int | None = None
     """Steps of each state machine example at most, if not the profile's (``--brh-steps``)."""
+    example_db: ExampleDatabase | None = None
+    """Where property-based tests save failing examples and replay them from first
+    (``--brh-example-db``, see :mod:`conformance.exampledb`); None: nowhere."""
+    example_key: bytes = b""
+    """This test's key in :attr:`example_db` (:func:`conformance.exampledb.example_key`)."""
     runs: int = field(default=0)
     traces: list[Path] = field(default_factory=list)
 

@@ -29,7 +29,10 @@ same way, so it fails the same way.
 
 Profiles (``--brh-profile``): ``brh-fast`` (default: 25 examples of at most 30 steps, seconds),
 ``brh-ci`` (300 examples of up to 50 steps), ``brh-deep`` (100,000 examples of up to 100 steps:
-hours). Hypothesis is seeded with ``--brh-seed`` and keeps no example database, so a run is
+hours). Hypothesis is seeded with ``--brh-seed``. Failing examples are saved in the example
+database the plugin opens (``--brh-example-db``, see :mod:`conformance.exampledb`; the
+:class:`~conformance.harness.Sim` carries it and the test's key) and replayed first on the next
+run; with ``--brh-example-db none`` (and for a :class:`Sim` built without one) a run is
 reproduced by its options alone.
 """
 
@@ -71,14 +74,14 @@ PROFILE_NAMES = {"fast": "brh-fast", "ci": "brh-ci", "deep": "brh-deep"}
 
 _COMMON: dict[str, Any] = {
     "deadline": None,  # virtual time: wall time per example says nothing about the helper
-    "database": None,  # a run is reproduced by its options, never by a local example store
+    "database": None,  # run_machine gives the Sim's example database, if it has one
     "print_blob": False,
     "suppress_health_check": [HealthCheck.too_slow],
-    "phases": [Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 }
-settings.register_profile(
-    "brh-fast", max_examples=25, stateful_step_count=30, derandomize=True, **_COMMON
-)
+# no derandomize: run_machine always seeds Hypothesis (--brh-seed), which is as deterministic,
+# and derandomize would turn the example database off
+settings.register_profile("brh-fast", max_examples=25, stateful_step_count=30, **_COMMON)
 settings.register_profile("brh-ci", max_examples=300, stateful_step_count=50, **_COMMON)
 settings.register_profile("brh-deep", max_examples=100_000, stateful_step_count=100, **_COMMON)
 
@@ -446,11 +449,13 @@ def run_machine(sim: Sim, **overrides: Any) -> MachineStats:
         overrides.setdefault("max_examples", sim.examples)
     if sim.steps is not None:
         overrides.setdefault("stateful_step_count", sim.steps)
+    if sim.example_db is not None:
+        overrides.setdefault("database", sim.example_db)
     chosen = settings(settings.get_profile(profile), **overrides)
     print(
         f"state machine: Hypothesis profile {profile} ({chosen.max_examples} examples of up to "
         f"{chosen.stateful_step_count} steps), seed {sim.seed} (--brh-seed), "
-        f"implementation {sim.target.name}"
+        f"implementation {sim.target.name}, example database {chosen.database}"
     )
 
     stats = MachineStats()
@@ -458,7 +463,15 @@ def run_machine(sim: Sim, **overrides: Any) -> MachineStats:
     def machine() -> SyncMachine:
         return SyncMachine(sim, stats)
 
+    # Hypothesis keys a state machine's examples by the factory's digest, which takes this
+    # attribute in (as it does for parametrized tests): without it every test and every
+    # implementation would share one key, the closure's source being the same
+    machine._hypothesis_internal_add_digest = sim.example_key  # type: ignore[attr-defined]
     # Hypothesis takes any callable returning a machine (its annotation says a class)
     factory = cast("type[RuleBasedStateMachine]", seed(sim.seed)(machine))
-    run_state_machine_as_test(factory, settings=chosen)
+    try:
+        run_state_machine_as_test(factory, settings=chosen)
+    finally:
+        if stats.first_failure is not None:
+            print(f"state machine: first failure at example {stats.first_failure}")
     return stats

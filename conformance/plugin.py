@@ -18,10 +18,20 @@ Options (all under "brh conformance" in ``pytest --help``):
   hours, for nightly runs; times for the reference in process);
 * ``--brh-examples N`` / ``--brh-steps N``: search harder (or less) than the profile says: at
   most N examples, of at most N steps each;
+* ``--brh-example-db DIR|redis://HOST:PORT/N|none``: where failing examples of the
+  property-based tests are saved, to be replayed first on the next run (default: the
+  directory ``.brh-examples`` under the rootdir; a Redis URL shares them with every machine
+  using it; see :mod:`conformance.exampledb`). Hypothesis's own ``--hypothesis-seed`` and
+  ``--hypothesis-profile`` are refused when conformance tests are selected: ``--brh-seed``
+  and ``--brh-profile`` say the same, and the replay commands carry them;
 * ``--brh-vault-url URL`` with ``--brh-vault-token TOKEN`` (or ``BRH_VAULT_TOKEN`` in the
   environment), or ``--brh-vault-config FILE`` (TOML with ``url`` and ``token``): run against
   a live Hive vault instead of the fake one; tests that need a fault only the fake vault can
   take are skipped, with the reason.
+
+Under pytest-xdist (``-n auto``) every test keeps its own seed (``--brh-seed``, whichever
+worker runs it), and the controller merges the workers' results into one report (see
+:mod:`conformance.parallel`).
 """
 
 from __future__ import annotations
@@ -33,15 +43,20 @@ import shutil
 import tomllib
 from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from conformance.expectations import Expectations, find_expectations, load_expectations
 from conformance.harness import REFERENCE, Endpoint, Sim, Target
 from conformance.marks import LEVELS, MARK, PROFILES
+from conformance.parallel import ReportMerger, record_on
 from conformance.protocol.client import command_factory
 from conformance.report import Outcome, Report, TestRecord
 from simulator.impl import FactoryError, check_factory, load_factory
+
+if TYPE_CHECKING:
+    from hypothesis.database import ExampleDatabase
 
 __all__ = ["sim"]
 
@@ -61,8 +76,10 @@ class _State:
         endpoint: Endpoint | None = None,
         examples: int | None = None,
         steps: int | None = None,
+        example_db: ExampleDatabase | None = None,
     ) -> None:
         self.target = target
+        self.example_db = example_db
         self.examples = examples
         self.steps = steps
         self.endpoint = endpoint
@@ -133,6 +150,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=_positive("--brh-steps"),
         metavar="N",
         help="at most N steps in each state machine example (default: the profile's)",
+    )
+    group.addoption(
+        "--brh-example-db",
+        default=None,
+        metavar="DIR|URL|none",
+        help="where failing Hypothesis examples are saved and replayed first next run: a "
+        "directory (default: .brh-examples under the rootdir), redis://HOST:PORT/N to share "
+        "them with every machine using it (the local directory too), or 'none'",
     )
     group.addoption(
         "--brh-vault-url",
@@ -224,6 +249,40 @@ def _target(config: pytest.Config) -> Target:
     return Target(impl, factory, f"--brh-impl={impl}")
 
 
+def _example_db(config: pytest.Config) -> ExampleDatabase | None:
+    spec: str | None = config.getoption("brh_example_db")
+    try:
+        from conformance.exampledb import ExampleDbError, open_example_db
+    except ImportError:  # no Hypothesis: no property-based tests either
+        if spec is None:
+            return None
+        raise pytest.UsageError(
+            "--brh-example-db: needs Hypothesis (pip install hypothesis)"
+        ) from None
+    try:
+        return open_example_db(spec, config.rootpath)
+    except ExampleDbError as exc:
+        raise pytest.UsageError(f"--brh-example-db: {exc}") from None
+
+
+_HYPOTHESIS_OPTIONS = {
+    "hypothesis_seed": ("--hypothesis-seed", "--brh-seed N"),
+    "hypothesis_profile": ("--hypothesis-profile", "--brh-profile fast|ci|deep"),
+}
+
+
+def _refuse_hypothesis_options(config: pytest.Config) -> None:
+    """Hypothesis's own seed and profile options would fight ``--brh-seed`` and
+    ``--brh-profile`` (and the seed option would turn the example database off, unseen):
+    refused while conformance tests run, said once, before any test."""
+    for dest, (option, ours) in _HYPOTHESIS_OPTIONS.items():
+        if config.getoption(dest, None) is not None:
+            raise pytest.UsageError(
+                f"{option}: the conformance suite seeds Hypothesis and picks its profile "
+                f"itself (so replay commands stay exact); give {ours} instead"
+            )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -246,7 +305,9 @@ def pytest_configure(config: pytest.Config) -> None:
         _endpoint(config),
         config.getoption("brh_examples"),
         config.getoption("brh_steps"),
+        _example_db(config),
     )
+    config.pluginmanager.register(ReportMerger(config, config.stash[_STATE].report), "brh-merger")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -296,6 +357,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+    if any(_mark(item) is not None for item in kept):
+        _refuse_hypothesis_options(config)
 
 
 @pytest.fixture
@@ -312,9 +375,19 @@ def sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
         profile=state.profile,
         examples=state.examples,
         steps=state.steps,
+        example_db=state.example_db,
+        example_key=_example_key(node, state.target.name) if state.example_db else b"",
     )
     node.stash[_SIM] = runner
     return runner
+
+
+def _example_key(node: pytest.Item, implementation: str) -> bytes:
+    if not isinstance(node, pytest.Function):
+        return b""
+    from conformance.exampledb import example_key
+
+    return example_key(node.module.__name__, node.name, implementation)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -339,6 +412,7 @@ def pytest_runtest_makereport(
                 )
         elif report.skipped and not hasattr(report, "wasxfail"):
             record.message = _skip_reason(report)
+        record_on(report, record)
     return report
 
 
@@ -389,6 +463,6 @@ def pytest_terminal_summary(
     if unknown:
         write(f"expectations that matched no test: {', '.join(sorted(unknown))}")
     path = config.getoption("brh_report")
-    if path:
+    if path and not hasattr(config, "workerinput"):  # an xdist worker: the controller writes
         report.write(Path(path))
         write(f"report written to {path}")

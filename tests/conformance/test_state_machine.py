@@ -122,13 +122,16 @@ def test_the_same_seed_finds_the_same_failure(tmp_path: Path) -> None:
 
 
 def test_profiles_differ_in_effort() -> None:
-    """The fast profile is small and reproducible; ci and deep search more."""
+    """The fast profile is small; ci and deep search more. None derandomizes (run_machine
+    seeds every run, and derandomize would turn the example database off) and all replay
+    saved examples first (the database itself comes from the Sim: ``--brh-example-db``)."""
     from hypothesis import settings
 
     fast, ci, deep = (settings.get_profile(f"brh-{p}") for p in ("fast", "ci", "deep"))
-    assert fast.max_examples <= 30 and fast.stateful_step_count <= 30 and fast.derandomize
+    assert fast.max_examples <= 30 and fast.stateful_step_count <= 30
     assert fast.max_examples < ci.max_examples < deep.max_examples
     assert all(p.deadline is None and p.database is None for p in (fast, ci, deep))
+    assert all(not p.derandomize and Phase.reuse in p.phases for p in (fast, ci, deep))
 
 
 def test_the_replay_command_names_the_profile() -> None:
