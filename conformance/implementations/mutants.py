@@ -24,7 +24,7 @@ from brh import BackupRestoreHelper
 from brh.core import RULES, Action, Decision, Rules, Window, decide
 from brh.hlc import HybridClock, Version
 from brh.retry import RetryPolicy
-from brh.store import LocalStore, Record
+from brh.store import ContextState, LocalStore, Record
 from brh.wire import RemoteDoc
 from simulator.impl import Factory, Installation, ReferenceHelper
 
@@ -275,6 +275,51 @@ def wipe_keeps_cursor(installation: Installation) -> ReferenceHelper:
     return _build(installation, store=_WipeKeepsCursorStore)
 
 
+class _LocalTombstoneStore(LocalStore):
+    def erase(self, context: str, key: str) -> bool:
+        # BUG: a local-only delete soft-deletes the entry as an ordinary delete does, only
+        # without the upload mark: the local tombstone keeps the vault's version, so no pass,
+        # not even a full one, brings the entry back (until someone edits it elsewhere).
+        with self._transaction():
+            record = self.get(context, key)
+            if record is None:
+                return False
+            gone = replace(record, deletion_date=record.modification_date)
+            self._write(gone, pending=False, stale=False)
+            return True
+
+
+def local_delete_keeps_tombstone(installation: Installation) -> ReferenceHelper:
+    """A locally_only delete leaves a synced local tombstone instead of forgetting the entry."""
+    return _build(installation, store=_LocalTombstoneStore)
+
+
+class _PageAtOnceStore(LocalStore):
+    def __init__(self, path: Any = ":memory:") -> None:
+        super().__init__(path)
+        self._delivered: list[tuple[Record, Version | None, Version | None]] = []
+
+    def apply_remote(self, record: Record, expected: Version | None, clock: Version | None) -> bool:
+        # BUG: the versions the app accepted are kept in memory and stored with the page's
+        # progress, after the page's last callback (one transaction per page). Meanwhile the
+        # local copy does not show what the app was given: a read returns nothing, and a delete
+        # the app makes from its own task finds no entry, does nothing, and is then overwritten
+        # by the delivered version (ORD-7, CB-7).
+        self._delivered.append((record, expected, clock))
+        return True
+
+    def save_context_state(self, state: ContextState) -> None:
+        delivered, self._delivered = self._delivered, []
+        for record, expected, clock in delivered:
+            super().apply_remote(record, expected, clock)
+        super().save_context_state(state)
+
+
+def page_stored_after_last_callback(installation: Installation) -> ReferenceHelper:
+    """A page's delivered versions are stored only after its last callback."""
+    return _build(installation, store=_PageAtOnceStore)
+
+
 # -- ordering --------------------------------------------------------------------------------
 
 
@@ -330,5 +375,7 @@ MUTANTS: dict[str, Mutant] = _registry(
     (no_redelivery_after_crash, "a callback cut short by a crash is never delivered again"),
     (clock_ignores_remote, "the hybrid clock does not observe remote versions"),
     (delete_for_unknown_key, "a tombstone of a key the device never held goes to on_delete"),
+    (local_delete_keeps_tombstone, "a local-only delete leaves a tombstone: never restored"),
+    (page_stored_after_last_callback, "a page's delivered versions are stored after its last one"),
 )
 """Every mutant, by name (the factory's name in this module)."""

@@ -1,0 +1,171 @@
+"""The parts of the contract the older suites did not drive: local-only deletes, the app acting
+on what a callback just gave it while the pass goes on, overlapping ``sync()`` calls, pulls
+spanning pages, several contexts with pending work, bad input, and days of tombstones.
+
+Every assertion reads only what the harness observes of any implementation: the vault's
+documents in the original helper's fields (DATA-2), the callbacks and their answers, what the
+helper's calls return, and each device's local copy through the public API. None reads an event
+or a structure only the reference has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from conformance.harness import Sim
+from conformance.marks import clause
+from conformance.steps import MINUTE, sync_all
+from simulator.world import World
+
+
+def _vault_live(world: World, context: str = "notes") -> dict[str, object] | None:
+    """The vault's live entries, read from the fake vault's documents (DATA-2 fields); None on
+    a live vault, whose documents the harness does not read."""
+    return None if world.server.live else world.vault_live(context)
+
+
+# -- API-3: delete(..., locally_only=True) ------------------------------------------------------
+
+
+@clause("API-3", "SYNC-10", "CB-1", level="core")
+def test_a_local_only_delete_forgets_the_entry_on_this_device_only(sim: Sim) -> None:
+    """API-3: ``delete_database_entry(..., locally_only=True)`` forgets the local copy and
+    tells nobody: the vault and the other devices keep the entry, a new device restores it, and
+    no incremental pass brings it back (its version was already processed). SYNC-10, CB-1: a
+    full pass reads the vault again and restores it through the insertion callback."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await phone.put("x", {"n": 1})
+        await phone.put("y", 2)
+        await world.advance(5)
+        await sync_all(world)
+        await world.advance(MINUTE)
+        await sync_all(world)
+        both = {"x": {"n": 1}, "y": 2}
+        assert tablet.local() == both
+
+        await world.forget("phone", "x")
+        assert phone.local() == {"y": 2}
+        assert await phone.get("x") is None
+        assert await phone.get("y") is not None
+        calls = phone.app.calls.total
+        for _ in range(3):
+            await world.advance(MINUTE)
+            await sync_all(world)
+        assert phone.local() == {"y": 2}, "an incremental pass brought a local-only delete back"
+        assert phone.app.calls.since(calls) == []
+        assert _vault_live(world) in (None, both), "a local-only delete reached the vault"
+        assert tablet.local() == tablet.app.items == both
+        late = world.add_device("late")
+        await late.sync()
+        assert late.app.items == late.local() == both
+
+        assert await phone.sync(full=True)
+        assert phone.local() == both
+        assert phone.app.calls.since(calls) == [("insert", "x", {"n": 1})]
+        assert phone.app.items == both
+
+    sim.run(scenario)
+
+
+@clause("API-3", "CB-1", level="core")
+def test_a_key_deleted_locally_only_comes_back_when_another_device_edits_it(sim: Sim) -> None:
+    """API-3, CB-1: after a local-only delete the device does not hold the key, so another
+    device's later edit of it arrives through the insertion callback; and the device's own new
+    write of the key after forgetting it is an ordinary write that reaches everyone."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await tablet.put("x", "first")
+        await tablet.put("y", "first")
+        await world.advance(5)
+        await sync_all(world)
+        await world.forget("phone", "x")
+        await world.forget("phone", "y")
+        await world.advance(MINUTE)
+        calls = phone.app.calls.total
+        await tablet.put("x", "edited on the tablet")
+        await world.advance(5)
+        await sync_all(world)
+        assert phone.app.calls.since(calls) == [("insert", "x", "edited on the tablet")]
+        await world.advance(MINUTE)
+        await phone.put("y", "written again on the phone")
+        await world.advance(5)
+        await sync_all(world)
+        expected = {"x": "edited on the tablet", "y": "written again on the phone"}
+        assert phone.local() == tablet.local() == expected
+        assert phone.app.items == tablet.app.items == expected
+
+    sim.run(scenario)
+
+
+# -- ORD-7, CB-7: the app acts on what it was just given while the pass goes on ------------------
+
+
+@clause("ORD-7", "CB-7", "API-2", level="robust")
+def test_the_app_deletes_a_key_it_was_just_given_while_the_pass_goes_on(sim: Sim) -> None:
+    """ORD-7, CB-7 (regression delete-what-was-just-given): b's app is slow (10 s a
+    callback). Its pass pulls x and y in one page; x's insertion is accepted at t~10 and, while
+    the pass waits on y's callback, the app reads x (API-2: the delivered version) and deletes
+    it from its own task. The delete acts on the delivered version and wins everywhere."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        await a.put("x", "given")
+        await a.put("y", "slow")
+        await world.advance(5)
+        await a.sync()
+        world.behave("b", mode="slow", delay=10.0)
+        running = asyncio.ensure_future(b.sync())
+        await world.advance(15)
+        assert not running.done(), "b's pass should still be in y's callback"
+        assert b.app.items == {"x": "given"}, b.app.calls
+        entry = await b.get("x")
+        assert entry is not None and entry.data == "given", (
+            f"get_database_entry returned {entry!r} for a key whose callback returned True"
+        )
+        assert b.local() == {"x": "given"}
+        await b.remove("x")
+        await running
+        assert "x" not in b.local(), "the delivered version overwrote the app's later delete"
+        world.behave("b", mode="apply")
+        await world.advance(MINUTE)
+        await sync_all(world, rounds=3)
+        assert a.local() == b.local() == {"y": "slow"}
+        assert a.app.items == b.app.items == {"y": "slow"}
+
+    sim.run(scenario)
+
+
+@clause("ORD-7", "CB-7", "API-2", level="robust")
+def test_the_app_edits_a_key_it_was_just_given_while_the_pass_goes_on(sim: Sim) -> None:
+    """ORD-7, CB-7: as above, but the app edits x (from its own task, after x's callback
+    returned, while the pass is busy with y's): the local copy shows the delivered version
+    until then, and the edit wins everywhere."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        await a.put("x", "given")
+        await a.put("y", "slow")
+        await world.advance(5)
+        await a.sync()
+        world.behave("b", mode="slow", delay=10.0)
+        running = asyncio.ensure_future(b.sync())
+        await world.advance(15)
+        assert not running.done(), "b's pass should still be in y's callback"
+        entry = await b.get("x")
+        assert entry is not None and entry.data == "given", (
+            f"get_database_entry returned {entry!r} for a key whose callback returned True"
+        )
+        await b.put("x", "edited on b")
+        await running
+        assert b.local().get("x") == "edited on b"
+        world.behave("b", mode="apply")
+        await world.advance(MINUTE)
+        await sync_all(world, rounds=3)
+        expected = {"x": "edited on b", "y": "slow"}
+        assert a.local() == b.local() == expected
+        assert a.app.items == b.app.items == expected
+
+    sim.run(scenario)
