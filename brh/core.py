@@ -366,6 +366,10 @@ class Rules:
     save_page_after_delivery: bool = True
     """A pulled page's progress is saved once its changes are delivered, never before (CB-7:
     a crash or a refusal before then redelivers them)."""
+    sync_waits_for_next_pass: bool = True
+    """A ``sync()`` made while a pass runs is answered by the next pass, which starts after
+    the running one ends (SYNC-2), never by the running one: that pass may have pulled and
+    pushed before the call."""
 
 
 RULES = Rules()

@@ -169,3 +169,42 @@ def test_the_app_edits_a_key_it_was_just_given_while_the_pass_goes_on(sim: Sim) 
         assert a.app.items == b.app.items == expected
 
     sim.run(scenario)
+
+
+# -- SYNC-2: overlapping sync() calls ----------------------------------------------------------
+
+
+@clause("SYNC-2", "CB-4", level="robust")
+def test_a_sync_called_while_a_pass_runs_is_answered_by_a_later_pass(sim: Sim) -> None:
+    """SYNC-2: the phone's app is slow (10 s a callback) and its pass is inside the first
+    callback when the tablet uploads a new entry; two sync() calls made then both wait for a
+    pass that starts after them, so when they return the new entry was delivered; they share
+    that pass (both complete), and no two passes ran at once (CB-4: no change was delivered
+    twice)."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        await tablet.put("early", 1)
+        await world.advance(5)
+        await tablet.sync()
+        world.behave("phone", mode="slow", delay=10.0)
+        first = asyncio.ensure_future(phone.sync())
+        await world.advance(3)
+        assert not first.done()
+        await tablet.put("late", 2)
+        await tablet.sync()
+        await world.advance(1)
+        assert not first.done(), "the phone's first pass should still be in its callback"
+        second = asyncio.ensure_future(phone.sync())
+        third = asyncio.ensure_future(phone.sync())
+        assert await first
+        await asyncio.wait({second, third}, return_when=asyncio.FIRST_COMPLETED)
+        assert phone.app.items == {"early": 1, "late": 2}, (
+            "a sync() called after the tablet's upload returned before that upload reached the "
+            f"phone's app: {phone.app.calls}"
+        )
+        assert await second and await third
+        assert sorted(phone.app.calls) == [("insert", "early", 1), ("insert", "late", 2)]
+        assert phone.local() == {"early": 1, "late": 2}
+
+    sim.run(scenario)

@@ -181,6 +181,15 @@ def cursor_past_refusal(installation: Installation) -> ReferenceHelper:
     return _with(progress_at_refusal=_page_done)(installation)
 
 
+def sync_joins_running_pass(installation: Installation) -> ReferenceHelper:
+    """A sync() made while a pass runs gets that pass's result."""
+    # BUG: single flight done as "if a pass is running, hand back its promise": a sync() the
+    # app calls after a write, or after being told that something changed on the vault,
+    # returns when a pass that started before the call ends, and what the call was for is not
+    # done yet (SYNC-2).
+    return _with(sync_waits_for_next_pass=False)(installation)
+
+
 # -- pushes ----------------------------------------------------------------------------------
 
 
@@ -376,6 +385,7 @@ MUTANTS: dict[str, Mutant] = _registry(
     (clock_ignores_remote, "the hybrid clock does not observe remote versions"),
     (delete_for_unknown_key, "a tombstone of a key the device never held goes to on_delete"),
     (local_delete_keeps_tombstone, "a local-only delete leaves a tombstone: never restored"),
+    (sync_joins_running_pass, "a sync() made while a pass runs gets that pass's result"),
     (page_stored_after_last_callback, "a page's delivered versions are stored after its last one"),
 )
 """Every mutant, by name (the factory's name in this module)."""
