@@ -350,6 +350,9 @@ class Rules:
     """The hybrid clock's state after seeing a version (ORD-1, ORD-3)."""
     cursor_after_pull: Callable[[int | None, int], int | None] = cursor_after_pull
     """Where the next pull starts (SYNC-4)."""
+    pull_filter: Callable[..., dict[str, Any]] = pull_filter
+    """The filter of one pull page: the cursor's overlap window and keyset paging (SYNC-4,
+    SYNC-9)."""
     progress_at_refusal: Callable[
         [int | None, Window, Sequence[RemoteDoc], RemoteDoc | None], tuple[int | None, Window]
     ] = progress_at_refusal

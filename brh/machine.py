@@ -45,7 +45,6 @@ from brh.core import (
     group_by_key,
     old_tombstones_filter,
     prune_window,
-    pull_filter,
     purge_filter,
 )
 from brh.entry import StuckEntry
@@ -268,7 +267,7 @@ class _ContextPass:
                 fx.Query(
                     self.name,
                     self.collection,
-                    pull_filter(start, options.overlap, known, after, settled=settled),
+                    self.rules.pull_filter(start, options.overlap, known, after, settled=settled),
                     sort=PULL_SORT,
                     skip=skip,
                     limit=options.page_size + 1,

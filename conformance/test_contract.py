@@ -208,3 +208,51 @@ def test_a_sync_called_while_a_pass_runs_is_answered_by_a_later_pass(sim: Sim) -
         assert phone.local() == {"early": 1, "late": 2}
 
     sim.run(scenario)
+
+
+# -- SYNC-9: pulls spanning pages, many entries sharing a stamp at each boundary ---------------
+
+PAGE = 4
+"""The page size asked of the helper (``page_size``) in the paging tests; an implementation
+that ignores the option pulls in pages of its own size, and these tests then page less."""
+
+
+@clause("SYNC-9", "SYNC-4", "RES-1", "CB-4", level="robust")
+def test_pulls_spanning_pages_with_many_entries_sharing_one_stamp(sim: Sim) -> None:
+    """SYNC-9, RES-1: the tablet uploads 10 entries in one vault second and 13 in the next (a
+    link without latency), so page boundaries fall inside runs of equal stamps. A new device's
+    first pass delivers every one of them, once. SYNC-4, CB-4: 9 more land in the same second
+    as the last ones it read; its next pass delivers exactly those, paging again, and no
+    version twice."""
+
+    async def scenario(world: World) -> None:
+        tablet = world.add_device("tablet")
+        first = {f"a{i:02}": i for i in range(10)}
+        second = {f"b{i:02}": i for i in range(13)}
+        for key, value in first.items():
+            await tablet.put(key, value)
+        assert await tablet.sync()
+        await world.advance(1)
+        for key, value in second.items():
+            await tablet.put(key, value)
+        assert await tablet.sync()
+        phone = world.add_device("phone")
+        assert await phone.sync()
+        restored = {**first, **second}
+        assert phone.app.items == restored, f"{len(restored) - len(phone.app.items)} missing"
+        assert sorted(phone.app.calls) == sorted(("insert", k, v) for k, v in restored.items())
+        third = {f"c{i:02}": i for i in range(9)}
+        for key, value in third.items():
+            await tablet.put(key, value)
+        assert await tablet.sync()
+        calls = phone.app.calls.total
+        assert await phone.sync()
+        assert sorted(phone.app.calls.since(calls)) == sorted(
+            ("insert", k, v) for k, v in third.items()
+        )
+        assert phone.local() == phone.app.items == {**restored, **third}
+        await world.advance(MINUTE)
+        assert await phone.sync()
+        assert phone.app.calls.total == calls + len(third)
+
+    sim.run(scenario, latency=(0.0, 0.0), helper_options={"page_size": PAGE})
