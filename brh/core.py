@@ -363,6 +363,9 @@ class Rules:
     """Whose fault a failed upload is (RETRY-6)."""
     retry_delay: Callable[[RetryPolicy, int, random.Random], float | None] = retry_delay
     """When a failed pass is tried again (RETRY-1, RETRY-2)."""
+    refusal_halts_later_contexts: bool = True
+    """After the app refuses a change, the later contexts of the pass deliver nothing either
+    (CB-6: no further callback in that pass, in any context)."""
     push_after_refusal: bool = True
     """After the app refuses a change, the pass still uploads every context's changes
     (SYNC-8)."""

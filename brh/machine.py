@@ -89,7 +89,8 @@ def sync_pass(plan: Plan) -> Steps[Outcome]:
     for name, collection in plan.contexts:
         context = _ContextPass(name, collection, plan, memory, stats)
         try:
-            yield from context.run(halted=refused is not None)
+            halted = refused is not None and plan.rules.refusal_halts_later_contexts
+            yield from context.run(halted=halted)
         except CollectionNotFoundError as exc:
             # The collection was deleted behind our back (a vault reset). Local data is the
             # backup now: queue every entry for upload and start the context over (RES-3).

@@ -258,3 +258,57 @@ def test_pulls_spanning_pages_with_many_entries_sharing_one_stamp(sim: Sim) -> N
         assert phone.app.calls.total == calls + len(third)
 
     sim.run(scenario, latency=(0.0, 0.0), helper_options={"page_size": PAGE})
+
+
+# -- CB-6, SYNC-8: several contexts with pending work, a refusal in one -------------------------
+
+
+@clause("CB-6", "SYNC-8", "SYNC-5", "RETRY-1", level="robust", weakness="W6")
+def test_a_refusal_in_one_context_halts_every_later_delivery_but_no_upload(sim: Sim) -> None:
+    """Three contexts, each with remote changes for the phone and local changes the phone made
+    offline. The phone's app refuses the first change of the second context. CB-6: the pass
+    makes no further callback, in that context or the third; it reports that it did not
+    complete. SYNC-8: it still uploads the phone's changes of all three contexts (the tablet
+    receives them; W6: the original skips them). SYNC-5, RETRY-1: the changes left undelivered
+    arrive later, without an outside trigger."""
+    contexts = ("notes", "contacts", "photos")
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        for context in contexts:
+            await tablet.put(f"{context}-1", "from the tablet", context)
+            await tablet.put(f"{context}-2", "from the tablet", context)
+        await world.advance(5)
+        await tablet.sync()
+        world.disconnect("phone")
+        for context in contexts:
+            await phone.put(f"{context}-mine", "from the phone", context)
+        await world.advance(MINUTE)
+        refusing = {"contacts"}
+        for context in contexts:
+            phone.apps[context].refuse = lambda kind, entry, c=context: c in refusing
+        world.reconnect("phone")
+        calls = {context: phone.apps[context].calls.total for context in contexts}
+        assert not await phone.sync(), "a pass with a refused change reported it completed"
+        made = {c: phone.apps[c].calls.since(calls[c]) for c in contexts}
+        assert len(made["notes"]) == 2 and len(made["contacts"]) == 1 and made["photos"] == [], (
+            f"callbacks after the refusal: {made}"
+        )
+        await world.advance(1)
+        for context in contexts:
+            refusing.discard(context)
+        await tablet.sync()
+        for context in contexts:
+            assert tablet.apps[context].items.get(f"{context}-mine") == "from the phone", (
+                f"the phone's {context} change was not uploaded after the refusal"
+            )
+        await world.advance(10 * MINUTE)  # the helper retries by itself
+        for context in contexts:
+            expected = {
+                f"{context}-1": "from the tablet",
+                f"{context}-2": "from the tablet",
+                f"{context}-mine": "from the phone",
+            }
+            assert phone.apps[context].items == phone.local(context) == expected
+
+    sim.run(scenario, contexts=contexts)

@@ -216,6 +216,14 @@ def pages_after_stamp(installation: Installation) -> ReferenceHelper:
 # -- pushes ----------------------------------------------------------------------------------
 
 
+def refusal_halts_one_context(installation: Installation) -> ReferenceHelper:
+    """A refusal ends its own context's pulls only: later contexts still deliver."""
+    # BUG: the refusal is handled per context (a ``break`` out of the context's pull loop
+    # instead of ending the pass): the next contexts pull and call the app in the same pass,
+    # after it said "not now" (CB-6).
+    return _with(refusal_halts_later_contexts=False)(installation)
+
+
 def push_skipped_after_refusal(installation: Installation) -> ReferenceHelper:
     """After a refusal the pass uploads nothing."""
     # BUG: a refusal ends the whole pass, uploads included (the original's early ``return
@@ -400,6 +408,7 @@ MUTANTS: dict[str, Mutant] = _registry(
     (find_then_insert, "a new entry is pushed by find-then-insert/overwrite, not a CAS upsert"),
     (echo_own_writes, "the device's own writes come back to it as modifications"),
     (split_local_write, "a local write is two transactions: data now, upload mark later"),
+    (refusal_halts_one_context, "a refusal ends its own context only: later ones still deliver"),
     (push_skipped_after_refusal, "after a refusal the pass uploads nothing"),
     (tombstone_not_propagated, "a deletion is never uploaded"),
     (wipe_keeps_cursor, "wiping a context keeps its cursor"),
