@@ -21,6 +21,7 @@ from typing import Any
 from brh.hlc import Version, observe
 from brh.retry import RetryPolicy
 from brh.store import EntryState, Record
+from brh.validation import encode_data
 from brh.vault import (
     CollectionNotFoundError,
     NetworkError,
@@ -341,6 +342,8 @@ class Rules:
     """
 
     decide: Callable[[Record | EntryState | None, RemoteDoc], Decision] = decide
+    encode_data: Callable[[str, Any], str] = encode_data
+    """An upsert's data checked (ERR-1: refused unless a Hive vault can store it) and encoded."""
     """What to do with the vault's winning version of a key (CB-1..CB-4, ORD-2, ORD-6)."""
     resolve_conflict: Callable[[Record, Sequence[RemoteDoc]], ConflictOutcome] = resolve_conflict
     """How a compare-and-set that matched nothing resolves (SYNC-7, ORD-4, ORD-5)."""

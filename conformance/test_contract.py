@@ -11,7 +11,10 @@ or a structure only the reference has.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
+from brh import InvalidArgumentError
 from conformance.harness import Sim
 from conformance.marks import clause
 from conformance.steps import MINUTE, sync_all
@@ -312,3 +315,76 @@ def test_a_refusal_in_one_context_halts_every_later_delivery_but_no_upload(sim: 
             assert phone.apps[context].items == phone.local(context) == expected
 
     sim.run(scenario, contexts=contexts)
+
+
+# -- ERR-1, ERR-2: bad input gets a clear error and changes nothing -----------------------------
+
+
+def _nested(levels: int) -> Any:
+    value: Any = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+async def _refused(call: Awaitable[Any], argument: str) -> str:
+    """Await ``call``; it must raise an error naming ``argument`` (the ``argument`` attribute
+    of an InvalidArgumentError, else the message). Returns the message."""
+    try:
+        await call
+    except Exception as exc:  # any implementation's own error type will do
+        named = getattr(exc, "argument", None)
+        if isinstance(exc, InvalidArgumentError):
+            assert named == argument, f"the error names {named!r}, not {argument!r}: {exc}"
+        else:
+            assert argument in str(exc), f"the error does not name {argument!r}: {exc!r}"
+        return str(exc)
+    raise AssertionError(f"accepted, where the argument {argument!r} is bad (ERR-1)")
+
+
+BAD_KEYS = ("", "a\x00b", "k" * 1025)
+BAD_DATA: dict[str, Any] = {
+    "a field name starting with $": {"$set": {"x": 1}},
+    "a nested field name starting with $": {"ok": [{"$inc": 1}]},
+    "a field name with NUL": {"a\x00b": 1},
+    "an integer beyond 64 bits": 2**63,
+    "100 levels of nesting": _nested(100),
+}
+
+
+@clause("ERR-1", "ERR-2", level="robust")
+def test_bad_input_gets_an_error_naming_the_argument_and_changes_nothing(sim: Sim) -> None:
+    """ERR-1: upserts with bad keys (empty, with NUL, over 1024 characters) or data a vault
+    cannot store ($-names, NUL in a name, an integer beyond 64 bits, 100 levels of nesting)
+    and deletes with bad keys raise an error naming ``key`` or ``data``; ERR-2: an unregistered
+    context is an error too. None of them changes anything: the local copy, the vault and the
+    other device keep only the good entry, and no pass is held up by them."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        helper = phone.impl_for("notes")
+        await phone.put("good", {"n": 1})
+        await world.advance(5)
+        await sync_all(world)
+        for key in BAD_KEYS:
+            await _refused(helper.upsert_database_entry("notes", key, 1), "key")
+            await _refused(helper.delete_database_entry("notes", key), "key")
+        for data in BAD_DATA.values():
+            await _refused(helper.upsert_database_entry("notes", "good", data), "data")
+            await _refused(helper.upsert_database_entry("notes", "new", data), "data")
+        try:
+            await helper.upsert_database_entry("nope", "k", 1)
+        except Exception as exc:  # ERR-2: any error that says which context
+            assert "nope" in str(exc), f"the error does not name the context: {exc!r}"
+        else:
+            raise AssertionError("an upsert into an unregistered context was accepted (ERR-2)")
+        assert phone.local() == {"good": {"n": 1}}
+        await world.advance(MINUTE)
+        assert await phone.sync(), "a pass after refused input did not complete"
+        await world.advance(5)
+        await sync_all(world)
+        assert phone.local() == tablet.local() == {"good": {"n": 1}}
+        assert tablet.app.calls == [("insert", "good", {"n": 1})]
+        assert _vault_live(world) in (None, {"good": {"n": 1}})
+
+    sim.run(scenario)

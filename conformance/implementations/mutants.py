@@ -15,12 +15,13 @@ loop. Each bug says in a ``BUG:`` comment which real bug it stands for.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from brh import BackupRestoreHelper
+from brh import BackupRestoreHelper, InvalidArgumentError
 from brh.core import RULES, Action, Decision, Rules, Window, decide, pull_filter
 from brh.hlc import HybridClock, Version
 from brh.retry import RetryPolicy
@@ -146,6 +147,24 @@ def no_redelivery_after_crash(installation: Installation) -> ReferenceHelper:
     # loses the change (after the restart the pull starts past it), and so does a second
     # refusal of a change the cursor already reached.
     return _with(save_page_after_delivery=False)(installation)
+
+
+# -- input -----------------------------------------------------------------------------------
+
+
+def _json_only(key: str, data: Any) -> str:
+    # BUG: data is checked only for being JSON, not for what a Hive vault can store: field
+    # names starting with '$', integers beyond 64 bits and nesting past 99 levels are taken,
+    # and the vault refuses the upload later, for ever (ERR-1).
+    try:
+        return json.dumps(data, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError("data", f"is not JSON: {exc}") from None
+
+
+def data_checked_as_json_only(installation: Installation) -> ReferenceHelper:
+    """Upserted data is checked for being JSON only, not for what the vault can store."""
+    return _with(encode_data=_json_only)(installation)
 
 
 # -- pull progress ---------------------------------------------------------------------------
@@ -403,6 +422,7 @@ def _registry(*mutants: tuple[Factory, str]) -> dict[str, Mutant]:
 MUTANTS: dict[str, Mutant] = _registry(
     (no_retry, "a pass that did not complete schedules no retry"),
     (false_ignored, "a callback's False is taken as handled"),
+    (data_checked_as_json_only, "data is checked for being JSON only, not for what a vault stores"),
     (device_clock_cursor, "the pull cursor is the device clock, not the vault's stamps"),
     (cursor_past_refusal, "a refusal saves the cursor past the refused change"),
     (find_then_insert, "a new entry is pushed by find-then-insert/overwrite, not a CAS upsert"),
