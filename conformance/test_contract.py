@@ -388,3 +388,87 @@ def test_bad_input_gets_an_error_naming_the_argument_and_changes_nothing(sim: Si
         assert _vault_live(world) in (None, {"good": {"n": 1}})
 
     sim.run(scenario)
+
+
+# -- DEL-1..3: days of tombstones --------------------------------------------------------------
+
+DAY = 86400.0
+
+
+def _vault_docs(world: World, key: str, context: str = "notes") -> list[dict[str, Any]] | None:
+    """The fake vault's documents of ``key`` (duplicates included); None on a live vault."""
+    if world.server.live:
+        return None
+    name = "backup_" + context
+    if name not in world.server.vault.collection_names():
+        return []
+    return [doc for doc in world.server.vault.documents(name) if doc.get("key") == key]
+
+
+@clause("DEL-1", "DEL-2", "DEL-3", "SYNC-10", level="robust", weakness="W5")
+def test_forty_days_of_tombstones_purge_them_and_still_reach_a_device_away_all_along(
+    sim: Sim,
+) -> None:
+    """Three devices, default options, forty simulated days. DEL-1: a delete leaves a
+    tombstone on the vault (``deletionDate`` set), and the other devices drop the entry.
+    DEL-2 (W5): tombstones older than the retention (30 days) are gone from the vault by day
+    40, while two devices write and sync every day. DEL-3, SYNC-10: the laptop, offline since day 1,
+    still holds both entries; back online, it does a full pass and gets them as deletions
+    (on_delete), without uploading them again; a new device restores only the live entry."""
+
+    async def scenario(world: World) -> None:
+        phone, tablet = world.add_device("phone"), world.add_device("tablet")
+        laptop = world.add_device("laptop")
+        for key in ("a", "b", "c"):
+            await phone.put(key, f"entry {key}")
+        await world.advance(5)
+        await sync_all(world)
+        assert laptop.app.items == {"a": "entry a", "b": "entry b", "c": "entry c"}
+        world.disconnect("laptop")
+        await world.advance(DAY)
+        await phone.remove("a")
+        await world.advance(5)
+        await phone.sync()
+        docs = _vault_docs(world, "a")
+        assert docs is None or (docs and all(d.get("deletionDate") is not None for d in docs)), (
+            f"DEL-1: a delete must leave a tombstone on the vault, found {docs}"
+        )
+        await tablet.sync()
+        assert "a" not in tablet.app.items
+        await world.advance(DAY)
+        await tablet.remove("b")
+        for day in range(40):  # a daily write moves the vault's stamps (DEL-2 measures in them)
+            await phone.put("diary", day)
+            await phone.sync()
+            await tablet.sync()
+            await world.advance(DAY)
+        await phone.sync()
+        await tablet.sync()
+        for key in ("a", "b"):
+            assert _vault_docs(world, key) in (None, []), (
+                f"DEL-2: the tombstone of {key!r} is still on the vault after 40 days"
+            )
+        assert laptop.local() == {"a": "entry a", "b": "entry b", "c": "entry c"}
+        world.reconnect("laptop")
+        calls = laptop.app.calls.total
+        await laptop.sync()
+        await world.advance(5)
+        await laptop.sync()
+        delivered = laptop.app.calls.since(calls)
+        assert sorted((kind, key) for kind, key, _ in delivered) == [
+            ("delete", "a"),
+            ("delete", "b"),
+            ("insert", "diary"),
+        ], delivered
+        final = {"c": "entry c", "diary": 39}
+        assert laptop.local() == laptop.app.items == final
+        await world.advance(MINUTE)
+        await sync_all(world)
+        for device in (phone, tablet, laptop):
+            assert device.local() == device.app.items == final, device.name
+        assert _vault_live(world) in (None, final)
+        late = world.add_device("late")
+        await late.sync()
+        assert sorted(late.app.calls) == [("insert", "c", "entry c"), ("insert", "diary", 39)]
+
+    sim.run(scenario)

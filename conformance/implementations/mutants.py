@@ -8,9 +8,10 @@ Every mutant is a factory (``conformance.implementations.mutants:<name>``, usabl
 How a bug is put in: through the helper's documented seams, never by patching a live object.
 Most mutants swap one entry of the helper's :class:`brh.core.Rules` (a decision function or a
 flag of the pass machine), as ``BackupRestoreHelper(..., rules=replace(RULES, decide=...))``.
-The three bugs of the local store itself are :class:`brh.store.LocalStore` subclasses, passed
-as the helper's ``store``. Several devices, mutated or not, share one process and one event
-loop. Each bug says in a ``BUG:`` comment which real bug it stands for.
+The bugs of the local store itself are :class:`brh.store.LocalStore` subclasses, passed as the
+helper's ``store``; a bug that is a wrong setting is one constructor option. Several devices,
+mutated or not, share one process and one event loop. Each bug says in a ``BUG:`` comment
+which real bug it stands for.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ def _build(
     *,
     rules: Rules = RULES,
     store: type[LocalStore] = LocalStore,
+    **options: Any,
 ) -> ReferenceHelper:
-    """The reference helper for ``installation``, with these rules, on this kind of store."""
+    """The reference helper for ``installation``, with these rules, on this kind of store, with
+    these constructor ``options`` over the installation's."""
     installation.store.mkdir(parents=True, exist_ok=True)
     path = installation.store / "brh.sqlite3"
     helper = BackupRestoreHelper(
@@ -70,7 +73,7 @@ def _build(
         clock=installation.clock,
         rng=installation.rng,
         rules=rules,
-        **installation.options,
+        **{**installation.options, **options},
     )
     return ReferenceHelper(helper) if store is LocalStore else _OwnStoreHelper(helper)
 
@@ -379,6 +382,13 @@ def page_stored_after_last_callback(installation: Installation) -> ReferenceHelp
     return _build(installation, store=_PageAtOnceStore)
 
 
+def tombstones_kept_forever(installation: Installation) -> ReferenceHelper:
+    """Vault tombstones are never purged."""
+    # BUG: tombstone retention is switched off (the original never collected tombstones, W5):
+    # every deletion stays on the vault for ever, and every restore and full pass reads them.
+    return _build(installation, tombstone_retention=None)
+
+
 # -- ordering --------------------------------------------------------------------------------
 
 
@@ -432,6 +442,7 @@ MUTANTS: dict[str, Mutant] = _registry(
     (push_skipped_after_refusal, "after a refusal the pass uploads nothing"),
     (tombstone_not_propagated, "a deletion is never uploaded"),
     (wipe_keeps_cursor, "wiping a context keeps its cursor"),
+    (tombstones_kept_forever, "vault tombstones are never purged"),
     (ties_by_local_order, "two writes in one millisecond: each device keeps its own"),
     (no_redelivery_after_crash, "a callback cut short by a crash is never delivered again"),
     (clock_ignores_remote, "the hybrid clock does not observe remote versions"),
