@@ -13,10 +13,11 @@ from simulator.impl import ReferenceHelper, reference_factory
 
 
 class ForgetsDeletes(ReferenceHelper):
-    """The reference, except that deletions never leave the device."""
+    """The reference, except that deletions never leave the device (a local-only one works)."""
 
-    async def delete_database_entry(self, context, key):
-        return None
+    async def delete_database_entry(self, context, key, *, locally_only=False):
+        if locally_only:
+            await super().delete_database_entry(context, key, locally_only=True)
 
 
 def factory(installation):
