@@ -21,6 +21,7 @@ from typing import Any
 from brh.hlc import Version, observe
 from brh.retry import RetryPolicy
 from brh.store import EntryState, Record
+from brh.validation import encode_data
 from brh.vault import (
     CollectionNotFoundError,
     NetworkError,
@@ -341,6 +342,8 @@ class Rules:
     """
 
     decide: Callable[[Record | EntryState | None, RemoteDoc], Decision] = decide
+    encode_data: Callable[[str, Any], str] = encode_data
+    """An upsert's data checked (ERR-1: refused unless a Hive vault can store it) and encoded."""
     """What to do with the vault's winning version of a key (CB-1..CB-4, ORD-2, ORD-6)."""
     resolve_conflict: Callable[[Record, Sequence[RemoteDoc]], ConflictOutcome] = resolve_conflict
     """How a compare-and-set that matched nothing resolves (SYNC-7, ORD-4, ORD-5)."""
@@ -350,6 +353,9 @@ class Rules:
     """The hybrid clock's state after seeing a version (ORD-1, ORD-3)."""
     cursor_after_pull: Callable[[int | None, int], int | None] = cursor_after_pull
     """Where the next pull starts (SYNC-4)."""
+    pull_filter: Callable[..., dict[str, Any]] = pull_filter
+    """The filter of one pull page: the cursor's overlap window and keyset paging (SYNC-4,
+    SYNC-9)."""
     progress_at_refusal: Callable[
         [int | None, Window, Sequence[RemoteDoc], RemoteDoc | None], tuple[int | None, Window]
     ] = progress_at_refusal
@@ -360,12 +366,19 @@ class Rules:
     """Whose fault a failed upload is (RETRY-6)."""
     retry_delay: Callable[[RetryPolicy, int, random.Random], float | None] = retry_delay
     """When a failed pass is tried again (RETRY-1, RETRY-2)."""
+    refusal_halts_later_contexts: bool = True
+    """After the app refuses a change, the later contexts of the pass deliver nothing either
+    (CB-6: no further callback in that pass, in any context)."""
     push_after_refusal: bool = True
     """After the app refuses a change, the pass still uploads every context's changes
     (SYNC-8)."""
     save_page_after_delivery: bool = True
     """A pulled page's progress is saved once its changes are delivered, never before (CB-7:
     a crash or a refusal before then redelivers them)."""
+    sync_waits_for_next_pass: bool = True
+    """A ``sync()`` made while a pass runs is answered by the next pass, which starts after
+    the running one ends (SYNC-2), never by the running one: that pass may have pulled and
+    pushed before the call."""
 
 
 RULES = Rules()

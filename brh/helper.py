@@ -37,7 +37,7 @@ from brh.options import SyncOptions
 from brh.retry import RetryPolicy
 from brh.scheduler import PassScheduler
 from brh.store import LocalStore, Record
-from brh.validation import check_context_name, check_key, encode_data
+from brh.validation import check_context_name, check_key
 from brh.vault import Vault
 from brh.wire import collection_for
 
@@ -236,7 +236,7 @@ class BackupRestoreHelper:
         self._check_writable("upsert_database_entry")
         self._known(context)
         check_key(key)
-        encoded = encode_data(key, data)
+        encoded = self.rules.encode_data(key, data)
         # What JSON gives back (plain types); a plain dict or list is copied, not re-parsed.
         value = copy_json(data) if type(data) in (dict, list) else json.loads(encoded)
 

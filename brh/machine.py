@@ -45,7 +45,6 @@ from brh.core import (
     group_by_key,
     old_tombstones_filter,
     prune_window,
-    pull_filter,
     purge_filter,
 )
 from brh.entry import StuckEntry
@@ -90,7 +89,8 @@ def sync_pass(plan: Plan) -> Steps[Outcome]:
     for name, collection in plan.contexts:
         context = _ContextPass(name, collection, plan, memory, stats)
         try:
-            yield from context.run(halted=refused is not None)
+            halted = refused is not None and plan.rules.refusal_halts_later_contexts
+            yield from context.run(halted=halted)
         except CollectionNotFoundError as exc:
             # The collection was deleted behind our back (a vault reset). Local data is the
             # backup now: queue every entry for upload and start the context over (RES-3).
@@ -268,7 +268,7 @@ class _ContextPass:
                 fx.Query(
                     self.name,
                     self.collection,
-                    pull_filter(start, options.overlap, known, after, settled=settled),
+                    self.rules.pull_filter(start, options.overlap, known, after, settled=settled),
                     sort=PULL_SORT,
                     skip=skip,
                     limit=options.page_size + 1,

@@ -38,6 +38,7 @@ class PassScheduler:
         self._run_pass = run_pass
         self.retry = retry
         self._retry_delay = rules.retry_delay
+        self._wait_for_next = rules.sync_waits_for_next_pass
         self.debounce = debounce
         self._rng = rng
         self._device_id = device_id
@@ -49,6 +50,8 @@ class PassScheduler:
         self._closed = False
         self._runner: asyncio.Task[None] | None = None
         self._next: asyncio.Future[SyncResult] | None = None
+        self._running: asyncio.Future[SyncResult] | None = None
+        """The future of the pass that runs now, if any."""
         self._next_full = False
         self._debounce_timer: asyncio.TimerHandle | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
@@ -56,6 +59,9 @@ class PassScheduler:
     def request(self, full: bool = False) -> asyncio.Future[SyncResult]:
         """Queue a pass (or join the queued one); the future resolves with its result."""
         loop = asyncio.get_running_loop()
+        running = self._running
+        if not self._wait_for_next and running is not None and not running.done():
+            return running
         if self._next is None:
             self._next = loop.create_future()
             self._next_full = False
@@ -105,6 +111,7 @@ class PassScheduler:
             while self._next is not None and not self._closed:
                 future, full = self._next, self._next_full
                 self._next = None
+                self._running = future
                 try:
                     result = await self._run_pass(full)
                 except Exception as exc:  # a bug or a broken local store: report, retry
@@ -118,9 +125,11 @@ class PassScheduler:
                 self.last_result = result
                 if not future.done():
                     future.set_result(result)
+                self._running = None
                 self._after(result)
         finally:
             self._runner = None
+            self._running = None
 
     def _after(self, result: SyncResult) -> None:
         if self._retry_timer is not None:

@@ -6,7 +6,12 @@ plus two things a harness needs: ``local_entries`` (the live local copy, to chec
 and ``close`` (a crash). That is :class:`Helper`. One more method is optional: ``holds(context,
 key) -> bool``, whether the live local copy has ``key``; the callback-contract checks ask it on
 every callback, and without it the harness reads the whole local copy each time
-(:func:`local_holds`), which makes a large restore quadratic.
+(:func:`local_holds`), which makes a large restore quadratic. Two more belong to the design's
+API and are asked only by the tests of what they do (an implementation without them fails
+those tests, with an error saying what is missing): ``delete_database_entry(context, key,
+locally_only=True)`` (SPEC API-3: forget the local copy, the vault is not told; see
+:func:`delete_locally`) and ``get_database_entry(context, key)`` (API-2: the local live entry or
+None; see :func:`read_entry`).
 
 An implementation is given to the simulator as a **factory**: a callable that receives an
 :class:`Installation` (the harness's vault, a store directory that survives crashes and
@@ -43,11 +48,14 @@ __all__ = [
     "FactoryError",
     "Helper",
     "Installation",
+    "MissingOperationError",
     "ReferenceHelper",
     "as_entry",
     "check_factory",
+    "delete_locally",
     "load_factory",
     "local_holds",
+    "read_entry",
     "reference_factory",
 ]
 
@@ -132,6 +140,46 @@ def local_holds(helper: Helper, context: str, key: str) -> bool:
     if keyed is None:
         return key in helper.local_entries(context)
     return bool(keyed(context, key))
+
+
+class MissingOperationError(TypeError):
+    """The implementation lacks an operation of the design's API that a test needs."""
+
+
+async def delete_locally(helper: Helper, context: str, key: str) -> None:
+    """``helper.delete_database_entry(context, key, locally_only=True)`` (SPEC API-3): forget
+    the local copy without telling the vault. :class:`MissingOperationError` if the
+    implementation's delete takes no ``locally_only``."""
+    delete: Callable[..., Awaitable[None]] = helper.delete_database_entry
+    try:
+        parameters = inspect.signature(delete).parameters
+    except (TypeError, ValueError):  # no signature to read: try the call
+        parameters = None
+    if (
+        parameters is not None
+        and "locally_only" not in parameters
+        and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    ):
+        raise MissingOperationError(
+            f"{type(helper).__name__}.delete_database_entry takes no locally_only argument "
+            "(SPEC API-3: delete_database_entry(context, key, locally_only=True) forgets the "
+            "local copy without telling the vault)"
+        )
+    await delete(context, key, locally_only=True)
+
+
+async def read_entry(helper: Helper, context: str, key: str) -> Entry | None:
+    """``helper.get_database_entry(context, key)`` (SPEC API-2) as a :class:`brh.Entry`, or
+    None for a key absent or deleted locally. :class:`MissingOperationError` if the
+    implementation has no ``get_database_entry``."""
+    get: Callable[[str, str], Awaitable[Any]] | None = getattr(helper, "get_database_entry", None)
+    if get is None:
+        raise MissingOperationError(
+            f"{type(helper).__name__} has no get_database_entry(context, key) (SPEC API-2: the "
+            "local live entry, or nothing for a key absent or deleted locally)"
+        )
+    value = await get(context, key)
+    return None if value is None else as_entry(value)
 
 
 class FactoryError(ValueError):
@@ -286,8 +334,13 @@ class ReferenceHelper:
     async def upsert_database_entry(self, context: str, key: str, data: Any) -> None:
         await self.brh.upsert_database_entry(context, key, data)
 
-    async def delete_database_entry(self, context: str, key: str) -> None:
-        await self.brh.delete_database_entry(context, key)
+    async def delete_database_entry(
+        self, context: str, key: str, *, locally_only: bool = False
+    ) -> None:
+        await self.brh.delete_database_entry(context, key, locally_only=locally_only)
+
+    async def get_database_entry(self, context: str, key: str) -> Entry | None:
+        return await self.brh.get_database_entry(context, key)
 
     async def sync(self, *, full: bool = False) -> bool:
         return (await self.brh.sync(full=full)).completed

@@ -41,7 +41,9 @@ def memory(installation: Installation) -> ReferenceHelper:
 
 
 class _ForgetsDeletes(ReferenceHelper):
-    async def delete_database_entry(self, context: str, key: str) -> None:
+    async def delete_database_entry(
+        self, context: str, key: str, *, locally_only: bool = False
+    ) -> None:
         return None
 
 

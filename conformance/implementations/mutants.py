@@ -8,23 +8,25 @@ Every mutant is a factory (``conformance.implementations.mutants:<name>``, usabl
 How a bug is put in: through the helper's documented seams, never by patching a live object.
 Most mutants swap one entry of the helper's :class:`brh.core.Rules` (a decision function or a
 flag of the pass machine), as ``BackupRestoreHelper(..., rules=replace(RULES, decide=...))``.
-The three bugs of the local store itself are :class:`brh.store.LocalStore` subclasses, passed
-as the helper's ``store``. Several devices, mutated or not, share one process and one event
-loop. Each bug says in a ``BUG:`` comment which real bug it stands for.
+The bugs of the local store itself are :class:`brh.store.LocalStore` subclasses, passed as the
+helper's ``store``; a bug that is a wrong setting is one constructor option. Several devices,
+mutated or not, share one process and one event loop. Each bug says in a ``BUG:`` comment
+which real bug it stands for.
 """
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from brh import BackupRestoreHelper
-from brh.core import RULES, Action, Decision, Rules, Window, decide
+from brh import BackupRestoreHelper, InvalidArgumentError
+from brh.core import RULES, Action, Decision, Rules, Window, decide, pull_filter
 from brh.hlc import HybridClock, Version
 from brh.retry import RetryPolicy
-from brh.store import LocalStore, Record
+from brh.store import ContextState, LocalStore, Record
 from brh.wire import RemoteDoc
 from simulator.impl import Factory, Installation, ReferenceHelper
 
@@ -58,8 +60,10 @@ def _build(
     *,
     rules: Rules = RULES,
     store: type[LocalStore] = LocalStore,
+    **options: Any,
 ) -> ReferenceHelper:
-    """The reference helper for ``installation``, with these rules, on this kind of store."""
+    """The reference helper for ``installation``, with these rules, on this kind of store, with
+    these constructor ``options`` over the installation's."""
     installation.store.mkdir(parents=True, exist_ok=True)
     path = installation.store / "brh.sqlite3"
     helper = BackupRestoreHelper(
@@ -69,7 +73,7 @@ def _build(
         clock=installation.clock,
         rng=installation.rng,
         rules=rules,
-        **installation.options,
+        **{**installation.options, **options},
     )
     return ReferenceHelper(helper) if store is LocalStore else _OwnStoreHelper(helper)
 
@@ -148,6 +152,24 @@ def no_redelivery_after_crash(installation: Installation) -> ReferenceHelper:
     return _with(save_page_after_delivery=False)(installation)
 
 
+# -- input -----------------------------------------------------------------------------------
+
+
+def _json_only(key: str, data: Any) -> str:
+    # BUG: data is checked only for being JSON, not for what a Hive vault can store: field
+    # names starting with '$', integers beyond 64 bits and nesting past 99 levels are taken,
+    # and the vault refuses the upload later, for ever (ERR-1).
+    try:
+        return json.dumps(data, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError("data", f"is not JSON: {exc}") from None
+
+
+def data_checked_as_json_only(installation: Installation) -> ReferenceHelper:
+    """Upserted data is checked for being JSON only, not for what the vault can store."""
+    return _with(encode_data=_json_only)(installation)
+
+
 # -- pull progress ---------------------------------------------------------------------------
 
 
@@ -181,7 +203,47 @@ def cursor_past_refusal(installation: Installation) -> ReferenceHelper:
     return _with(progress_at_refusal=_page_done)(installation)
 
 
+def sync_joins_running_pass(installation: Installation) -> ReferenceHelper:
+    """A sync() made while a pass runs gets that pass's result."""
+    # BUG: single flight done as "if a pass is running, hand back its promise": a sync() the
+    # app calls after a write, or after being told that something changed on the vault,
+    # returns when a pass that started before the call ends, and what the call was for is not
+    # done yet (SYNC-2).
+    return _with(sync_waits_for_next_pass=False)(installation)
+
+
+def _pages_by_stamp(
+    cursor: int | None,
+    overlap: int,
+    window: Iterable[str] = (),
+    after: tuple[int, Any] | None = None,
+    *,
+    settled: bool = False,
+) -> dict[str, Any]:
+    base = pull_filter(cursor, overlap, window, None, settled=settled)
+    if after is None:
+        return base
+    # BUG: the next page starts after the last page's stamp, not after its last (stamp, _id):
+    # the documents that share that stamp and did not fit in the page are skipped by this pass
+    # (a later pass's overlap window may find them: by then the restore has "completed").
+    newer = {"modified": {"$gt": after[0]}}
+    return {"$and": [base, newer]} if base else newer
+
+
+def pages_after_stamp(installation: Installation) -> ReferenceHelper:
+    """A pull's next page starts after the previous page's last stamp, not its last _id."""
+    return _with(pull_filter=_pages_by_stamp)(installation)
+
+
 # -- pushes ----------------------------------------------------------------------------------
+
+
+def refusal_halts_one_context(installation: Installation) -> ReferenceHelper:
+    """A refusal ends its own context's pulls only: later contexts still deliver."""
+    # BUG: the refusal is handled per context (a ``break`` out of the context's pull loop
+    # instead of ending the pass): the next contexts pull and call the app in the same pass,
+    # after it said "not now" (CB-6).
+    return _with(refusal_halts_later_contexts=False)(installation)
 
 
 def push_skipped_after_refusal(installation: Installation) -> ReferenceHelper:
@@ -275,6 +337,58 @@ def wipe_keeps_cursor(installation: Installation) -> ReferenceHelper:
     return _build(installation, store=_WipeKeepsCursorStore)
 
 
+class _LocalTombstoneStore(LocalStore):
+    def erase(self, context: str, key: str) -> bool:
+        # BUG: a local-only delete soft-deletes the entry as an ordinary delete does, only
+        # without the upload mark: the local tombstone keeps the vault's version, so no pass,
+        # not even a full one, brings the entry back (until someone edits it elsewhere).
+        with self._transaction():
+            record = self.get(context, key)
+            if record is None:
+                return False
+            gone = replace(record, deletion_date=record.modification_date)
+            self._write(gone, pending=False, stale=False)
+            return True
+
+
+def local_delete_keeps_tombstone(installation: Installation) -> ReferenceHelper:
+    """A locally_only delete leaves a synced local tombstone instead of forgetting the entry."""
+    return _build(installation, store=_LocalTombstoneStore)
+
+
+class _PageAtOnceStore(LocalStore):
+    def __init__(self, path: Any = ":memory:") -> None:
+        super().__init__(path)
+        self._delivered: list[tuple[Record, Version | None, Version | None]] = []
+
+    def apply_remote(self, record: Record, expected: Version | None, clock: Version | None) -> bool:
+        # BUG: the versions the app accepted are kept in memory and stored with the page's
+        # progress, after the page's last callback (one transaction per page). Meanwhile the
+        # local copy does not show what the app was given: a read returns nothing, and a delete
+        # the app makes from its own task finds no entry, does nothing, and is then overwritten
+        # by the delivered version (ORD-7, CB-7).
+        self._delivered.append((record, expected, clock))
+        return True
+
+    def save_context_state(self, state: ContextState) -> None:
+        delivered, self._delivered = self._delivered, []
+        for record, expected, clock in delivered:
+            super().apply_remote(record, expected, clock)
+        super().save_context_state(state)
+
+
+def page_stored_after_last_callback(installation: Installation) -> ReferenceHelper:
+    """A page's delivered versions are stored only after its last callback."""
+    return _build(installation, store=_PageAtOnceStore)
+
+
+def tombstones_kept_forever(installation: Installation) -> ReferenceHelper:
+    """Vault tombstones are never purged."""
+    # BUG: tombstone retention is switched off (the original never collected tombstones, W5):
+    # every deletion stays on the vault for ever, and every restore and full pass reads them.
+    return _build(installation, tombstone_retention=None)
+
+
 # -- ordering --------------------------------------------------------------------------------
 
 
@@ -318,17 +432,24 @@ def _registry(*mutants: tuple[Factory, str]) -> dict[str, Mutant]:
 MUTANTS: dict[str, Mutant] = _registry(
     (no_retry, "a pass that did not complete schedules no retry"),
     (false_ignored, "a callback's False is taken as handled"),
+    (data_checked_as_json_only, "data is checked for being JSON only, not for what a vault stores"),
     (device_clock_cursor, "the pull cursor is the device clock, not the vault's stamps"),
     (cursor_past_refusal, "a refusal saves the cursor past the refused change"),
     (find_then_insert, "a new entry is pushed by find-then-insert/overwrite, not a CAS upsert"),
     (echo_own_writes, "the device's own writes come back to it as modifications"),
     (split_local_write, "a local write is two transactions: data now, upload mark later"),
+    (refusal_halts_one_context, "a refusal ends its own context only: later ones still deliver"),
     (push_skipped_after_refusal, "after a refusal the pass uploads nothing"),
     (tombstone_not_propagated, "a deletion is never uploaded"),
     (wipe_keeps_cursor, "wiping a context keeps its cursor"),
+    (tombstones_kept_forever, "vault tombstones are never purged"),
     (ties_by_local_order, "two writes in one millisecond: each device keeps its own"),
     (no_redelivery_after_crash, "a callback cut short by a crash is never delivered again"),
     (clock_ignores_remote, "the hybrid clock does not observe remote versions"),
     (delete_for_unknown_key, "a tombstone of a key the device never held goes to on_delete"),
+    (local_delete_keeps_tombstone, "a local-only delete leaves a tombstone: never restored"),
+    (pages_after_stamp, "a pull's next page starts after the last page's stamp, not its _id"),
+    (sync_joins_running_pass, "a sync() made while a pass runs gets that pass's result"),
+    (page_stored_after_last_callback, "a page's delivered versions are stored after its last one"),
 )
 """Every mutant, by name (the factory's name in this module)."""

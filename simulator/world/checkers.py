@@ -202,20 +202,25 @@ class Checker:
             stack.extend(self.blind[seq].parents)
         return found
 
-    def forget_installation(self, device: str, context: str | None = None) -> None:
-        """A reinstall (or a wipe of ``context``): what the device had seen is forgotten, and
-        its writes nobody else had seen may be lost."""
-        for name, ctx, key in list(self.seen):
-            if name == device and context in (None, ctx):
-                del self.seen[(name, ctx, key)]
-        for (ctx, key), writes in self.blind_by_key.items():
+    def forget_installation(
+        self, device: str, context: str | None = None, key: str | None = None
+    ) -> None:
+        """A reinstall (or a wipe of ``context``, or a local-only delete of ``key`` in it):
+        what the device had seen is forgotten, and its writes nobody else had seen may be
+        lost."""
+        for name, ctx, seen_key in list(self.seen):
+            if name == device and context in (None, ctx) and key in (None, seen_key):
+                del self.seen[(name, ctx, seen_key)]
+        for (ctx, written_key), writes in self.blind_by_key.items():
+            if key is not None and written_key != key:
+                continue
             mine = [w for w in writes if w.device == device and context in (None, ctx)]
             if not mine:
                 continue
             elsewhere = self.ancestors(
                 seq
                 for (name, seen_ctx, seen_key), seen in self.seen.items()
-                if name != device and seen_ctx == ctx and seen_key == key
+                if name != device and seen_ctx == ctx and seen_key == written_key
                 for seq in seen
             )
             self.optional.update(w.seq for w in mine if w.seq not in elsewhere)
@@ -383,6 +388,15 @@ class Checker:
         for key in [k for k in self.watches if _device(k) == name]:
             written = {} if reinstalled else self.watches[key].written
             self.watches[key] = _DeviceWatch(written=written)
+
+    def forget_key(self, name: str, context: str, key: str) -> None:
+        """The device forgot ``key`` locally (API-3): a pass that restores it delivers the
+        device's own write back as an insertion, which is no echo; and a write of it the device
+        had not uploaded may be lost (see :meth:`forget_installation`)."""
+        watch = self.watches.get(name)
+        if watch is not None:
+            watch.written.get(context, {}).pop(key, None)
+        self.forget_installation(name, context, key)
 
     def forget_context(self, name: str, context: str) -> None:
         """The device wiped a context: its restore will deliver the device's own old writes."""

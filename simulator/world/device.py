@@ -28,7 +28,9 @@ from simulator.impl import (
     Installation,
     ReferenceHelper,
     as_entry,
+    delete_locally,
     local_holds,
+    read_entry,
 )
 from simulator.wallclock import SystemClock
 from simulator.world.app import AppModel, Behaviour
@@ -327,6 +329,20 @@ class SimDevice:
             await writer.delete_database_entry(context, key)
         if held:
             self._written(context, key, deleted=True, data=None)
+
+    async def forget(self, key: str, context: str | None = None) -> None:
+        """The app drops ``key`` from this device only (``delete_database_entry(...,
+        locally_only=True)``, SPEC API-3): the vault and the other devices keep it."""
+        context = self._context(context)
+        self.apps[context].items.pop(key, None)
+        self.apps[context].declined.discard(key)
+        await delete_locally(self.impl_for(context), context, key)
+
+    async def get(self, key: str, context: str | None = None) -> Entry | None:
+        """The helper's local live entry for ``key`` (``get_database_entry``, SPEC API-2), or
+        None for a key absent or deleted locally."""
+        context = self._context(context)
+        return await read_entry(self.impl_for(context), context, key)
 
     def _writer(self, context: str, instance: int | None) -> Helper:
         """The helper instance an app write goes through."""

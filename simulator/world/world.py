@@ -205,6 +205,21 @@ class World:
         self.checker.forget_installation(name, context)
         self.trace.emit("device", device=name, event="wipe", context=context)
 
+    async def forget(self, name: str, key: str, context: str | None = None) -> None:
+        """The app drops ``key`` from one device only (``delete_database_entry(...,
+        locally_only=True)``, SPEC API-3): the vault and the other devices keep it, and a later
+        pass that restores it to this device delivers it as an insertion (not an echo). A change
+        of the key the device had not uploaded yet is dropped with it, legitimately."""
+        device = self.device(name)
+        context = context if context is not None else next(iter(device.apps))
+        if device.reference:
+            record = device.store.get(context, key)
+            if record is not None and record.pending:
+                self.checker.abandon_pending(name, [(context, key, record.version, record.base)])
+        await device.forget(key, context)
+        self.checker.forget_key(name, context, key)
+        self.trace.emit("device", device=name, event="forget", context=context, key=key)
+
     def behave(self, name: str, context: str | None = None, **behaviour: Any) -> None:
         """Set how a device's app answers callbacks (see :class:`simulator.world.app.Behaviour`)."""
         device = self.device(name)

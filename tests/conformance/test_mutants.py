@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from brh.core import RULES, Rules
+from brh.options import SyncOptions
 from brh.store import LocalStore
 from conformance.implementations import mutants
 from conformance.implementations.mutants import MUTANTS
@@ -75,11 +76,12 @@ def test_the_registry_names_at_least_twelve_loadable_mutants() -> None:
 
 def test_a_mutant_changes_one_seam_of_its_own_helper(tmp_path: Path) -> None:
     """Mutants go through the helper's documented seams, not patches: each one runs the
-    reference's own classes everywhere but in one place, either one entry of its Rules or the
-    class of its store; a reference helper built after them all runs the reference's rules."""
+    reference's own classes everywhere but in one place, either one entry of its Rules, the
+    class of its store or one constructor option; a reference helper built after them all runs
+    the reference's rules."""
 
-    def seams(helper: ReferenceHelper) -> tuple[Rules, type]:
-        return helper.brh.rules, type(helper.brh.store)
+    def seams(helper: ReferenceHelper) -> tuple[Rules, type, SyncOptions]:
+        return helper.brh.rules, type(helper.brh.store), helper.brh.options
 
     def classes(helper: ReferenceHelper) -> tuple[type, ...]:
         brh = helper.brh
@@ -97,12 +99,18 @@ def test_a_mutant_changes_one_seam_of_its_own_helper(tmp_path: Path) -> None:
         reference = reference_factory(
             Installation(vault, tmp_path / "ref", lambda: START, "ref", random.Random(0))
         )
-        assert seams(reference) == (RULES, LocalStore)
+        defaults = reference.brh.options
+        assert seams(reference) == (RULES, LocalStore, defaults)
         for name, helper in zip(MUTANTS, built, strict=True):
             assert classes(helper) == classes(reference), name
-            rules, store = seams(helper)
+            rules, store, options = seams(helper)
             changed = [
                 f.name for f in fields(Rules) if getattr(rules, f.name) != getattr(RULES, f.name)
+            ]
+            changed += [
+                f.name
+                for f in fields(SyncOptions)
+                if getattr(options, f.name) != getattr(defaults, f.name)
             ]
             assert len(changed) + (store is not LocalStore) == 1, (name, changed, store)
             await helper.close()
