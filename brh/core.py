@@ -342,9 +342,9 @@ class Rules:
     """
 
     decide: Callable[[Record | EntryState | None, RemoteDoc], Decision] = decide
+    """What to do with the vault's winning version of a key (CB-1..CB-4, ORD-2, ORD-6)."""
     encode_data: Callable[[str, Any], str] = encode_data
     """An upsert's data checked (ERR-1: refused unless a Hive vault can store it) and encoded."""
-    """What to do with the vault's winning version of a key (CB-1..CB-4, ORD-2, ORD-6)."""
     resolve_conflict: Callable[[Record, Sequence[RemoteDoc]], ConflictOutcome] = resolve_conflict
     """How a compare-and-set that matched nothing resolves (SYNC-7, ORD-4, ORD-5)."""
     accepted: Callable[[object], bool] = accepted

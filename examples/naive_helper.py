@@ -50,9 +50,20 @@ class NaiveHelper:
     async def upsert_database_entry(self, context: str, key: str, data: Any) -> None:
         self._write(context, key, data, deleted=False)
 
-    async def delete_database_entry(self, context: str, key: str) -> None:
-        if key in self.live(context):
+    async def delete_database_entry(
+        self, context: str, key: str, locally_only: bool = False
+    ) -> None:
+        if locally_only:  # forget the local copy; the vault keeps the entry
+            self.entries[context].pop(key, None)
+            self._save()
+        elif key in self.live(context):
             self._write(context, key, None, deleted=True)
+
+    async def get_database_entry(self, context: str, key: str) -> dict[str, Any] | None:
+        entry = self.entries.get(context, {}).get(key)
+        if entry is None or entry["deleted"]:
+            return None
+        return {"key": key, "data": entry["data"]}
 
     async def sync(self, *, full: bool = False) -> bool:
         for context, (on_insert, on_modify, on_delete) in self.callbacks.items():

@@ -16,7 +16,9 @@ RUN_TIMEOUT = 300.0
 
 def run_suite(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``pytest --pyargs conformance ARGS`` in ``cwd`` (its rootdir), in a subprocess."""
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs"]
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    # a user's project would set it; unset, pytest-asyncio warns in every process
+    command += ["-o", "asyncio_default_fixture_loop_scope=function", "--pyargs"]
     return subprocess.run(
         [*command, "conformance", *args],
         cwd=cwd,
