@@ -660,3 +660,33 @@ def render_file(tmp_path: Path, trace: Path) -> tuple[str, Node]:
     out = render_timeline(trace, tmp_path / "out.html")
     html = out.read_text(encoding="utf-8")
     return html, parse(html)
+
+
+def test_an_assertion_failing_in_a_conformance_test_is_a_finding_in_its_trace(
+    tmp_path: Path,
+) -> None:
+    """Issue 12, "an assertion failure inside a test is recorded in its trace": the harness
+    traces it as a check (clause TEST, its message), so the report is not "No findings"."""
+    from conformance.harness import Sim, Target
+    from simulator.world import World
+
+    sim = Sim(Target("reference", None), seed=1, workdir=tmp_path, nodeid="t.py::test_it")
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        await phone.put("x", 1)
+        await world.advance(5)
+        assert phone.local() == {"x": 2}, "phone holds the wrong value"
+
+    with pytest.raises(AssertionError, match="wrong value"):
+        sim.run(scenario)
+    (trace,) = sim.traces
+    (check,) = [line for line in read_lines(trace) if line["kind"] == "check"]
+    assert check["clause"] == "TEST" and "test_it" in check["checker"]
+    assert "phone holds the wrong value" in check["message"]
+    _html, root = render_file(tmp_path, trace)
+    assert root.find("section", "findings", "bad") and not root.find("section", "findings", "ok")
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
