@@ -1,9 +1,11 @@
 """The report's HTML page: the findings, the timeline, the legend and the tallies of a trace.
 
 :func:`render_timeline` reads a trace (streaming, see :mod:`simulator.report.layout`) and writes
-one HTML file: the findings first (the trace's ``check`` lines and any strings the caller
-passes), then the timeline (one lane per device in order of first appearance and one for the
-vault, drawn by :mod:`simulator.report.timeline`), then a legend and the tallies. The page has
+one HTML file: the findings first (the trace's ``check`` lines grouped by root cause, each with
+its causes' values and versions, and any strings the caller passes), then a strip standing for
+the whole run with every finding and cause on it, then the timeline (one lane per device in
+order of first appearance and one for the vault, drawn by :mod:`simulator.report.timeline`),
+then a legend and the tallies. The page has
 inline CSS and SVG only: no script, no external resource, no generation time; the same trace
 gives the same bytes. Hover any mark for its details. From the command line::
 
@@ -67,7 +69,8 @@ svg text { font-family: inherit; }
 .mark:hover line, .mark:hover path, .mark:hover polyline { stroke-width: 3; }
 .fault:hover rect { fill-opacity: 0.25; }
 .tally p { margin: 2px 0; font-size: 13px; }
-.findings li { margin: 2px 0; }
+.findings li { margin: 2px 0; scroll-margin-top: 8px; }
+.mark.finding, .mark.cause { scroll-margin: 150px 260px 40px; }
 .findings .by-clause { margin: 0 0 4px; font-size: 13px; }
 .overview a { white-space: nowrap; }
 .findings details { margin: 0 0 4px; }

@@ -6,8 +6,11 @@ answers arrows back up; a request or an answer that never arrived is dashed red 
 just under the device's line (at the moment the client gave up); a request refused at once is a
 stub ending in ⊘; a late apply is orange. Faults shade the lane they hit; passes are brackets
 under a lane; writes and callbacks stand above it; findings are red dashed lines with a
-numbered badge. Every mark is a ``<g class="mark ...">`` with an SVG ``<title>`` (its tooltip)
-and ``data-t`` (the trace's ``t``; ``data-t0`` and ``data-t1`` for faults).
+numbered badge (one number per group, :mod:`~simulator.report.findings`), and the writes and
+callbacks that caused them are ringed in red under the same number; both link to the
+finding's entry at the top of the page. Every mark is a ``<g class="mark ...">`` with an SVG
+``<title>`` (its tooltip) and ``data-t`` (the trace's ``t``; ``data-t0`` and ``data-t1`` for
+faults).
 """
 
 from __future__ import annotations
