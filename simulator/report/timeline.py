@@ -516,6 +516,10 @@ def _exchange_title(ex: Exchange) -> str:
         what = f"{r.get('op')} {r.get('collection') or ''}".strip()
         key = f" key={r.get('key')}" if r.get("key") is not None else ""
         lines.append(f"request #{ex.id} {ex.device} → vault: {what}{key}\n  sent {_when(r.t)}")
+        if "value" in r.data:
+            lines.append(f"  value {value_text(r.get('value'))}")
+        if r.get("version") is not None:
+            lines.append(f"  version {r.get('version')}")
     else:
         lines.append(f"request #{ex.id} from {ex.device} (sent in the elided part)")
     if ex.applied is not None:

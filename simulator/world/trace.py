@@ -17,7 +17,8 @@ __all__ = ["KINDS", "Trace"]
 
 KINDS = {
     "meta": "the run: seed, scenario, devices, contexts, configuration",
-    "request": "device -> vault: id, device, op, collection, key (when one entry is concerned)",
+    "request": "device -> vault: id, device, op, collection, key (when one entry is concerned); "
+    "a write also version and value (the brhVersion and data it sets, when it sets them)",
     "applied": "the vault processed a request: id, ok, error",
     "answer": "vault -> device: id, ok, error, lost (never arrived), definite, stage "
     "(refused / request_lost / request_late / answer_lost, when lost)",

@@ -690,3 +690,37 @@ def test_an_assertion_failing_in_a_conformance_test_is_a_finding_in_its_trace(
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_a_write_request_shows_the_value_and_version_it_sets(tmp_path: Path) -> None:
+    """Issue 12, "tooltips show the value and the version" of requests: the request's tooltip
+    names what it sets; a real run traces them on its write requests."""
+    events = [
+        ev(0, "device", device="a", event="join"),
+        ev(
+            1,
+            "request",
+            device="a",
+            id=1,
+            op="update_one",
+            collection="c",
+            key="x",
+            value={"n": 1},
+            version="v7",
+        ),
+        ev(1.01, "applied", device="a", id=1, ok=True, error=None),
+        ev(1.02, "answer", device="a", id=1, ok=True, lost=False, error=None),
+    ]
+    _html, root = render(tmp_path, events)
+    tip = exchange(root, 1).find("title")[0].text
+    assert 'value {"n": 1}' in tip and "version v7" in tip
+
+    from simulator.scenarios import get
+    from simulator.world import simulate
+    from simulator.world.trace import read
+
+    info = get("w2-clock-skew")
+    trace = tmp_path / "ref.jsonl"
+    simulate(info, seed=1, trace_path=trace, **info.world_options())
+    writes = [r for r in read(trace) if r["kind"] == "request" and r["op"] == "update_one"]
+    assert writes and all("value" in r and "version" in r for r in writes)
