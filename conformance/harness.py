@@ -107,7 +107,9 @@ class Sim:
 
         The world's trace goes to ``workdir/trace-N.jsonl`` (kept for a failing test). On a
         live vault the run's collections get a namespace of their own (deleted before and
-        after), and a scenario that needs a fault only the fake vault can take is skipped.
+        after), and a scenario that needs a fault only the fake vault can take is skipped. An
+        assertion failing in the scenario is traced as a ``check`` (clause ``TEST``, its
+        message), so the trace's timeline report shows the failure.
         """
         self.runs += 1
         trace_path = self.workdir / f"trace-{self.runs}.jsonl"
@@ -131,7 +133,15 @@ class Sim:
                 **world_options,
             )
             try:
-                result = await scenario(world)
+                try:
+                    result = await scenario(world)
+                except AssertionError as exc:  # in the trace too, so its report shows it
+                    test = self.nodeid.rsplit("::", 1)[-1] or "the test"
+                    message = str(exc).strip() or "assertion failed"
+                    world.trace.emit(
+                        "check", checker=f"assertion in {test}", clause="TEST", message=message
+                    )
+                    raise
                 if settle:
                     findings = await world.settle()
                     if findings:

@@ -5,6 +5,7 @@
     python -m simulator.report TRACE.jsonl OUT.html
 
 One module per part: :mod:`~simulator.report.layout` reads the trace and lays it out (no HTML),
+:mod:`~simulator.report.findings` groups the findings and finds the events that caused them,
 :mod:`~simulator.report.glyphs` holds the SVG building blocks and the legend,
 :mod:`~simulator.report.timeline` draws the lanes, :mod:`~simulator.report.page` assembles the
 page. The report reads trace files only: it imports nothing of the world or the scenarios, just

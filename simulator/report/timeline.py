@@ -6,8 +6,11 @@ answers arrows back up; a request or an answer that never arrived is dashed red 
 just under the device's line (at the moment the client gave up); a request refused at once is a
 stub ending in ⊘; a late apply is orange. Faults shade the lane they hit; passes are brackets
 under a lane; writes and callbacks stand above it; findings are red dashed lines with a
-numbered badge. Every mark is a ``<g class="mark ...">`` with an SVG ``<title>`` (its tooltip)
-and ``data-t`` (the trace's ``t``; ``data-t0`` and ``data-t1`` for faults).
+numbered badge (one number per group, :mod:`~simulator.report.findings`), and the writes and
+callbacks that caused them are ringed in red under the same number; both link to the
+finding's entry at the top of the page. Every mark is a ``<g class="mark ...">`` with an SVG
+``<title>`` (its tooltip) and ``data-t`` (the trace's ``t``; ``data-t0`` and ``data-t1`` for
+faults).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from simulator.report.findings import Group, group_findings
 from simulator.report.glyphs import (
     DEVICE_EVENTS,
     FAULT_COLOURS,
@@ -44,6 +48,7 @@ from simulator.report.glyphs import (
 from simulator.report.layout import (
     VAULT,
     Axis,
+    Break,
     Digest,
     Event,
     Exchange,
@@ -58,6 +63,10 @@ from simulator.report.layout import (
 __all__ = ["LABEL_W", "Timeline"]
 
 AXIS_H, STRIP_H, LANE_H, VAULT_H, LABEL_W = 30.0, 26.0, 92.0, 64.0, 170.0
+CHAR_W = 6.0
+"""The width of a character of a 10 px label, a little generous (to keep labels apart)."""
+NOTE_CHARS = 28
+"""A note's label is cut to this many characters (its tooltip has it all)."""
 READS = frozenset({"find_one", "find_many", "query", "count_documents"})
 """Operations that change nothing on the vault (every other one is drawn as a write)."""
 
@@ -124,7 +133,16 @@ class Timeline:
         self.axis = axis
         self.lanes = _lanes(digest)
         self.bottom = max(lane.bottom for lane in self.lanes.values())
-        self.numbers = {event.seq: n for n, event in enumerate(digest.checks, 1)}
+        self.groups: list[Group] = group_findings(digest)
+        self.numbers = {check.seq: g.number for g in self.groups for check in g.checks}
+        self.caused: dict[int, list[int]] = {}
+        """Event seq -> the numbers of the finding groups it caused (or is related to)."""
+        for group in self.groups:
+            for event in group.causes:
+                self.caused.setdefault(event.seq, []).append(group.number)
+        self._finding_ids: dict[int, int] = {}
+        self.note_labels = self._place_notes()
+        """Note seq -> where its label starts and what it shows (see :meth:`_place_notes`)."""
         self._points: dict[str, Callable[[Event, Lane | None, float], str]] = {
             "write": self._write,
             "callback": self._callback,
@@ -133,6 +151,46 @@ class Timeline:
             "check": self._finding,
             "note": self._note,
         }
+
+    def break_label_extent(self, cut: Break) -> tuple[float, float]:
+        """Where a break's label stands on the top strip (centred on the break)."""
+        middle, half = cut.x + cut.width / 2, CHAR_W * len(cut.label) / 2
+        return middle - half, middle + half
+
+    def _place_notes(self) -> dict[int, tuple[float, str]]:
+        """Note labels on the top strip, kept off the break labels, the finding badges and each
+        other: a label that would start on one of them starts after it, and every label is cut
+        (``…``) where the next thing on the strip begins."""
+        taken = [self.break_label_extent(cut) for cut in self.axis.breaks]
+        taken += [
+            (self.axis.of(e) - 9, self.axis.of(e) + 9)
+            for e in self.digest.checks
+            if e.seq in self.axis.x
+        ]
+        notes = [e for e in self.digest.events if e.kind == "note"]
+        placed: dict[int, tuple[float, str]] = {}
+        for index, note in enumerate(notes):
+            start = self.axis.of(note) + 3
+            moved = True
+            while moved:
+                moved = False
+                for a, b in taken:
+                    if a - 1 <= start < b + 2:
+                        start, moved = b + 3, True
+            ahead = [a for a, _b in taken if a >= start]
+            ahead += [self.axis.of(n) for n in notes[index + 1 :] if self.axis.of(n) > start]
+            limit = min([*ahead, self.axis.width])
+            room = int((limit - start - 2) // CHAR_W) - 2  # less the "✎ "
+            content = str(note.get("text", ""))
+            fits = min(room, NOTE_CHARS)
+            if len(content) <= fits:
+                shown = content
+            else:
+                shown = content[: fits - 1] + "…" if fits >= 2 else ""
+            label = f"✎ {shown}" if shown else "✎"
+            placed[note.seq] = (start, label)
+            taken.append((start, start + CHAR_W * len(label)))
+        return placed
 
     def svg(self) -> str:
         parts = [
@@ -144,6 +202,7 @@ class Timeline:
             *self._passes(pass_spans(self.digest, self.axis)),
             *(self._exchange(exchange) for exchange in exchanges(self.digest.events)),
             *(self._point(event) for event in self.digest.events),
+            *self._causes(),
         ]
         return svg_root(*parts, width=self.axis.width, height=self.bottom, id="timeline")
 
@@ -316,7 +375,7 @@ class Timeline:
             return ""
         op = str(event.get("op"))
         title = f"write ({op}) on {lane.name}: {event.get('context')}/{event.get('key')}"
-        title += f"\n{_when(event.t)}" + _version(event)
+        title += f"\n{_when(event.t)}" + _value(event) + _version(event)
         glyph = write_glyph(x, lane.above, op)
         return mark(f"write write-{op}", title, glyph, data_t=_stamp(event.t))
 
@@ -328,7 +387,7 @@ class Timeline:
         verdict = "accepted" if accepted else "refused"
         title = f"callback {action} on {lane.name}: {verdict.upper()}"
         title += f"\n{event.get('context')}/{event.get('key')}\n{_when(event.t)}"
-        title += _version(event)
+        title += _value(event) + _version(event)
         glyph = callback_glyph(x, lane.above, action, accepted)
         return mark(f"callback {verdict}", title, glyph, data_t=_stamp(event.t))
 
@@ -359,10 +418,10 @@ class Timeline:
 
     def _note(self, event: Event, lane: Lane | None, x: float) -> str:
         content = str(event.get("text", ""))
-        shown = content if len(content) <= 28 else content[:27] + "…"
+        start, label = self.note_labels.get(event.seq, (x + 3, "✎"))
         shapes = [
             line(x, AXIS_H + 4, x, self.bottom, MUTED, stroke_dasharray="1 3"),
-            text(x + 3, AXIS_H + 17, f"✎ {shown}", cls="note-label"),
+            text(start, AXIS_H + 17, label, cls="note-label"),
         ]
         return mark("note", f"note: {content}\n{_when(event.t)}", *shapes, data_t=_stamp(event.t))
 
@@ -380,8 +439,55 @@ class Timeline:
             d = closed((x, mid - 9), (x + 8, mid + 6), (x - 8, mid + 6))
             shapes.append(tag("path", d=d, fill=RED, stroke="#fff"))
             shapes.append(text(x, mid + 4.5, "!", cls="badge"))
-        title = f"finding #{number}: {finding_text(event)}"
-        return mark("finding", title, *shapes, id=f"finding-{number}", data_t=_stamp(event.t))
+        title = f"finding #{number}: {finding_text(event)}\n(click: its entry in the findings)"
+        seen = self._finding_ids[number] = self._finding_ids.get(number, 0) + 1
+        ident = f"finding-{number}" if seen == 1 else f"finding-{number}-{seen}"
+        drawn = mark("finding", title, *shapes, id=ident, data_t=_stamp(event.t))
+        return tag("a", drawn, href=f"#summary-{number}")
+
+    def _causes(self) -> Iterable[str]:
+        """A red ring and numbered badges on each event that caused a finding, linked to it."""
+        groups = {group.number: group for group in self.groups}
+        counts: dict[int, int] = {}
+        for event in self.digest.events:
+            numbers = self.caused.get(event.seq)
+            lane = self.lanes.get(event.lane)
+            if not numbers or lane is None:
+                continue
+            x = self.axis.of(event)
+            for index, number in enumerate(numbers):
+                group = groups[number]
+                counts[number] = counts.get(number, 0) + 1
+                what = "related to" if group.related else "a cause of"
+                title = f"{event.kind} {what} finding #{number} ({group.about})\n"
+                title += f"{_when(event.t)}{_value(event)}{_version(event)}"
+                title += "\n(click: the finding)"
+                shapes = []
+                if index == 0:
+                    shapes.append(
+                        tag(
+                            "circle",
+                            cx=x,
+                            cy=lane.above,
+                            r=9.0,
+                            fill="none",
+                            stroke=RED,
+                            stroke_width=1.6,
+                            stroke_dasharray="3 2" if group.related else None,
+                        )
+                    )
+                bx, by = x + 14.0 * index, lane.above - 17
+                shapes.append(tag("circle", cx=bx, cy=by, r=6.5, fill=RED))
+                shapes.append(text(bx, by + 3.5, str(number), cls="badge cause-badge"))
+                drawn = mark(
+                    "cause related" if group.related else "cause",
+                    title,
+                    *shapes,
+                    id=f"cause-{number}-{counts[number]}",
+                    data_finding=number,
+                    data_t=_stamp(event.t),
+                )
+                yield tag("a", drawn, href=f"#summary-{number}")
 
 
 def _clock_note(join: Event | None) -> str:
@@ -410,6 +516,10 @@ def _exchange_title(ex: Exchange) -> str:
         what = f"{r.get('op')} {r.get('collection') or ''}".strip()
         key = f" key={r.get('key')}" if r.get("key") is not None else ""
         lines.append(f"request #{ex.id} {ex.device} → vault: {what}{key}\n  sent {_when(r.t)}")
+        if "value" in r.data:
+            lines.append(f"  value {value_text(r.get('value'))}")
+        if r.get("version") is not None:
+            lines.append(f"  version {r.get('version')}")
     else:
         lines.append(f"request #{ex.id} from {ex.device} (sent in the elided part)")
     if ex.applied is not None:
@@ -441,6 +551,21 @@ def finding_text(event: Event) -> str:
     head = f"[{event.get('clause')}] {event.get('checker')}"
     when = f"at {format_time(event.t, 3)} (t={event.t:.6f}s)"
     return f"{head} {when}{' · ' + where if where else ''}: {event.get('message')}"
+
+
+def value_text(value: object, limit: int = 120) -> str:
+    """A value as JSON, cut to ``limit`` characters."""
+    shown = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def _value(event: Event) -> str:
+    """The value line of a tooltip (traces written before values were traced carry none)."""
+    if "value" not in event.data:
+        return ""
+    if event.get("op") == "delete" or event.get("action") == "delete":
+        return "\nvalue: (deleted)"
+    return f"\nvalue {value_text(event.get('value'))}"
 
 
 def _version(event: Event) -> str:

@@ -106,15 +106,29 @@ class Checker:
     """(device, writes) a reinstall abandoned, while a request of the device's old
     installation may still reach the vault (see :meth:`decide_abandoned`)."""
 
-    def fail(self, checker: str, clause: str, message: str, **where: str | None) -> None:
+    def fail(
+        self,
+        checker: str,
+        clause: str,
+        message: str,
+        causes: list[dict[str, Any]] | None = None,
+        /,
+        **where: str | None,
+    ) -> None:
+        """Record a finding and trace it. ``causes`` names the trace events that caused it (the
+        write whose update was lost, the callback that delivered the wrong thing), each as the
+        ``kind`` and the fields a trace line of that kind carries: the timeline report marks the
+        latest such event at or before the finding."""
         finding = Finding(checker, clause, self.world.now(), message, **where)
         self.findings.append(finding)
+        extra: dict[str, Any] = {"causes": causes} if causes else {}
         self.world.trace.emit(
             "check",
             checker=checker,
             clause=clause,
             message=message,
             **{k: v for k, v in where.items() if v is not None},
+            **extra,
         )
 
     # -- during the run ---------------------------------------------------------------------
@@ -250,6 +264,7 @@ class Checker:
                     "ORD-2",
                     f"final state {final!r} is a write a later one superseded, or none at all; "
                     f"expected one of: {described}",
+                    [_write_cause(w, context) for w in newest],
                     context=context,
                     key=key,
                 )
@@ -323,12 +338,23 @@ class Checker:
         """CB-1..CB-3: the callback fits what the device holds (checked before it applies)."""
         holds = self.world.devices[device].holds(context, entry.key)
         where = {"device": device, "context": context, "key": entry.key}
+        causes = [{"kind": "callback", **where, "action": kind}]
         if kind == "insert" and holds:
-            self.fail("callback contract", "CB-1", "insertion for a key the device holds", **where)
+            self.fail(
+                "callback contract",
+                "CB-1",
+                "insertion for a key the device holds",
+                causes,
+                **where,
+            )
         if kind in ("modify", "delete") and not holds:
             clause = "CB-2" if kind == "modify" else "CB-3"
             self.fail(
-                "callback contract", clause, f"{kind} for a key the device does not hold", **where
+                "callback contract",
+                clause,
+                f"{kind} for a key the device does not hold",
+                causes,
+                **where,
             )
 
     def on_event(self, event: SyncEvent) -> None:
@@ -352,6 +378,7 @@ class Checker:
                     "callback contract",
                     "CB-6",
                     "a callback after a refusal in the same pass",
+                    [{"kind": "callback", **where}],
                     **where,
                 )
             if event.accepted is False:
@@ -363,6 +390,7 @@ class Checker:
                     "callback contract",
                     "CB-4",
                     f"the device was told about its own write {event.version} (echo)",
+                    [{"kind": "callback", **where, "version": event.version}],
                     **where,
                 )
 
@@ -483,6 +511,15 @@ class Checker:
                     f"acknowledged {'delete' if write.deleted else repr(write.data)} by "
                     f"{write.device} ({write.version}) is not the final state "
                     f"{live.get(key, _ABSENT)!r}",
+                    [
+                        {
+                            "kind": "write",
+                            "device": write.device,
+                            "context": context,
+                            "key": key,
+                            "version": write.version.encode(),
+                        }
+                    ],
                     context=context,
                     key=key,
                 )
@@ -501,6 +538,13 @@ class Checker:
                     f"an idle pass cost {watch.last_pass_requests} requests (budget {budget})",
                     device=name,
                 )
+
+
+def _write_cause(write: BlindWrite, context: str) -> dict[str, Any]:
+    """The trace fields of a blind write's ``write`` line (its value tells it from the others)."""
+    op = "delete" if write.deleted else "upsert"
+    cause = {"kind": "write", "device": write.device, "context": context, "key": write.key}
+    return {**cause, "op": op, "value": None if write.deleted else write.data}
 
 
 def _device(name: str) -> str:

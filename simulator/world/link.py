@@ -60,6 +60,25 @@ def _key_of(args: tuple[Any, ...]) -> str | None:
     return None
 
 
+def _written_of(op: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    """What a write request stores, for the trace: the ``brhVersion`` and ``data`` it sets
+    (``update_one``'s ``$set``, ``insert_one``'s document), as ``version`` and ``value``; those
+    it does not carry are left out (another implementation's format may have neither)."""
+    doc: Any = None
+    if op in ("update_one", "update_many") and len(args) >= 3 and isinstance(args[2], Mapping):
+        doc = args[2].get("$set")
+    elif op == "insert_one" and len(args) >= 2:
+        doc = args[1]
+    if not isinstance(doc, Mapping):
+        return {}
+    found = {}
+    if "brhVersion" in doc:
+        found["version"] = doc["brhVersion"]
+    if "data" in doc:
+        found["value"] = doc["data"]
+    return found
+
+
 class Link:
     """Implements :class:`brh.vault.Vault` for one device, through the network to a server."""
 
@@ -238,6 +257,7 @@ class Link:
                 op=op,
                 collection=args[0] if args else None,
                 key=_key_of(args),
+                **_written_of(op, args),
             )
         if self.down or (self.request_loss and self.rng.random() < self.request_loss):
             raise self._lost(rid, op, "refused", definite=True)

@@ -17,18 +17,22 @@ __all__ = ["KINDS", "Trace"]
 
 KINDS = {
     "meta": "the run: seed, scenario, devices, contexts, configuration",
-    "request": "device -> vault: id, device, op, collection, key (when one entry is concerned)",
+    "request": "device -> vault: id, device, op, collection, key (when one entry is concerned); "
+    "a write also version and value (the brhVersion and data it sets, when it sets them)",
     "applied": "the vault processed a request: id, ok, error",
     "answer": "vault -> device: id, ok, error, lost (never arrived), definite, stage "
     "(refused / request_lost / request_late / answer_lost, when lost)",
-    "write": "the app changed an entry: device, context, key, op (upsert/delete), version",
-    "callback": "a callback answered: device, context, key, action, accepted, version",
+    "write": "the app changed an entry: device, context, key, op (upsert/delete), version, "
+    "value (the data written; null for a delete)",
+    "callback": "a callback answered: device, context, key, action, accepted, version, value "
+    "(the data delivered; null for a delete)",
     "pass": "a pass started or finished: device, phase, full / completed, reason, requests",
     "fault": "a fault began or ended: target, fault (its name in simulator.faults), on "
     "(true/false), detail; also a clock jump (fault jump_clock, on true), a drift "
     "(set_drift) or the app's behaviour (behave)",
     "device": "join, crash, restart, reinstall of a device, or a wipe of one of its contexts",
-    "check": "a checker's finding: checker, clause, device, context, key, message",
+    "check": "a checker's finding: checker, clause, device, context, key, message; causes "
+    "(when known: the events that caused it, each a kind and the fields to find it by)",
     "note": "free text from a scenario",
 }
 

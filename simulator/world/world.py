@@ -104,6 +104,8 @@ class World:
         self._request_ids = itertools.count(1)
         self.activity = 0
         """Uploads, deliveries and lost races so far: unchanged over a round means quiet."""
+        self._delivering: dict[tuple[str, str, str], Any] = {}
+        """(device, context, key) -> the value handed to a callback not traced yet."""
         self._start = asyncio.get_running_loop().time()
         self.system_clock: SystemClock | None = None
         """The system clock, frozen on simulated time while the world runs (``system_clock``:
@@ -559,12 +561,20 @@ class World:
             key=key,
             op="delete" if deleted else "upsert",
             version=version.encode() if version is not None else None,
+            value=None if deleted else data,
         )
 
     def _before_callback(self, device: SimDevice, context: str, kind: str, entry: Entry) -> None:
         if not device.reference:
             self.activity += 1  # another implementation reports no events: count what we see
         self.checker.before_callback(device.name, context, kind, entry)
+        if self.trace.path is not None:  # the value, for the callback's trace line
+            value = None if kind == "delete" else entry.data
+            self._delivering[(device.name, context, entry.key)] = value
+
+    def _delivered(self, device: str, context: str | None, key: str | None) -> Any:
+        """The value the callback of ``device`` for ``key`` was handed (None for a delete)."""
+        return self._delivering.pop((device.split("#", 1)[0], context or "", key or ""), None)
 
     def _answered(
         self, device: SimDevice, context: str, kind: str, entry: Entry, accepted: bool
@@ -579,6 +589,7 @@ class World:
             action=kind,
             accepted=accepted,
             version=None,
+            value=self._delivered(device.name, context, entry.key),
         )
 
     def _on_event(self, event: SyncEvent) -> None:
@@ -594,6 +605,7 @@ class World:
                 action=event.action,
                 accepted=event.accepted,
                 version=event.version,
+                value=self._delivered(event.device, event.context, event.key),
             )
         elif event.kind == "pass_started":
             self.trace.emit("pass", device=event.device, phase="start", full=event.full)
