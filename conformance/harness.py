@@ -1,6 +1,6 @@
 """What a conformance test runs in: a simulated world on virtual time, on one implementation.
 
-A test receives a :class:`Sim` (the ``sim`` fixture) and hands it a scenario, an async function
+A test receives a :class:`Sim` (the ``brh_sim`` fixture) and hands it a scenario, an async function
 of a :class:`simulator.world.World`; the scenario drives devices and faults and asserts what it
 expects. Everything is deterministic for a given seed: the same seed, implementation and code
 replay the same run. When a run fails, :class:`Sim` knows the seed and the command that replays

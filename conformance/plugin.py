@@ -29,6 +29,16 @@ Options (all under "brh conformance" in ``pytest --help``):
   a live Hive vault instead of the fake one; tests that need a fault only the fake vault can
   take are skipped, with the reason.
 
+* ``--brh-clause ID``: run only the tests that name this SPEC clause (repeatable, or
+  comma-separated: ``--brh-clause SYNC-4,CB-6``); each test also carries a marker per clause
+  (``clause_sync_4``) and per level (``brh_core``, ``brh_robust``), so ``-m`` selects too.
+
+Every option can live in the pytest configuration file instead, under its name with
+underscores (``brh_impl = "mypkg.helper:factory"`` in ``[tool.pytest.ini_options]``); the
+command line wins. The plugin stays silent and adds nothing (no header, no fixture, no summary)
+unless a ``--brh-*`` option or a ``brh_*`` setting is given or the conformance tests themselves
+are selected (``pytest --pyargs conformance``). Its fixture is ``brh_sim``.
+
 Under pytest-xdist (``-n auto``) every test keeps its own seed (``--brh-seed``, whichever
 worker runs it), and the controller merges the workers' results into one report (see
 :mod:`conformance.parallel`).
@@ -38,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import tomllib
@@ -58,11 +69,12 @@ from simulator.impl import FactoryError, check_factory, load_factory
 if TYPE_CHECKING:
     from hypothesis.database import ExampleDatabase
 
-__all__ = ["sim"]
+__all__ = ["make_sim"]
 
 _SIM = pytest.StashKey[Sim]()
 _RECORD = pytest.StashKey[TestRecord]()
 _STATE = pytest.StashKey["_State"]()
+_CLAUSES = pytest.StashKey[frozenset[str]]()
 
 
 class _State:
@@ -90,8 +102,37 @@ class _State:
         self.report = Report(implementation=target.name, level=level, seed=seed)
 
 
+SETTINGS: dict[str, Callable[[str], object]] = {
+    "brh_impl": str,
+    "brh_cmd": str,
+    "brh_level": str,
+    "brh_expectations": str,
+    "brh_report": str,
+    "brh_seed": int,
+    "brh_profile": str,
+    "brh_examples": int,
+    "brh_steps": int,
+    "brh_example_db": str,
+    "brh_vault_url": str,
+    "brh_vault_config": str,
+    "brh_clause": str,
+}
+"""The options that may also be set in the pytest configuration file, and their types (the
+token is left out: a secret has no place in a checked-in file)."""
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
+    for name in SETTINGS:
+        option = "--" + name.replace("_", "-")
+        parser.addini(name, f"the default of {option} (the command line wins)", default=None)
     group = parser.getgroup("brh conformance", "backup/sync helper conformance suite")
+    group.addoption(
+        "--brh-clause",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="run only the tests naming this SPEC clause (repeatable; 'SYNC-4,CB-6' works too)",
+    )
     group.addoption(
         "--brh-impl",
         default=REFERENCE,
@@ -283,11 +324,73 @@ def _refuse_hypothesis_options(config: pytest.Config) -> None:
             )
 
 
+def _selects_the_suite(config: pytest.Config) -> bool:
+    """Whether the command names the conformance tests (``--pyargs conformance`` or a path in
+    the package)."""
+    import conformance
+
+    package = Path(conformance.__file__).resolve().parent
+    for arg in config.invocation_params.args:
+        text = str(arg).split("::")[0]
+        if text == "conformance" or text.startswith("conformance."):
+            return True
+        path = Path(text)
+        if path.exists() and (path.resolve() == package or package in path.resolve().parents):
+            return True
+    return False
+
+
+def _active(config: pytest.Config) -> bool:
+    """The plugin works only when asked: a ``--brh-*`` option, a ``brh_*`` setting, or the
+    suite itself selected. Otherwise it adds nothing to other projects' runs."""
+    if any(str(arg).startswith("--brh-") for arg in config.invocation_params.args):
+        return True
+    if any(config.getini(name) for name in SETTINGS):
+        return True
+    return _selects_the_suite(config)
+
+
+def _apply_settings(config: pytest.Config) -> None:
+    """Options not given on the command line take their value from the configuration file."""
+    for name, kind in SETTINGS.items():
+        text = config.getini(name)
+        if not text or any(
+            str(arg).startswith("--" + name.replace("_", "-"))
+            for arg in config.invocation_params.args
+        ):
+            continue
+        try:
+            value = kind(str(text).strip())
+        except ValueError:
+            raise pytest.UsageError(
+                f"{name} (configuration file): not a number: {text!r}"
+            ) from None
+        setattr(config.option, name, [value] if name == "brh_clause" else value)
+
+
+def _clauses(config: pytest.Config) -> frozenset[str]:
+    """``--brh-clause`` values, checked: clause ids such as ``SYNC-4``."""
+    given: list[str] = config.getoption("brh_clause") or []
+    clauses = {part.strip().upper() for item in given for part in item.split(",") if part.strip()}
+    for clause in clauses:
+        if not re.fullmatch(r"[A-Z]+-[0-9]+", clause):
+            raise pytest.UsageError(
+                f"--brh-clause: {clause!r} is not a SPEC clause id (expected e.g. SYNC-4)"
+            )
+    return frozenset(clauses)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if not _active(config):
+        return
+    _apply_settings(config)
     config.addinivalue_line(
         "markers",
         f"{MARK}(*clauses, level, weakness): a conformance test, the SPEC clauses it guards",
     )
+    for level in LEVELS:
+        config.addinivalue_line("markers", f"brh_{level}: a {level} conformance test")
+    config.pluginmanager.import_plugin("conformance.fixtures")
     path = config.getoption("brh_expectations")
     try:
         expectations = load_expectations(find_expectations(path)) if path else Expectations()
@@ -307,10 +410,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.getoption("brh_steps"),
         _example_db(config),
     )
+    config.stash[_CLAUSES] = _clauses(config)
     config.pluginmanager.register(ReportMerger(config, config.stash[_STATE].report), "brh-merger")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if _STATE not in config.stash:
+        return None
     state = config.stash[_STATE]
     vault = state.endpoint.url if state.endpoint else "the fake vault"
     return (
@@ -328,8 +434,12 @@ def _mark(item: pytest.Item) -> pytest.Mark | None:
     return item.get_closest_marker(MARK)
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects: it reads the markers added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _STATE not in config.stash:
+        return
     state = config.stash[_STATE]
+    only = config.stash[_CLAUSES]
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
@@ -338,7 +448,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             kept.append(item)
             continue
         level = mark.kwargs["level"]
+        _add_markers(config, item, level, mark.args)
         if state.level != "all" and level != state.level:
+            dropped.append(item)
+            continue
+        if only and not only & set(mark.args):
             dropped.append(item)
             continue
         kept.append(item)
@@ -361,9 +475,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _refuse_hypothesis_options(config)
 
 
-@pytest.fixture
-def sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
-    """A :class:`conformance.harness.Sim` on the implementation under test."""
+def _add_markers(
+    config: pytest.Config, item: pytest.Item, level: str, clauses: tuple[str, ...]
+) -> None:
+    """``brh_<level>`` and ``clause_<id>`` markers, so ``-m`` selects as ``--brh-clause``."""
+    names = [f"brh_{level}", *(f"clause_{c.lower().replace('-', '_')}" for c in clauses)]
+    for name in names:
+        if name.startswith("clause_"):
+            config.addinivalue_line("markers", f"{name}: a conformance test of that SPEC clause")
+        item.add_marker(name)
+
+
+def make_sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
+    """A :class:`conformance.harness.Sim` on the implementation under test (the ``brh_sim``
+    fixture, :mod:`conformance.fixtures`)."""
     state = request.config.stash[_STATE]
     node = request.node
     runner = Sim(
@@ -441,6 +566,8 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if _STATE not in session.config.stash:
+        return
     state = session.config.stash[_STATE]
     for item in session.items:
         record = item.stash.get(_RECORD, None)
@@ -451,6 +578,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
+    if _STATE not in config.stash:
+        return
     state = config.stash[_STATE]
     report = state.report
     if not report.records:

@@ -31,7 +31,7 @@ def _vault_live(world: World, context: str = "notes") -> dict[str, object] | Non
 
 
 @clause("API-3", "SYNC-10", "CB-1", level="core")
-def test_a_local_only_delete_forgets_the_entry_on_this_device_only(sim: Sim) -> None:
+def test_a_local_only_delete_forgets_the_entry_on_this_device_only(brh_sim: Sim) -> None:
     """API-3: ``delete_database_entry(..., locally_only=True)`` forgets the local copy and
     tells nobody: the vault and the other devices keep the entry, a new device restores it, and
     no incremental pass brings it back (its version was already processed). SYNC-10, CB-1: a
@@ -69,11 +69,11 @@ def test_a_local_only_delete_forgets_the_entry_on_this_device_only(sim: Sim) -> 
         assert phone.app.calls.since(calls) == [("insert", "x", {"n": 1})]
         assert phone.app.items == both
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("API-3", "CB-1", level="core")
-def test_a_key_deleted_locally_only_comes_back_when_another_device_edits_it(sim: Sim) -> None:
+def test_a_key_deleted_locally_only_comes_back_when_another_device_edits_it(brh_sim: Sim) -> None:
     """API-3, CB-1: after a local-only delete the device does not hold the key, so another
     device's later edit of it arrives through the insertion callback; and the device's own new
     write of the key after forgetting it is an ordinary write that reaches everyone."""
@@ -100,14 +100,14 @@ def test_a_key_deleted_locally_only_comes_back_when_another_device_edits_it(sim:
         assert phone.local() == tablet.local() == expected
         assert phone.app.items == tablet.app.items == expected
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 # -- ORD-7, CB-7: the app acts on what it was just given while the pass goes on ------------------
 
 
 @clause("ORD-7", "CB-7", "API-2", level="robust")
-def test_the_app_deletes_a_key_it_was_just_given_while_the_pass_goes_on(sim: Sim) -> None:
+def test_the_app_deletes_a_key_it_was_just_given_while_the_pass_goes_on(brh_sim: Sim) -> None:
     """ORD-7, CB-7 (regression delete-what-was-just-given): b's app is slow (10 s a
     callback). Its pass pulls x and y in one page; x's insertion is accepted at t~10 and, while
     the pass waits on y's callback, the app reads x (API-2: the delivered version) and deletes
@@ -138,11 +138,11 @@ def test_the_app_deletes_a_key_it_was_just_given_while_the_pass_goes_on(sim: Sim
         assert a.local() == b.local() == {"y": "slow"}
         assert a.app.items == b.app.items == {"y": "slow"}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("ORD-7", "CB-7", "API-2", level="robust")
-def test_the_app_edits_a_key_it_was_just_given_while_the_pass_goes_on(sim: Sim) -> None:
+def test_the_app_edits_a_key_it_was_just_given_while_the_pass_goes_on(brh_sim: Sim) -> None:
     """ORD-7, CB-7: as above, but the app edits x (from its own task, after x's callback
     returned, while the pass is busy with y's): the local copy shows the delivered version
     until then, and the edit wins everywhere."""
@@ -171,14 +171,14 @@ def test_the_app_edits_a_key_it_was_just_given_while_the_pass_goes_on(sim: Sim) 
         assert a.local() == b.local() == expected
         assert a.app.items == b.app.items == expected
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 # -- SYNC-2: overlapping sync() calls ----------------------------------------------------------
 
 
 @clause("SYNC-2", "CB-4", level="robust")
-def test_a_sync_called_while_a_pass_runs_is_answered_by_a_later_pass(sim: Sim) -> None:
+def test_a_sync_called_while_a_pass_runs_is_answered_by_a_later_pass(brh_sim: Sim) -> None:
     """SYNC-2: the phone's app is slow (10 s a callback) and its pass is inside the first
     callback when the tablet uploads a new entry; two sync() calls made then both wait for a
     pass that starts after them, so when they return the new entry was delivered; they share
@@ -210,7 +210,7 @@ def test_a_sync_called_while_a_pass_runs_is_answered_by_a_later_pass(sim: Sim) -
         assert sorted(phone.app.calls) == [("insert", "early", 1), ("insert", "late", 2)]
         assert phone.local() == {"early": 1, "late": 2}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 # -- SYNC-9: pulls spanning pages, many entries sharing a stamp at each boundary ---------------
@@ -221,7 +221,7 @@ that ignores the option pulls in pages of its own size, and these tests then pag
 
 
 @clause("SYNC-9", "SYNC-4", "RES-1", "CB-4", level="robust")
-def test_pulls_spanning_pages_with_many_entries_sharing_one_stamp(sim: Sim) -> None:
+def test_pulls_spanning_pages_with_many_entries_sharing_one_stamp(brh_sim: Sim) -> None:
     """SYNC-9, RES-1: the tablet uploads 10 entries in one vault second and 13 in the next (a
     link without latency), so page boundaries fall inside runs of equal stamps. A new device's
     first pass delivers every one of them, once. SYNC-4, CB-4: 9 more land in the same second
@@ -260,14 +260,14 @@ def test_pulls_spanning_pages_with_many_entries_sharing_one_stamp(sim: Sim) -> N
         assert await phone.sync()
         assert phone.app.calls.total == calls + len(third)
 
-    sim.run(scenario, latency=(0.0, 0.0), helper_options={"page_size": PAGE})
+    brh_sim.run(scenario, latency=(0.0, 0.0), helper_options={"page_size": PAGE})
 
 
 # -- CB-6, SYNC-8: several contexts with pending work, a refusal in one -------------------------
 
 
 @clause("CB-6", "SYNC-8", "SYNC-5", "RETRY-1", level="robust", weakness="W6")
-def test_a_refusal_in_one_context_halts_every_later_delivery_but_no_upload(sim: Sim) -> None:
+def test_a_refusal_in_one_context_halts_every_later_delivery_but_no_upload(brh_sim: Sim) -> None:
     """Three contexts, each with remote changes for the phone and local changes the phone made
     offline. The phone's app refuses the first change of the second context. CB-6: the pass
     makes no further callback, in that context or the third; it reports that it did not
@@ -314,7 +314,7 @@ def test_a_refusal_in_one_context_halts_every_later_delivery_but_no_upload(sim: 
             }
             assert phone.apps[context].items == phone.local(context) == expected
 
-    sim.run(scenario, contexts=contexts)
+    brh_sim.run(scenario, contexts=contexts)
 
 
 # -- ERR-1, ERR-2: bad input gets a clear error and changes nothing -----------------------------
@@ -353,7 +353,7 @@ BAD_DATA: dict[str, Any] = {
 
 
 @clause("ERR-1", "ERR-2", level="robust")
-def test_bad_input_gets_an_error_naming_the_argument_and_changes_nothing(sim: Sim) -> None:
+def test_bad_input_gets_an_error_naming_the_argument_and_changes_nothing(brh_sim: Sim) -> None:
     """ERR-1: upserts with bad keys (empty, with NUL, over 1024 characters) or data a vault
     cannot store ($-names, NUL in a name, an integer beyond 64 bits, 100 levels of nesting)
     and deletes with bad keys raise an error naming ``key`` or ``data``; ERR-2: an unregistered
@@ -387,7 +387,7 @@ def test_bad_input_gets_an_error_naming_the_argument_and_changes_nothing(sim: Si
         assert tablet.app.calls == [("insert", "good", {"n": 1})]
         assert _vault_live(world) in (None, {"good": {"n": 1}})
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 # -- DEL-1..3: days of tombstones --------------------------------------------------------------
@@ -407,7 +407,7 @@ def _vault_docs(world: World, key: str, context: str = "notes") -> list[dict[str
 
 @clause("DEL-1", "DEL-2", "DEL-3", "SYNC-10", level="robust", weakness="W5")
 def test_forty_days_of_tombstones_purge_them_and_still_reach_a_device_away_all_along(
-    sim: Sim,
+    brh_sim: Sim,
 ) -> None:
     """Three devices, default options, forty simulated days. DEL-1: a delete leaves a
     tombstone on the vault (``deletionDate`` set), and the other devices drop the entry.
@@ -471,4 +471,4 @@ def test_forty_days_of_tombstones_purge_them_and_still_reach_a_device_away_all_a
         await late.sync()
         assert sorted(late.app.calls) == [("insert", "c", "entry c"), ("insert", "diary", 39)]
 
-    sim.run(scenario)
+    brh_sim.run(scenario)

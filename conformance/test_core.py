@@ -12,7 +12,7 @@ from simulator.world import World
 
 
 @clause("CB-1", "SYNC-1", level="core")
-def test_an_entry_created_on_one_device_is_inserted_on_another(sim: Sim) -> None:
+def test_an_entry_created_on_one_device_is_inserted_on_another(brh_sim: Sim) -> None:
     """CB-1: another device's new entry reaches the app through the insertion callback."""
 
     async def scenario(world: World) -> None:
@@ -24,11 +24,11 @@ def test_an_entry_created_on_one_device_is_inserted_on_another(sim: Sim) -> None
         assert ("insert", "x", {"text": "hello"}) in tablet.app.calls
         assert tablet.local() == {"x": {"text": "hello"}}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("CB-2", level="core")
-def test_a_modification_reaches_the_other_device(sim: Sim) -> None:
+def test_a_modification_reaches_the_other_device(brh_sim: Sim) -> None:
     """CB-2: a later edit of a key the device holds arrives through the modification callback."""
 
     async def scenario(world: World) -> None:
@@ -43,11 +43,11 @@ def test_a_modification_reaches_the_other_device(sim: Sim) -> None:
         assert tablet.app.items == {"x": 2}
         assert ("modify", "x", 2) in tablet.app.calls
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("CB-3", level="core")
-def test_a_deletion_reaches_the_other_device(sim: Sim) -> None:
+def test_a_deletion_reaches_the_other_device(brh_sim: Sim) -> None:
     """CB-3: a deletion on one device removes the entry on the other through on_delete."""
 
     async def scenario(world: World) -> None:
@@ -64,11 +64,11 @@ def test_a_deletion_reaches_the_other_device(sim: Sim) -> None:
         assert [kind for kind, key, _ in tablet.app.calls if key == "x"][-1] == "delete"
         assert tablet.local() == {"y": 2}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("RES-1", level="core")
-def test_a_reinstalled_device_restores_everything(sim: Sim) -> None:
+def test_a_reinstalled_device_restores_everything(brh_sim: Sim) -> None:
     """RES-1: after a reinstall (empty local store) the first sync inserts every live entry,
     and no deleted one."""
 
@@ -87,11 +87,11 @@ def test_a_reinstalled_device_restores_everything(sim: Sim) -> None:
         assert phone.app.items == expected
         assert all(kind == "insert" for kind in phone.app.kinds())
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("RES-1", "SYNC-1", level="core", weakness="W3")
-def test_a_fresh_device_restores_every_context_at_its_first_sync(sim: Sim) -> None:
+def test_a_fresh_device_restores_every_context_at_its_first_sync(brh_sim: Sim) -> None:
     """RES-1, SYNC-1 (W3): a device joining with an empty store restores the entries of every
     context, not only the first one's, at its first sync (one pass visits every context)."""
 
@@ -109,11 +109,11 @@ def test_a_fresh_device_restores_every_context_at_its_first_sync(sim: Sim) -> No
         assert tablet.apps["contacts"].items == {"c1": "a contact"}
         assert tablet.local("contacts") == {"c1": "a contact"}
 
-    sim.run(scenario, contexts=("notes", "contacts"))
+    brh_sim.run(scenario, contexts=("notes", "contacts"))
 
 
 @clause("RES-2", "API-5", level="core")
-def test_wiping_a_context_restores_it_at_the_next_sync(sim: Sim) -> None:
+def test_wiping_a_context_restores_it_at_the_next_sync(brh_sim: Sim) -> None:
     """RES-2: wipe_local_context_data forgets the local copy; the next sync restores it."""
 
     async def scenario(world: World) -> None:
@@ -127,11 +127,11 @@ def test_wiping_a_context_restores_it_at_the_next_sync(sim: Sim) -> None:
         await phone.sync()
         assert phone.app.items == {"a": 1, "b": 2}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("RES-2", "CB-4", level="core")
-def test_a_wiped_context_is_restored_in_full_long_after_earlier_syncs(sim: Sim) -> None:
+def test_a_wiped_context_is_restored_in_full_long_after_earlier_syncs(brh_sim: Sim) -> None:
     """RES-2: a device that synced many times (its progress long settled) wipes a context; the
     next sync restores every live entry, its own old writes included, as insertions, and no
     deleted one (CB-4: after a wipe those are not echoes)."""
@@ -160,11 +160,11 @@ def test_a_wiped_context_is_restored_in_full_long_after_earlier_syncs(sim: Sim) 
         restored = sorted(phone.app.calls.since(before))
         assert restored == [("insert", "a", 2), ("insert", "mine", "from the phone")], restored
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("OFF-1", "OFF-3", level="core")
-def test_changes_made_offline_sync_once_back_online(sim: Sim) -> None:
+def test_changes_made_offline_sync_once_back_online(brh_sim: Sim) -> None:
     """OFF-1, OFF-3: writes succeed without the network and reach the vault when it is back."""
 
     async def scenario(world: World) -> None:
@@ -180,11 +180,11 @@ def test_changes_made_offline_sync_once_back_online(sim: Sim) -> None:
         await tablet.sync()
         assert tablet.app.items == {"x": "written offline", "y": "also offline"}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("CB-6", "API-4", level="core")
-def test_a_refusal_halts_the_pass(sim: Sim) -> None:
+def test_a_refusal_halts_the_pass(brh_sim: Sim) -> None:
     """CB-6: a callback returning False ends the pass at once: no later callback in it, and
     sync() reports that it did not complete."""
 
@@ -200,11 +200,11 @@ def test_a_refusal_halts_the_pass(sim: Sim) -> None:
         assert tablet.app.calls.total == 1, tablet.app.calls
         assert tablet.app.items == {}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("CB-5", "CB-7", level="core")
-def test_a_refused_change_is_delivered_by_a_later_sync(sim: Sim) -> None:
+def test_a_refused_change_is_delivered_by_a_later_sync(brh_sim: Sim) -> None:
     """CB-5, CB-7: after the app refused a change, a later sync delivers it again; once
     accepted it is not delivered a third time."""
 
@@ -225,11 +225,11 @@ def test_a_refused_change_is_delivered_by_a_later_sync(sim: Sim) -> None:
         await tablet.sync()
         assert tablet.app.calls.total == deliveries
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("SYNC-1", "DATA-5", level="core")
-def test_contexts_are_independent(sim: Sim) -> None:
+def test_contexts_are_independent(brh_sim: Sim) -> None:
     """SYNC-1, DATA-5: each context syncs its own entries; one key in two contexts is two
     entries."""
 
@@ -242,11 +242,11 @@ def test_contexts_are_independent(sim: Sim) -> None:
         assert tablet.apps["notes"].items == {"x": "a note"}
         assert tablet.apps["contacts"].items == {"x": "a contact"}
 
-    sim.run(scenario, contexts=("notes", "contacts"))
+    brh_sim.run(scenario, contexts=("notes", "contacts"))
 
 
 @clause("DEL-4", level="core")
-def test_deleting_an_unknown_key_changes_nothing(sim: Sim) -> None:
+def test_deleting_an_unknown_key_changes_nothing(brh_sim: Sim) -> None:
     """DEL-4: deleting a key the device does not hold is not an error and changes nothing."""
 
     async def scenario(world: World) -> None:
@@ -259,11 +259,11 @@ def test_deleting_an_unknown_key_changes_nothing(sim: Sim) -> None:
         assert tablet.app.items == {"x": 1}
         assert all(key != "nope" for _, key, _ in tablet.app.calls)
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("CB-4", level="core")
-def test_a_device_is_not_told_about_its_own_writes(sim: Sim) -> None:
+def test_a_device_is_not_told_about_its_own_writes(brh_sim: Sim) -> None:
     """CB-4 (the design document's "information is different" rule): syncing the device that
     wrote an entry makes no callback for it."""
 
@@ -278,4 +278,4 @@ def test_a_device_is_not_told_about_its_own_writes(sim: Sim) -> None:
         await phone.sync()
         assert phone.app.calls == []
 
-    sim.run(scenario)
+    brh_sim.run(scenario)

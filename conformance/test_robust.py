@@ -16,7 +16,7 @@ from simulator.world import World
 
 
 @clause("SYNC-4", level="robust", weakness="W1")
-def test_an_edit_uploaded_late_still_reaches_a_device_that_synced_meanwhile(sim: Sim) -> None:
+def test_an_edit_uploaded_late_still_reaches_a_device_that_synced_meanwhile(brh_sim: Sim) -> None:
     """SYNC-4 (W1): B edits offline at t=100 and uploads at t=500; A synced at t=300. A's
     next sync must still see B's edit (pulls follow the vault's order, not edit times)."""
 
@@ -38,11 +38,11 @@ def test_an_edit_uploaded_late_still_reaches_a_device_that_synced_meanwhile(sim:
         await a.sync()
         assert a.app.items.get("x") == "edited offline"
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("ORD-2", "ORD-3", level="robust", weakness="W2")
-def test_a_device_whose_clock_is_behind_does_not_lose_its_newer_edit(sim: Sim) -> None:
+def test_a_device_whose_clock_is_behind_does_not_lose_its_newer_edit(brh_sim: Sim) -> None:
     """ORD-3 (W2): a device an hour behind sees B's version, then edits: its edit is newer
     and must win everywhere, whatever the clocks say."""
 
@@ -60,11 +60,11 @@ def test_a_device_whose_clock_is_behind_does_not_lose_its_newer_edit(sim: Sim) -
         assert slow.app.items == {"x": "newer, from the slow clock"}
         assert slow.local() == {"x": "newer, from the slow clock"}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("SYNC-5", "SYNC-6", level="robust", weakness="W3")
-def test_a_refusal_in_one_context_does_not_skip_its_changes_for_good(sim: Sim) -> None:
+def test_a_refusal_in_one_context_does_not_skip_its_changes_for_good(brh_sim: Sim) -> None:
     """SYNC-5 (W3): context "notes" syncs, "contacts" is refused; the refused change must be
     delivered later (each context keeps its own progress)."""
 
@@ -86,11 +86,11 @@ def test_a_refusal_in_one_context_does_not_skip_its_changes_for_good(sim: Sim) -
         await tablet.sync()
         assert tablet.apps["contacts"].items == {"c1": "contact"}
 
-    sim.run(scenario, contexts=("notes", "contacts"))
+    brh_sim.run(scenario, contexts=("notes", "contacts"))
 
 
 @clause("SYNC-4", level="robust", weakness="W2")
-def test_a_device_whose_clock_is_ahead_still_receives_later_changes(sim: Sim) -> None:
+def test_a_device_whose_clock_is_ahead_still_receives_later_changes(brh_sim: Sim) -> None:
     """SYNC-4 (W2): a device whose clock runs an hour ahead syncs; a minute later another
     device writes. The fast device's next sync must see those writes: pulls follow the vault's
     stamps, never a device clock."""
@@ -110,11 +110,11 @@ def test_a_device_whose_clock_is_ahead_still_receives_later_changes(sim: Sim) ->
         await fast.sync()
         assert fast.app.items == {"x": "edited later", "y": "written later"}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("ORD-4", "RES-1", level="robust", weakness="W4")
-def test_two_devices_creating_one_key_at_once_leave_one_entry(sim: Sim) -> None:
+def test_two_devices_creating_one_key_at_once_leave_one_entry(brh_sim: Sim) -> None:
     """ORD-4 (W4): two devices create the same key at the same moment over slow links; after
     they sync, a new device restores exactly one entry for that key (one callback)."""
 
@@ -135,11 +135,11 @@ def test_two_devices_creating_one_key_at_once_leave_one_entry(sim: Sim) -> None:
         assert [key for _, key, _ in late.app.calls] == ["x"], late.app.calls
         assert late.app.items == a.app.items == b.app.items
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("SYNC-7", "ORD-2", level="robust")
-def test_a_new_entry_uploaded_late_does_not_overwrite_a_newer_one(sim: Sim) -> None:
+def test_a_new_entry_uploaded_late_does_not_overwrite_a_newer_one(brh_sim: Sim) -> None:
     """SYNC-7, ORD-2 (W4): A creates x over a slow link and starts a sync; while A's pass is
     between its pull and its upload, B creates x too (a later write) and uploads it first. A's
     upload must not overwrite B's newer version: both devices end with B's data."""
@@ -160,11 +160,11 @@ def test_a_new_entry_uploaded_late_does_not_overwrite_a_newer_one(sim: Sim) -> N
         assert a.app.items == b.app.items == {"x": "newer, from b"}
         assert a.local() == b.local() == {"x": "newer, from b"}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("RETRY-1", level="robust", weakness="W6")
-def test_a_refused_change_is_retried_without_an_outside_trigger(sim: Sim) -> None:
+def test_a_refused_change_is_retried_without_an_outside_trigger(brh_sim: Sim) -> None:
     """RETRY-1 (W6): after a refusal the helper tries again by itself: no app call, no write,
     only time passing."""
 
@@ -179,11 +179,11 @@ def test_a_refused_change_is_retried_without_an_outside_trigger(sim: Sim) -> Non
         await world.advance(10 * MINUTE)
         assert tablet.app.items == {"x": 1}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("RETRY-1", "OFF-3", level="robust", weakness="W6")
-def test_a_write_made_while_the_vault_is_down_uploads_by_itself(sim: Sim) -> None:
+def test_a_write_made_while_the_vault_is_down_uploads_by_itself(brh_sim: Sim) -> None:
     """RETRY-1, OFF-3 (W6): a write whose sync failed on a vault outage reaches the vault
     once it is back, with no further call from the app."""
 
@@ -197,11 +197,11 @@ def test_a_write_made_while_the_vault_is_down_uploads_by_itself(sim: Sim) -> Non
         await tablet.sync()
         assert tablet.app.items == {"x": "written during the outage"}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("SYNC-8", level="robust", weakness="W6")
-def test_local_changes_are_pushed_even_when_a_remote_change_is_refused(sim: Sim) -> None:
+def test_local_changes_are_pushed_even_when_a_remote_change_is_refused(brh_sim: Sim) -> None:
     """SYNC-8 (W6): one remote change keeps being refused; the device's own edits must still
     reach the vault (one refusal must not block everything)."""
 
@@ -219,11 +219,11 @@ def test_local_changes_are_pushed_even_when_a_remote_change_is_refused(sim: Sim)
         assert phone.app.items.get("mine") == "from the tablet"
         tablet.app.refuse = None
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("ORD-6", level="robust", weakness="W7")
-def test_a_remote_edit_after_a_local_delete_leaves_one_consistent_state(sim: Sim) -> None:
+def test_a_remote_edit_after_a_local_delete_leaves_one_consistent_state(brh_sim: Sim) -> None:
     """ORD-6 (W7): A deletes x offline, then B edits x (a later write). After A syncs, x is
     live with B's data in A's app and in A's local copy alike (never deleted and live)."""
 
@@ -243,11 +243,11 @@ def test_a_remote_edit_after_a_local_delete_leaves_one_consistent_state(sim: Sim
         assert a.app.items == {"x": "edited by b"}
         assert a.local() == {"x": "edited by b"}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("ORD-2", level="robust", weakness="W8")
-def test_two_different_writes_in_the_same_millisecond_converge(sim: Sim) -> None:
+def test_two_different_writes_in_the_same_millisecond_converge(brh_sim: Sim) -> None:
     """ORD-2 (W8): two devices write different data to one key at the same instant (equal
     modification dates); every device must end with the same value."""
 
@@ -260,11 +260,11 @@ def test_two_different_writes_in_the_same_millisecond_converge(sim: Sim) -> None
         assert a.app.items == b.app.items
         assert a.local() == b.local() == a.app.items
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("OFF-4", "OFF-2", level="robust")
-def test_a_crash_in_the_middle_of_a_sync_loses_nothing(sim: Sim) -> None:
+def test_a_crash_in_the_middle_of_a_sync_loses_nothing(brh_sim: Sim) -> None:
     """OFF-4: the device dies while uploading over a slow link; after a restart everything it
     wrote still reaches the other device."""
 
@@ -285,11 +285,11 @@ def test_a_crash_in_the_middle_of_a_sync_loses_nothing(sim: Sim) -> None:
         await tablet.sync()
         assert tablet.app.items == {f"k{i}": i for i in range(30)}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("OFF-2", "OFF-4", level="robust", weakness="W12")
-def test_changes_acknowledged_just_before_a_crash_are_not_lost(sim: Sim) -> None:
+def test_changes_acknowledged_just_before_a_crash_are_not_lost(brh_sim: Sim) -> None:
     """OFF-2, OFF-4 (W12): the app's upsert and delete return and the device dies at once,
     before any sync could start; after the restart its local copy has both changes and they
     still reach the other device."""
@@ -314,12 +314,12 @@ def test_changes_acknowledged_just_before_a_crash_are_not_lost(sim: Sim) -> None
         await tablet.sync()
         assert tablet.app.items == expected
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("CB-7", "OFF-4", level="robust")
 def test_a_change_whose_callback_was_cut_short_by_a_crash_is_delivered_after_restart(
-    sim: Sim,
+    brh_sim: Sim,
 ) -> None:
     """CB-7, OFF-4: the tablet's app takes its time over incoming changes (a slow callback) and
     the tablet dies meanwhile; after the restart those changes are delivered again."""
@@ -346,11 +346,11 @@ def test_a_change_whose_callback_was_cut_short_by_a_crash_is_delivered_after_res
         assert ("modify", "x", 2) in tablet.app.calls
         assert ("insert", "y", "new") in tablet.app.calls
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("ORD-5", level="robust")
-def test_writes_whose_answers_were_lost_create_no_duplicates(sim: Sim) -> None:
+def test_writes_whose_answers_were_lost_create_no_duplicates(brh_sim: Sim) -> None:
     """ORD-5: the vault applies the uploads but the answers never arrive; once answers flow
     again, a new device restores each entry exactly once with the latest data."""
 
@@ -371,11 +371,11 @@ def test_writes_whose_answers_were_lost_create_no_duplicates(sim: Sim) -> None:
         assert late.app.items == {"x": 3, "y": 2}
         assert sorted(key for _, key, _ in late.app.calls) == ["x", "y"], late.app.calls
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("SYNC-1", "CB-5", level="robust")
-def test_three_devices_editing_through_faults_converge(sim: Sim) -> None:
+def test_three_devices_editing_through_faults_converge(brh_sim: Sim) -> None:
     """SYNC-1, CB-5: three devices edit and delete through a partition, a vault outage and a
     clock jump; after healing they all show the same entries as their local copies."""
 
@@ -400,11 +400,11 @@ def test_three_devices_editing_through_faults_converge(sim: Sim) -> None:
         for device in (a, b, c):
             assert device.local() == device.app.items
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("SYNC-11", level="robust")
-def test_entries_written_after_the_vault_clock_stepped_back_still_arrive(sim: Sim) -> None:
+def test_entries_written_after_the_vault_clock_stepped_back_still_arrive(brh_sim: Sim) -> None:
     """SYNC-11: the vault's clock steps an hour back (its stamps go backwards); entries written
     then still reach a device that had synced before, at the latest within a day."""
 
@@ -423,4 +423,4 @@ def test_entries_written_after_the_vault_clock_stepped_back_still_arrive(sim: Si
         await tablet.sync()
         assert tablet.app.items == {"before": 1, "after": 2}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)

@@ -14,7 +14,7 @@ pytest.importorskip("hypothesis", reason="the state machine needs Hypothesis")
 
 @clause("SYNC-1", "CB-5", "CB-6", "RETRY-1", "ORD-2", "API-2", level="robust")
 def test_random_work_and_faults_keep_every_invariant_and_converge(
-    sim: Sim, request: pytest.FixtureRequest
+    brh_sim: Sim, request: pytest.FixtureRequest
 ) -> None:
     """SYNC-1, ORD-2: after any mix of edits, syncs, partitions, disconnections, lost answers,
     clock jumps, crashes, restarts, reinstalls, refusing or flaky apps, vault outages and server
@@ -29,6 +29,6 @@ def test_random_work_and_faults_keep_every_invariant_and_converge(
 
     if request.node.get_closest_marker("xfail") is not None:
         # an expected failure: its first failing example is enough, shrinking would take minutes
-        run_machine(sim, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+        run_machine(brh_sim, phases=[Phase.explicit, Phase.reuse, Phase.generate])
     else:
-        run_machine(sim)
+        run_machine(brh_sim)

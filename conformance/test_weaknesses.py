@@ -43,7 +43,7 @@ def vault_documents(world: World, context: str, key: str) -> list[dict[str, Any]
 
 
 @clause("DEL-2", level="robust", weakness="W5")
-def test_tombstones_are_collected_from_the_vault_after_the_retention(sim: Sim) -> None:
+def test_tombstones_are_collected_from_the_vault_after_the_retention(brh_sim: Sim) -> None:
     """DEL-2 (W5): a deletion's tombstone does not stay on the vault for ever: once it is
     older than the retention (30 days by default, in vault stamps) and the devices keep being
     used and synced daily, no document of the deleted key is left; the live entries stay."""
@@ -68,11 +68,11 @@ def test_tombstones_are_collected_from_the_vault_after_the_retention(sim: Sim) -
         assert [d.get("data") for d in vault_documents(world, "notes", "kept")] == ["stays"]
         assert phone.local() == tablet.local() == {"kept": "stays", "daily": 32}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("COST-1", "COST-2", level="robust", weakness="W9")
-def test_a_pass_costs_requests_for_what_changed_not_for_every_stored_key(sim: Sim) -> None:
+def test_a_pass_costs_requests_for_what_changed_not_for_every_stored_key(brh_sim: Sim) -> None:
     """COST-1, COST-2 (W9): with 40 entries stored and synced, an idle pass costs at most one
     pull and two purge requests (the context's), and a pass after one local edit at most a few
     more, never a request per stored key. Counted on the device's link to the vault."""
@@ -98,12 +98,12 @@ def test_a_pass_costs_requests_for_what_changed_not_for_every_stored_key(sim: Si
         edit = link.requests - before
         assert edit <= 8, f"pushing one edit among 40 stored entries cost {edit} vault requests"
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("OFF-1", level="robust", weakness="W10")
 def test_a_write_during_a_long_pass_returns_at_once_even_if_a_sync_is_asked_meanwhile(
-    sim: Sim,
+    brh_sim: Sim,
 ) -> None:
     """OFF-1 (W10): a device is restoring 20 entries into a slow app (2 s a callback)
     when the app writes and, at once, asks for a sync. The write must return at once (it never
@@ -132,7 +132,7 @@ def test_a_write_during_a_long_pass_returns_at_once_even_if_a_sync_is_asked_mean
         await sync_all(world)
         assert phone.app.items.get("mine") == "written during the pass"
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @dataclass
@@ -159,7 +159,7 @@ class _ReenteringApp(AppModel):
 
 
 @clause("CB-8", level="robust", weakness="W11")
-def test_a_callback_awaiting_a_write_gets_an_error_instead_of_a_deadlock(sim: Sim) -> None:
+def test_a_callback_awaiting_a_write_gets_an_error_instead_of_a_deadlock(brh_sim: Sim) -> None:
     """CB-8 (W11): an app's callback calls upsert and awaits it. The call must fail at once
     with an error (time-boxed here at a minute of virtual time: longer is a deadlock), and the
     pass must still end and deliver the change; the attempted write is never stored."""
@@ -184,7 +184,7 @@ def test_a_callback_awaiting_a_write_gets_an_error_instead_of_a_deadlock(sim: Si
         assert tablet.local("inbox") == {"x": "from the phone"}
 
     # The devices get their one context, with the re-entering app, here (not from the world).
-    sim.run(scenario, contexts=())
+    brh_sim.run(scenario, contexts=())
 
 
 @dataclass
@@ -204,7 +204,7 @@ class _SpawningApp(AppModel):
 
 
 @clause("CB-8", "CB-4", level="robust", weakness="W11")
-def test_a_write_spawned_by_a_callback_fails_and_echoes_nothing(sim: Sim) -> None:
+def test_a_write_spawned_by_a_callback_fails_and_echoes_nothing(brh_sim: Sim) -> None:
     """CB-8, CB-4 (W11): a fresh device restores 5 entries into an app whose callback starts a
     write of the entry it was given in a task and returns at once. Each spawned write must fail
     with an error (time-boxed at a minute of virtual time); the restore completes with the
@@ -237,7 +237,7 @@ def test_a_write_spawned_by_a_callback_fails_and_echoes_nothing(sim: Sim) -> Non
         await phone.sync()
         assert phone.apps["inbox"].calls.total == 0, list(phone.apps["inbox"].calls)
 
-    sim.run(scenario, contexts=())
+    brh_sim.run(scenario, contexts=())
 
 
 CRASH_DELAYS = (0.0, 0.01, 0.05, 0.1, 0.5, 1.0)
@@ -248,7 +248,7 @@ CRASH_TURNS = 3
 
 
 @clause("OFF-2", "OFF-4", level="robust", weakness="W12")
-def test_a_crash_at_any_point_of_a_write_leaves_the_key_usable(sim: Sim) -> None:
+def test_a_crash_at_any_point_of_a_write_leaves_the_key_usable(brh_sim: Sim) -> None:
     """OFF-2, OFF-4 (W12): the device dies while a write of a new key is under way, at every
     point of a grid: after each of :data:`CRASH_DELAYS` seconds and then 0 to 2 more turns of
     its event loop (so between any two of its local writes, whether made at once or persisted
@@ -284,7 +284,7 @@ def test_a_crash_at_any_point_of_a_write_leaves_the_key_usable(sim: Sim) -> None
         await sync_all(world)
         assert tablet.app.items == expected
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 ODD_KEYS = ("index", "__proto__", "constructor", "toString", "hasOwnProperty", "x_y", "notes_x")
@@ -292,7 +292,7 @@ ODD_KEYS = ("index", "__proto__", "constructor", "toString", "hasOwnProperty", "
 
 
 @clause("DATA-5", "API-2", level="robust", weakness="W13")
-def test_keys_that_look_like_internals_or_separators_are_ordinary_keys(sim: Sim) -> None:
+def test_keys_that_look_like_internals_or_separators_are_ordinary_keys(brh_sim: Sim) -> None:
     """DATA-5 (W13): entries keyed ``index``, ``__proto__``, ``constructor`` and keys holding
     ``_`` (the separator the original joins context and key on) are entries like any other;
     and ``(a_b, c)`` and ``(a, b_c)`` are two entries. The writer's local copy has each with its
@@ -317,11 +317,11 @@ def test_keys_that_look_like_internals_or_separators_are_ordinary_keys(sim: Sim)
         assert tablet.apps["a_b"].items == {"c": "in context a_b"}
         assert tablet.local("notes") == notes
 
-    sim.run(scenario, contexts=("notes", "a", "a_b"))
+    brh_sim.run(scenario, contexts=("notes", "a", "a_b"))
 
 
 @clause("API-4", "RETRY-1", level="robust", weakness="W14")
-def test_a_pass_that_could_not_reach_the_collection_does_not_report_success(sim: Sim) -> None:
+def test_a_pass_that_could_not_reach_the_collection_does_not_report_success(brh_sim: Sim) -> None:
     """API-4, RETRY-1 (W14): while the vault is down (503 to everything), and then while it
     refuses writes (its collection cannot even be created), a device's sync with a pending
     write reports that it did not complete; once the vault is back the write arrives."""
@@ -341,11 +341,11 @@ def test_a_pass_that_could_not_reach_the_collection_does_not_report_success(sim:
         await sync_all(world)
         assert tablet.app.items == {"x": "written while the vault was down"}
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
 
 
 @clause("SYNC-4", "SYNC-9", level="robust", weakness="W14")
-def test_a_restore_delivers_entries_in_the_vaults_order(sim: Sim) -> None:
+def test_a_restore_delivers_entries_in_the_vaults_order(brh_sim: Sim) -> None:
     """SYNC-4, SYNC-9 (W14): pulls follow the vault's order of stamps, not the order documents
     happen to be stored in: after k0..k4 are written in turn and k0 and k2 edited later, a
     fresh device's restore delivers k1, k3, k4, then k0 and k2 in the order they were edited."""
@@ -367,4 +367,4 @@ def test_a_restore_delivers_entries_in_the_vaults_order(sim: Sim) -> None:
         await tablet.sync()
         assert [key for _, key, _ in tablet.app.calls] == ["k1", "k3", "k4", "k2", "k0"]
 
-    sim.run(scenario)
+    brh_sim.run(scenario)
