@@ -170,7 +170,7 @@ def _ignore_interrupts() -> None:
 
 def _context() -> multiprocessing.context.BaseContext:
     """Fresh workers, not copies of this process: ``forkserver`` where there is one, which
-    imports the simulator once and forks each worker from that (they start in milliseconds)."""
+    imports the simulator once and forks each worker from that, so none imports it again."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
