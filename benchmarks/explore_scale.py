@@ -9,8 +9,7 @@ machine's load hits each), seeds per minute and the wall time as a share of ``-j
 way of running the same seeds, and whether every way gave the same summary. ``-j 2`` includes
 starting its worker processes (as the command does); the Dask row runs on a ``LocalCluster``
 started beforehand (a cluster is up before a night's run), and the time to start it is printed
-apart. The target on
-a 2-core machine: ``-j 2`` takes at most 0.7 of ``-j 1``'s wall time.
+apart. The target on a 2-core machine: ``-j 2`` takes at most 0.7 of ``-j 1``'s wall time.
 
 Wall time is read here, for the figures only; the runs themselves are on virtual time.
 """
