@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP)  # explore runs its seeds on every core (-j defaults to the number of cores)
 	$(BIN)/brh-sim explore --seeds 100 --out reports/demo --report-first
 	@echo
 	@echo "Timeline reports and replay files are in reports/demo/ (open the .html files)."

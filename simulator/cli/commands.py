@@ -3,7 +3,7 @@
     brh-sim list
     brh-sim run NAME_OR_FILE --seed N [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
     brh-sim explore --seeds N [--devices D] [--duration T] [--out DIR] [--first-seed S]
-                    [--faults NAME,...]
+                    [--faults NAME,...] [--impl MODULE:FACTORY] [-j N | --cluster ADDRESS]
     brh-sim replay FILE [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
 
 ``--impl package.module:factory`` runs every device on that implementation instead of the
@@ -15,7 +15,12 @@ names the step, the exception, the simulated time and the seed, then the command
 (``brh-sim -v ...`` prints the traceback as well); the trace (``--trace``) is written up to that
 step, ending with a note, and the report (``--report``) shows the failure.
 
-Exit status: 0 when every checker passed, 1 when one failed or a step raised, 2 on bad usage.
+``explore -j N`` runs the seeds in N worker processes (default: one per core), ``--cluster``
+on a Dask scheduler (:mod:`simulator.cli.fleet`); the summary, in seed order, and the files are
+the same as with ``-j 1``. Ctrl-C stops the workers and prints what finished.
+
+Exit status: 0 when every checker passed, 1 when one failed or a step raised, 2 on bad usage,
+130 when ``explore`` was stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from simulator.cli.explore import (
     SWITCHES,
@@ -40,6 +45,7 @@ from simulator.cli.explore import (
     read_replay,
     run_config,
 )
+from simulator.cli.fleet import ClusterError, default_jobs
 from simulator.impl import Factory, FactoryError, check_factory, load_factory
 from simulator.world import Outcome, ScenarioError
 
@@ -174,22 +180,41 @@ def _rerun(command: list[str], args: argparse.Namespace) -> list[str]:
     return rerun
 
 
-def _progress_printer(stream: object = sys.stderr) -> object:
+def _progress_printer(stream: TextIO | None = None) -> Callable[[int, int, ExploreSummary], None]:
+    """Seeds done and failing, on stderr: one line redrawn in place on a terminal; in a log, a
+    line at each tenth of the seeds, at each new failing seed and at the end."""
+    out = sys.stderr if stream is None else stream
+    redraw = out.isatty()
     started = time.monotonic()  # wall time for the progress line only, never for the run
+    shown = {"failing": 0, "tenth": 0}
 
     def show(done: int, total: int, summary: ExploreSummary) -> None:
-        width = 30
-        filled = width * done // total
-        bar = "#" * filled + "-" * (width - filled)
+        failing = len(summary.failed_seeds)
         elapsed = time.monotonic() - started
-        print(
-            f"\r[{bar}] {done}/{total} seeds, {len(summary.failed_seeds)} failing, {elapsed:.1f} s",
-            end="" if done < total else "\n",
-            file=sys.stderr,
-            flush=True,
-        )
+        line = f"{done}/{total} seeds, {failing} failing, {elapsed:.1f} s"
+        if redraw:
+            width = 30
+            filled = width * done // total
+            bar = "#" * filled + "-" * (width - filled)
+            print(f"\r[{bar}] {line}", end="" if done < total else "\n", file=out, flush=True)
+            return
+        tenth = 10 * done // total
+        if done == total or failing > shown["failing"] or tenth > shown["tenth"]:
+            print(line, file=out, flush=True)
+            shown.update(failing=failing, tenth=tenth)
 
     return show
+
+
+def _ranges(seeds: list[int]) -> str:
+    """``1-3, 7, 9-12``: consecutive seeds as ranges."""
+    parts: list[str] = []
+    for seed in seeds:
+        if parts and seed == int(parts[-1].split("-")[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{seed}"
+        else:
+            parts.append(str(seed))
+    return ", ".join(parts)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
@@ -203,25 +228,57 @@ def cmd_explore(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"brh-sim explore: --faults: {exc}", file=sys.stderr)
             return 2
+    if args.jobs is not None and args.cluster is not None:
+        print("brh-sim explore: -j and --cluster: give one or the other", file=sys.stderr)
+        return 2
+    if args.jobs is not None and args.jobs < 1:
+        print(f"brh-sim explore: -j must be at least 1, not {args.jobs}", file=sys.stderr)
+        return 2
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if args.impl is not None:
+        try:
+            with _implementation(args):  # loads it here first: a bad name is a usage error
+                pass
+        except _UsageError as exc:
+            print(f"brh-sim explore: {exc}", file=sys.stderr)
+            return 2
     out = Path(args.out) if args.out else None
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     mix = "each its own mix" if switches is None else f"faults {', '.join(switches) or 'none'}"
+    where = (
+        f"on the Dask cluster at {args.cluster}"
+        if args.cluster is not None
+        else f"in {min(jobs, args.seeds)} process{'es' if min(jobs, args.seeds) > 1 else ''}"
+    )
     print(
-        f"exploring seeds {seeds.start}..{seeds.stop - 1}: {args.devices} devices, "
+        f"exploring seeds {seeds.start}..{seeds.stop - 1} {where}: {args.devices} devices, "
         f"{args.duration:,.0f} s simulated each, {mix}",
         file=sys.stderr,
     )
     wall = time.monotonic()
-    summary = explore(
-        seeds,
-        devices=args.devices,
-        duration=args.duration,
-        out=out,
-        progress=_progress_printer(),  # type: ignore[arg-type]
-        report_seed=seeds.start if args.report_first else None,
-        switches=switches,
-    )
+    try:
+        summary = explore(
+            seeds,
+            devices=args.devices,
+            duration=args.duration,
+            out=out,
+            progress=_progress_printer(),
+            report_seed=seeds.start if args.report_first else None,
+            switches=switches,
+            jobs=jobs,
+            cluster=args.cluster,
+            impl=args.impl,
+        )
+    except ClusterError as exc:
+        print(f"\nbrh-sim explore: --{exc}", file=sys.stderr)
+        return 2
     wall = time.monotonic() - wall
+    if summary.unfinished:
+        print(
+            f"\nstopped (Ctrl-C): {summary.seeds} of {len(seeds)} seeds finished; "
+            f"not run: {_ranges(summary.unfinished)}",
+            file=sys.stderr,
+        )
     print()
     print("| seeds run | failing seeds | simulated time | vault requests | wall time |")
     print("|---:|---:|---:|---:|---:|")
@@ -240,7 +297,11 @@ def cmd_explore(args: argparse.Namespace) -> int:
         print(f"report: {report}")
     if out is not None and summary.failed_seeds:
         first = out / f"seed-{summary.failed_seeds[0]}.replay.json"
-        print(f"replay a failure with: brh-sim replay {first}")
+        rerun = ["brh-sim", "replay", str(first)]
+        rerun += [] if args.impl is None else ["--impl", args.impl]
+        print(f"replay a failure with: {shlex.join(rerun)}")
+    if summary.unfinished:
+        return 130  # as a shell reports a command stopped by Ctrl-C
     return 0 if not summary.failed_seeds else 1
 
 
@@ -308,6 +369,21 @@ def parser() -> argparse.ArgumentParser:
         "--report-first",
         action="store_true",
         help="also write a report for the first seed (even if it passes)",
+    )
+    exp.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
+    exp.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help=f"run the seeds in N worker processes (default: the number of cores, here "
+        f"{default_jobs()}); 1 runs them in this process",
+    )
+    exp.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the seeds on the Dask scheduler at ADDRESS (tcp://HOST:8786; needs "
+        "brh[cluster] here and on the workers)",
     )
     exp.set_defaults(func=cmd_explore)
 

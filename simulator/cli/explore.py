@@ -13,17 +13,21 @@ small JSON file :func:`write_replay` leaves next to its trace and timeline repor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator import faults
 from simulator.faults import FORMER_NAMES, did_you_mean
 from simulator.world import Outcome, World, simulate
+
+if TYPE_CHECKING:
+    from simulator.cli.fleet import SeedResult
 
 __all__ = [
     "SWITCHES",
@@ -255,11 +259,20 @@ def run_config(
     )
 
 
-def write_replay(path: Path, config: SwarmConfig, outcome: Outcome | None = None) -> Path:
-    """A small JSON file from which ``brh-sim replay`` reruns this exact run."""
+def write_replay(
+    path: Path,
+    config: SwarmConfig,
+    outcome: Outcome | None = None,
+    *,
+    findings: Iterable[str] | None = None,
+) -> Path:
+    """A small JSON file from which ``brh-sim replay`` reruns this exact run; it records the
+    ``outcome``'s findings (or ``findings``, as strings) for the reader."""
     document: dict[str, Any] = {"kind": REPLAY_KIND, "version": 1, "swarm": config.to_json()}
     if outcome is not None:
-        document["findings"] = [str(f) for f in outcome.findings]
+        findings = [str(f) for f in outcome.findings]
+    if findings is not None:
+        document["findings"] = list(findings)
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
@@ -278,12 +291,18 @@ def read_replay(path: Path) -> SwarmConfig:
 
 @dataclass
 class ExploreSummary:
+    """What an exploration found, every list in seed order (whatever order the seeds finished
+    in, on however many processes or machines)."""
+
     seeds: int = 0
     failed_seeds: list[int] = field(default_factory=list)
     failures_by_clause: Counter[str] = field(default_factory=Counter)
     simulated_seconds: float = 0.0
     requests: int = 0
     reports: list[Path] = field(default_factory=list)
+    unfinished: list[int] = field(default_factory=list)
+    """Seeds not run because the exploration was stopped (Ctrl-C): empty when it ran to its
+    end."""
 
 
 def explore(
@@ -295,38 +314,65 @@ def explore(
     progress: Callable[[int, int, ExploreSummary], None] | None = None,
     report_seed: int | None = None,
     switches: tuple[str, ...] | None = None,
+    jobs: int = 1,
+    cluster: str | None = None,
+    impl: str | None = None,
 ) -> ExploreSummary:
     """Run every seed; for each failure write a replay file, its trace and a timeline report to
     ``out``. ``report_seed`` also gets a report when it passes (for a demo). ``switches``: run
-    every seed with exactly these (:data:`SWITCHES`), instead of a mix of its own."""
-    from simulator.report import render_timeline
+    every seed with exactly these (:data:`SWITCHES`), instead of a mix of its own. ``impl``:
+    every device runs this implementation, ``package.module:factory`` (see
+    :mod:`simulator.impl`), instead of the reference.
 
-    summary = ExploreSummary()
+    ``jobs`` worker processes run the seeds (1: this process), or the Dask scheduler at
+    ``cluster`` does (see :mod:`simulator.cli.fleet`); the summary and the files are the same
+    either way. ``progress`` is called after each seed with the seeds done, the total and the
+    summary so far (in the order the seeds finished). Ctrl-C (:class:`KeyboardInterrupt`) stops
+    the workers and returns what finished, the rest in ``unfinished``; the files of the
+    finished seeds are written as each one finishes. A cluster that cannot be used raises
+    :class:`~simulator.cli.fleet.ClusterError` (a :class:`ValueError`)."""
+    from simulator.cli.fleet import SeedOptions, run_seeds, write_files
+
+    options = SeedOptions(
+        devices=devices,
+        duration=duration,
+        switches=switches,
+        keep_files=out is not None,
+        report_seed=report_seed,
+        impl=impl,
+    )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    for index, seed in enumerate(seeds):
-        config = choose_config(seed, devices=devices, duration=duration, switches=switches)
-        keep = out is not None
-        trace_path = out / f"seed-{seed}.trace.jsonl" if keep and out else None
-        outcome = run_config(config, trace_path=trace_path)
-        summary.seeds += 1
-        summary.simulated_seconds += outcome.simulated_seconds
-        summary.requests += outcome.requests
-        if not outcome.ok:
-            summary.failed_seeds.append(seed)
-            summary.failures_by_clause.update({f.clause for f in outcome.findings})
-        if out is not None and trace_path is not None:
-            if not outcome.ok or seed == report_seed:
-                write_replay(out / f"seed-{seed}.replay.json", config, outcome)
-                html = render_timeline(
-                    trace_path,
-                    out / f"seed-{seed}.html",
-                    title=f"brh-sim seed {seed} ({', '.join(config.faults) or 'no faults'})",
-                    findings=[str(f) for f in outcome.findings],
-                )
-                summary.reports.append(html)
-            else:
-                trace_path.unlink()
-        if progress is not None:
-            progress(index + 1, len(seeds), summary)
+    results: dict[int, SeedResult] = {}
+    reports: dict[int, Path] = {}
+    so_far = ExploreSummary()
+    try:
+        with contextlib.closing(run_seeds(seeds, options, jobs=jobs, cluster=cluster)) as runs:
+            for result in runs:
+                results[result.seed] = result
+                if out is not None:
+                    written = write_files(out, result)
+                    reports.update((result.seed, p) for p in written if p.suffix == ".html")
+                _add(so_far, result)
+                if progress is not None:
+                    progress(len(results), len(seeds), so_far)
+    except KeyboardInterrupt:
+        pass
+    summary = ExploreSummary()
+    for seed in seeds:
+        if seed in results:
+            _add(summary, results[seed])
+            if seed in reports:
+                summary.reports.append(reports[seed])
+        else:
+            summary.unfinished.append(seed)
     return summary
+
+
+def _add(summary: ExploreSummary, result: SeedResult) -> None:
+    summary.seeds += 1
+    summary.simulated_seconds += result.simulated_seconds
+    summary.requests += result.requests
+    if not result.ok:
+        summary.failed_seeds.append(result.seed)
+        summary.failures_by_clause.update(result.clauses)

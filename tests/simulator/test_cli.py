@@ -82,7 +82,9 @@ def test_explore_reports_failures_by_clause(
 
     monkeypatch.setattr(brh.helper, "RULES", replace(RULES, decide=deaf))
     out_dir = tmp_path / "out"
-    assert main(["explore", "--seeds", "4", "--duration", "1800", "--out", str(out_dir)]) == 1
+    # -j 1: the patched helper lives in this process only, not in fresh worker processes
+    command = ["explore", "--seeds", "4", "--duration", "1800", "--out", str(out_dir), "-j", "1"]
+    assert main(command) == 1
     out = capsys.readouterr().out
     assert "| SYNC-1 |" in out and "replay a failure with: brh-sim replay" in out
     replays = sorted(out_dir.glob("*.replay.json"))
