@@ -85,7 +85,22 @@ def _report(
     else:
         findings = [str(f) for f in outcome.findings]
     render_timeline(trace, report, title=title, findings=findings)
-    print(f"timeline report: {report}")
+
+
+def _print_files(trace: Path | None, report: str | None) -> None:
+    """One line saying where the run's trace and report are."""
+    parts = [f"trace {trace}"] if trace is not None else []
+    parts += [f"timeline report {report}"] if report else []
+    if parts:
+        print("files: " + ", ".join(parts))
+
+
+def _print_rerun(command: list[str], args: argparse.Namespace) -> None:
+    """How to run a failing run again, with a report if it had none."""
+    rerun = _rerun(command, args)
+    if not args.report:
+        rerun += ["--report", "failure.html"]
+    print(f"  rerun: {shlex.join(['brh-sim', *rerun])}")
 
 
 def _trace_for(args: argparse.Namespace) -> Path | None:
@@ -162,11 +177,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_error(exc, _label(target, args), _rerun(["run", target], args), args.verbose)
     else:
         _print_outcome(outcome, _label(target, args))
-    if trace is not None:
-        print(f"trace: {trace}")
+        if not outcome.ok:
+            _print_rerun(["run", target], args)
     _report(
         trace, Path(args.report) if args.report else None, outcome, f"{target} seed {args.seed}"
     )
+    _print_files(trace, args.report)
     return 0 if isinstance(outcome, Outcome) and outcome.ok else 1
 
 
@@ -325,9 +341,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         _print_error(exc, label, _rerun(["replay", args.file], args), args.verbose)
     else:
         _print_outcome(outcome, label)
+        if not outcome.ok:
+            _print_rerun(["replay", args.file], args)
     _report(
         trace, Path(args.report) if args.report else None, outcome, f"replay seed {config.seed}"
     )
+    _print_files(trace, args.report)
     return 0 if isinstance(outcome, Outcome) and outcome.ok else 1
 
 
@@ -337,26 +356,73 @@ _IMPL_HELP = (
 )
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="brh-sim", description="Deterministic multi-device simulator for brh."
-    )
-    top.add_argument("-v", "--verbose", action="store_true", help="show the helpers' log")
-    sub = top.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the named scenarios").set_defaults(func=cmd_list)
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless its help already says it or it has none."""
 
-    run = sub.add_parser("run", help="run one named scenario or scenario file")
-    run.add_argument("scenario", metavar="NAME_OR_FILE")
-    run.add_argument("--seed", type=int, required=True)
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("brh")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def parser() -> argparse.ArgumentParser:
+    # -v works before or after the subcommand: each subparser has it too, and only one that is
+    # given sets it (SUPPRESS keeps a subparser's default from undoing the top level's).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the helpers' log and a failing step's traceback",
+    )
+    formatter = _Help
+    top = argparse.ArgumentParser(
+        prog="brh-sim",
+        description="Deterministic multi-device simulator for brh.",
+        parents=[common],
+        formatter_class=formatter,
+    )
+    top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "list", help="the named scenarios", parents=[common], formatter_class=formatter
+    ).set_defaults(func=cmd_list)
+
+    run = sub.add_parser(
+        "run",
+        help="run one named scenario or scenario file",
+        parents=[common],
+        formatter_class=formatter,
+    )
+    run.add_argument(
+        "scenario", metavar="NAME_OR_FILE", help="a name from `brh-sim list`, or a .toml file"
+    )
+    run.add_argument("--seed", type=int, default=1, help="the world's seed (printed)")
     run.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
     run.add_argument("--trace", help="write the trace (JSON lines) here")
     run.add_argument("--report", help="write a timeline report (HTML) here")
     run.set_defaults(func=cmd_run)
 
-    exp = sub.add_parser("explore", help="swarm exploration over many seeds")
+    exp = sub.add_parser(
+        "explore",
+        help="swarm exploration over many seeds",
+        parents=[common],
+        formatter_class=formatter,
+    )
     exp.add_argument("--seeds", type=int, required=True, help="how many seeds to run")
-    exp.add_argument("--first-seed", type=int, default=1)
-    exp.add_argument("--devices", type=int, default=3)
+    exp.add_argument("--first-seed", type=int, default=1, help="the first seed")
+    exp.add_argument("--devices", type=int, default=3, help="devices per world")
     exp.add_argument("--duration", type=float, default=3600.0, help="simulated seconds per seed")
     exp.add_argument("--out", help="directory for replay files, traces and reports of failures")
     exp.add_argument(
@@ -387,17 +453,20 @@ def parser() -> argparse.ArgumentParser:
     )
     exp.set_defaults(func=cmd_explore)
 
-    rep = sub.add_parser("replay", help="rerun a recorded run exactly")
-    rep.add_argument("file")
+    rep = sub.add_parser(
+        "replay", help="rerun a recorded run exactly", parents=[common], formatter_class=formatter
+    )
+    rep.add_argument("file", help="a replay file (.replay.json) that explore wrote")
     rep.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
-    rep.add_argument("--trace")
-    rep.add_argument("--report")
+    rep.add_argument("--trace", help="write the trace (JSON lines) here")
+    rep.add_argument("--report", help="write a timeline report (HTML) here")
     rep.set_defaults(func=cmd_replay)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.verbose = getattr(args, "verbose", False)  # -v given before or after the subcommand
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s %(message)s",
