@@ -31,9 +31,22 @@ from typing import Any
 
 __all__ = ["SystemClock"]
 
-_IGNORED = ("httpx", "httpcore", "anyio", "h11", "conformance.protocol")
-"""Modules that keep reading the real clock: the HTTP stack of a live vault and the client of a
-process implementation (PROTOCOL.md), whose timeouts are real. (freezegun matches a prefix of
+_IGNORED = (
+    "httpx",
+    "httpcore",
+    "anyio",
+    "h11",
+    "conformance.protocol",
+    "distributed",
+    "tornado",
+    "dask",
+    "concurrent",
+    "multiprocessing",
+)
+"""Modules that keep reading the real clock: the HTTP stack of a live vault, the client of a
+process implementation (PROTOCOL.md), and the machinery a world may run inside (a Dask worker's
+own threads and event loop, a process pool), whose timeouts are real: frozen, a Dask worker
+running a seed stopped heart-beating and hung. (freezegun matches a prefix of
 the caller's module, up to five frames up: the loop's own modules must not be listed, or every
 coroutine would read the real clock.)"""
 
@@ -72,7 +85,11 @@ class SystemClock:
             ) from exc
         if self._loop.time_listener is not None:
             raise RuntimeError("SystemClock: the loop's clock already has a listener")
-        self._freezer = freezegun.freeze_time(_moment(self._loop.time()), ignore=list(_IGNORED))
+        self._freezer = freezegun.freeze_time(
+            _moment(self._loop.time()),
+            ignore=list(_IGNORED),
+            real_asyncio=True,  # other event loops (a Dask worker's) keep real time
+        )
         self._frozen = self._freezer.start()
         self._loop.time_listener = self._follow
         self._loop.on_close(self.stop)  # never outlive the loop, whatever fails before stop()

@@ -68,8 +68,10 @@ def test_j2_gives_the_same_verdicts_files_and_summary_as_j1(
     replay = tmp_path / f"seed-{failing[0]}.replay.json"
     assert main(["replay", str(replay), "--impl", MUTANT]) == 1
     assert read_replay(replay).seed == int(failing[0])
-    findings = capsys.readouterr().out.splitlines()[1:]
+    printed = capsys.readouterr().out.splitlines()[1:]
+    findings = [line for line in printed if not line.startswith("  rerun: ")]
     assert findings and json.loads(replay.read_text())["findings"] == [f.strip() for f in findings]
+    assert f"  rerun: brh-sim replay {replay} --impl {MUTANT} --report failure.html" in printed
 
 
 def test_j_defaults_to_the_number_of_cores(
