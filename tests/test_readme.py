@@ -125,3 +125,18 @@ def test_protocol_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     exec(compile(example, "README protocol example", "exec"), namespace)
     assert printed == [(True,)]
     assert (tmp_path / "protocol-run" / "phone.1.stderr.log").exists()
+
+
+def test_the_readme_s_conformance_test_counts_are_the_suite_s(pytester: pytest.Pytester) -> None:
+    """README figures do not go stale unseen: the number of conformance tests the performance
+    table and the legacy baseline's line give is the number the suite collects."""
+    text = README.read_text()
+    table = text[text.index("### Conformance suite performance") :]
+    in_process = int(re.findall(r"\| (\d+) tests, the state machine's examples included", table)[0])
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--pyargs", "conformance", "--co", "-q"
+    )
+    collected = sum(1 for line in result.stdout.lines if "::test_" in line)
+    assert in_process == collected, "re-run benchmarks/conformance_speed.py and update the table"
+    legacy = re.findall(r"# \.\.\. (\d+) passed, (\d+) xfailed", text)[0]
+    assert sum(map(int, legacy)) == collected, "re-run the legacy baseline command in the README"
