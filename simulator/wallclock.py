@@ -42,6 +42,7 @@ _IGNORED = (
     "dask",
     "concurrent",
     "multiprocessing",
+    "rich",
 )
 """Modules that keep reading the real clock: the HTTP stack of a live vault, the client of a
 process implementation (PROTOCOL.md), and the machinery a world may run inside (a Dask worker's

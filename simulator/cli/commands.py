@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -196,30 +196,66 @@ def _rerun(command: list[str], args: argparse.Namespace) -> list[str]:
     return rerun
 
 
-def _progress_printer(stream: TextIO | None = None) -> Callable[[int, int, ExploreSummary], None]:
-    """Seeds done and failing, on stderr: one line redrawn in place on a terminal; in a log, a
-    line at each tenth of the seeds, at each new failing seed and at the end."""
-    out = sys.stderr if stream is None else stream
-    redraw = out.isatty()
-    started = time.monotonic()  # wall time for the progress line only, never for the run
-    shown = {"failing": 0, "tenth": 0}
+class _Progress:
+    """Seeds done and failing, on stderr. On a terminal, a progress bar drawn by rich (redrawn in
+    place, no thread of its own); in a log (or without rich), plain lines: one at each tenth of
+    the seeds, at each new failing seed and at the end, with no control characters."""
 
-    def show(done: int, total: int, summary: ExploreSummary) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.out = sys.stderr if stream is None else stream
+        self.started = time.monotonic()  # wall time for the display only, never for the run
+        self.shown = {"failing": 0, "tenth": 0}
+        self.bar: Any = None
+        self.task: Any = None
+        if self.out.isatty():
+            try:
+                from rich.console import Console
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
+            except ImportError:  # rich is in the sim extra; plain lines without it
+                return
+            self.bar = Progress(
+                TextColumn("seeds"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[failing]} failing"),
+                TimeElapsedColumn(),
+                console=Console(file=self.out, force_terminal=True),
+                auto_refresh=False,
+            )
+
+    def __call__(self, done: int, total: int, summary: ExploreSummary) -> None:
         failing = len(summary.failed_seeds)
-        elapsed = time.monotonic() - started
-        line = f"{done}/{total} seeds, {failing} failing, {elapsed:.1f} s"
-        if redraw:
-            width = 30
-            filled = width * done // total
-            bar = "#" * filled + "-" * (width - filled)
-            print(f"\r[{bar}] {line}", end="" if done < total else "\n", file=out, flush=True)
+        if self.bar is not None:
+            if self.task is None:
+                self.bar.start()
+                self.task = self.bar.add_task("explore", total=total, failing=0)
+            self.bar.update(self.task, completed=done, failing=failing, refresh=True)
+            if done >= total:
+                self.close()
             return
         tenth = 10 * done // total
-        if done == total or failing > shown["failing"] or tenth > shown["tenth"]:
-            print(line, file=out, flush=True)
-            shown.update(failing=failing, tenth=tenth)
+        if done == total or failing > self.shown["failing"] or tenth > self.shown["tenth"]:
+            elapsed = time.monotonic() - self.started
+            print(f"{done}/{total} seeds, {failing} failing, {elapsed:.1f} s", file=self.out)
+            self.out.flush()
+            self.shown.update(failing=failing, tenth=tenth)
 
-    return show
+    def close(self) -> None:
+        """Leave the terminal as it was (also when explore stopped early)."""
+        if self.bar is not None and self.task is not None:
+            self.bar.stop()
+            self.task = None
+
+
+def _progress_printer(stream: TextIO | None = None) -> _Progress:
+    """The progress display of ``explore`` (see :class:`_Progress`)."""
+    return _Progress(stream)
 
 
 def _ranges(seeds: list[int]) -> str:
@@ -272,13 +308,14 @@ def cmd_explore(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     wall = time.monotonic()
+    progress = _progress_printer()
     try:
         summary = explore(
             seeds,
             devices=args.devices,
             duration=args.duration,
             out=out,
-            progress=_progress_printer(),
+            progress=progress,
             report_seed=seeds.start if args.report_first else None,
             switches=switches,
             jobs=jobs,
@@ -288,6 +325,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     except ClusterError as exc:
         print(f"\nbrh-sim explore: --{exc}", file=sys.stderr)
         return 2
+    finally:
+        progress.close()
     wall = time.monotonic() - wall
     if summary.unfinished:
         print(
