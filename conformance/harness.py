@@ -93,6 +93,11 @@ class Sim:
     """This test's key in :attr:`example_db` (:func:`conformance.exampledb.example_key`)."""
     runs: int = field(default=0)
     traces: list[Path] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    """The checkers' findings that failed the last run (``[CLAUSE] checker ...`` lines)."""
+    failed_clauses: tuple[str, ...] = ()
+    """The clauses of those findings (what the report calls failing, rather than every
+    clause the test names)."""
 
     def run(
         self,
@@ -145,7 +150,9 @@ class Sim:
                 if settle:
                     findings = await world.settle()
                     if findings:
-                        lines = "\n  ".join(str(f) for f in findings)
+                        self.findings = [str(f) for f in findings]
+                        self.failed_clauses = tuple(sorted({f.clause for f in findings}))
+                        lines = "\n  ".join(self.findings)
                         raise AssertionError(f"the simulator's checkers found:\n  {lines}")
                 return result
             finally:

@@ -35,7 +35,13 @@ def record_on(report: pytest.TestReport, record: TestRecord) -> None:
 
 
 def _record_from(data: dict[str, Any]) -> TestRecord:
-    return TestRecord(**{**data, "clauses": tuple(data["clauses"])})
+    return TestRecord(
+        **{
+            **data,
+            "clauses": tuple(data["clauses"]),
+            "failed_clauses": tuple(data.get("failed_clauses", ())),
+        }
+    )
 
 
 class ReportMerger:

@@ -532,8 +532,12 @@ def pytest_runtest_makereport(
         if report.failed:
             record.message = _first_line(report.longreprtext)
             if runner is not None:
+                record.findings = list(runner.findings)
+                record.failed_clauses = runner.failed_clauses
+                record.trace = str(runner.traces[-1]) if runner.traces else None
+                where = f"; trace: {record.trace}" if record.trace else ""
                 report.sections.append(
-                    ("brh conformance", f"seed {runner.seed}; replay: {record.replay}")
+                    ("brh conformance", f"seed {runner.seed}; replay: {record.replay}{where}")
                 )
         elif report.skipped and not hasattr(report, "wasxfail"):
             record.message = _skip_reason(report)

@@ -42,6 +42,12 @@ class TestRecord:
     seed: int | None = None
     replay: str | None = None
     message: str = ""
+    findings: list[str] = field(default_factory=list)
+    """The simulator's findings that failed it, each ``[CLAUSE] checker at t=...: what``."""
+    failed_clauses: tuple[str, ...] = ()
+    """The clauses of those findings (empty: the test's own assertion failed)."""
+    trace: str | None = None
+    """The trace of its failing run (kept in the test's temporary directory)."""
 
 
 @dataclass
@@ -76,7 +82,12 @@ class Report:
             f"{self.implementation} at level {self.level} (seed {self.seed}): {', '.join(parts)}"
         ]
         failing = sorted(
-            {c for r in self.records if r.outcome == "fail" for c in r.clauses},
+            {
+                c
+                for r in self.records
+                if r.outcome == "fail"
+                for c in (r.failed_clauses or r.clauses)
+            },
             key=_clause_order,
         )
         if failing:
@@ -139,6 +150,9 @@ class Report:
                     out.append(f"  - expected to fail: {r.expected}")
                 if r.message:
                     out.append(f"  - {r.message}")
+                out += [f"  - finding: {finding}" for finding in r.findings]
+                if r.trace:
+                    out.append(f"  - trace: `{r.trace}`")
                 if r.outcome in ("fail", "xfail") and r.replay:
                     out.append(f"  - seed {r.seed}; replay: `{r.replay}`")
         return "\n".join(out) + "\n"

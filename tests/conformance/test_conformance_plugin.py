@@ -286,3 +286,35 @@ def test_the_profile_is_shown_in_the_header(pytester: pytest.Pytester) -> None:
     header.stdout.fnmatch_lines(
         ["*brh conformance: *, seed 1, profile deep*", "*test_random_work_and_faults*"]
     )
+
+
+def test_a_failure_explains_itself_with_findings_failing_clauses_and_trace(
+    pytester: pytest.Pytester,
+) -> None:
+    """Issue 10 item 9: the report keeps the checkers' findings (not only "the simulator's
+    checkers found:"), "clauses failing" lists the clauses of the failed checks (not every
+    clause the test names), and the trace path is printed with the failure."""
+    pytester.makepyfile(brokenimpl=BROKEN)
+    pytester.syspathinsert()
+    report = pytester.path / "report.json"
+    result = _run(
+        pytester,
+        "--brh-impl",
+        "brokenimpl:factory",
+        "-k",
+        "test_a_device_is_not_told_about_its_own_writes",
+        "--brh-report",
+        str(report),
+        "--brh-example-db",
+        "none",
+    )
+    result.assert_outcomes(failed=1)
+    (record,) = [t for t in json.loads(report.read_text())["tests"] if t["outcome"] == "fail"]
+    assert record["findings"] and all(f.startswith("[") for f in record["findings"])
+    failed = set(record["failed_clauses"])
+    assert failed and failed == {f[1 : f.index("]")] for f in record["findings"]}
+    assert failed != set(record["clauses"])  # the checks that failed, not the test's own list
+    summary = next(line for line in result.stdout.lines if line.startswith("clauses failing: "))
+    assert set(summary.removeprefix("clauses failing: ").split(", ")) == failed
+    assert record["trace"] and Path(record["trace"]).exists()
+    result.stdout.fnmatch_lines([f"*trace: {record['trace']}*"])
