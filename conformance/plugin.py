@@ -102,16 +102,39 @@ class _State:
         self.report = Report(implementation=target.name, level=level, seed=seed)
 
 
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+
+
+def _count(text: str) -> int:
+    value = _number(text)
+    if value < 1:
+        raise ValueError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 SETTINGS: dict[str, Callable[[str], object]] = {
     "brh_impl": str,
     "brh_cmd": str,
-    "brh_level": str,
+    "brh_level": _choice((*LEVELS, "all")),
     "brh_expectations": str,
     "brh_report": str,
-    "brh_seed": int,
-    "brh_profile": str,
-    "brh_examples": int,
-    "brh_steps": int,
+    "brh_seed": _number,
+    "brh_profile": _choice(PROFILES),
+    "brh_examples": _count,
+    "brh_steps": _count,
     "brh_example_db": str,
     "brh_vault_url": str,
     "brh_vault_config": str,
@@ -361,10 +384,8 @@ def _apply_settings(config: pytest.Config) -> None:
             continue
         try:
             value = kind(str(text).strip())
-        except ValueError:
-            raise pytest.UsageError(
-                f"{name} (configuration file): not a number: {text!r}"
-            ) from None
+        except ValueError as exc:  # checked as the command line checks its option
+            raise pytest.UsageError(f"{name} (configuration file): {exc}") from None
         setattr(config.option, name, [value] if name == "brh_clause" else value)
 
 

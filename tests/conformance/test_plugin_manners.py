@@ -50,6 +50,16 @@ def test_settings_live_in_the_configuration_file_and_the_command_line_wins(
     result = _run(pytester, "--pyargs", "conformance", "--co", "-q")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "brh_seed (configuration file): not a number: 'many'" in str(result.stderr)
+    for setting, message in (
+        ("brh_level = corr", "brh_level (configuration file): expected one of core, robust, all"),
+        ("brh_profile = fastest", "brh_profile (configuration file): expected one of fast"),
+        ("brh_examples = 0", "brh_examples (configuration file): expected an integer >= 1"),
+    ):
+        ini = "[pytest]\nasyncio_default_fixture_loop_scope = function\n" + setting + "\n"
+        pytester.makeini(ini)
+        result = _run(pytester, "--pyargs", "conformance", "--co", "-q")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, setting
+        assert message in str(result.stderr), setting
 
 
 def _selected(result: pytest.RunResult) -> set[str]:
