@@ -40,6 +40,8 @@ class Mutant:
     name: str
     bug: str
     factory: Factory
+    clauses: tuple[str, ...]
+    """The SPEC clauses the bug breaks; the suite must fail it by a test naming one of them."""
 
     @property
     def spec(self) -> str:
@@ -425,31 +427,63 @@ def clock_ignores_remote(installation: Installation) -> ReferenceHelper:
 # -- the registry ----------------------------------------------------------------------------
 
 
-def _registry(*mutants: tuple[Factory, str]) -> dict[str, Mutant]:
-    return {factory.__name__: Mutant(factory.__name__, bug, factory) for factory, bug in mutants}
+def _registry(*mutants: tuple[Factory, str, str]) -> dict[str, Mutant]:
+    """Mutants from ``(factory, bug, "CLAUSE-1 CLAUSE-2")`` rows."""
+    return {
+        factory.__name__: Mutant(factory.__name__, bug, factory, tuple(clauses.split()))
+        for factory, bug, clauses in mutants
+    }
 
 
 MUTANTS: dict[str, Mutant] = _registry(
-    (no_retry, "a pass that did not complete schedules no retry"),
-    (false_ignored, "a callback's False is taken as handled"),
-    (data_checked_as_json_only, "data is checked for being JSON only, not for what a vault stores"),
-    (device_clock_cursor, "the pull cursor is the device clock, not the vault's stamps"),
-    (cursor_past_refusal, "a refusal saves the cursor past the refused change"),
-    (find_then_insert, "a new entry is pushed by find-then-insert/overwrite, not a CAS upsert"),
-    (echo_own_writes, "the device's own writes come back to it as modifications"),
-    (split_local_write, "a local write is two transactions: data now, upload mark later"),
-    (refusal_halts_one_context, "a refusal ends its own context only: later ones still deliver"),
-    (push_skipped_after_refusal, "after a refusal the pass uploads nothing"),
-    (tombstone_not_propagated, "a deletion is never uploaded"),
-    (wipe_keeps_cursor, "wiping a context keeps its cursor"),
-    (tombstones_kept_forever, "vault tombstones are never purged"),
-    (ties_by_local_order, "two writes in one millisecond: each device keeps its own"),
-    (no_redelivery_after_crash, "a callback cut short by a crash is never delivered again"),
-    (clock_ignores_remote, "the hybrid clock does not observe remote versions"),
-    (delete_for_unknown_key, "a tombstone of a key the device never held goes to on_delete"),
-    (local_delete_keeps_tombstone, "a local-only delete leaves a tombstone: never restored"),
-    (pages_after_stamp, "a pull's next page starts after the last page's stamp, not its _id"),
-    (sync_joins_running_pass, "a sync() made while a pass runs gets that pass's result"),
-    (page_stored_after_last_callback, "a page's delivered versions are stored after its last one"),
+    (no_retry, "a pass that did not complete schedules no retry", "RETRY-1"),
+    (false_ignored, "a callback's False is taken as handled", "CB-6"),
+    (
+        data_checked_as_json_only,
+        "data is checked for being JSON only, not for what a vault stores",
+        "ERR-1",
+    ),
+    (device_clock_cursor, "the pull cursor is the device clock, not the vault's stamps", "SYNC-4"),
+    (cursor_past_refusal, "a refusal saves the cursor past the refused change", "SYNC-6 CB-7"),
+    (
+        find_then_insert,
+        "a new entry is pushed by find-then-insert/overwrite, not a CAS upsert",
+        "SYNC-7 ORD-4",
+    ),
+    (echo_own_writes, "the device's own writes come back to it as modifications", "CB-4"),
+    (split_local_write, "a local write is two transactions: data now, upload mark later", "OFF-2"),
+    (
+        refusal_halts_one_context,
+        "a refusal ends its own context only: later ones still deliver",
+        "CB-6",
+    ),
+    (push_skipped_after_refusal, "after a refusal the pass uploads nothing", "SYNC-8"),
+    (tombstone_not_propagated, "a deletion is never uploaded", "CB-3 DEL-1"),
+    (wipe_keeps_cursor, "wiping a context keeps its cursor", "RES-2 API-5"),
+    (tombstones_kept_forever, "vault tombstones are never purged", "DEL-2"),
+    (ties_by_local_order, "two writes in one millisecond: each device keeps its own", "ORD-2"),
+    (no_redelivery_after_crash, "a callback cut short by a crash is never delivered again", "CB-7"),
+    (clock_ignores_remote, "the hybrid clock does not observe remote versions", "ORD-3 ORD-1"),
+    (
+        delete_for_unknown_key,
+        "a tombstone of a key the device never held goes to on_delete",
+        "CB-4",
+    ),
+    (
+        local_delete_keeps_tombstone,
+        "a local-only delete leaves a tombstone: never restored",
+        "API-3",
+    ),
+    (
+        pages_after_stamp,
+        "a pull's next page starts after the last page's stamp, not its _id",
+        "SYNC-9",
+    ),
+    (sync_joins_running_pass, "a sync() made while a pass runs gets that pass's result", "SYNC-2"),
+    (
+        page_stored_after_last_callback,
+        "a page's delivered versions are stored after its last one",
+        "CB-7 ORD-7",
+    ),
 )
 """Every mutant, by name (the factory's name in this module)."""

@@ -46,14 +46,21 @@ def scratch() -> Iterator[Path | None]:
 def test_every_mutant_fails_a_conformance_test(
     pytester: pytest.Pytester, scratch: Path | None, name: str
 ) -> None:
-    """The conformance suite, run on a mutant, fails at least one test, by a wrong behaviour
-    (no test errors, no exception inside a sync pass)."""
+    """The conformance suite, run on a mutant, fails at least one of the tests that name a
+    clause the mutant breaks (SPEC: every testable clause has a test and a caught mutant), by a
+    wrong behaviour (no test errors, no exception inside a sync pass)."""
     mutant = MUTANTS[name]
     options = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-x"]
     if scratch is not None:
         options.append(f"--basetemp={scratch / name}")
     result = pytester.runpytest_inprocess(
-        *options, "--pyargs", "conformance", "--brh-impl", mutant.spec
+        *options,
+        "--pyargs",
+        "conformance",
+        "--brh-impl",
+        mutant.spec,
+        "--brh-clause",
+        ",".join(mutant.clauses),
     )
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) >= 1, (
