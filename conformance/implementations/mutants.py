@@ -424,6 +424,30 @@ def clock_ignores_remote(installation: Installation) -> ReferenceHelper:
     return _with(observe=_wall_only)(installation)
 
 
+# -- §1 API, §2 data, §11 errors (and CB-9) ----------------------------------------------------
+
+_API_ROWS: tuple[tuple[Factory, str, str], ...] = ()
+"""Registry rows of this section: ``(factory, bug, "CLAUSE-1 CLAUSE-2")``."""
+
+
+# -- §3 callbacks, §8 deletion, §9 restore, ORD-5/ORD-6 ----------------------------------------
+
+_DELIVERY_ROWS: tuple[tuple[Factory, str, str], ...] = ()
+"""Registry rows of this section: ``(factory, bug, "CLAUSE-1 CLAUSE-2")``."""
+
+
+# -- §4 sync passes, §10 cost ------------------------------------------------------------------
+
+_PASS_ROWS: tuple[tuple[Factory, str, str], ...] = ()
+"""Registry rows of this section: ``(factory, bug, "CLAUSE-1 CLAUSE-2")``."""
+
+
+# -- §5 retry, §6 offline ----------------------------------------------------------------------
+
+_RETRY_ROWS: tuple[tuple[Factory, str, str], ...] = ()
+"""Registry rows of this section: ``(factory, bug, "CLAUSE-1 CLAUSE-2")``."""
+
+
 # -- the registry ----------------------------------------------------------------------------
 
 
@@ -485,5 +509,9 @@ MUTANTS: dict[str, Mutant] = _registry(
         "a page's delivered versions are stored after its last one",
         "CB-7 ORD-7",
     ),
+    *_API_ROWS,
+    *_DELIVERY_ROWS,
+    *_PASS_ROWS,
+    *_RETRY_ROWS,
 )
 """Every mutant, by name (the factory's name in this module)."""
