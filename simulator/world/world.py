@@ -419,6 +419,8 @@ class World:
                 if _ACTIVE[spec.name](self, name):
                     getattr(self, spec.off)(name)
             link.lose_answers = 0
+        self.server.failing_collections.clear()  # the server's knobs for tests
+        self.server.refused_keys.clear()
         for spec in faults.FAULTS.values():
             if spec.layer == "network":
                 continue
