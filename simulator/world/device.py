@@ -35,6 +35,7 @@ from simulator.impl import (
 from simulator.wallclock import SystemClock
 from simulator.world.app import AppModel, Behaviour
 from simulator.world.clocks import SkewedClock
+from simulator.world.crashpoints import CallbackTrap
 
 __all__ = ["LastSync", "SimDevice"]
 
@@ -254,6 +255,44 @@ class SimDevice:
                     self._adapted(context, "delete", app.on_delete),
                 )
         return app
+
+    def kill(self) -> None:
+        """The first, synchronous half of a crash an armed point fired (``world.crash_at``): an
+        implementation run as a process is killed at once (it runs nothing more), the device
+        counts as crashed; :meth:`crash` (which follows) stops an in-process one."""
+        self.running = False
+        for impl in self.impls:
+            kill: Callable[[], None] | None = getattr(impl, "kill", None)
+            if kill is not None:
+                kill()
+
+    def arm_callback_crash(self, trap: CallbackTrap) -> None:
+        """Crash at a coming callback of any of this device's apps (see ``world.crash_at``)."""
+        for app in self.apps.values():
+            app.crash_trap = trap
+
+    def arm_line_crash(self, lines: int, fire: Callable[[], None]) -> None:
+        """Crash right after the ``lines``-th line this device's process writes (not counting
+        idle lines); only an implementation run as a process writes lines."""
+        arm: Callable[[int, Callable[[], None]], None] | None = getattr(
+            self.impl, "crash_after_lines", None
+        )
+        if arm is None or self.instances != 1:
+            raise ValueError(
+                f"crash_at: device {self.name!r} runs {type(self.impl).__name__}, not one "
+                "implementation process (--brh-cmd): only a process writes lines; crash it at a "
+                "request or a callback instead"
+            )
+        arm(lines, fire)
+
+    def disarm_crashes(self) -> None:
+        """Forget the callback or line crash armed on this device, if it has not fired."""
+        for app in self.apps.values():
+            app.crash_trap = None
+        for impl in self.impls:
+            disarm: Callable[[], None] | None = getattr(impl, "disarm_crash", None)
+            if disarm is not None:
+                disarm()
 
     async def crash(self) -> None:
         """The process dies: timers and the running pass stop where they are (every store write

@@ -30,6 +30,7 @@ from simulator.wallclock import SystemClock
 from simulator.world.app import Behaviour
 from simulator.world.checkers import Checker, Finding, Write
 from simulator.world.clocks import SkewedClock
+from simulator.world.crashpoints import CallbackTrap, CrashPoint, RequestTrap
 from simulator.world.device import SimDevice
 from simulator.world.link import Link
 from simulator.world.outcome import ScenarioError
@@ -102,6 +103,8 @@ class World:
         self.links: dict[str, Link] = {}
         self.checker = Checker(self)
         self._request_ids = itertools.count(1)
+        self._crashing: dict[str, asyncio.Task[None]] = {}
+        """Crashes armed with :meth:`crash_at` that fired and are being carried out."""
         self.activity = 0
         """Uploads, deliveries and lost races so far: unchanged over a round means quiet."""
         self._delivering: dict[tuple[str, str, str], Any] = {}
@@ -177,11 +180,76 @@ class World:
         )
 
     async def crash(self, name: str) -> None:
-        await self.device(name).crash()
+        device = self.device(name)
+        armed = self._crashing.get(name)
+        if armed is not None and armed is not asyncio.current_task():
+            await armed  # an armed crash fired already: that is this crash
+            return
+        self.disarm_crash(name)
+        await device.crash()
         self.checker.forget_device(name)
         self.trace.emit("device", device=name, event="crash")
 
+    def crash_at(
+        self,
+        name: str,
+        *,
+        request: int | None = None,
+        callback: int | None = None,
+        line: int | None = None,
+        applied: bool = False,
+    ) -> CrashPoint:
+        """Arm a crash of device ``name`` at a point inside its work, counted from now (see
+        :mod:`simulator.world.crashpoints`): its ``request``-th vault request (as it leaves, or
+        once the vault ``applied`` it), its ``callback``-th callback (before the app sees it,
+        or once the app ``applied`` it), or, for an implementation run as a process, right
+        after the ``line``-th line it writes (idle lines not counted). When the device gets
+        there it dies as in :meth:`crash` (what it was waiting for never comes) and stays
+        crashed until restarted. Arming again replaces the armed crash; the settle phase
+        disarms it."""
+        device = self.device(name)
+        if not device.running:
+            raise ValueError(f"crash_at: device {name!r} has crashed; restart it first")
+        point = CrashPoint(request=request, callback=callback, line=line, applied=applied)
+        self.disarm_crash(name)
+
+        def fire() -> None:
+            self._crash_now(name)
+
+        if point.request is not None:
+            self._link(name).crash_trap = RequestTrap(point.request, point.applied, fire)
+        elif point.callback is not None:
+            device.arm_callback_crash(CallbackTrap(point.callback, point.applied, fire))
+        else:
+            assert point.line is not None
+            device.arm_line_crash(point.line, fire)
+        self.note(f"{name} will crash {point.describe()}")
+        return point
+
+    def disarm_crash(self, name: str) -> None:
+        """Forget the crash armed on device ``name`` (if any) that has not fired."""
+        self._link(name).crash_trap = None
+        self.device(name).disarm_crashes()
+
+    def _crash_now(self, name: str) -> None:
+        """An armed crash fired: a process dies at once, the rest of the crash follows."""
+        device = self.devices[name]
+        if not device.running or name in self._crashing:
+            return
+        device.kill()
+        task = asyncio.get_running_loop().create_task(self._armed_crash(name))
+        self._crashing[name] = task
+
+    async def _armed_crash(self, name: str) -> None:
+        try:
+            await self.crash(name)
+        finally:
+            self._crashing.pop(name, None)
+
     async def restart(self, name: str) -> None:
+        armed = self._crashing.get(name)
+        if armed is not None:
+            await armed  # the crash an armed point fired is still being carried out
         await self.device(name).restart()
         self.trace.emit("device", device=name, event="restart")
 
@@ -419,6 +487,7 @@ class World:
                 if _ACTIVE[spec.name](self, name):
                     getattr(self, spec.off)(name)
             link.lose_answers = 0
+            self.disarm_crash(name)
         for spec in faults.FAULTS.values():
             if spec.layer == "network":
                 continue
