@@ -30,7 +30,7 @@ from simulator.wallclock import SystemClock
 from simulator.world.app import Behaviour
 from simulator.world.checkers import Checker, Finding, Write
 from simulator.world.clocks import SkewedClock
-from simulator.world.crashpoints import CallbackTrap, CrashPoint, RequestTrap
+from simulator.world.crashpoints import CrashPoint
 from simulator.world.device import SimDevice
 from simulator.world.link import Link
 from simulator.world.outcome import ScenarioError
@@ -197,38 +197,26 @@ class World:
         request: int | None = None,
         callback: int | None = None,
         line: int | None = None,
+        step: int | None = None,
         applied: bool = False,
     ) -> CrashPoint:
-        """Arm a crash of device ``name`` at a point inside its work, counted from now (see
-        :mod:`simulator.world.crashpoints`): its ``request``-th vault request (as it leaves, or
-        once the vault ``applied`` it), its ``callback``-th callback (before the app sees it,
-        or once the app ``applied`` it), or, for an implementation run as a process, right
-        after the ``line``-th line it writes (idle lines not counted). When the device gets
-        there it dies as in :meth:`crash` (what it was waiting for never comes) and stays
-        crashed until restarted. Arming again replaces the armed crash; the settle phase
-        disarms it."""
+        """Arm a crash of device ``name`` at its ``request``-th vault request or ``callback``-th
+        callback from now (before, or once the vault or app ``applied`` it), after the
+        ``line``-th line its process writes, or at the ``step``-th suspension of its in-process
+        tasks (:mod:`simulator.world.crashpoints`). There it dies as in :meth:`crash` and stays
+        crashed until restarted; arming again replaces it, the settle phase disarms it."""
         device = self.device(name)
         if not device.running:
             raise ValueError(f"crash_at: device {name!r} has crashed; restart it first")
-        point = CrashPoint(request=request, callback=callback, line=line, applied=applied)
-        self.disarm_crash(name)
-
-        def fire() -> None:
-            self._crash_now(name)
-
-        if point.request is not None:
-            self._link(name).crash_trap = RequestTrap(point.request, point.applied, fire)
-        elif point.callback is not None:
-            device.arm_callback_crash(CallbackTrap(point.callback, point.applied, fire))
-        else:
-            assert point.line is not None
-            device.arm_line_crash(point.line, fire)
+        point = CrashPoint(
+            request=request, callback=callback, line=line, step=step, applied=applied
+        )
+        device.arm_crash(point, lambda: self._crash_now(name))
         self.note(f"{name} will crash {point.describe()}")
         return point
 
     def disarm_crash(self, name: str) -> None:
         """Forget the crash armed on device ``name`` (if any) that has not fired."""
-        self._link(name).crash_trap = None
         self.device(name).disarm_crashes()
 
     def _crash_now(self, name: str) -> None:
@@ -237,8 +225,7 @@ class World:
         if not device.running or name in self._crashing:
             return
         device.kill()
-        task = asyncio.get_running_loop().create_task(self._armed_crash(name))
-        self._crashing[name] = task
+        self._crashing[name] = asyncio.get_running_loop().create_task(self._armed_crash(name))
 
     async def _armed_crash(self, name: str) -> None:
         try:
@@ -579,6 +566,8 @@ class World:
 
     async def close(self) -> None:
         try:
+            for armed in list(self._crashing.values()):
+                await armed  # a crash that fired: let it stop the helper
             for device in self.devices.values():
                 if device.running:
                     await device.crash()

@@ -9,12 +9,14 @@ process and over the protocol (issue 10 item 5; SPEC OFF-2, OFF-4, CB-7, ORD-5).
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance.implementations.legacy import factory as legacy
 from conformance.implementations.mutants import split_local_write
 from conformance.protocol.client import command_factory
 from simulator.world import World, simulate
@@ -166,6 +168,7 @@ def test_a_line_crash_needs_a_process_and_bad_points_are_refused() -> None:
         ({"request": 0}, "request must be an integer >= 1"),
         ({"callback": True}, "callback must be an integer >= 1"),
         ({"line": 1, "applied": True}, "applied goes with request or callback"),
+        ({"step": 2, "applied": True}, "applied goes with request or callback"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -222,3 +225,59 @@ def test_a_local_write_split_in_two_is_caught_by_a_crash_inside_the_pass(tmp_pat
     outcome = simulate(scenario, seed=2, factory=split_local_write, workdir=tmp_path)
     assert not outcome.ok
     assert any("x" in str(finding) for finding in outcome.findings), outcome.findings
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 4, 5])
+def test_a_step_crash_kills_an_in_process_helper_at_its_kth_suspension(step: int) -> None:
+    """OFF-2, OFF-4 in process: a crash armed at step k (the k-th time one of the phone's
+    helper tasks suspends) lands inside the pass the two writes started: the reference's pass
+    suspends at each of its four requests (create_collection, the pull, two uploads), so steps
+    1 to 4 kill it there, and step 5 is never reached. Each time the restart keeps both
+    acknowledged writes and the settle phase finds nothing."""
+    facts: dict[str, Any] = {}
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        await world.advance(5)  # idle: no helper task of the phone is running
+        world.crash_at("phone", step=step)
+        await phone.put("x", 1)
+        await phone.put("y", 2)
+        await world.advance(5)  # the debounce starts the pass
+        facts["fired"] = not phone.running
+        facts["uploaded before"] = world.vault_live("notes")
+        if not phone.running:
+            await world.restart("phone")
+        facts["restarted"] = phone.local()
+
+    outcome = simulate(scenario, seed=1)
+    assert outcome.ok, outcome.findings
+    assert facts["fired"] is (step <= 4)
+    uploaded = {5: {"x": 1, "y": 2}, 4: {"x": 1}}.get(step, {})
+    assert facts["uploaded before"] == uploaded
+    assert facts["restarted"] == {"x": 1, "y": 2}
+
+
+def test_a_step_crash_after_an_acknowledged_write_shows_the_legacy_s_background_writes(
+    tmp_path: Path,
+) -> None:
+    """OFF-2 (W12): the legacy port's store persists a write in the background, in steps of
+    its own; a crash at the first suspension after the app's write returned loses that write,
+    which the checkers report. The reference keeps it."""
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone")
+        await world.advance(5)
+        world.disconnect("phone")  # the pass the write starts fails at once
+        await phone.put("x", 1)
+        world.reconnect("phone")
+        world.crash_at("phone", step=1)
+        running = asyncio.ensure_future(phone.sync())
+        await asyncio.gather(running, return_exceptions=True)
+        await world.advance(1)
+        assert not phone.running
+        await world.restart("phone")
+
+    assert simulate(scenario, seed=1).ok
+    outcome = simulate(scenario, seed=1, factory=legacy, workdir=tmp_path)
+    assert [f.clause for f in outcome.findings] == ["ORD-2"], outcome.findings
+    assert "notes/x" in str(outcome.findings[0])

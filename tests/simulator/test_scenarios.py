@@ -280,7 +280,7 @@ BAD_FILES: list[tuple[str, str, str]] = [
         "crash point missing",
         _step('do = "crash_in_sync"\ndevice = "phone"'),
         "step 1 (crash_in_sync): give exactly one of request (the n-th vault request), "
-        "callback (the n-th callback request) or line",
+        "callback (the n-th callback request), line",
     ),
     (
         "device crashed by crash_in_sync",

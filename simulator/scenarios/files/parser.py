@@ -362,6 +362,7 @@ class _Parser:
                     request=values.get("request"),
                     callback=values.get("callback"),
                     line=values.get("line"),
+                    step=values.get("step"),
                     applied=values.get("applied", False),
                 )
             except ValueError as exc:

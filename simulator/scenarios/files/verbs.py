@@ -96,7 +96,7 @@ async def _crash_in_sync(world: World, step: Step) -> None:
     the pass never gets there, the device crashes when the pass ends: either way it is crashed
     after the step."""
     name = step.fields["device"]
-    point = {k: v for k, v in step.fields.items() if k in ("request", "callback", "line")}
+    point = {k: v for k, v in step.fields.items() if k in ("request", "callback", "line", "step")}
     world.crash_at(name, applied=step.get("applied", False), **point)
     device = world.device(name)
     running = asyncio.ensure_future(device.sync())
@@ -261,6 +261,7 @@ VERBS: dict[str, Verb] = {
             "request": fields.positive_count,
             "callback": fields.positive_count,
             "line": fields.positive_count,
+            "step": fields.positive_count,
             "applied": fields.flag,
         },
         device="running",
