@@ -3,7 +3,8 @@
 Each example builds a world of two or three devices (clock offsets drawn) with one or two sync
 contexts, on the implementation under test, and lets Hypothesis choose the steps: puts and
 deletes on four keys, syncs, time passing, partitions, disconnections and lost answers, device
-clock jumps, crashes, restarts and reinstalls, refusing or flaky apps, vault outages and server
+clock jumps, crashes (between passes, and inside one at a chosen request or callback), restarts
+and reinstalls, refusing or flaky apps, vault outages and server
 errors. Two moves target what once lost an edit (see :mod:`simulator.scenarios.regressions`):
 a device reinstalled while its last upload is on the wire, then writing the same key again;
 and, on the reference, a device running two helper instances on its one store
@@ -395,6 +396,21 @@ class SyncMachine(RuleBasedStateMachine):
             self._do("restart", device=self._pick(who, crashed))
         else:
             self._do("reinstall", device=self._pick(who, self._names()))
+
+    @precondition(lambda self: self.run is not None and bool(self._running()))
+    @rule(
+        who=_WHO,
+        point=st.sampled_from(("request", "callback")),
+        count=st.integers(1, 4),
+        applied=st.booleans(),
+    )
+    def crash_inside_a_pass(self, who: int, point: str, count: int, applied: bool) -> None:
+        """A running device syncs and dies inside the pass: at its ``count``-th vault request
+        (as it leaves, or once the vault ``applied`` it) or callback (before the app sees the
+        change, or once it took it); at the pass's end if it never got there (OFF-2, OFF-4,
+        CB-7, ORD-5)."""
+        name = self._pick(who, self._running())
+        self._do("crash_in_sync", device=name, applied=applied, **{point: count})
 
     @precondition(lambda self: self.run is not None)
     @rule(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -35,6 +35,8 @@ from simulator.impl import (
 from simulator.wallclock import SystemClock
 from simulator.world.app import AppModel, Behaviour
 from simulator.world.clocks import SkewedClock
+from simulator.world.crashpoints import DEVICE, CallbackTrap, CrashPoint, RequestTrap, StepTrap
+from simulator.world.link import Link
 
 __all__ = ["LastSync", "SimDevice"]
 
@@ -124,6 +126,7 @@ class SimDevice:
         """What a factory receives as ``Installation.options``: the helper options the
         in-process reference would get (the rng goes in ``Installation.rng``)."""
         self.running = False
+        self._step_trap: StepTrap | None = None
         self.last_sync: LastSync | None = None
         """The outcome of this device's last :meth:`sync` call (None before the first)."""
         self.behaviours: dict[str, Behaviour] = {}
@@ -177,12 +180,21 @@ class SimDevice:
         assert self.workdir is not None
         return self.workdir / f"{self.name}.{self.installs}"
 
-    def as_device(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def as_device(self) -> Iterator[None]:
         """While the harness calls into this device's helper, the system clock reads this
-        device's clock (when the world froze it: :mod:`simulator.wallclock`)."""
-        if self.system_clock is None:
-            return nullcontext()
-        return self.system_clock.reading(self.clock)
+        device's clock (when the world froze it: :mod:`simulator.wallclock`), and
+        :data:`~simulator.world.crashpoints.DEVICE` names it (a step crash counts its tasks)."""
+        token = DEVICE.set(self.name)
+        try:
+            with (
+                nullcontext()
+                if self.system_clock is None
+                else self.system_clock.reading(self.clock)
+            ):
+                yield
+        finally:
+            DEVICE.reset(token)
 
     def _start(self, *, fresh_apps: bool) -> None:
         with self.as_device():
@@ -254,6 +266,63 @@ class SimDevice:
                     self._adapted(context, "delete", app.on_delete),
                 )
         return app
+
+    def kill(self) -> None:
+        """The first, synchronous half of a crash an armed point fired (``world.crash_at``): an
+        implementation run as a process is killed at once (it runs nothing more), the device
+        counts as crashed; :meth:`crash` (which follows) stops an in-process one."""
+        self.running = False
+        for impl in self.impls:
+            kill: Callable[[], None] | None = getattr(impl, "kill", None)
+            if kill is not None:
+                kill()
+
+    def arm_crash(self, point: CrashPoint, fire: Callable[[], None]) -> None:
+        """Arm a crash at ``point`` (see ``world.crash_at``), replacing any armed before;
+        ``fire()`` is called when the device gets there."""
+        self.disarm_crashes()
+        if point.request is not None:
+            if not isinstance(self.vault, Link):
+                raise ValueError(f"crash_at: device {self.name!r} has no simulated link")
+            self.vault.crash_trap = RequestTrap(point.request, point.applied, fire)
+        elif point.callback is not None:
+            trap = CallbackTrap(point.callback, point.applied, fire)
+            for app in self.apps.values():
+                app.crash_trap = trap
+        elif point.line is not None:
+            arm: Callable[[int, Callable[[], None]], None] | None = getattr(
+                self.impl, "crash_after_lines", None
+            )
+            if arm is None or self.instances != 1:
+                raise ValueError(
+                    f"crash_at: device {self.name!r} runs {type(self.impl).__name__}, not one "
+                    "implementation process (--brh-cmd): only a process writes lines; crash it "
+                    "at a step, a request or a callback instead"
+                )
+            arm(point.line, fire)
+        else:
+            assert point.step is not None
+            if any(hasattr(impl, "crash_after_lines") for impl in self.impls):
+                raise ValueError(
+                    f"crash_at: device {self.name!r} runs a process: its awaits are its own; "
+                    "crash it after a line, a request or a callback instead"
+                )
+            self._step_trap = StepTrap(self.name, point.step, fire)
+            self._step_trap.install(asyncio.get_running_loop())
+
+    def disarm_crashes(self) -> None:
+        """Forget the crash armed on this device, if it has not fired."""
+        if isinstance(self.vault, Link):
+            self.vault.crash_trap = None
+        for app in self.apps.values():
+            app.crash_trap = None
+        for impl in self.impls:
+            disarm: Callable[[], None] | None = getattr(impl, "disarm_crash", None)
+            if disarm is not None:
+                disarm()
+        if self._step_trap is not None:
+            self._step_trap.disarm()
+            self._step_trap = None
 
     async def crash(self) -> None:
         """The process dies: timers and the running pass stop where they are (every store write

@@ -13,6 +13,9 @@ the verbs of :mod:`simulator.faults`, named in brackets):
 * ``log``: set it to a list and each request is recorded there as a :class:`Sent` (when it
   left, what it was, how many documents its answer carried): what a test reads of a device's
   requests, whatever the implementation (a knob for tests);
+* ``crash_trap``: a crash armed at one of the device's upcoming requests (as it leaves, or once
+  the vault applied it; ``world.crash_at``, :mod:`simulator.world.crashpoints`): the request's
+  answer never arrives, the device dies there;
 * ``latency`` (``slow_link``): each leg draws uniformly from ``latency`` (seconds) with the
   world's seeded random generator, so requests of different devices interleave and reorder; a
   request whose round trip exceeds ``timeout`` times out (it may still apply afterwards, as on a
@@ -38,6 +41,7 @@ from brh.vault import (
     VaultClock,
     VaultError,
 )
+from simulator.world.crashpoints import RequestTrap, never_answered
 from simulator.world.server import LATER, WRITES, VaultServer
 from simulator.world.trace import Trace
 
@@ -126,6 +130,9 @@ class Link:
         self.answer_loss = 0.0
         self.lose_answers = 0
         self.latency: float | tuple[float, float] = 0.0
+        self.crash_trap: RequestTrap | None = None
+        """A crash armed at an upcoming request of this device (see
+        :mod:`simulator.world.crashpoints`); None: none."""
         self.requests = 0
         """Requests sent through this link (for the cost checker)."""
         self.log: list[Sent] | None = None
@@ -284,6 +291,8 @@ class Link:
                 key=_key_of(args),
                 **_written_of(op, args),
             )
+        if self.crash_trap is not None and self._crashes_as_it_leaves(rid):
+            return await never_answered()
         if self.down or (self.request_loss and self.rng.random() < self.request_loss):
             raise self._lost(rid, op, "refused", definite=True)
         latency = self.latency
@@ -325,6 +334,34 @@ class Link:
             # the error: without this, every failed request would be a reference cycle, left
             # for the garbage collector's rare full collections (memory grew with the run).
             del flight
+
+    def _crashes_as_it_leaves(self, rid: int) -> bool:
+        """Count request ``rid`` against the armed crash; whether the device dies as it sends
+        it (the request never reaches the vault). A crash after the vault applies it only
+        notes the request's id here."""
+        trap = self.crash_trap
+        assert trap is not None
+        if trap.request_id is not None:
+            return False  # armed on an earlier request, waiting for the vault to apply it
+        trap.remaining -= 1
+        if trap.remaining > 0:
+            return False
+        if trap.applied:
+            trap.request_id = rid
+            return False
+        self.crash_trap = None
+        trap.fire()
+        return True
+
+    def _crashes_once_applied(self, rid: int) -> bool:
+        """Whether the device dies now that the vault applied request ``rid`` (its answer never
+        leaves the vault)."""
+        trap = self.crash_trap
+        if trap is None or trap.request_id != rid:
+            return False
+        self.crash_trap = None
+        trap.fire()
+        return True
 
     def _arrive(self, flight: _Flight) -> None:
         """The request reaches the server (a timer callback ``up`` seconds after sending)."""
@@ -370,6 +407,9 @@ class Link:
                 ok=error is None,
                 error=None if error is None else _describe(error),
             )
+        if self.crash_trap is not None and self._crashes_once_applied(flight.rid):
+            flight.timer = None
+            return  # the device died: its answer is never sent, nobody waits for it any more
         loop = asyncio.get_running_loop()
         if (
             self.answers_lost or self.answer_loss or self.lose_answers  # rarely: draw and count
@@ -439,6 +479,8 @@ class Link:
             error = exc
         date = self._server_date()
         self._emit("applied", id=rid, ok=error is None, error=_describe(error))
+        if self.crash_trap is not None and self._crashes_once_applied(rid):
+            return await never_answered()
         if self._answer_lost(op, up, down):
             await asyncio.sleep(max(0.0, self.timeout - up))
             raise self._lost(rid, op, "answer_lost", definite=False)

@@ -30,6 +30,7 @@ from simulator.wallclock import SystemClock
 from simulator.world.app import Behaviour
 from simulator.world.checkers import Checker, Finding, Write
 from simulator.world.clocks import SkewedClock
+from simulator.world.crashpoints import CrashPoint
 from simulator.world.device import SimDevice
 from simulator.world.link import Link
 from simulator.world.outcome import ScenarioError
@@ -102,6 +103,8 @@ class World:
         self.links: dict[str, Link] = {}
         self.checker = Checker(self)
         self._request_ids = itertools.count(1)
+        self._crashing: dict[str, asyncio.Task[None]] = {}
+        """Crashes armed with :meth:`crash_at` that fired and are being carried out."""
         self.activity = 0
         """Uploads, deliveries and lost races so far: unchanged over a round means quiet."""
         self._delivering: dict[tuple[str, str, str], Any] = {}
@@ -177,11 +180,63 @@ class World:
         )
 
     async def crash(self, name: str) -> None:
-        await self.device(name).crash()
+        device = self.device(name)
+        armed = self._crashing.get(name)
+        if armed is not None and armed is not asyncio.current_task():
+            await armed  # an armed crash fired already: that is this crash
+            return
+        self.disarm_crash(name)
+        await device.crash()
         self.checker.forget_device(name)
         self.trace.emit("device", device=name, event="crash")
 
+    def crash_at(
+        self,
+        name: str,
+        *,
+        request: int | None = None,
+        callback: int | None = None,
+        line: int | None = None,
+        step: int | None = None,
+        applied: bool = False,
+    ) -> CrashPoint:
+        """Arm a crash of device ``name`` at its ``request``-th vault request or ``callback``-th
+        callback from now (before, or once the vault or app ``applied`` it), after the
+        ``line``-th line its process writes, or at the ``step``-th suspension of its in-process
+        tasks (:mod:`simulator.world.crashpoints`). There it dies as in :meth:`crash` and stays
+        crashed until restarted; arming again replaces it, the settle phase disarms it."""
+        device = self.device(name)
+        if not device.running:
+            raise ValueError(f"crash_at: device {name!r} has crashed; restart it first")
+        point = CrashPoint(
+            request=request, callback=callback, line=line, step=step, applied=applied
+        )
+        device.arm_crash(point, lambda: self._crash_now(name))
+        self.note(f"{name} will crash {point.describe()}")
+        return point
+
+    def disarm_crash(self, name: str) -> None:
+        """Forget the crash armed on device ``name`` (if any) that has not fired."""
+        self.device(name).disarm_crashes()
+
+    def _crash_now(self, name: str) -> None:
+        """An armed crash fired: a process dies at once, the rest of the crash follows."""
+        device = self.devices[name]
+        if not device.running or name in self._crashing:
+            return
+        device.kill()
+        self._crashing[name] = asyncio.get_running_loop().create_task(self._armed_crash(name))
+
+    async def _armed_crash(self, name: str) -> None:
+        try:
+            await self.crash(name)
+        finally:
+            self._crashing.pop(name, None)
+
     async def restart(self, name: str) -> None:
+        armed = self._crashing.get(name)
+        if armed is not None:
+            await armed  # the crash an armed point fired is still being carried out
         await self.device(name).restart()
         self.trace.emit("device", device=name, event="restart")
 
@@ -419,6 +474,7 @@ class World:
                 if _ACTIVE[spec.name](self, name):
                     getattr(self, spec.off)(name)
             link.lose_answers = 0
+            self.disarm_crash(name)
         self.server.failing_collections.clear()  # the server's knobs for tests
         self.server.refused_keys.clear()
         for spec in faults.FAULTS.values():
@@ -512,6 +568,8 @@ class World:
 
     async def close(self) -> None:
         try:
+            for armed in list(self._crashing.values()):
+                await armed  # a crash that fired: let it stop the helper
             for device in self.devices.values():
                 if device.running:
                     await device.crash()
