@@ -27,9 +27,10 @@ time and the seed, the exception as its cause.
 
 from simulator.world.outcome import Outcome, ScenarioError
 from simulator.world.simulation import Scenario, scenario_step, simulate
-from simulator.world.world import START, UnknownDeviceError, World
+from simulator.world.world import ABSENT, START, UnknownDeviceError, World
 
 __all__ = [
+    "ABSENT",
     "START",
     "Outcome",
     "Scenario",
