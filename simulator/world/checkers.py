@@ -655,43 +655,6 @@ class Checker:
                     key=key,
                 )
 
-    def judge_idle_pass(
-        self,
-        device: str,
-        contexts: int,
-        requests: int,
-        documents: int,
-        sent: Mapping[tuple[str, str], int],
-        read: Mapping[tuple[str, str], int],
-    ) -> None:
-        """COST-1 (W9): a pass with nothing to do, measured on the device's link (see
-        :meth:`World._measure_idle`), sends at most three requests per context (a pull, and
-        the two of a purge) and, its cursors settled, reads back no document: its work does
-        not grow with the entries stored. The finding names the operations behind it."""
-        budget = 3 * contexts
-        if requests > budget:
-            self.fail(
-                "cost",
-                "COST-1",
-                f"an idle pass (nothing changed anywhere) sent {requests} requests (budget "
-                f"{budget}: a pull and two purge requests per context): {_tally(sent)}",
-                device=device,
-            )
-        if documents:
-            self.fail(
-                "cost",
-                "COST-1",
-                f"re-read {documents} unchanged documents in an idle pass, its cursors settled "
-                f"(nothing changed anywhere): {_tally(read)}",
-                device=device,
-            )
-
-
-def _tally(counts: Mapping[tuple[str, str], int]) -> str:
-    """``30 × find_one on backup_notes, 1 × query on backup_notes``, the largest first."""
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return ", ".join(f"{n} × {op} on {collection or '?'}" for (op, collection), n in ranked)
-
 
 def _write_cause(write: BlindWrite, context: str) -> dict[str, Any]:
     """The trace fields of a blind write's ``write`` line (its value tells it from the others)."""

@@ -15,7 +15,6 @@ import asyncio
 import itertools
 import math
 import random
-from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from simulator.world.device import SimDevice
 from simulator.world.link import Link
 from simulator.world.outcome import ScenarioError
 from simulator.world.server import VaultServer
+from simulator.world.settle import settle
 from simulator.world.trace import Trace
 
 __all__ = ["ABSENT", "START", "UnknownDeviceError", "World"]
@@ -42,8 +42,6 @@ __all__ = ["ABSENT", "START", "UnknownDeviceError", "World"]
 START = 1_750_000_000.0
 """Virtual start of every run (seconds since the epoch)."""
 
-_RETENTION = 30 * 86400.0
-"""The reference's default ``tombstone_retention`` (DEL-2)."""
 _OVERLAP = 5.0
 """The reference's default ``overlap`` window (SYNC-4)."""
 
@@ -512,119 +510,11 @@ class World:
         one that brings back a key deleted ``locally_only``, API-3; the periodic pass is not
         waited for, since a device clock stepped back would delay it). That pass may repair only
         what those clauses say it repairs: a key it delivered that none of them excuses (see
-        :meth:`full_pass_excuse`) is a finding (SYNC-4), naming the keys an incremental pull
-        missed. The end-of-run checkers run after it.
+        :func:`simulator.world.settle.full_pass_excuse`) is a finding (SYNC-4), naming the keys
+        an incremental pull missed. Then each device's idle pass is measured on its link
+        (COST-1), and the end-of-run checkers run. The phase is :mod:`simulator.world.settle`.
         """
-        self.heal_all()
-        for name, device in self.devices.items():
-            if not device.running:
-                await self.restart(name)
-        await self.advance(1)
-        await self._sync_until_quiet(max_rounds, full=False)
-        missed = self.checker.divergence()
-        if missed:
-            await self._sync_until_quiet(max_rounds, full=True)
-            self._judge_full_pass(missed)
-        if not self.server.live:
-            await self._measure_idle()
-        self.checker.check_end()
-        return self.checker.findings
-
-    async def _measure_idle(self) -> None:
-        """COST-1, as the link counts it: once nothing changes anywhere, a device's pass costs
-        at most one request per context plus two purge requests, and re-reads no document.
-
-        Time first passes the overlap window (and a second), and every device makes one pass,
-        after which every cursor is settled (SYNC-4); then each device makes two more passes,
-        each measured on its link: the requests it sent and the documents the answers carried.
-        At most one of the two may be the periodic full pass (SYNC-11, DEL-3), so only the
-        cheaper one is judged; a pass that did not complete (an upload the vault keeps
-        refusing, RETRY-6) had something to do and is not judged.
-        """
-        overlap = max(
-            [float(d.options.get("overlap", _OVERLAP)) for d in self.devices.values()] or [_OVERLAP]
-        )
-        await self.advance(overlap + 1)
-        for device in self.devices.values():
-            if device.running:
-                await device.sync()
-        for name, device in self.devices.items():
-            if not device.running:
-                continue
-            link = self.links[name]
-            passes: list[tuple[int, int, Counter[tuple[str, str]], Counter[tuple[str, str]]]] = []
-            for _ in range(2):
-                sent, read = Counter(link.sent_by), Counter(link.documents_read)
-                if not await device.sync():
-                    break
-                ops = link.sent_by - sent
-                docs = link.documents_read - read
-                passes.append((ops.total(), docs.total(), ops, docs))
-            else:
-                requests, documents, ops, docs = min(passes, key=lambda p: (p[1], p[0]))
-                self.checker.judge_idle_pass(
-                    name, len(device.contexts), requests, documents, ops, docs
-                )
-
-    async def _sync_until_quiet(self, max_rounds: int, *, full: bool) -> None:
-        """Rounds of passes (the first one full, with ``full``) until a round changes nothing."""
-        for round_ in range(max_rounds):
-            before = self.changes()
-            results = [await d.sync(full=full and round_ == 0) for d in self.devices.values()]
-            # quiet: no pass at all (a retry running in the background included) changed
-            # anything during the whole round
-            if all(results) and self.changes() == before:
-                return
-        self.checker.fail(
-            "settle",
-            "SYNC-1",
-            f"still changing after {max_rounds} rounds of "
-            f"{'passes' if full else 'incremental passes'} with every fault healed",
-        )
-
-    def full_pass_excuse(self, device: str, context: str, key: str) -> str | None:
-        """Why a full pass may legitimately be what brings ``key`` of ``context`` to ``device``
-        (None: no clause says so, and an incremental pull should have): the vault's clock
-        stepped back by more than the overlap window (SYNC-11), the device was away for more
-        than half the tombstone retention (DEL-3), or it deleted the key ``locally_only``
-        (API-3)."""
-        if self.vault_stepped_back:
-            return "the vault's clock stepped back by more than the overlap (SYNC-11)"
-        if (context, key) in self.forgotten.get(device, set()):
-            return "the device deleted it locally_only (API-3)"
-        half = self._half_retention(device)
-        link = self.links.get(device)
-        if half is not None and link is not None and link.longest_silence() > half:
-            return "the device was away for over half the tombstone retention (DEL-3)"
-        return None
-
-    def _half_retention(self, device: str) -> float | None:
-        options = self.devices[device].options if device in self.devices else {}
-        retention = options.get("tombstone_retention", _RETENTION)
-        if not isinstance(retention, int | float) or isinstance(retention, bool):
-            return None
-        return float(retention) / 2
-
-    def _judge_full_pass(self, missed: set[tuple[str, str, str]]) -> None:
-        """SYNC-4: the keys the forced full pass delivered that no clause lets it deliver."""
-        still = self.checker.divergence()
-        repaired: dict[tuple[str, str], list[str]] = {}
-        for device, context, key in sorted(missed - still):
-            if self.full_pass_excuse(device, context, key) is None:
-                repaired.setdefault((device, context), []).append(key)
-        for (device, context), keys in sorted(repaired.items()):
-            shown = ", ".join(repr(k) for k in keys[:10])
-            more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
-            self.checker.fail(
-                "settle",
-                "SYNC-4",
-                f"{len(keys)} key(s) reached the device only through a forced full pass, "
-                f"after incremental passes had gone quiet without them: {shown}{more} (no "
-                "vault clock step, long absence or locally_only delete explains it)",
-                [{"kind": "device", "device": device}],
-                device=device,
-                context=context,
-            )
+        return await settle(self, max_rounds=max_rounds)
 
     async def close(self) -> None:
         try:

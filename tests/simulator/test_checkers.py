@@ -25,6 +25,7 @@ from simulator.timeloop import run
 from simulator.world import START, World, simulate
 from simulator.world.checkers import Finding, Write
 from simulator.world.device import SimDevice
+from simulator.world.settle import judge_idle_pass
 from simulator.world.trace import Trace, read
 
 
@@ -385,12 +386,18 @@ def test_an_idle_pass_costs_at_most_three_requests_per_context() -> None:
     async def scenario(world: World) -> None:
         world.add_device("a")
         checker = world.checker
-        checker.judge_idle_pass("a", 1, 3, 0, {("query", "backup_notes"): 3}, {})
+        judge_idle_pass(checker, "a", 1, 3, 0, {("query", "backup_notes"): 3}, {})
         assert checker.findings == []
-        checker.judge_idle_pass(
-            "a", 1, 4, 0, {("find_one", "backup_notes"): 3, ("query", "backup_notes"): 1}, {}
+        judge_idle_pass(
+            checker,
+            "a",
+            1,
+            4,
+            0,
+            {("find_one", "backup_notes"): 3, ("query", "backup_notes"): 1},
+            {},
         )
-        checker.judge_idle_pass("a", 1, 1, 7, {}, {("find_many", "backup_notes"): 7})
+        judge_idle_pass(checker, "a", 1, 1, 7, {}, {("find_many", "backup_notes"): 7})
         assert _clauses(world) == [("COST-1", "a", None), ("COST-1", "a", None)]
         first, second = (f.message for f in checker.findings)
         assert "sent 4 requests (budget 3" in first, first
