@@ -14,13 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from brh import Entry, RetryPolicy, SyncEvent
 from brh.hlc import Version
-from brh.vault import (
-    NetworkError,
-    ServerError,
-    UnauthorizedError,
-    VaultError,
-    VaultFrozenError,
-)
+from brh.vault import VaultError
+from simulator.world.passes import PASS_FAILURES, READS, Lane
 
 if TYPE_CHECKING:
     from simulator.world import World
@@ -85,21 +80,6 @@ class _DeviceWatch:
 
 
 @dataclass
-class _Lane:
-    """A device's passes as the harness sees them, for any implementation."""
-
-    refused: set[int] = field(default_factory=set)
-    """Helper instances whose current pass had a callback refused (CB-6)."""
-    retry_since: float | None = None
-    """When a pass of the device failed with no new pass started since (RETRY-1)."""
-    retry_why: str = ""
-
-
-_READS = frozenset({"query", "find_many", "find_one", "count_documents"})
-_PASS_FAILURES = (NetworkError, ServerError, UnauthorizedError, VaultFrozenError)
-
-
-@dataclass
 class Checker:
     world: World
     findings: list[Finding] = field(default_factory=list)
@@ -120,7 +100,7 @@ class Checker:
     optional: set[int] = field(default_factory=set)
     """Blind writes that may be lost legitimately (their installation was wiped or replaced
     before anyone else saw them)."""
-    lanes: dict[str, _Lane] = field(default_factory=dict)
+    lanes: dict[str, Lane] = field(default_factory=dict)
     """device -> its passes and retries as the harness sees them (any implementation)."""
     undecided: list[tuple[str, list[Write]]] = field(default_factory=list)
     """(device, writes) a reinstall abandoned, while a request of the device's old
@@ -357,6 +337,7 @@ class Checker:
     def before_callback(self, device: str, context: str, kind: str, entry: Entry) -> None:
         """CB-1..CB-3: the callback fits what the device holds (checked before it applies)."""
         self._check_refusal(device, context, kind, entry.key)
+        self._check_blind_echo(device, context, kind, entry)
         holds = self.world.devices[device].holds(context, entry.key)
         where = {"device": device, "context": context, "key": entry.key}
         causes = [{"kind": "callback", **where, "action": kind}]
@@ -397,10 +378,10 @@ class Checker:
 
     # -- passes and retries, as the harness sees them (any implementation) ------------------
 
-    def _lane(self, device: str) -> _Lane:
+    def _lane(self, device: str) -> Lane:
         lane = self.lanes.get(device)
         if lane is None:
-            lane = self.lanes[device] = _Lane()
+            lane = self.lanes[device] = Lane()
         return lane
 
     def _instance(self, device: str, context: str) -> int | None:
@@ -425,7 +406,7 @@ class Checker:
             return
         if op == "create_collection":
             pass
-        elif op not in _READS or (filter is not None and isinstance(filter.get("key"), str)):
+        elif op not in READS or (filter is not None and isinstance(filter.get("key"), str)):
             return
         sim = self.world.devices.get(device)
         if sim is None:
@@ -443,7 +424,7 @@ class Checker:
         vault failed, refused the token or is frozen): that pass does not complete, and the
         helper must try again by itself. (Failures a helper may tolerate without failing its
         pass, such as an "already exists" or a failed tombstone purge, arm nothing.)"""
-        if op in ("delete_one", "delete_many") or not isinstance(error, _PASS_FAILURES):
+        if op in ("delete_one", "delete_many") or not isinstance(error, PASS_FAILURES):
             return
         self._arm_retry(device, f"{op} failed ({type(error).__name__})")
 
@@ -458,8 +439,7 @@ class Checker:
         self._arm_retry(device, f"the app refused the {kind} of {key!r} in {context!r}")
 
     def sync_called(self, device: str) -> None:
-        """The harness calls ``sync()``: an outside trigger, so a pending retry is no longer
-        the helper's own business."""
+        """The harness calls ``sync()``: an outside trigger, no retry is owed any more."""
         self._lane(device).retry_since = None
 
     def sync_returned(self, device: str, completed: bool) -> None:
@@ -472,6 +452,28 @@ class Checker:
         if lane.retry_since is None:
             lane.retry_since = self.world.now()
             lane.retry_why = why
+
+    def _check_blind_echo(self, device: str, context: str, kind: str, entry: Entry) -> None:
+        """CB-4 without versions: a modification handing the app what its model holds, the
+        device's own latest write of the key that no other write carried, is an echo."""
+        sim = self.world.devices.get(device)
+        if kind != "modify" or sim is None or sim.reference or sim.instances > 1:
+            return
+        app = sim.apps.get(context)
+        if app is None or entry.key not in app.items or app.items[entry.key] != entry.data:
+            return
+        writes = self.blind_by_key.get((context, entry.key), ())
+        mine = [w for w in writes if w.device == device]
+        same = [w for w in writes if not w.deleted and w.data == entry.data]
+        if len(same) == 1 and mine and same[0] is mine[-1] and same[0].seq not in self.optional:
+            where = {"device": device, "context": context, "key": entry.key}
+            self.fail(
+                "callback contract",
+                "CB-4",
+                f"the device was told about its own write of {entry.data!r} (echo)",
+                [{"kind": "callback", **where, "action": kind}],
+                **where,
+            )
 
     def _check_refusal(self, device: str, context: str, kind: str, key: str) -> None:
         """CB-6: no callback after a refusal before the instance's next pass starts."""

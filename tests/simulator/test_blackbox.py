@@ -109,3 +109,33 @@ def test_per_key_round_trips_in_an_idle_pass_are_a_cost_finding(tmp_path: Path) 
     cost = [f for f in found if f.clause == "COST-1"]
     assert cost, [str(f) for f in found]
     assert any("requests (budget 3" in f.message for f in cost), [str(f) for f in cost]
+
+
+def _echoes(factory: Factory, tmp_path: Path) -> list[Finding]:
+    """a writes, syncs, and syncs again; b edits another key meanwhile."""
+
+    async def main() -> list[Finding]:
+        world = World(7, factory=factory, workdir=tmp_path)
+        try:
+            a, b = world.add_device("a"), world.add_device("b")
+            await a.put("mine", "written on a")
+            await a.sync()
+            await b.put("theirs", "written on b")
+            await b.sync()
+            await world.advance(10)
+            await a.sync()
+            return list(world.checker.findings)
+        finally:
+            await world.close()
+
+    return run(main(), start=START)
+
+
+def test_an_echo_is_a_finding_for_any_implementation(tmp_path: Path) -> None:
+    """CB-4: a helper (run as a factory: no events, no versions the checker can read) that
+    hands the device its own upload back as a modification is caught from the callback and the
+    app's model alone. The reference makes no such callback."""
+    found = _echoes(mutants.echo_own_writes, tmp_path / "mutant")
+    echoes = [f for f in found if f.clause == "CB-4"]
+    assert echoes and (echoes[0].device, echoes[0].key) == ("a", "mine"), [str(f) for f in found]
+    assert not _echoes(reference_factory, tmp_path / "reference")
