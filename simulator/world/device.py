@@ -76,6 +76,7 @@ class SimDevice:
         observer: Callable[[SimDevice, str, str, Entry], None] | None = None,
         answered: Callable[[SimDevice, str, str, Entry, bool], None] | None = None,
         listener: Callable[[SyncEvent], None] | None = None,
+        synced: Callable[[SimDevice, bool | None], None] | None = None,
         factory: Factory | None = None,
         workdir: Path | None = None,
         instances: int = 1,
@@ -115,6 +116,7 @@ class SimDevice:
         self._observer = observer
         self._answered = answered
         self._listener = listener
+        self._synced = synced
         options.setdefault("retry", RetryPolicy(initial_delay=1, max_delay=60, jitter=0.5))
         # Simulated runs replay from their seeds: never the helper's OS-seeded default. One
         # generator for the device's life, so each installation draws a new incarnation.
@@ -134,6 +136,11 @@ class SimDevice:
         self._start(fresh_apps=True)
 
     # -- life -------------------------------------------------------------------------------
+
+    @property
+    def options(self) -> MappingProxyType[str, Any]:
+        """The helper options this device's helpers are built with (``rng`` included)."""
+        return MappingProxyType(self._options)
 
     @property
     def reference(self) -> bool:
@@ -167,6 +174,21 @@ class SimDevice:
     def impl_for(self, context: str) -> Helper:
         """The helper instance that holds ``context``."""
         return self.impls[self._instance_of(context)]
+
+    def instance_of(self, context: str) -> int:
+        """The number of the helper instance that holds ``context`` (see ``instances``)."""
+        return self._instance_of(context)
+
+    def first_contexts(self) -> dict[str, int]:
+        """The first context each helper instance registered -> the instance: a pass of that
+        instance starts with it (SYNC-1)."""
+        first: dict[str, int] = {}
+        for context in self.contexts:
+            holders = range(self.instances) if self.share_contexts else [self._instance_of(context)]
+            for number in holders:
+                if number not in first.values():
+                    first.setdefault(context, number)
+        return first
 
     def _instance_of(self, context: str) -> int:
         if self.share_contexts:
@@ -256,7 +278,10 @@ class SimDevice:
         for number in holders:
             if self.reference:
                 self._brhs[number].add_sync_context(
-                    context, app.on_insert, app.on_modify, app.on_delete
+                    context,
+                    self._adapted(context, "insert", app.on_insert),
+                    self._adapted(context, "modify", app.on_modify),
+                    self._adapted(context, "delete", app.on_delete),
                 )
             else:
                 self.impls[number].add_sync_context(
@@ -490,6 +515,8 @@ class SimDevice:
         Records :attr:`last_sync`."""
         apps = list(self.apps.values())
         before = sum(app.calls.total for app in apps)
+        if self._synced is not None:
+            self._synced(self, None)
         results: list[Any] = []
         for number in range(self.instances):  # each instance passes over its own contexts
             with self.as_device():
@@ -499,6 +526,8 @@ class SimDevice:
                     results.append(await self.impls[number].sync(full=full))
         result = next((r for r in results if not r), results[-1])
         self.last_sync = LastSync(bool(result), sum(app.calls.total for app in apps) - before)
+        if self._synced is not None:
+            self._synced(self, bool(result))
         return result
 
     def now(self) -> float:

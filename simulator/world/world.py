@@ -15,32 +15,36 @@ import asyncio
 import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from brh import Entry, RetryPolicy, SyncEvent
 from brh.hlc import Version
-from brh.vault import Vault
+from brh.vault import Vault, VaultError
 from simulator import faults
 from simulator.faults import did_you_mean
 from simulator.impl import Factory
 from simulator.live import UnsupportedFault
 from simulator.wallclock import SystemClock
 from simulator.world.app import Behaviour
-from simulator.world.checkers import Checker, Finding, Write
+from simulator.world.checkers import ABSENT, Checker, Finding, Write
 from simulator.world.clocks import SkewedClock
 from simulator.world.crashpoints import CrashPoint
 from simulator.world.device import SimDevice
 from simulator.world.link import Link
 from simulator.world.outcome import ScenarioError
 from simulator.world.server import VaultServer
+from simulator.world.settle import settle
 from simulator.world.trace import Trace
 
-__all__ = ["START", "UnknownDeviceError", "World"]
+__all__ = ["ABSENT", "START", "UnknownDeviceError", "World"]
 
 START = 1_750_000_000.0
 """Virtual start of every run (seconds since the epoch)."""
+
+_OVERLAP = 5.0
+"""The reference's default ``overlap`` window (SYNC-4)."""
 
 
 class UnknownDeviceError(KeyError):
@@ -106,10 +110,17 @@ class World:
         self._crashing: dict[str, asyncio.Task[None]] = {}
         """Crashes armed with :meth:`crash_at` that fired and are being carried out."""
         self.activity = 0
-        """Uploads, deliveries and lost races so far: unchanged over a round means quiet."""
+        """Callbacks made so far (with the vault's writes, :meth:`changes`: unchanged over a
+        round of passes means quiet)."""
         self._delivering: dict[tuple[str, str, str], Any] = {}
         """(device, context, key) -> the value handed to a callback not traced yet."""
         self._start = asyncio.get_running_loop().time()
+        self.vault_stepped_back = False
+        """Whether the vault's clock ever stepped back by more than the overlap window (then
+        only SYNC-11's periodic full pass sees what was stamped below a cursor)."""
+        self.forgotten: dict[str, set[tuple[str, str]]] = {}
+        """device -> (context, key) it deleted ``locally_only`` (API-3: a full pass brings
+        them back)."""
         self.system_clock: SystemClock | None = None
         """The system clock, frozen on simulated time while the world runs (``system_clock``:
         default on for another implementation, which may read ``time.time()`` itself; see
@@ -121,6 +132,11 @@ class World:
 
     def _child_rng(self, name: str) -> random.Random:
         return random.Random(f"{self.seed}:{name}")
+
+    @property
+    def start(self) -> float:
+        """The event loop's time when the world was built (:meth:`now` counts from it)."""
+        return self._start
 
     def now(self) -> float:
         """Seconds of true (virtual) time since the world was built."""
@@ -136,6 +152,7 @@ class World:
             raise ValueError(f"add_device: a device named {name!r} exists already")
         link = Link(self.server, device=name, rng=self._child_rng(f"link:{name}"), trace=self.trace)
         link.latency = self.latency
+        link.watcher = _Watcher(self.checker, name)
         self.links[name] = link
         clock = SkewedClock(offset=offset, drift_ppm=drift_ppm)
         merged = {
@@ -153,6 +170,7 @@ class World:
             observer=self._before_callback,
             answered=self._answered,
             listener=self._on_event,
+            synced=self._synced,
             factory=self.factory,
             workdir=self.workdir,
             system_clock=self.system_clock,
@@ -274,6 +292,7 @@ class World:
             if record is not None and record.pending:
                 self.checker.abandon_pending(name, [(context, key, record.version, record.base)])
         await device.forget(key, context)
+        self.forgotten.setdefault(name, set()).add((context, key))
         self.checker.forget_key(name, context, key)
         self.trace.emit("device", device=name, event="forget", context=context, key=key)
 
@@ -503,6 +522,9 @@ class World:
         """Step a device's clock (or the vault's, with ``"vault"``) by ``seconds``: a one-shot
         event, not a fault."""
         self._clock(name, "a vault clock jump").jump(seconds)
+        overlap = self.helper_options.get("overlap", _OVERLAP)
+        if name == "vault" and seconds < 0 and -seconds > overlap:
+            self.vault_stepped_back = True
         self._switch("jump_clock", name, True, {"seconds": seconds})
 
     def set_drift(self, name: str, ppm: float) -> None:
@@ -532,39 +554,25 @@ class World:
     # -- the end ----------------------------------------------------------------------------
 
     def changes(self) -> int:
-        """Changes so far: the reference's events, or for another implementation (which reports
-        none) the callbacks it made and the writes the vault applied."""
-        return self.activity + (self.server.writes if self.factory is not None else 0)
+        """Changes so far, as the harness sees them for any implementation: the callbacks the
+        devices made and the writes the vault applied."""
+        return self.activity + self.server.writes
 
     async def settle(self, *, max_rounds: int = 12) -> list[Finding]:
         """Heal everything, restart crashed devices, sync until quiet, then run the checkers.
 
         Quiet means a whole round of passes in which no device uploaded or delivered anything.
-        The phase first syncs incrementally, then makes every device do a full pass: that stands
-        for SYNC-11's periodic full pass, which is what repairs a vault clock that stepped back
-        (a device clock stepped back delays it, so waiting for it would not do).
+        The phase syncs *incrementally* first and checks convergence then. If some device does
+        not hold what the vault holds, every device makes a forced full pass, standing for the
+        full pass the SPEC schedules (SYNC-11's periodic one, DEL-3's after a long absence, the
+        one that brings back a key deleted ``locally_only``, API-3; the periodic pass is not
+        waited for, since a device clock stepped back would delay it). That pass may repair only
+        what those clauses say it repairs: a key it delivered that none of them excuses (see
+        :func:`simulator.world.settle.full_pass_excuse`) is a finding (SYNC-4), naming the keys
+        an incremental pull missed. Then each device's idle pass is measured on its link
+        (COST-1), and the end-of-run checkers run. The phase is :mod:`simulator.world.settle`.
         """
-        self.heal_all()
-        for name, device in self.devices.items():
-            if not device.running:
-                await self.restart(name)
-        await self.advance(1)
-        for full in (False, True):
-            for round_ in range(max_rounds):
-                before = self.changes()
-                results = [await d.sync(full=full and round_ == 0) for d in self.devices.values()]
-                # quiet: no pass at all (a retry running in the background included) changed
-                # anything during the whole round
-                if all(results) and self.changes() == before:
-                    break
-            else:
-                self.checker.fail(
-                    "settle",
-                    "SYNC-1",
-                    f"still changing after {max_rounds} rounds of passes with every fault healed",
-                )
-        self.checker.check_end()
-        return self.checker.findings
+        return await settle(self, max_rounds=max_rounds)
 
     async def close(self) -> None:
         try:
@@ -579,21 +587,39 @@ class World:
                 self.system_clock.stop()
 
     def vault_live(self, context: str) -> dict[str, Any]:
-        """The vault's live entries of a context, duplicates resolved by the highest version."""
-        best: dict[str, dict[str, Any]] = {}
-        for doc in (
-            self.server.vault.documents("backup_" + context)
-            if ("backup_" + context in self.server.vault.collection_names())
-            else []
-        ):
+        """The vault's live entries of a context, read in the original helper's fields (see
+        :meth:`vault_outcomes`; a key whose newest documents disagree shows the first)."""
+        return {
+            key: options[0]
+            for key, options in self.vault_outcomes(context).items()
+            if options[0] is not ABSENT
+        }
+
+    def vault_outcomes(self, context: str) -> dict[str, list[Any]]:
+        """key -> what the fake vault holds for it, read in the original helper's fields only
+        (DATA-2: ``key``, ``data``, ``modificationDate``, ``deletionDate``; never an
+        implementation's own fields such as ``brhVersion``): the data of the key's document
+        with the newest ``modificationDate``, or :data:`ABSENT` if that document is a tombstone.
+        When several documents share the newest date and disagree, each of their outcomes is
+        listed (the vault alone cannot say which one a reader picks). Keys whose documents are
+        all tombstones are listed too (``[ABSENT]``)."""
+        name = "backup_" + context
+        newest: dict[str, tuple[float, list[Any]]] = {}
+        if name not in self.server.vault.collection_names():
+            return {}
+        for doc in self.server.vault.documents(name):
             key = doc.get("key")
             if not isinstance(key, str):
                 continue
-            if key not in best or str(doc.get("brhVersion", "")) > str(
-                best[key].get("brhVersion", "")
-            ):
-                best[key] = doc
-        return {k: d.get("data") for k, d in sorted(best.items()) if d.get("deletionDate") is None}
+            date = doc.get("modificationDate")
+            stamp = float(date) if isinstance(date, int | float) else -math.inf
+            outcome = doc.get("data") if doc.get("deletionDate") is None else ABSENT
+            best = newest.get(key)
+            if best is None or stamp > best[0]:
+                newest[key] = (stamp, [outcome])
+            elif stamp == best[0] and outcome not in best[1]:
+                best[1].append(outcome)
+        return {key: options for key, (_, options) in sorted(newest.items())}
 
     @property
     def requests(self) -> int:
@@ -625,8 +651,7 @@ class World:
         )
 
     def _before_callback(self, device: SimDevice, context: str, kind: str, entry: Entry) -> None:
-        if not device.reference:
-            self.activity += 1  # another implementation reports no events: count what we see
+        self.activity += 1
         self.checker.before_callback(device.name, context, kind, entry)
         if self.trace.path is not None:  # the value, for the callback's trace line
             value = None if kind == "delete" else entry.data
@@ -636,10 +661,21 @@ class World:
         """The value the callback of ``device`` for ``key`` was handed (None for a delete)."""
         return self._delivering.pop((device.split("#", 1)[0], context or "", key or ""), None)
 
+    def _synced(self, device: SimDevice, completed: bool | None) -> None:
+        """The harness called ``sync()`` on ``device`` (None), or it returned."""
+        if completed is None:
+            self.checker.sync_called(device.name)
+        else:
+            self.checker.sync_returned(device.name, completed)
+
     def _answered(
         self, device: SimDevice, context: str, kind: str, entry: Entry, accepted: bool
     ) -> None:
-        """Another implementation's callback got its answer (the reference sends events)."""
+        """A callback got its answer (for any implementation: the harness makes the call). The
+        reference's own events trace it, with its version."""
+        self.checker.callback_answered(device.name, context, kind, entry.key, accepted)
+        if device.reference:
+            return
         self.checker.record_delivery(device.name, context, kind, entry, accepted)
         self.trace.emit(
             "callback",
@@ -654,8 +690,6 @@ class World:
 
     def _on_event(self, event: SyncEvent) -> None:
         self.checker.on_event(event)
-        if event.kind in ("pushed", "superseded") or (event.kind == "callback" and event.accepted):
-            self.activity += 1
         if event.kind == "callback":
             self.trace.emit(
                 "callback",
@@ -678,6 +712,20 @@ class World:
                 reason=event.result.reason,
                 requests=event.result.requests,
             )
+
+
+class _Watcher:
+    """Tells the checker what a device's link sees (:class:`~simulator.world.link.LinkWatcher`)."""
+
+    def __init__(self, checker: Checker, device: str) -> None:
+        self.checker = checker
+        self.device = device
+
+    def sent(self, op: str, collection: str | None, filter: Mapping[str, Any] | None) -> None:
+        self.checker.request_sent(self.device, op, collection, filter)
+
+    def failed(self, op: str, error: VaultError) -> None:
+        self.checker.request_failed(self.device, op, error)
 
 
 _ACTIVE: dict[str, Callable[[World, str], bool]] = {
