@@ -394,6 +394,10 @@ class Checker:
             return None
         return sim.instance_of(context)
 
+    def link_watcher(self, device: str) -> _LinkWatch:
+        """What ``device``'s link tells of each request it sends and each failure it sees."""
+        return _LinkWatch(self, device)
+
     def request_sent(
         self, device: str, op: str, collection: str | None, filter: Mapping[str, Any] | None
     ) -> None:
@@ -678,3 +682,17 @@ class _Absent:
 _ABSENT: Any = _Absent()
 ABSENT: Any = _ABSENT
 """What a key that is absent (or a tombstone) holds, in the checkers' comparisons."""
+
+
+class _LinkWatch:
+    """Tells the checker what a device's link sees (:class:`~simulator.world.link.LinkWatcher`)."""
+
+    def __init__(self, checker: Checker, device: str) -> None:
+        self.checker = checker
+        self.device = device
+
+    def sent(self, op: str, collection: str | None, filter: Mapping[str, Any] | None) -> None:
+        self.checker.request_sent(self.device, op, collection, filter)
+
+    def failed(self, op: str, error: VaultError) -> None:
+        self.checker.request_failed(self.device, op, error)

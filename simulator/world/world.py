@@ -15,13 +15,12 @@ import asyncio
 import itertools
 import math
 import random
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from brh import Entry, RetryPolicy, SyncEvent
 from brh.hlc import Version
-from brh.vault import Vault, VaultError
+from brh.vault import Vault
 from simulator import faults
 from simulator.faults import did_you_mean
 from simulator.impl import Factory
@@ -32,11 +31,13 @@ from simulator.world.checkers import ABSENT, Checker, Finding, Write
 from simulator.world.clocks import SkewedClock
 from simulator.world.crashpoints import CrashPoint
 from simulator.world.device import SimDevice
+from simulator.world.fault_state import FAULT_ON
 from simulator.world.link import Link
 from simulator.world.outcome import ScenarioError
 from simulator.world.server import VaultServer
 from simulator.world.settle import settle
 from simulator.world.trace import Trace
+from simulator.world.vaultview import vault_outcomes
 
 __all__ = ["ABSENT", "START", "UnknownDeviceError", "World"]
 
@@ -99,10 +100,12 @@ class World:
         self.rng = random.Random(seed)
         self.contexts = contexts
         self.trace = trace or Trace()
-        self.latency = latency
+        self.latency: float | tuple[float, float] = latency
         self.retry = retry or RetryPolicy(initial_delay=1, max_delay=120, jitter=0.5)
         self.helper_options = dict(helper_options or {})
-        self.server = VaultServer(self._child_rng("server"), SkewedClock(), backend=vault)
+        self.server: VaultServer = VaultServer(
+            self._child_rng("server"), SkewedClock(), backend=vault
+        )
         self.devices: dict[str, SimDevice] = {}
         self.links: dict[str, Link] = {}
         self.checker = Checker(self)
@@ -152,7 +155,7 @@ class World:
             raise ValueError(f"add_device: a device named {name!r} exists already")
         link = Link(self.server, device=name, rng=self._child_rng(f"link:{name}"), trace=self.trace)
         link.latency = self.latency
-        link.watcher = _Watcher(self.checker, name)
+        link.watcher = self.checker.link_watcher(name)
         self.links[name] = link
         clock = SkewedClock(offset=offset, drift_ppm=drift_ppm)
         merged = {
@@ -332,7 +335,7 @@ class World:
             self._link(device)
         elif device is not None:
             raise ValueError(f"fault_on: {fault!r} is the vault's fault: name no device")
-        return _ACTIVE[spec.name](self, device or "")
+        return FAULT_ON[spec.name](self, device or "")
 
     def partition(self, name: str) -> None:
         """Requests from ``name`` vanish (clients time out: an indefinite failure)."""
@@ -490,7 +493,7 @@ class World:
         network = [f for f in faults.FAULTS.values() if f.layer == "network"]
         for name, link in self.links.items():
             for spec in network:
-                if _ACTIVE[spec.name](self, name):
+                if FAULT_ON[spec.name](self, name):
                     getattr(self, spec.off)(name)
             link.lose_answers = 0
             self.disarm_crash(name)
@@ -500,7 +503,7 @@ class World:
             if spec.layer == "network":
                 continue
             for target in sorted(self.devices) if spec.per_device else [""]:
-                if _ACTIVE[spec.name](self, target):
+                if FAULT_ON[spec.name](self, target):
                     getattr(self, spec.off)(*([target] if spec.per_device else []))
         for name, device in self.devices.items():
             if any(b.mode != "apply" for b in device.behaviours.values()):
@@ -596,30 +599,9 @@ class World:
         }
 
     def vault_outcomes(self, context: str) -> dict[str, list[Any]]:
-        """key -> what the fake vault holds for it, read in the original helper's fields only
-        (DATA-2: ``key``, ``data``, ``modificationDate``, ``deletionDate``; never an
-        implementation's own fields such as ``brhVersion``): the data of the key's document
-        with the newest ``modificationDate``, or :data:`ABSENT` if that document is a tombstone.
-        When several documents share the newest date and disagree, each of their outcomes is
-        listed (the vault alone cannot say which one a reader picks). Keys whose documents are
-        all tombstones are listed too (``[ABSENT]``)."""
-        name = "backup_" + context
-        newest: dict[str, tuple[float, list[Any]]] = {}
-        if name not in self.server.vault.collection_names():
-            return {}
-        for doc in self.server.vault.documents(name):
-            key = doc.get("key")
-            if not isinstance(key, str):
-                continue
-            date = doc.get("modificationDate")
-            stamp = float(date) if isinstance(date, int | float) else -math.inf
-            outcome = doc.get("data") if doc.get("deletionDate") is None else ABSENT
-            best = newest.get(key)
-            if best is None or stamp > best[0]:
-                newest[key] = (stamp, [outcome])
-            elif stamp == best[0] and outcome not in best[1]:
-                best[1].append(outcome)
-        return {key: options for key, (_, options) in sorted(newest.items())}
+        """key -> what the fake vault holds for it, in the original helper's fields only
+        (:func:`simulator.world.vaultview.vault_outcomes`)."""
+        return vault_outcomes(self.server.vault, context)
 
     @property
     def requests(self) -> int:
@@ -712,37 +694,3 @@ class World:
                 reason=event.result.reason,
                 requests=event.result.requests,
             )
-
-
-class _Watcher:
-    """Tells the checker what a device's link sees (:class:`~simulator.world.link.LinkWatcher`)."""
-
-    def __init__(self, checker: Checker, device: str) -> None:
-        self.checker = checker
-        self.device = device
-
-    def sent(self, op: str, collection: str | None, filter: Mapping[str, Any] | None) -> None:
-        self.checker.request_sent(self.device, op, collection, filter)
-
-    def failed(self, op: str, error: VaultError) -> None:
-        self.checker.request_failed(self.device, op, error)
-
-
-_ACTIVE: dict[str, Callable[[World, str], bool]] = {
-    "partition": lambda world, name: world.links[name].partitioned,
-    "cut_answers": lambda world, name: world.links[name].answers_lost,
-    "disconnect": lambda world, name: world.links[name].down,
-    "lossy": lambda world, name: (
-        bool(world.links[name].request_loss) or bool(world.links[name].answer_loss)
-    ),
-    "slow_link": lambda world, name: world.links[name].latency != world.latency,
-    "expire_token": lambda world, name: name in world.server.expired,
-    "freeze": lambda world, _: world.server.frozen,
-    "take_down": lambda world, _: world.server.unavailable,
-    "server_errors": lambda world, _: (
-        bool(world.server.error_before) or bool(world.server.error_after)
-    ),
-    "upsert_race": lambda world, _: bool(world.server.upsert_race),
-    "slow_vault": lambda world, _: bool(world.server.slow),
-}
-"""Whether each fault of :data:`simulator.faults.FAULTS` is on (for a device's name, or "")."""
