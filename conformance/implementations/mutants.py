@@ -582,6 +582,32 @@ def writer_without_incarnation(installation: Installation) -> ReferenceHelper:
     return _with(writer=_device_alone)(installation)
 
 
+class _ClockInMemoryStore(LocalStore):
+    def write_local(
+        self,
+        context: str,
+        key: str,
+        clock: HybridClock,
+        change: Callable[[Record | None, Version], Record | None],
+    ) -> Record | None:
+        # BUG: the clock is read from the store once, when the helper opens it, and then kept
+        # in memory: a second helper on the same file (an app and its widget) stamps its writes
+        # from its own stale clock, so a later write through one can get a lower version than
+        # an earlier one through the other, and lose to it (ORD-1).
+        with self._transaction():
+            record = change(self.get(context, key), clock.stamp())
+            if record is None:
+                return None
+            self._write(record, pending=True, stale=record.stale)
+            self._save_clock(clock.last)
+            return record
+
+
+def clock_not_reread_per_write(installation: Installation) -> ReferenceHelper:
+    """A local write is stamped from the helper's clock in memory, not the store's."""
+    return _build(installation, store=_ClockInMemoryStore)
+
+
 def _inserting(key: str, version: Version) -> dict[str, Any]:
     # BUG: a new entry is inserted (an upsert whose filter matches no document, as insertOne
     # would), not upserted on its own version: a create whose answer was lost, sent again,
@@ -624,6 +650,11 @@ _DELIVERY_ROWS: tuple[tuple[Factory, str, str], ...] = (
     (own_writes_not_restored, "documents this device id wrote are never delivered to it", "RES-1"),
     (lost_collection_not_refilled, "a lost collection is not refilled from the devices", "RES-3"),
     (writer_without_incarnation, "a version's writer is the device id alone", "ORD-1"),
+    (
+        clock_not_reread_per_write,
+        "a local write is stamped from the clock in memory, not the store's",
+        "ORD-1",
+    ),
     (create_by_insert, "a new entry is inserted: a retried create duplicates it", "ORD-5"),
     (edit_keeps_local_deletion, "a remote edit over a local delete keeps it deleted", "ORD-6"),
 )
