@@ -432,13 +432,14 @@ _API_ROWS: tuple[tuple[Factory, str, str], ...] = ()
 
 # -- §3 callbacks, §8 deletion, §9 restore, ORD-5/ORD-6 ----------------------------------------
 
+_Change = Callable[[Record | None, Version], Record | None]
+
 
 def _modifying_deleted(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
     decision = decide(local, remote)
     if decision.action is Action.INSERT and local is not None:
-        # BUG: "does the device know this key?" is asked of the local row, tombstones included
-        # (as the original did): a newer remote version of a key deleted here goes to
-        # on_modify, and the app is asked to modify an entry it deleted (CB-1).
+        # BUG: "does the device hold this key?" asks for a local row, tombstones included (as the
+        # original did): the app is asked to modify an entry it deleted (CB-1).
         return Decision(Action.MODIFY, remote)
     return decision
 
@@ -451,9 +452,8 @@ def modify_for_deleted_key(installation: Installation) -> ReferenceHelper:
 def _inserting_unsynced(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
     decision = decide(local, remote)
     if decision.action is Action.MODIFY and local is not None and local.base is None:
-        # BUG: insertion or modification is told by whether the key was ever synced (the device
-        # has seen it on the vault), not by whether the device holds it: another device's newer
-        # write of a key created here and not uploaded yet goes to on_insert (CB-2).
+        # BUG: insert or modify is told by whether the key was ever synced, not by whether the
+        # device holds it: a newer write of a key created here, not uploaded yet, is an insert.
         return Decision(Action.INSERT, remote)
     return decision
 
@@ -466,15 +466,9 @@ def insert_for_unsynced_key(installation: Installation) -> ReferenceHelper:
 class _SameDataStore(LocalStore):
     def apply_remote(self, record: Record, expected: Version | None, clock: Version | None) -> bool:
         current = self.get(record.context, record.key)
-        if (
-            current is not None
-            and not current.deleted
-            and not record.deleted
-            and current.data == record.data
-        ):
-            # BUG: a write-avoiding shortcut: a delivered version whose data equals the local
-            # copy's is "nothing to store", so the local entry keeps its older version; the
-            # device delivers that change again at its next full pass (CB-5, CB-4).
+        if current and not current.deleted and not record.deleted and current.data == record.data:
+            # BUG: a delivered version with the local copy's data is "nothing to store": the
+            # entry keeps its older version, delivered again by the next full pass (CB-5).
             return True
         return super().apply_remote(record, expected, clock)
 
@@ -486,48 +480,31 @@ def accepted_same_data_not_recorded(installation: Installation) -> ReferenceHelp
 
 def sync_allowed_in_callback(installation: Installation) -> ReferenceHelper:
     """sync() and wipe called from inside a callback are let through."""
-    # BUG: only the calls that write an entry are refused from inside a callback; sync() is
-    # let through ("it only syncs") and waits for a pass that waits for the callback (the
-    # original's deadlock, W11), and a wipe clears the context under the running pass (CB-8).
+    # BUG: only entry writes are refused in a callback: sync() waits for a pass that waits for
+    # the callback (W11's deadlock), and a wipe clears the context under the pass (CB-8).
     calls = frozenset({"upsert_database_entry", "delete_database_entry"})
     return _with(refused_in_callback=calls)(installation)
 
 
 def no_full_pass_after_absence(installation: Installation) -> ReferenceHelper:
     """A device back after weeks away pulls incrementally, as if it had never left."""
-    # BUG: tombstone purging without the absence rule: a device away for longer than the
-    # retention pulls from its old cursor and never learns of the deletions whose tombstones
-    # were purged meanwhile; its next periodic full pass takes those entries for ones the
-    # vault lost and uploads them again (DEL-3).
+    # BUG: purging without the absence rule: a device away for longer than the retention pulls
+    # from its old cursor and never learns of deletions whose tombstones were purged; its next
+    # periodic full pass takes those entries for ones the vault lost and uploads them (DEL-3).
     return _with(full_pass_when_away=False)(installation)
 
 
 class _BlindDeleteStore(LocalStore):
     def write_local(
-        self,
-        context: str,
-        key: str,
-        clock: HybridClock,
-        change: Callable[[Record | None, Version], Record | None],
+        self, context: str, key: str, clock: HybridClock, change: _Change
     ) -> Record | None:
         def tombstone(current: Record | None, version: Version) -> Record | None:
-            record = change(current, version)
-            if record is not None:
-                return record
-            # BUG: a delete is stored as a tombstone whatever the store held (an INSERT OR
-            # REPLACE of a deleted row): deleting a key never seen, forgotten or already deleted
-            # uploads a new tombstone, which deletes the key everywhere (DEL-4).
-            return Record(
-                context=context,
-                key=key,
-                data=None,
-                creation_date=current.creation_date if current else version.wall_ms,
-                modification_date=version.wall_ms,
-                deletion_date=version.wall_ms,
-                version=version,
-                base=current.base if current else None,
-                pending=True,
-            )
+            # BUG: a delete is stored as a tombstone whatever the store held (INSERT OR REPLACE):
+            # deleting a key never seen, forgotten or deleted uploads a new tombstone (DEL-4).
+            now, base = version.wall_ms, current.base if current else None
+            created = current.creation_date if current else now
+            gone = Record(context, key, None, created, now, now, version, base, pending=True)
+            return change(current, version) or gone
 
         return super().write_local(context, key, clock, tombstone)
 
@@ -545,9 +522,8 @@ def own_writes_not_restored(installation: Installation) -> ReferenceHelper:
         decision = decide(local, remote)
         writer = remote.version.writer.split(INCARNATION_SEPARATOR, 1)[0]
         if decision.action is Action.INSERT and writer == own:
-            # BUG: "no echo" judged by who wrote the document, not by what the device holds:
-            # its own writes are stored without a callback, so a reinstalled or wiped device
-            # never gives its app back what it wrote before (RES-1).
+            # BUG: "no echo" judged by who wrote a document, not by what the device holds: a
+            # reinstalled device never gives its app back what it wrote before (RES-1).
             return Decision(Action.ADOPT, remote)
         return decision
 
@@ -556,10 +532,8 @@ def own_writes_not_restored(installation: Installation) -> ReferenceHelper:
 
 class _RequeueNothingStore(LocalStore):
     def requeue_all(self, context: str) -> int:
-        # BUG: a vault that lost the collection is handled by creating the collection again,
-        # and nothing else: the entries stay marked as synced and the cursor stays where it
-        # was, so only changes made later reach the new collection (until a periodic full pass,
-        # a day later, finds the others missing) (RES-3).
+        # BUG: a lost collection is only created again: entries stay marked as synced, the cursor
+        # stays, and only later changes reach it (until a full pass a day later) (RES-3).
         with self._transaction():
             self._execute("UPDATE contexts SET collection_ready = 0 WHERE name = ?", (context,))
         return 0
@@ -571,9 +545,8 @@ def lost_collection_not_refilled(installation: Installation) -> ReferenceHelper:
 
 
 def _device_alone(device: str, incarnation: str) -> str:
-    # BUG: versions name the device alone, as before incarnations: a reinstalled app, its clock
-    # restarted from what it restored, issues the version its old installation gave another
-    # write, and the vault takes the new write for the old one (ORD-1).
+    # BUG: versions name the device alone: a reinstalled app, its clock restarted from what it
+    # restored, reissues a version of its old installation's, taken for that write (ORD-1).
     return device
 
 
@@ -584,16 +557,10 @@ def writer_without_incarnation(installation: Installation) -> ReferenceHelper:
 
 class _ClockInMemoryStore(LocalStore):
     def write_local(
-        self,
-        context: str,
-        key: str,
-        clock: HybridClock,
-        change: Callable[[Record | None, Version], Record | None],
+        self, context: str, key: str, clock: HybridClock, change: _Change
     ) -> Record | None:
-        # BUG: the clock is read from the store once, when the helper opens it, and then kept
-        # in memory: a second helper on the same file (an app and its widget) stamps its writes
-        # from its own stale clock, so a later write through one can get a lower version than
-        # an earlier one through the other, and lose to it (ORD-1).
+        # BUG: the clock is read from the store only when the helper opens it: a second helper
+        # on the file stamps a later write lower than an earlier one of the other (ORD-1).
         with self._transaction():
             record = change(self.get(context, key), clock.stamp())
             if record is None:
@@ -609,9 +576,8 @@ def clock_not_reread_per_write(installation: Installation) -> ReferenceHelper:
 
 
 def _inserting(key: str, version: Version) -> dict[str, Any]:
-    # BUG: a new entry is inserted (an upsert whose filter matches no document, as insertOne
-    # would), not upserted on its own version: a create whose answer was lost, sent again,
-    # stores a second copy of the entry (ORD-5).
+    # BUG: a new entry is inserted (a filter matching nothing, as insertOne), not upserted on
+    # its version: a create whose answer was lost, sent again, stores a second copy (ORD-5).
     return {"key": key, "brhVersion": {"$in": []}}
 
 
@@ -624,9 +590,8 @@ class _HalfUndeletedStore(LocalStore):
     def apply_remote(self, record: Record, expected: Version | None, clock: Version | None) -> bool:
         current = self.get(record.context, record.key)
         if current is not None and current.deleted and not record.deleted:
-            # BUG (W7): a remote edit is stored over a local tombstone by copying its data,
-            # dates and version but not its deletionDate: the entry is left both deleted and
-            # current (ORD-6).
+            # BUG (W7): a remote edit over a local tombstone copies its data, dates and version
+            # but not its deletionDate: the entry is left both deleted and current (ORD-6).
             record = replace(record, deletion_date=current.deletion_date)
         return super().apply_remote(record, expected, clock)
 
@@ -639,22 +604,14 @@ def edit_keeps_local_deletion(installation: Installation) -> ReferenceHelper:
 _DELIVERY_ROWS: tuple[tuple[Factory, str, str], ...] = (
     (modify_for_deleted_key, "a newer version of a key deleted here goes to on_modify", "CB-1"),
     (insert_for_unsynced_key, "a newer version of a key held but never synced: on_insert", "CB-2"),
-    (
-        accepted_same_data_not_recorded,
-        "an accepted version with the local copy's data is not recorded",
-        "CB-5",
-    ),
+    (accepted_same_data_not_recorded, "an accepted version of unchanged data is lost", "CB-5"),
     (sync_allowed_in_callback, "sync() and wipe from inside a callback are let through", "CB-8"),
     (no_full_pass_after_absence, "no full pass after an absence of half the retention", "DEL-3"),
     (delete_of_unheld_key_uploaded, "deleting a key not held live uploads a tombstone", "DEL-4"),
     (own_writes_not_restored, "documents this device id wrote are never delivered to it", "RES-1"),
     (lost_collection_not_refilled, "a lost collection is not refilled from the devices", "RES-3"),
     (writer_without_incarnation, "a version's writer is the device id alone", "ORD-1"),
-    (
-        clock_not_reread_per_write,
-        "a local write is stamped from the clock in memory, not the store's",
-        "ORD-1",
-    ),
+    (clock_not_reread_per_write, "writes are stamped from the clock in memory", "ORD-1"),
     (create_by_insert, "a new entry is inserted: a retried create duplicates it", "ORD-5"),
     (edit_keeps_local_deletion, "a remote edit over a local delete keeps it deleted", "ORD-6"),
 )
