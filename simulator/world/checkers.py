@@ -463,7 +463,8 @@ class Checker:
         next_one = (
             started == now and lane.sync_called_at is not None and started > lane.sync_called_at
         )
-        if completed:
+        sim = self.world.devices.get(device)
+        if completed or sim is None or not sim.running:  # a crash ends what the pass owed
             lane.retry_since = None
         elif not lane.syncs_waiting and not next_one:
             self._arm_retry(device, "sync() reported an incomplete pass")
