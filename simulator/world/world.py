@@ -519,7 +519,10 @@ class World:
                 self.system_clock.stop()
 
     def vault_live(self, context: str) -> dict[str, Any]:
-        """The vault's live entries of a context, duplicates resolved by the highest version."""
+        """The vault's live entries of a context, duplicates resolved by the highest version.
+
+        Documents that are not entries (no string ``key``, no integer ``modificationDate``)
+        are left out, as SPEC DATA-6 has helpers skip them."""
         best: dict[str, dict[str, Any]] = {}
         for doc in (
             self.server.vault.documents("backup_" + context)
@@ -527,7 +530,7 @@ class World:
             else []
         ):
             key = doc.get("key")
-            if not isinstance(key, str):
+            if not isinstance(key, str) or not _integer(doc.get("modificationDate")):
                 continue
             if key not in best or str(doc.get("brhVersion", "")) > str(
                 best[key].get("brhVersion", "")
@@ -618,6 +621,14 @@ class World:
                 reason=event.result.reason,
                 requests=event.result.requests,
             )
+
+
+def _integer(value: Any) -> bool:
+    """Whether a document's date is an integer (a float with an integer value counts, as JSON
+    numbers do; a boolean does not)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
 _ACTIVE: dict[str, Callable[[World, str], bool]] = {

@@ -304,7 +304,8 @@ def test_each_device_draws_from_a_generator_of_its_own_seeded_by_name() -> None:
 def test_the_vaults_live_set_is_the_newest_version_of_each_key() -> None:
     """Issue 14 item 4: what the checkers compare with: of several documents of one key (racing
     creators) the one with the highest version counts, a tombstone removes its key, and a
-    document of the original helper (no version) is read as the oldest."""
+    document of the original helper (no version) is read as the oldest. Documents that are not
+    entries (no string key, no integer modificationDate) are not in it (SPEC DATA-6)."""
 
     async def main() -> dict[str, Any]:
         world = World(1)
@@ -313,12 +314,22 @@ def test_the_vaults_live_set_is_the_newest_version_of_each_key() -> None:
         await vault.insert_many(
             "backup_notes",
             [
-                {"key": "x", "data": "newer", "brhVersion": "2", "deletionDate": None},
-                {"key": "x", "data": "older", "brhVersion": "1", "deletionDate": None},
-                {"key": "y", "data": "gone", "brhVersion": "1", "deletionDate": 5},
-                {"key": "z", "data": "legacy", "deletionDate": None},
-                {"key": "z", "data": "brh", "brhVersion": "1", "deletionDate": None},
-                {"data": "no key"},
+                {"key": "x", "data": "newer", "brhVersion": "2", "modificationDate": 2},
+                {"key": "x", "data": "older", "brhVersion": "1", "modificationDate": 1},
+                {
+                    "key": "y",
+                    "data": "gone",
+                    "brhVersion": "1",
+                    "deletionDate": 5,
+                    "modificationDate": 5,
+                },
+                {"key": "z", "data": "legacy", "deletionDate": None, "modificationDate": 1},
+                {"key": "z", "data": "brh", "brhVersion": "1", "modificationDate": 1.0},
+                {"data": "no key", "modificationDate": 1},
+                {"key": 42, "data": "a number for a key", "modificationDate": 1},
+                {"key": "no date", "data": "no modificationDate", "deletionDate": None},
+                {"key": "text date", "data": "a text date", "modificationDate": "1"},
+                {"key": "flag date", "data": "a boolean date", "modificationDate": True},
             ],
         )
         live = world.vault_live("notes")
