@@ -20,7 +20,7 @@ from brh import Entry, HelperClosedError
 from conformance.harness import Sim
 from conformance.marks import clause
 from conformance.steps import MINUTE, sync_all
-from simulator.impl import read_entry
+from simulator.impl import MissingOperationError, read_entry
 from simulator.live import UnsupportedFault
 from simulator.world import World
 from simulator.world.app import AppModel
@@ -46,9 +46,12 @@ def _runs(sequence: list[str]) -> list[str]:
 
 
 async def _error_of(call: Callable[[], Awaitable[Any]], what: str) -> Exception:
-    """The error ``call()`` raised; an AssertionError if it returned."""
+    """The error ``call()`` raised; an AssertionError if it returned. An operation the
+    implementation does not offer is the harness's error, raised as it is."""
     try:
         await call()
+    except MissingOperationError:
+        raise
     except Exception as exc:  # any implementation's own error type will do
         return exc
     raise AssertionError(f"{what} was accepted")
