@@ -409,6 +409,12 @@ class Rules:
     """A ``sync()`` made while a pass runs is answered by the next pass, which starts after
     the running one ends (SYNC-2), never by the running one: that pass may have pulled and
     pushed before the call."""
+    vault_error_ends_context_only: bool = True
+    """A vault error ends the work of its own context only: the later contexts of the pass
+    still pull and push (RETRY-4)."""
+    write_returns_before_sync: bool = True
+    """An upsert or delete returns once the change is durable locally, without awaiting the
+    pass it starts (OFF-1: writes never wait for the network)."""
     pass_order: Callable[[Sequence[str]], Sequence[str]] = pass_order
     """The order a pass visits the registered contexts in (API-1, SYNC-1)."""
     pass_reason: Callable[[bool, bool, bool], str | None] = pass_reason

@@ -484,7 +484,7 @@ class Checker:
         """The live entries of a context: the fake vault's (in the reference's format), or for
         another implementation or a real vault the first running device's local copy."""
         if self.world.factory is None and not self.world.server.live:
-            return self.world.vault_live(context)
+            return self.world.vault_live(context, entries_only=True)
         running = [d for d in self.world.devices.values() if d.running]
         return running[0].local(context) if running else {}
 

@@ -10,6 +10,9 @@ the verbs of :mod:`simulator.faults`, named in brackets):
   vanish: indefinite;
 * ``request_loss`` / ``answer_loss`` (``lossy``): the same two, with a probability per request;
 * ``lose_answers``: lose the answers of that many upcoming writes (a knob for tests);
+* ``log``: set it to a list and each request is recorded there as a :class:`Sent` (when it
+  left, what it was, how many documents its answer carried): what a test reads of a device's
+  requests, whatever the implementation (a knob for tests);
 * ``latency`` (``slow_link``): each leg draws uniformly from ``latency`` (seconds) with the
   world's seeded random generator, so requests of different devices interleave and reorder; a
   request whose round trip exceeds ``timeout`` times out (it may still apply afterwards, as on a
@@ -22,6 +25,7 @@ import asyncio
 import itertools
 import random
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from brh.vault import (
@@ -37,7 +41,7 @@ from brh.vault import (
 from simulator.world.server import LATER, WRITES, VaultServer
 from simulator.world.trace import Trace
 
-__all__ = ["OPERATIONS", "Link"]
+__all__ = ["OPERATIONS", "Link", "Sent"]
 
 OPERATIONS = WRITES | {"find_one", "find_many", "query", "count_documents"}
 _STAGES = {
@@ -79,6 +83,20 @@ def _written_of(op: str, args: tuple[Any, ...]) -> dict[str, Any]:
     return found
 
 
+@dataclass
+class Sent:
+    """One request a device sent, as its link saw it (see ``Link.log``)."""
+
+    at: float
+    """Event-loop (virtual) time when it left the device."""
+    op: str
+    collection: str | None
+    key: str | None
+    """The entry key its filter names, if any."""
+    documents: int | None = None
+    """How many documents its answer carried (a read's list; None: no list, or no answer)."""
+
+
 class Link:
     """Implements :class:`brh.vault.Vault` for one device, through the network to a server."""
 
@@ -110,6 +128,8 @@ class Link:
         self.latency: float | tuple[float, float] = 0.0
         self.requests = 0
         """Requests sent through this link (for the cost checker)."""
+        self.log: list[Sent] | None = None
+        """When a list, every request sent from now on is appended to it (a knob for tests)."""
         self.late = 0
         """Requests whose client gave up but which are still on their way to the server (they
         may yet apply, even after the device that sent them crashed)."""
@@ -248,6 +268,11 @@ class Link:
     async def _call(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         rid = next(self._ids)
         self.requests += 1
+        sent: Sent | None = None
+        if self.log is not None:
+            sent = Sent(asyncio.get_running_loop().time(), op, args[0] if args else None, None)
+            sent.key = _key_of(args)
+            self.log.append(sent)
         trace = self.trace
         if trace is not None and trace.wants("request"):
             trace.emit(
@@ -278,7 +303,10 @@ class Link:
             await asyncio.sleep(self.timeout)
             raise self._lost(rid, op, "request_late", definite=False)
         if self._served is None:
-            return await self._exchange(rid, op, args, kwargs, up, down)
+            result = await self._exchange(rid, op, args, kwargs, up, down)
+            if sent is not None and isinstance(result, list):
+                sent.documents = len(result)
+            return result
         # The request's journey as timers: it arrives (and applies) ``up`` seconds from now,
         # its answer ``down`` seconds later, and this coroutine waits on one future meanwhile.
         # (Two sleeps around the call would take twice the event-loop iterations.)
@@ -286,7 +314,10 @@ class Link:
         flight = _Flight(rid, op, args, kwargs, up, down, loop.create_future())
         flight.timer = loop.call_later(up, self._arrive, flight)
         try:
-            return await flight.answer
+            answer = await flight.answer
+            if sent is not None and isinstance(answer, list):
+                sent.documents = len(answer)
+            return answer
         finally:
             if flight.timer is not None:
                 flight.timer.cancel()  # cancelled while in flight: the rest never happens

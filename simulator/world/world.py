@@ -419,6 +419,8 @@ class World:
                 if _ACTIVE[spec.name](self, name):
                     getattr(self, spec.off)(name)
             link.lose_answers = 0
+        self.server.failing_collections.clear()  # the server's knobs for tests
+        self.server.refused_keys.clear()
         for spec in faults.FAULTS.values():
             if spec.layer == "network":
                 continue
@@ -518,11 +520,11 @@ class World:
             if self.system_clock is not None:
                 self.system_clock.stop()
 
-    def vault_live(self, context: str) -> dict[str, Any]:
-        """The vault's live entries of a context, duplicates resolved by the highest version.
-
-        Documents that are not entries (no string ``key``, no integer ``modificationDate``)
-        are left out, as SPEC DATA-6 has helpers skip them."""
+    def vault_live(self, context: str, *, entries_only: bool = False) -> dict[str, Any]:
+        """The vault's live entries of a context, duplicates resolved by the highest version:
+        every live document with a string ``key`` (another implementation may write fields of
+        its own), or with ``entries_only`` only those a helper reads as entries (an integer
+        ``modificationDate`` too: SPEC DATA-6 has helpers skip the others)."""
         best: dict[str, dict[str, Any]] = {}
         for doc in (
             self.server.vault.documents("backup_" + context)
@@ -530,7 +532,9 @@ class World:
             else []
         ):
             key = doc.get("key")
-            if not isinstance(key, str) or not _integer(doc.get("modificationDate")):
+            if not isinstance(key, str) or (
+                entries_only and not _integer(doc.get("modificationDate"))
+            ):
                 continue
             if key not in best or str(doc.get("brhVersion", "")) > str(
                 best[key].get("brhVersion", "")
