@@ -549,8 +549,10 @@ def test_documents_that_are_not_entries_are_skipped_and_never_stop_a_pass(brh_si
         def strip(doc: dict[str, Any]) -> dict[str, Any]:
             return {k: v for k, v in doc.items() if k not in ("_id", "created", "modified")}
 
-        left = [strip(d) for d in _documents(world, "notes") if strip(d) in junk]
+        left = [d for d in _documents(world, "notes") if strip(d) in junk]
         assert len(left) == len(junk), f"documents that are not entries were changed: {left}"
+        # The end-of-run checks read the vault as entries; these documents have no part there.
+        await vault.delete_many("backup_notes", {"_id": {"$in": [d["_id"] for d in left]}})
 
     brh_sim.run(scenario, helper_options={"page_size": PAGE})
 
