@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from brh.entry import Entry
 from brh.hlc import Version, observe, writer_id
 from brh.retry import RetryPolicy
 from brh.store import EntryState, Record
 from brh.validation import encode_data
 from brh.vault import (
     CollectionNotFoundError,
+    Document,
     NetworkError,
     ObjectId,
     UnauthorizedError,
@@ -31,7 +33,7 @@ from brh.vault import (
     VaultFrozenError,
     VaultNotFoundError,
 )
-from brh.wire import RemoteDoc, version_filter
+from brh.wire import RemoteDoc, collection_for, document_fields, parse_document, version_filter
 
 __all__ = [
     "RULES",
@@ -43,8 +45,11 @@ __all__ = [
     "UploadFailure",
     "cursor_settles",
     "decide",
+    "entry_for_app",
     "group_by_key",
     "old_tombstones_filter",
+    "pass_order",
+    "pass_reason",
     "prune_window",
     "pull_filter",
     "purge_filter",
@@ -333,6 +338,31 @@ def retry_delay(policy: RetryPolicy, failures: int, rng: random.Random) -> float
     return policy.delay(failures, rng)
 
 
+def pass_order(registered: Sequence[str]) -> list[str]:
+    """The order a pass visits the contexts in: the order the app registered them (API-1,
+    SYNC-1)."""
+    return list(registered)
+
+
+def pass_reason(refused: bool, failed: bool, rejected: bool) -> str | None:
+    """Why a pass did not complete, the worst first: a callback refused a change, a context
+    met a vault error, the vault refused (or held back) an upload; None: it completed (API-4,
+    RETRY-1: any reason means the pass is retried)."""
+    if refused:
+        return "refused"
+    if failed:
+        return "vault_error"
+    if rejected:
+        return "rejected"
+    return None
+
+
+def entry_for_app(remote: RemoteDoc) -> Entry:
+    """What a callback receives: the remote version as an entry with its own copy of the data
+    (CB-9)."""
+    return remote.to_entry()
+
+
 @dataclass(frozen=True)
 class Rules:
     """The decisions a helper runs with: a seam to swap one of them (see the module docstring).
@@ -396,6 +426,26 @@ class Rules:
     (DEL-3, SYNC-10)."""
     writer: Callable[[str, str], str] = writer_id
     """The ``writer`` of a helper's versions from its device id and its incarnation (ORD-1)."""
+    pass_order: Callable[[Sequence[str]], Sequence[str]] = pass_order
+    """The order a pass visits the registered contexts in (API-1, SYNC-1)."""
+    pass_reason: Callable[[bool, bool, bool], str | None] = pass_reason
+    """Whether a pass completed, from what happened in it (API-4)."""
+    close_cancels_pass: bool = True
+    """``close()`` cancels the running pass where it waits (a vault request, a callback)
+    instead of waiting for it to reach its next step (API-6)."""
+    register_checks_closed: bool = True
+    """``add_sync_context`` after ``close()`` raises the "closed" error, as every call does
+    (ERR-3)."""
+    duplicate_context_is_error: bool = True
+    """Registering a context name a second time is an error (ERR-2)."""
+    collection_for: Callable[[str], str] = collection_for
+    """The vault collection of a context (DATA-1)."""
+    document_fields: Callable[..., dict[str, Any]] = document_fields
+    """The fields an upload sets on an entry's vault document (DATA-2)."""
+    parse_document: Callable[[Document], RemoteDoc | None] = parse_document
+    """A vault document as an entry, or None for a document that is not one (DATA-6)."""
+    entry_for_app: Callable[[RemoteDoc], Entry] = entry_for_app
+    """What a callback receives for a remote version (CB-9)."""
 
 
 RULES = Rules()

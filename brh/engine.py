@@ -150,7 +150,10 @@ class SyncEngine:
     async def run_pass(self, full: bool) -> SyncResult:
         """Run one pass over every context and report its outcome."""
         plan = Plan(
-            contexts=[(ctx.name, ctx.collection) for ctx in self.contexts.values()],
+            contexts=[
+                (name, self.contexts[name].collection)
+                for name in self.rules.pass_order(list(self.contexts))
+            ],
             full=full,
             options=self.options,
             rules=self.rules,
@@ -241,7 +244,7 @@ class SyncEngine:
             Action.MODIFY: ctx.on_modify,
             Action.DELETE: ctx.on_delete,
         }[effect.action]
-        entry = effect.remote.to_entry()  # the app's own copy of the data (CB-9)
+        entry = self.rules.entry_for_app(effect.remote)  # with its own copy of the data (CB-9)
         token = IN_CALLBACK.set((self.owner, ctx.name))
         try:
             answer: Any = callback(entry)

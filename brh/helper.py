@@ -39,7 +39,6 @@ from brh.scheduler import PassScheduler
 from brh.store import LocalStore, Record
 from brh.validation import check_context_name, check_key
 from brh.vault import Vault
-from brh.wire import collection_for
 
 __all__ = ["BackupRestoreHelper", "Callback"]
 
@@ -213,9 +212,10 @@ class BackupRestoreHelper:
         Contexts sync in registration order. A context added after earlier syncs has its own
         cursor, so its first pass pulls everything already on the vault.
         """
-        self._check_open("add_sync_context")
+        if self.rules.register_checks_closed:
+            self._check_open("add_sync_context")
         check_context_name(name)
-        if name in self._contexts:
+        if name in self._contexts and self.rules.duplicate_context_is_error:
             raise InvalidArgumentError("name", f"sync context {name!r} is already registered")
         for argument, callback in (
             ("on_insert", on_insert),
@@ -224,7 +224,9 @@ class BackupRestoreHelper:
         ):
             if not callable(callback):
                 raise InvalidArgumentError(argument, f"must be callable, got {callback!r}")
-        self._contexts[name] = Context(name, collection_for(name), on_insert, on_modify, on_delete)
+        self._contexts[name] = Context(
+            name, self.rules.collection_for(name), on_insert, on_modify, on_delete
+        )
         self._trace("context %s registered", name)
 
     async def upsert_database_entry(self, context: str, key: str, data: Any) -> None:

@@ -62,7 +62,7 @@ from brh.plan import (
 )
 from brh.store import ContextState, EntryState, Record
 from brh.vault import AlreadyExistsError, CollectionNotFoundError, Document, VaultError
-from brh.wire import RemoteDoc, document_fields, parse_document, version_filter
+from brh.wire import RemoteDoc, version_filter
 
 __all__ = ["sync_pass"]
 
@@ -127,7 +127,7 @@ def sync_pass(plan: Plan) -> Steps[Outcome]:
     stuck: list[StuckEntry] = []
     for name, _collection in plan.contexts:
         stuck += yield fx.Stuck(name)
-    result = stats.result(refused, stuck)
+    result = stats.result(refused, stuck, plan.rules.pass_reason)
     if plan.options.debug:
         counts = (result.pulled, result.pushed, result.delivered, result.requests)
         yield fx.Log(
@@ -209,7 +209,7 @@ class _ContextPass:
         """The documents that are entries; the others are skipped with a warning (DATA-6)."""
         docs = []
         for item in raw:
-            doc = parse_document(item)
+            doc = self.rules.parse_document(item)
             if doc is None:
                 yield self.warn(
                     "ignoring a vault document that is not a backup entry (_id %s)", item.get("_id")
@@ -584,7 +584,7 @@ class _ContextPass:
     def push_one(self, record: Record) -> Steps[bool]:
         """Compare-and-set one local change; False if a newer remote version beat it."""
         key = record.key
-        fields = document_fields(
+        fields = self.rules.document_fields(
             key, record.data, record.creation_date, record.deletion_date, record.version
         )
         update = {"$set": fields}

@@ -104,17 +104,16 @@ class Tally:
         self.failed.append(context)
         self.error = self.error or error
 
-    def result(self, refused: tuple[str, str] | None, stuck: list[StuckEntry]) -> SyncResult:
-        """The pass's result: its reason is the worst of what happened (RETRY-1: any reason
-        means the pass did not complete and is retried)."""
-        if refused is not None:
-            reason: str | None = "refused"
-        elif self.failed:
-            reason = "vault_error"
-        elif self.rejected:
-            reason = "rejected"
-        else:
-            reason = None
+    def result(
+        self,
+        refused: tuple[str, str] | None,
+        stuck: list[StuckEntry],
+        reason_of: Callable[[bool, bool, bool], str | None],
+    ) -> SyncResult:
+        """The pass's result: its reason is the worst of what happened, as ``reason_of``
+        (:attr:`brh.core.Rules.pass_reason`) tells it (RETRY-1: any reason means the pass did
+        not complete and is retried)."""
+        reason = reason_of(refused is not None, bool(self.failed), bool(self.rejected))
         return SyncResult(
             completed=reason is None,
             reason=reason,

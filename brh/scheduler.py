@@ -39,6 +39,7 @@ class PassScheduler:
         self.retry = retry
         self._retry_delay = rules.retry_delay
         self._wait_for_next = rules.sync_waits_for_next_pass
+        self._cancel_on_close = rules.close_cancels_pass
         self.debounce = debounce
         self._rng = rng
         self._device_id = device_id
@@ -89,7 +90,8 @@ class PassScheduler:
         self._debounce_timer = self._retry_timer = None
         runner = self._runner
         if runner is not None and not runner.done():
-            runner.cancel()
+            if self._cancel_on_close:
+                runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
         if self._next is not None and not self._next.done():

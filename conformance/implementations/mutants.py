@@ -12,6 +12,10 @@ The bugs of the local store itself are :class:`brh.store.LocalStore` subclasses,
 helper's ``store``; a bug that is a wrong setting is one constructor option. Several devices,
 mutated or not, share one process and one event loop. Each bug says in a ``BUG:`` comment
 which real bug it stands for.
+
+The mutants of a part of the SPEC may live in a module of their own, imported here (§1, §2, §11
+and CB-9: :mod:`.mutants_api`), so that this module stays short; they are built the same way,
+with :mod:`.seams`, and are attributes of this module like the others.
 """
 
 from __future__ import annotations
@@ -23,12 +27,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from brh import BackupRestoreHelper, InvalidArgumentError
+from brh import InvalidArgumentError
 from brh.core import (
-    RULES,
     Action,
     Decision,
-    Rules,
     UploadFailure,
     Window,
     decide,
@@ -39,6 +41,30 @@ from brh.retry import RetryPolicy
 from brh.store import ContextState, EntryState, LocalStore, Record
 from brh.vault import VaultError
 from brh.wire import RemoteDoc
+from conformance.implementations.mutants_api import API_ROWS
+from conformance.implementations.mutants_api import callback_shares_data as callback_shares_data
+from conformance.implementations.mutants_api import close_waits_for_pass as close_waits_for_pass
+from conformance.implementations.mutants_api import (
+    collection_named_after_context as collection_named_after_context,
+)
+from conformance.implementations.mutants_api import contexts_by_name as contexts_by_name
+from conformance.implementations.mutants_api import (
+    creation_date_in_seconds as creation_date_in_seconds,
+)
+from conformance.implementations.mutants_api import key_only_lookup as key_only_lookup
+from conformance.implementations.mutants_api import (
+    recreated_key_stays_deleted as recreated_key_stays_deleted,
+)
+from conformance.implementations.mutants_api import register_after_close as register_after_close
+from conformance.implementations.mutants_api import (
+    second_registration_replaces as second_registration_replaces,
+)
+from conformance.implementations.mutants_api import strict_document_parse as strict_document_parse
+from conformance.implementations.mutants_api import (
+    vault_errors_not_reported as vault_errors_not_reported,
+)
+from conformance.implementations.seams import build as _build
+from conformance.implementations.seams import with_rules as _with
 from simulator.impl import Factory, Installation, ReferenceHelper
 
 __all__ = ["MUTANTS", "Mutant"]
@@ -58,43 +84,6 @@ class Mutant:
     def spec(self) -> str:
         """The ``--brh-impl`` value that runs this mutant."""
         return f"{__name__}:{self.name}"
-
-
-class _OwnStoreHelper(ReferenceHelper):
-    """The reference on a store the mutant opened: closed with the helper."""
-
-    async def close(self) -> None:
-        await super().close()
-        self.brh.store.close()
-
-
-def _build(
-    installation: Installation,
-    *,
-    rules: Rules = RULES,
-    store: type[LocalStore] = LocalStore,
-    **options: Any,
-) -> ReferenceHelper:
-    """The reference helper for ``installation``, with these rules, on this kind of store, with
-    these constructor ``options`` over the installation's."""
-    installation.store.mkdir(parents=True, exist_ok=True)
-    path = installation.store / "brh.sqlite3"
-    helper = BackupRestoreHelper(
-        installation.vault,
-        path if store is LocalStore else store(path),
-        device_id=installation.device_id,
-        clock=installation.clock,
-        rng=installation.rng,
-        rules=rules,
-        **{**installation.options, **options},
-    )
-    return ReferenceHelper(helper) if store is LocalStore else _OwnStoreHelper(helper)
-
-
-def _with(**changes: Any) -> Callable[[Installation], ReferenceHelper]:
-    """A factory of the reference whose rules have ``changes``."""
-    rules = replace(RULES, **changes)
-    return lambda installation: _build(installation, rules=rules)
 
 
 # -- retries and callbacks -------------------------------------------------------------------
@@ -437,8 +426,9 @@ def clock_ignores_remote(installation: Installation) -> ReferenceHelper:
 
 # -- §1 API, §2 data, §11 errors (and CB-9) ----------------------------------------------------
 
-_API_ROWS: tuple[tuple[Factory, str, str], ...] = ()
-"""Registry rows of this section: ``(factory, bug, "CLAUSE-1 CLAUSE-2")``."""
+_API_ROWS: tuple[tuple[Factory, str, str], ...] = API_ROWS
+"""Registry rows of this section (its mutants are in :mod:`.mutants_api`, which keeps this
+module short): ``(factory, bug, "CLAUSE-1 CLAUSE-2")``."""
 
 
 # -- §3 callbacks, §8 deletion, §9 restore, ORD-5/ORD-6 ----------------------------------------

@@ -6,7 +6,18 @@ from typing import Any
 
 import pytest
 
-from brh.core import Action, Conflict, decide, group_by_key, pull_filter, resolve_conflict
+from brh.core import (
+    RULES,
+    Action,
+    Conflict,
+    decide,
+    entry_for_app,
+    group_by_key,
+    pass_order,
+    pass_reason,
+    pull_filter,
+    resolve_conflict,
+)
 from brh.hlc import Version
 from brh.store import Record
 from brh.vault import ObjectId
@@ -180,3 +191,20 @@ def test_legacy_documents(doc: dict[str, Any], expected: Version) -> None:
 def test_documents_that_are_not_entries(doc: dict[str, Any]) -> None:
     """DATA-6: a document without a string key and integer modificationDate is not an entry."""
     assert parse_document(doc) is None
+
+
+def test_the_pass_decisions_a_helper_takes_from_its_rules() -> None:
+    """API-1: a pass visits the contexts in registration order; API-4: its reason is the worst
+    of what happened, and none means it completed; CB-9: a callback's entry has its own copy of
+    the data (changing it leaves the pulled version alone)."""
+    assert RULES.pass_order is pass_order and RULES.pass_reason is pass_reason
+    assert pass_order(["photos", "contacts", "notes"]) == ["photos", "contacts", "notes"]
+    assert pass_reason(False, False, False) is None
+    assert pass_reason(True, True, True) == "refused"
+    assert pass_reason(False, True, True) == "vault_error"
+    assert pass_reason(False, False, True) == "rejected"
+    remote = RemoteDoc("k", {"tags": ["a"]}, 1, 2, None, Version(2, 0, "w"), 1, None)
+    entry = entry_for_app(remote)
+    entry.data["tags"].append("b")
+    assert remote.data == {"tags": ["a"]}
+    assert (entry.key, entry.creation_date, entry.modification_date) == ("k", 1, 2)
