@@ -487,7 +487,13 @@ class LocalStore:
         """Store a delivered remote version, unless the local entry changed meanwhile.
 
         ``expected`` is the local version the decision was made against (None: no local entry).
-        Returns False, changing nothing, if the local entry no longer matches it.
+        Returns False, changing nothing, if the local entry no longer matches it because the app
+        wrote or forgot the key meanwhile (its write wins, ORD-7). A change that is no local
+        write pending does not stop it: another helper on this store (ORD-1) that recorded an
+        older remote version of the key while this callback ran is overwritten by this newer
+        one, and one that recorded this version or a newer one leaves nothing to do (True
+        either way). Taking such a record for a local write would push an older version back
+        over a newer one.
 
         The commit does not wait for the disk (see :class:`_Transaction`): the pass's next
         synced write (at the latest, the page's progress, which the cursor needs before it
@@ -496,11 +502,15 @@ class LocalStore:
         """
         with self._transaction(synced=False):
             row = self._execute(
-                "SELECT version FROM entries WHERE context = ? AND key = ?",
+                "SELECT version, pending FROM entries WHERE context = ? AND key = ?",
                 (record.context, record.key),
             ).fetchone()
-            if (Version.decode(row[0]) if row is not None else None) != expected:
-                return False
+            current = Version.decode(row[0]) if row is not None else None
+            if current != expected:
+                if current is None or row[1]:  # the app wrote or forgot the key meanwhile
+                    return False
+                if current >= record.version:  # another helper recorded it, or a newer one
+                    return True
             self._write(record, pending=False, stale=False)
             if record.context in self._refusing:
                 self._execute(

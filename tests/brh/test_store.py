@@ -94,6 +94,24 @@ def test_remote_apply_is_guarded_by_the_expected_version() -> None:
     assert store.get("c", "k").data == "remote"  # type: ignore[union-attr]
 
 
+def test_a_delivery_another_helper_recorded_meanwhile_is_no_local_write() -> None:
+    """ORD-1, ORD-7 (regression two-instances-deliver-out-of-order): two helpers on one store
+    deliver two versions of a key at once. If the other helper recorded an older remote
+    version while this callback ran, the newer one is stored over it; if it recorded this
+    version or a newer one, nothing changes; either way the delivery counts as stored, so the
+    pass does not take the other helper's record for the app's write and push it back."""
+    store = LocalStore()
+    older = Record("c", "k", "older", 1, 1000, None, Version(1000, 0, "b"))
+    newer = Record("c", "k", "newer", 1, 2000, None, Version(2000, 0, "b"))
+    assert store.apply_remote(older, expected=None, clock=None)  # the other helper's record
+    assert store.apply_remote(newer, expected=None, clock=None)
+    stored = store.get("c", "k")
+    assert stored is not None and stored.data == "newer" and not stored.pending
+    assert store.apply_remote(older, expected=None, clock=None)  # late, and older: kept out
+    stored = store.get("c", "k")
+    assert stored is not None and stored.data == "newer" and not stored.pending
+
+
 def test_pending_and_stale_lookups_use_their_indexes() -> None:
     """COST-1: finding what to upload or re-fetch reads an index, not every stored entry."""
     store = LocalStore()
