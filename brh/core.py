@@ -379,6 +379,12 @@ class Rules:
     """A ``sync()`` made while a pass runs is answered by the next pass, which starts after
     the running one ends (SYNC-2), never by the running one: that pass may have pulled and
     pushed before the call."""
+    pull_before_push: bool = True
+    """Each context pulls (delivering the remote changes) before it pushes its local ones
+    (SYNC-1)."""
+    page_lookahead: bool = True
+    """Each pull page asks for one document more than it takes, so the last page is known
+    without asking for an empty one after it (COST-2)."""
 
 
 RULES = Rules()

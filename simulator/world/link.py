@@ -14,6 +14,11 @@ the verbs of :mod:`simulator.faults`, named in brackets):
   world's seeded random generator, so requests of different devices interleave and reorder; a
   request whose round trip exceeds ``timeout`` times out (it may still apply afterwards, as on a
   real network).
+
+What a device asks of the vault can be watched from outside, whatever the implementation:
+:meth:`Link.record` starts a log of :class:`Sent` requests (operation, collection, filter, when it
+was sent, whether it was answered and how many documents the answer carried), which the cost
+and scheduling tests of the conformance suite judge.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import asyncio
 import itertools
 import random
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from brh.vault import (
@@ -37,9 +43,10 @@ from brh.vault import (
 from simulator.world.server import LATER, WRITES, VaultServer
 from simulator.world.trace import Trace
 
-__all__ = ["OPERATIONS", "Link"]
+__all__ = ["OPERATIONS", "READS", "Link", "Sent"]
 
-OPERATIONS = WRITES | {"find_one", "find_many", "query", "count_documents"}
+READS = frozenset({"find_one", "find_many", "query", "count_documents"})
+OPERATIONS = WRITES | READS
 _STAGES = {
     "refused": "vault unreachable",
     "request_lost": "timed out (partition)",
@@ -77,6 +84,46 @@ def _written_of(op: str, args: tuple[Any, ...]) -> dict[str, Any]:
     if "data" in doc:
         found["value"] = doc["data"]
     return found
+
+
+@dataclass
+class Sent:
+    """One request a device sent through its link, as :meth:`Link.record` logs it."""
+
+    op: str
+    """The :class:`brh.vault.Vault` method (``query``, ``update_one``, ``create_collection``...)."""
+    collection: str | None
+    filter: Mapping[str, Any] | None
+    """The request's filter, for the operations that take one (None for the others)."""
+    at: float
+    """The event loop's (virtual) time when it was sent."""
+    answered: float | None = None
+    """When its answer (or the vault's error) reached the device; None: not yet, or never."""
+    ok: bool | None = None
+    """Whether it succeeded (False: an error, or no answer at all); None: still in flight."""
+    returned: int | None = None
+    """Documents the answer of a read carried (``find_one``: 0 or 1); None for other requests
+    and for reads that failed."""
+
+    @property
+    def read(self) -> bool:
+        return self.op in READS
+
+    @property
+    def write(self) -> bool:
+        """A request that changes documents (creating or deleting a collection is not one)."""
+        return self.op in WRITES and not self.op.endswith("_collection")
+
+
+_FILTERED = frozenset({"update_one", "update_many", "delete_one", "delete_many"} | READS)
+
+
+def _returned(op: str, result: Any) -> int | None:
+    if op == "find_one":
+        return 0 if result is None else 1
+    if op in ("find_many", "query") and isinstance(result, list):
+        return len(result)
+    return None
 
 
 class Link:
@@ -117,6 +164,14 @@ class Link:
         """The vault's clock as the latest answer that reached the device gave it."""
         self._clock: Any = _UNKNOWN
         """What tells the server's time (None: nothing does), once found."""
+        self.log: list[Sent] | None = None
+        """The requests sent since :meth:`record` was called (None: none are logged)."""
+
+    def record(self) -> list[Sent]:
+        """Log every request from now on (each one a :class:`Sent`, filled in when its answer
+        comes) in a new list, which is returned; a previous log is no longer added to."""
+        self.log = []
+        return self.log
 
     def vault_time(self) -> float | None:
         """The vault's clock as the ``Date`` of the latest answer this device received gave it
@@ -245,7 +300,36 @@ class Link:
         )
         return NetworkError(f"{op}: {_STAGES[stage]}", definite=definite)
 
-    async def _call(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _call(
+        self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Any]:
+        if self.log is None:
+            return self._send(op, args, kwargs)
+        return self._logged(self.log, op, args, kwargs)
+
+    async def _logged(
+        self, log: list[Sent], op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        sent = Sent(
+            op,
+            args[0] if args and isinstance(args[0], str) else None,
+            args[1] if op in _FILTERED and len(args) >= 2 else None,
+            loop.time(),
+        )
+        log.append(sent)
+        try:
+            result = await self._send(op, args, kwargs)
+        except NetworkError:  # no answer: none came, or the vault could not be reached
+            sent.ok = False
+            raise
+        except VaultError:  # the vault's answer was an error
+            sent.answered, sent.ok = loop.time(), False
+            raise
+        sent.answered, sent.ok, sent.returned = loop.time(), True, _returned(op, result)
+        return result
+
+    async def _send(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         rid = next(self._ids)
         self.requests += 1
         trace = self.trace

@@ -16,7 +16,7 @@ from brh.vault import CollectionNotFoundError, NetworkError
 from simulator.timeloop import run
 from simulator.world import World
 from simulator.world.clocks import SkewedClock
-from simulator.world.link import Link
+from simulator.world.link import Link, Sent
 from simulator.world.server import VaultServer
 from simulator.world.trace import Trace, read
 
@@ -234,3 +234,44 @@ def test_a_vault_error_reaches_the_client_as_the_vault_raised_it(tmp_path: Path)
     [applied, answer] = [e for e in read(tmp_path / "t.jsonl") if e["kind"] != "request"]
     assert applied["ok"] is False and applied["error"].startswith("CollectionNotFoundError")
     assert answer["ok"] is False and answer["lost"] is False
+
+
+def test_a_recorded_link_logs_each_request_with_what_its_answer_carried() -> None:
+    """The request log the conformance suite judges costs and timing by (issue 10, items 2
+    and 4): nothing is logged until :meth:`Link.record`; then each request is logged when sent,
+    with its operation, collection, filter and time, and completed by its answer: success, the
+    documents a read returned, or an error; a request that got no answer has none."""
+
+    async def main() -> None:
+        world = World(1, latency=(0.0, 0.0))
+        world.add_device("a")
+        link = world.links["a"]
+        await link.create_collection("c")
+        assert link.log is None
+        log = link.record()
+        await link.insert_one("c", {"k": 1})
+        await link.insert_one("c", {"k": 2})
+        assert len(await link.query("c", {"k": {"$gte": 1}})) == 2
+        assert await link.find_one("c", {"k": 3}) is None
+        with pytest.raises(CollectionNotFoundError):
+            await link.find_many("nope", {})
+        world.disconnect("a")
+        with pytest.raises(NetworkError):
+            await link.update_one("c", {"k": 1}, {"$set": {"k": 5}})
+        assert [(s.op, s.collection, s.ok, s.returned) for s in log] == [
+            ("insert_one", "c", True, None),
+            ("insert_one", "c", True, None),
+            ("query", "c", True, 2),
+            ("find_one", "c", True, 0),
+            ("find_many", "nope", False, None),
+            ("update_one", "c", False, None),
+        ]
+        assert log[2].filter == {"k": {"$gte": 1}} and log[0].filter is None
+        assert [s.read for s in log] == [False, False, True, True, True, False]
+        assert log[0].write and not Sent("create_collection", "c", None, 0.0).write
+        assert all(s.answered is not None for s in log[:5]) and log[5].answered is None
+        assert log[0].at <= log[-1].at
+        assert link.record() == [] and len(log) == 6  # a new log; the old one is left alone
+        await world.close()
+
+    run(main())
