@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLAUSE = re.compile(r"\*\*([A-Z]+-\d+)\*\* \[(design|beyond)\]")
+CLAUSE = re.compile(r"\*\*([A-Z]+-\d+)\*\* \[(design|beyond)[,\]]")
 
 
 def spec_clauses() -> list[tuple[str, str]]:

@@ -110,12 +110,21 @@ def test_shipped_expectations_are_found_by_name_from_any_directory(
 def test_the_readme_s_naive_example_fares_as_the_readme_says(pytester: pytest.Pytester) -> None:
     """The README's ten-minute walkthrough holds: ``examples/naive_helper.py``, copied into an
     empty folder, passes the core tests but the two local-only deletes (it re-reads everything
-    on every pass), and a robust test catches it (a slow clock's edit lost)."""
+    on every pass), the pass order (it pushes before it pulls, SYNC-1) and the writes' own
+    passes (it syncs only when asked, SYNC-3); and a robust test catches it (a slow clock's
+    edit lost)."""
     example = Path(__file__).parents[2] / "examples" / "naive_helper.py"
     pytester.makepyfile(myhelper=example.read_text(encoding="utf-8"))
     core = _run(pytester, "--brh-impl", "myhelper:factory", "--brh-level", "core")
     outcomes = core.parseoutcomes()
-    assert outcomes.get("failed") == 2 and outcomes["passed"] >= 10, outcomes
-    core.stdout.fnmatch_lines(["*FAILED*local_only*", "*FAILED*locally_only*"])
+    assert outcomes.get("failed") == 4 and outcomes["passed"] >= 10, outcomes
+    core.stdout.fnmatch_lines(
+        [
+            "*FAILED*local_only*",
+            "*FAILED*locally_only*",
+            "*FAILED*contexts_in_registration_order*",
+            "*FAILED*writes_start_one_pass*",
+        ]
+    )
     robust = _run(pytester, "--brh-impl", "myhelper:factory", "-k", "clock_is_behind")
     robust.assert_outcomes(failed=1)
