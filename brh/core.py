@@ -379,6 +379,12 @@ class Rules:
     """A ``sync()`` made while a pass runs is answered by the next pass, which starts after
     the running one ends (SYNC-2), never by the running one: that pass may have pulled and
     pushed before the call."""
+    vault_error_ends_context_only: bool = True
+    """A vault error ends the work of its own context only: the later contexts of the pass
+    still pull and push (RETRY-4)."""
+    write_returns_before_sync: bool = True
+    """An upsert or delete returns once the change is durable locally, without awaiting the
+    pass it starts (OFF-1: writes never wait for the network)."""
     pull_before_push: bool = True
     """Each context pulls (delivering the remote changes) before it pushes its local ones
     (SYNC-1)."""

@@ -259,6 +259,8 @@ class BackupRestoreHelper:
         assert record is not None
         self._trace("upsert %s/%s at %s%s", context, key, record.version, self._payload(data))
         self._auto_sync()
+        if not self.rules.write_returns_before_sync:
+            await self.sync()
 
     async def delete_database_entry(
         self, context: str, key: str, *, locally_only: bool = False
@@ -299,6 +301,8 @@ class BackupRestoreHelper:
             return
         self._trace("delete %s/%s at %s", context, key, record.version)
         self._auto_sync()
+        if not self.rules.write_returns_before_sync:
+            await self.sync()
 
     async def get_database_entry(self, context: str, key: str) -> Entry | None:
         """The local copy of a live entry, or None (absent or deleted)."""

@@ -88,6 +88,7 @@ def sync_pass(plan: Plan) -> Steps[Outcome]:
         yield fx.Log(PASS, logging.DEBUG, "pass starts%s", (" (full)" if plan.full else "",))
     for name, collection in plan.contexts:
         context = _ContextPass(name, collection, plan, memory, stats)
+        failed = False
         try:
             halted = refused is not None and plan.rules.refusal_halts_later_contexts
             yield from context.run(halted=halted)
@@ -109,6 +110,7 @@ def sync_pass(plan: Plan) -> Steps[Outcome]:
                 yield fx.Log(name, logging.DEBUG, "context %s was wiped during the pass", (name,))
             stats.fail(name, f"context {name!r} was wiped during the pass")
         except VaultError as exc:
+            failed = True
             # Loud the first time; while a retry series goes on, quieter (no log flood).
             yield fx.Log(
                 name,
@@ -120,6 +122,8 @@ def sync_pass(plan: Plan) -> Steps[Outcome]:
         if refused is None and context.refused is not None:  # even if its uploads then failed
             refused = (name, context.refused)
         memory = context.memory
+        if failed and not plan.rules.vault_error_ends_context_only:
+            break
     stuck: list[StuckEntry] = []
     for name, _collection in plan.contexts:
         stuck += yield fx.Stuck(name)

@@ -3,7 +3,8 @@
 Each example builds a world of two or three devices (clock offsets drawn) with one or two sync
 contexts, on the implementation under test, and lets Hypothesis choose the steps: puts and
 deletes on four keys, syncs, time passing, partitions, disconnections and lost answers, device
-clock jumps, crashes, restarts and reinstalls, refusing or flaky apps, vault outages and server
+clock jumps, crashes (between passes, and inside one at a chosen request or callback), restarts
+and reinstalls, refusing or flaky apps, vault outages and server
 errors. Two moves target what once lost an edit (see :mod:`simulator.scenarios.regressions`):
 a device reinstalled while its last upload is on the wire, then writing the same key again;
 and, on the reference, a device running two helper instances on its one store
@@ -89,7 +90,11 @@ settings.register_profile("brh-deep", max_examples=100_000, stateful_step_count=
 
 _WHO = st.integers(0, len(DEVICES) - 1)
 """A device, as an index into the devices a rule may pick from (which shrinks well)."""
-_STRENGTH: dict[str, dict[str, Any]] = {"server_errors": {"before": 0.3, "after": 0.3}}
+_STRENGTH: dict[str, dict[str, Any]] = {
+    "server_errors": {"before": 0.3, "after": 0.3},
+    "slow_link": {"low": 0.2, "high": 3.0},
+    "slow_vault": {"seconds": 2.0},
+}
 """The fields the machine turns a fault on with, beyond its device."""
 
 
@@ -303,6 +308,37 @@ class SyncMachine(RuleBasedStateMachine):
         self._do("put", value=self._value(name), **where)
 
     @precondition(lambda self: bool(self._running()))
+    @rule(
+        who=_WHO,
+        context=st.integers(0, len(CONTEXTS) - 1),
+        trigger=st.sampled_from(KEYS),
+        action=st.sampled_from(("remove", "put")),
+        slow=st.sampled_from((0.0, 4.0)),
+        wait=st.sampled_from((0.3, 4.5, 10.5)),
+    )
+    def act_while_pulling(
+        self, who: int, context: int, trigger: str, action: str, slow: float, wait: float
+    ) -> None:
+        """The app goes on working while its own pass delivers: its callbacks take ``slow``
+        seconds each (if not 0: like asking the user), it writes ``trigger`` (which starts a
+        pass after the debounce), lets ``wait`` seconds pass while that pass pulls, then
+        deletes or edits the key its app was given last, if any (ORD-7, CB-7: the write acts
+        on the delivered version; regression delete-what-was-just-given)."""
+        name = self._pick(who, self._running())
+        where = {"device": name, "context": self._context(context)}
+        if slow:
+            self._do("behave", device=name, mode="slow", delay=slow)
+        self._do("put", key=trigger, value=self._value(name), **where)
+        self._do("advance", seconds=wait)
+        assert self.run is not None
+        calls = self.run.world.device(name).apps[where["context"]].calls
+        key = calls[-1][1] if len(calls) else trigger
+        if action == "remove":
+            self._do("remove", key=key, **where)
+        else:
+            self._do("put", key=key, value=self._value(name), **where)
+
+    @precondition(lambda self: bool(self._running()))
     @rule(who=_WHO)
     def sync(self, who: int) -> None:
         self._do("sync", device=self._pick(who, self._running()))
@@ -316,13 +352,23 @@ class SyncMachine(RuleBasedStateMachine):
     @rule(
         who=_WHO,
         fault=st.sampled_from(
-            ("partition", "disconnect", "cut_answers", "take_down", "server_errors")
+            (
+                "partition",
+                "disconnect",
+                "cut_answers",
+                "take_down",
+                "server_errors",
+                "slow_link",
+                "slow_vault",
+            )
         ),
     )
     def fault(self, who: int, fault: str) -> None:
         """Toggle a fault of :mod:`simulator.faults` (on if off, off if on): a device's
-        partition (requests vanish), disconnection (requests fail at once) or lost answers, a
-        vault outage, or vault errors before and after applying."""
+        partition (requests vanish), disconnection (requests fail at once), lost answers or
+        slow link (each request takes 0.2 to 3 s), a vault outage, vault errors before and
+        after applying, or a slow vault (2 s a request). Slow requests keep passes in flight
+        while other steps run, which is where the app's own writes race the pass."""
         assert self.run is not None
         spec = FAULTS[fault]
         device = {"device": self._pick(who, self._names())} if spec.per_device else {}
@@ -351,21 +397,42 @@ class SyncMachine(RuleBasedStateMachine):
         else:
             self._do("reinstall", device=self._pick(who, self._names()))
 
+    @precondition(lambda self: self.run is not None and bool(self._running()))
+    @rule(
+        who=_WHO,
+        point=st.sampled_from(("request", "callback")),
+        count=st.integers(1, 4),
+        applied=st.booleans(),
+    )
+    def crash_inside_a_pass(self, who: int, point: str, count: int, applied: bool) -> None:
+        """A running device syncs and dies inside the pass: at its ``count``-th vault request
+        (as it leaves, or once the vault ``applied`` it) or callback (before the app sees the
+        change, or once it took it); at the pass's end if it never got there (OFF-2, OFF-4,
+        CB-7, ORD-5)."""
+        name = self._pick(who, self._running())
+        self._do("crash_in_sync", device=name, applied=applied, **{point: count})
+
     @precondition(lambda self: self.run is not None)
     @rule(
         who=_WHO,
-        mode=st.sampled_from(("refuse", "flaky", "apply")),
+        mode=st.sampled_from(("refuse", "flaky", "apply", "slow")),
         refusals=st.integers(1, 3),
         probability=st.sampled_from((0.3, 0.6)),
+        delay=st.sampled_from((0.5, 4.0, 10.0)),
     )
-    def app(self, who: int, mode: str, refusals: int, probability: float) -> None:
-        """A device's apps refuse each change ``refusals`` times, refuse at random, or accept
-        everything again."""
+    def app(self, who: int, mode: str, refusals: int, probability: float, delay: float) -> None:
+        """A device's apps refuse each change ``refusals`` times, refuse at random, take
+        ``delay`` seconds over each callback (like asking the user: the pass stays busy while
+        the app goes on editing, ORD-7), or accept and apply everything again. (An app that
+        declines changes would show other entries than its local copy on purpose, which the
+        end's convergence check compares.)"""
         name = self._pick(who, self._names())
         if mode == "refuse":
             self._do("behave", device=name, mode=mode, refusals=refusals)
         elif mode == "flaky":
             self._do("behave", device=name, mode=mode, probability=probability)
+        elif mode == "slow":
+            self._do("behave", device=name, mode=mode, delay=delay)
         else:
             self._do("behave", device=name, mode=mode)
 

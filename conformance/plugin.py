@@ -512,6 +512,7 @@ def make_sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
     fixture, :mod:`conformance.fixtures`)."""
     state = request.config.stash[_STATE]
     node = request.node
+    mark = node.get_closest_marker(MARK)
     runner = Sim(
         target=state.target,
         seed=state.seed,
@@ -523,6 +524,8 @@ def make_sim(request: pytest.FixtureRequest, tmp_path: Path) -> Sim:
         steps=state.steps,
         example_db=state.example_db,
         example_key=_example_key(node, state.target.name) if state.example_db else b"",
+        level=str(mark.kwargs.get("level", "")) if mark is not None else "",
+        clauses=tuple(str(c) for c in mark.args) if mark is not None else (),
     )
     node.stash[_SIM] = runner
     return runner

@@ -75,6 +75,10 @@ class NaiveHelper:
                 if entry["dirty"]:
                     document = {"key": key, "data": entry["data"], "stamp": entry["stamp"]}
                     document["deleted"] = entry["deleted"]
+                    # the original helper's fields (SPEC DATA-2), so that it can read them too
+                    millis = int(entry["stamp"][:15])
+                    document["modificationDate"] = millis
+                    document["deletionDate"] = millis if entry["deleted"] else None
                     await self.vault.update_one(
                         collection, {"key": key}, {"$set": document}, upsert=True
                     )

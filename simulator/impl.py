@@ -22,7 +22,9 @@ time only from ``installation.clock`` and the running loop, and draw randomness 
 ``installation.rng``.
 
 Factories are named ``package.module:attribute`` (:func:`load_factory`); the reference is
-``conformance.implementations.reference:factory``.
+``conformance.implementations.reference:factory``. An implementation in any language runs as a
+process speaking ``PROTOCOL.md``: :func:`load_command` makes the factory that starts it from a
+command line (one process per installation, as ``pytest --pyargs conformance --brh-cmd`` does).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import importlib
 import inspect
 import os
 import random
+import shlex
+import shutil
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
@@ -53,6 +57,7 @@ __all__ = [
     "as_entry",
     "check_factory",
     "delete_locally",
+    "load_command",
     "load_factory",
     "local_holds",
     "read_entry",
@@ -214,6 +219,36 @@ def load_factory(spec: str) -> Factory:
     if not callable(factory):
         raise FactoryError(f"implementation {spec!r}: {attribute!r} is not callable")
     return factory  # type: ignore[no-any-return]
+
+
+PROCESS_HARNESS = "conformance.protocol.client"
+"""Where the harness side of the process protocol lives (``command_factory``). It belongs to
+the conformance package, a layer above the simulator, so :func:`load_command` reaches it by name
+at run time, as :func:`load_factory` reaches any implementation: nothing here imports it."""
+
+
+def load_command(command: str) -> Factory:
+    """The factory that runs ``command`` (a shell-style command line) as a process speaking
+    ``PROTOCOL.md``, one process per device installation and restart, exactly as the
+    conformance suite's ``--brh-cmd`` starts it.
+
+    :class:`FactoryError` for a command that is empty, that does not split (an unclosed
+    quote), or whose program is not on ``PATH`` or not executable; the process itself is not
+    started here (:func:`check_factory` does, to see that it speaks the protocol)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise FactoryError(f"command {command!r} does not split into arguments: {exc}") from None
+    if not argv:
+        raise FactoryError("the command is empty (expected e.g. 'node helper.js')")
+    if shutil.which(argv[0]) is None:
+        raise FactoryError(f"cannot run {argv[0]!r}: no such program on PATH, or not executable")
+    try:
+        harness = importlib.import_module(PROCESS_HARNESS)
+    except ImportError as exc:  # a simulator installed without its conformance package
+        raise FactoryError(f"the process protocol's harness cannot be imported: {exc}") from exc
+    factory: Factory = harness.command_factory(argv)
+    return factory
 
 
 _METHODS: tuple[tuple[str, bool, tuple[str, ...], dict[str, Any]], ...] = (

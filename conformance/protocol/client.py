@@ -31,6 +31,9 @@ speaks, so an implementation that predates them keeps working. Helper options
 
 ``close()`` (the simulator's crash) kills the process with SIGKILL: a crash is not announced.
 :meth:`ProcessHelper.stop` is the orderly stop (the ``close`` command, then a clean exit).
+:meth:`ProcessHelper.crash_after_lines` arms a crash inside a turn: the process is killed right
+after the harness reads the k-th line it writes, before the harness acts on that line
+(``world.crash_at(device, line=k)``, see :mod:`simulator.world.crashpoints`).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import math
 import shlex
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +124,10 @@ def _fail_quietly(future: asyncio.Future[Any], error: BaseException) -> None:
         future.exception()
 
 
+class _Killed(Exception):
+    """An armed crash killed the process in the middle of a turn: the turn ends there."""
+
+
 class ProcessHelper:
     """:class:`simulator.impl.Helper` over the protocol, the implementation in a subprocess.
 
@@ -164,6 +171,10 @@ class ProcessHelper:
         self._mono = -math.inf
         self._stalled = 0
         self._in_turn = False
+        self._crash_after: int | None = None
+        """Lines (idle not counted) the process may still write before an armed crash kills
+        it; None: no crash armed."""
+        self._on_crash: Callable[[], None] | None = None
         installation.store.mkdir(parents=True, exist_ok=True)
         self.pipe = ImplementationProcess(
             self.argv, installation.store, timeout=timeout, env=env, log_traffic=log_traffic
@@ -244,6 +255,8 @@ class ProcessHelper:
             self._until_idle(deadline)
         except PipeFailure as exc:
             raise self._failed(exc.problem) from None
+        except _Killed:
+            return  # an armed crash: the process is gone, what it wrote after is ignored
         finally:
             self._in_turn = False
 
@@ -254,7 +267,43 @@ class ProcessHelper:
             if message["type"] == "idle":
                 self._schedule(message["wake_at"])
                 return
+            if self._crash_after is not None:
+                self._crash_after -= 1
+                if self._crash_after == 0:
+                    self._crash_now()
             self._dispatch(message)
+
+    # -- crashes inside a turn --------------------------------------------------------------
+
+    def crash_after_lines(self, lines: int, on_crash: Callable[[], None]) -> None:
+        """Arm a crash: kill the process right after the harness reads the ``lines``-th line
+        it writes from now (idle lines not counted, so it dies inside a turn), before the
+        harness acts on that line; then call ``on_crash()`` (the simulator's device learns
+        it died). Replaces a crash armed before."""
+        if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
+            raise ValueError(f"crash_after_lines: lines must be an integer >= 1, got {lines!r}")
+        self._usable()
+        self._crash_after = lines
+        self._on_crash = on_crash
+
+    def disarm_crash(self) -> None:
+        """Forget the crash armed by :meth:`crash_after_lines`, if it has not fired."""
+        self._crash_after = None
+        self._on_crash = None
+
+    def _crash_now(self) -> None:
+        on_crash = self._on_crash
+        self.disarm_crash()
+        self.kill()
+        if on_crash is not None:
+            on_crash()
+        raise _Killed
+
+    def kill(self) -> None:
+        """A crash, at once and synchronously: SIGKILL; commands still waiting learn it (a
+        waiting ``sync`` answers False). :meth:`close` does the same from a coroutine."""
+        if not self.closed:
+            self._end()
 
     def _receive(self, line: bytes) -> dict[str, Any]:
         try:

@@ -13,7 +13,11 @@ the way any implementation must behave (see ``PROTOCOL.md``):
   message it runs until every task waits, then writes ``idle`` with its earliest timer;
 * its hello announces the optional command ``holds`` (one keyed lookup for the harness's
   callback checks); ``--no-optional-commands`` announces none, so the harness falls back to
-  ``local_entries`` as it does for an implementation without it.
+  ``local_entries`` as it does for an implementation without it;
+* ``--factory package.module:factory`` builds the helper with that factory instead (one that
+  returns :class:`simulator.impl.ReferenceHelper`, as every mutant of
+  :mod:`conformance.implementations.mutants` does), so a buggy variant of brh runs behind the
+  protocol too: ``--brh-cmd`` and ``brh-sim --cmd`` can be seen failing.
 
 Logs go to stderr (``--debug`` for brh's step-by-step log); stdout carries protocol lines only.
 """
@@ -29,6 +33,7 @@ import random
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any
 
 import brh
@@ -40,6 +45,7 @@ from conformance.protocol.errors import (
     request_error_from_wire,
 )
 from conformance.protocol.messages import PROTOCOL_VERSION, MessageError, parse, render
+from simulator.impl import Factory, FactoryError, Installation, ReferenceHelper, load_factory
 from simulator.timeloop import VirtualTimeLoop
 
 __all__ = [
@@ -288,7 +294,13 @@ class Reference:
     """brh behind the protocol: commands in, results, vault and callback requests out."""
 
     def __init__(
-        self, hello: Mapping[str, Any], channel: Channel, loop: VirtualTimeLoop, *, debug: bool
+        self,
+        hello: Mapping[str, Any],
+        channel: Channel,
+        loop: VirtualTimeLoop,
+        *,
+        debug: bool,
+        factory: Factory | None = None,
     ) -> None:
         self.channel = channel
         self.loop = loop
@@ -297,14 +309,17 @@ class Reference:
         self.contexts: set[str] = set()
         self.closed = False
         store = Path(hello["store"])
-        self.helper = BackupRestoreHelper(
-            RemoteVault(self.requests),
-            store / "brh.sqlite3",
-            device_id=hello["device_id"],
-            clock=lambda: self.now,
-            rng=random.Random(hello["seed"]),
-            debug=debug,
-        )
+        if factory is None:
+            self.helper = BackupRestoreHelper(
+                RemoteVault(self.requests),
+                store / "brh.sqlite3",
+                device_id=hello["device_id"],
+                clock=lambda: self.now,
+                rng=random.Random(hello["seed"]),
+                debug=debug,
+            )
+        else:
+            self.helper = _built(factory, hello, RemoteVault(self.requests), self, debug)
         self._commands: dict[str, Callable[..., Awaitable[Any]]] = {
             "add_context": self.add_context,
             "upsert": self.upsert,
@@ -416,6 +431,32 @@ class Reference:
         self.closed = True
 
 
+def _built(
+    factory: Factory,
+    hello: Mapping[str, Any],
+    vault: RemoteVault,
+    implementation: Reference,
+    debug: bool,
+) -> BackupRestoreHelper:
+    """The helper ``factory`` builds for this installation (``--factory``): it must be the
+    reference's wrapper, whose :class:`brh.BackupRestoreHelper` this server drives."""
+    installation = Installation(
+        vault=vault,
+        store=Path(hello["store"]),
+        clock=lambda: implementation.now,
+        device_id=hello["device_id"],
+        rng=random.Random(hello["seed"]),
+        options=MappingProxyType({"debug": debug}),
+    )
+    helper = factory(installation)
+    if not isinstance(helper, ReferenceHelper):
+        raise FactoryError(
+            f"--factory: the factory returned a {type(helper).__name__}, not a "
+            "simulator.impl.ReferenceHelper (this server drives brh itself)"
+        )
+    return helper.brh
+
+
 OPTIONAL_COMMANDS = ("holds",)
 """The optional commands this implementation answers, announced in its hello."""
 
@@ -426,11 +467,13 @@ def serve(
     *,
     debug: bool = False,
     optional_commands: Sequence[str] = OPTIONAL_COMMANDS,
+    factory: Factory | None = None,
 ) -> int:
     """Speak the protocol over these streams until ``close`` or the end of input; exit status.
 
     ``optional_commands``: the optional commands to announce in the hello (``()`` makes it
-    behave, to the harness, like an implementation that answers none)."""
+    behave, to the harness, like an implementation that answers none). ``factory``: build the
+    helper with it (``--factory``; it must return a :class:`simulator.impl.ReferenceHelper`)."""
     channel = Channel(incoming, outgoing)
     messages = iter(channel)
     try:
@@ -448,7 +491,7 @@ def serve(
             return 2
         loop = VirtualTimeLoop(hello["mono"])
         asyncio.set_event_loop(loop)
-        implementation = Reference(hello, channel, loop, debug=debug)
+        implementation = Reference(hello, channel, loop, debug=debug, factory=factory)
         hello_back: dict[str, Any] = {
             "type": "hello",
             "protocol": PROTOCOL_VERSION,
@@ -469,6 +512,9 @@ def serve(
     except (MessageError, ProtocolViolation) as exc:
         _log.error("protocol error: %s", exc)
         return 2
+    except FactoryError as exc:  # --factory built something this server cannot drive
+        _log.error("%s", exc)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -484,7 +530,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="announce no optional command in the hello (to see the harness fall back to "
         "what every implementation answers)",
     )
+    parser.add_argument(
+        "--factory",
+        metavar="MODULE:FACTORY",
+        help="build the helper with this factory, one returning simulator.impl.ReferenceHelper "
+        "(e.g. conformance.implementations.mutants:echo_own_writes, to see a bug caught "
+        "over the protocol)",
+    )
     options = parser.parse_args(argv)
+    factory = None
+    if options.factory is not None:
+        try:
+            factory = load_factory(options.factory)
+        except FactoryError as exc:
+            parser.error(f"--factory: {exc}")  # exits 2, before the hello
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if options.debug else logging.WARNING,
@@ -500,6 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         protocol_out,
         debug=options.debug,
         optional_commands=() if options.no_optional_commands else OPTIONAL_COMMANDS,
+        factory=factory,
     )
 
 

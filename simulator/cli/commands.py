@@ -1,14 +1,23 @@
 """``brh-sim``: list, run, explore and replay simulated worlds.
 
     brh-sim list
-    brh-sim run NAME_OR_FILE --seed N [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
+    brh-sim run NAME_OR_FILE --seed N [--impl MODULE:FACTORY | --cmd COMMAND] [--trace FILE]
+                [--report FILE.html]
     brh-sim explore --seeds N [--devices D] [--duration T] [--out DIR] [--first-seed S]
-                    [--faults NAME,...] [--impl MODULE:FACTORY] [-j N | --cluster ADDRESS]
-    brh-sim replay FILE [--impl MODULE:FACTORY] [--trace FILE] [--report FILE.html]
+                    [--faults NAME,...] [--impl MODULE:FACTORY | --cmd COMMAND]
+                    [-j N | --cluster ADDRESS]
+    brh-sim replay FILE [--impl MODULE:FACTORY | --cmd COMMAND] [--trace FILE] [--report FILE.html]
 
 ``--impl package.module:factory`` runs every device on that implementation instead of the
 in-process reference (see :mod:`simulator.impl`; its stores go to a temporary directory), so a
-failure the conformance suite found on another implementation replays here too.
+failure the conformance suite found on another implementation replays here too. ``--cmd
+"COMMAND"`` runs every device on a process speaking PROTOCOL.md, started as the conformance
+suite's ``--brh-cmd`` starts it (one per device installation; its stderr logs go to the same
+temporary directory). Either is loaded, and one helper built, before anything runs: one that
+does not load (a module that does not import, a program not on ``PATH``, a process that does
+not answer the protocol's hello), or both given, is bad usage. A replay file records which
+implementation ``explore`` ran, and ``replay`` reruns that one unless ``--impl`` or ``--cmd``
+names another.
 
 A step that raises (an implementation's exception, say) fails the run too: a ``FAIL`` line
 names the step, the exception, the simulated time and the seed, then the command that reruns it
@@ -40,13 +49,14 @@ from typing import Any, TextIO
 from simulator.cli.explore import (
     SWITCHES,
     ExploreSummary,
+    Implementation,
     check_switches,
     explore,
-    read_replay,
+    read_replay_file,
     run_config,
 )
 from simulator.cli.fleet import ClusterError, default_jobs
-from simulator.impl import Factory, FactoryError, check_factory, load_factory
+from simulator.impl import FactoryError, check_factory
 from simulator.world import Outcome, ScenarioError
 
 __all__ = ["main"]
@@ -95,9 +105,9 @@ def _print_files(trace: Path | None, report: str | None) -> None:
         print("files: " + ", ".join(parts))
 
 
-def _print_rerun(command: list[str], args: argparse.Namespace) -> None:
-    """How to run a failing run again, with a report if it had none."""
-    rerun = _rerun(command, args)
+def _print_rerun(rerun: list[str], args: argparse.Namespace) -> None:
+    """How to run a failing run again (``rerun``: its arguments), with a report if it had
+    none."""
     if not args.report:
         rerun += ["--report", "failure.html"]
     print(f"  rerun: {shlex.join(['brh-sim', *rerun])}")
@@ -115,24 +125,36 @@ class _UsageError(Exception):
     """A bad option: the command prints it and exits 2."""
 
 
+def _chosen(args: argparse.Namespace) -> Implementation:
+    """The implementation ``--impl`` or ``--cmd`` names (the reference if neither does)."""
+    try:
+        return Implementation(impl=args.impl, cmd=args.cmd)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+
+
 @contextlib.contextmanager
-def _implementation(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """World options for ``--impl``: its factory and a temporary directory for the stores
-    (none for the reference in process)."""
-    if args.impl is None:
+def _implementation(implementation: Implementation, recorded: str = "") -> Iterator[dict[str, Any]]:
+    """World options for ``implementation``: its factory, loaded and checked (one helper built
+    and closed: a ``--cmd`` process is started and must answer the protocol's hello), and a
+    temporary directory for the stores and the processes' logs; none for the reference in
+    process. A factory that cannot be loaded is a :class:`_UsageError` naming the option (and
+    ``recorded``, where it came from when not from the command line)."""
+    if implementation.option is None or implementation.value is None:
         yield {}
         return
     try:
-        factory: Factory = load_factory(args.impl)  # from the current directory too
-        check_factory(factory, args.impl)
+        factory = implementation.factory()  # an --impl from the current directory too
+        assert factory is not None
+        check_factory(factory, implementation.value)
     except FactoryError as exc:
-        raise _UsageError(f"--impl: {exc}") from None
+        raise _UsageError(f"{implementation.option}{recorded}: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="brh-sim-") as folder:
         yield {"factory": factory, "workdir": Path(folder)}
 
 
-def _label(label: str, args: argparse.Namespace) -> str:
-    return label if args.impl is None else f"{label} on {args.impl}"
+def _label(label: str, implementation: Implementation) -> str:
+    return label + implementation.label()
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -157,8 +179,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 2
     outcome: Outcome | ScenarioError
+    implementation = Implementation()
     try:
-        with _implementation(args) as world_options:
+        implementation = _chosen(args)
+        with _implementation(implementation) as world_options:
             if is_file:
                 from simulator.scenarios.files import ScenarioFileError, load_file
 
@@ -174,11 +198,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     except ScenarioError as exc:
         outcome = exc
-        _print_error(exc, _label(target, args), _rerun(["run", target], args), args.verbose)
+        rerun = _rerun(["run", target], args, implementation)
+        _print_error(exc, _label(target, implementation), rerun, args.verbose)
     else:
-        _print_outcome(outcome, _label(target, args))
+        _print_outcome(outcome, _label(target, implementation))
         if not outcome.ok:
-            _print_rerun(["run", target], args)
+            _print_rerun(_rerun(["run", target], args, implementation), args)
     _report(
         trace, Path(args.report) if args.report else None, outcome, f"{target} seed {args.seed}"
     )
@@ -186,14 +211,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if isinstance(outcome, Outcome) and outcome.ok else 1
 
 
-def _rerun(command: list[str], args: argparse.Namespace) -> list[str]:
-    """The ``brh-sim`` arguments that run this again (with its seed and implementation)."""
+def _rerun(
+    command: list[str], args: argparse.Namespace, implementation: Implementation
+) -> list[str]:
+    """The ``brh-sim`` arguments that run this again (with its seed and ``implementation``)."""
     rerun = [*command]
     if getattr(args, "seed", None) is not None:
         rerun += ["--seed", str(args.seed)]
-    if args.impl is not None:
-        rerun += ["--impl", args.impl]
-    return rerun
+    return rerun + implementation.argv()
 
 
 class _Progress:
@@ -287,13 +312,13 @@ def cmd_explore(args: argparse.Namespace) -> int:
         print(f"brh-sim explore: -j must be at least 1, not {args.jobs}", file=sys.stderr)
         return 2
     jobs = default_jobs() if args.jobs is None else args.jobs
-    if args.impl is not None:
-        try:
-            with _implementation(args):  # loads it here first: a bad name is a usage error
-                pass
-        except _UsageError as exc:
-            print(f"brh-sim explore: {exc}", file=sys.stderr)
-            return 2
+    try:  # loads (and starts) it here first: a bad one is a usage error, not a failing seed
+        implementation = _chosen(args)
+        with _implementation(implementation):
+            pass
+    except _UsageError as exc:
+        print(f"brh-sim explore: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else None
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     mix = "each its own mix" if switches is None else f"faults {', '.join(switches) or 'none'}"
@@ -303,7 +328,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         else f"in {min(jobs, args.seeds)} process{'es' if min(jobs, args.seeds) > 1 else ''}"
     )
     print(
-        f"exploring seeds {seeds.start}..{seeds.stop - 1} {where}: {args.devices} devices, "
+        f"exploring seeds {seeds.start}..{seeds.stop - 1}{implementation.label()} {where}: "
+        f"{args.devices} devices, "
         f"{args.duration:,.0f} s simulated each, {mix}",
         file=sys.stderr,
     )
@@ -321,6 +347,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             jobs=jobs,
             cluster=args.cluster,
             impl=args.impl,
+            cmd=args.cmd,
         )
     except ClusterError as exc:
         print(f"\nbrh-sim explore: --{exc}", file=sys.stderr)
@@ -352,9 +379,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         print(f"report: {report}")
     if out is not None and summary.failed_seeds:
         first = out / f"seed-{summary.failed_seeds[0]}.replay.json"
-        rerun = ["brh-sim", "replay", str(first)]
-        rerun += [] if args.impl is None else ["--impl", args.impl]
-        print(f"replay a failure with: {shlex.join(rerun)}")
+        # the replay file records the implementation: no --impl or --cmd needed
+        print(f"replay a failure with: {shlex.join(['brh-sim', 'replay', str(first)])}")
     if summary.unfinished:
         return 130  # as a shell reports a command stopped by Ctrl-C
     return 0 if not summary.failed_seeds else 1
@@ -362,26 +388,32 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     try:
-        config = read_replay(Path(args.file))
+        config, recorded = read_replay_file(Path(args.file))
     except ValueError as exc:
         print(f"brh-sim replay: {exc}", file=sys.stderr)
         return 2
     trace = _trace_for(args)
     outcome: Outcome | ScenarioError
-    label = _label(f"replay of {args.file}", args)
+    implementation, given = recorded, Implementation()
+    label = f"replay of {args.file}"
     try:
-        with _implementation(args) as world_options:
+        given = _chosen(args)
+        # --impl or --cmd replaces the implementation the file records
+        implementation = given if given.option is not None else recorded
+        source = "" if given.option is not None else f" (recorded in {args.file})"
+        label = _label(f"replay of {args.file}", implementation)
+        with _implementation(implementation, source) as world_options:
             outcome = run_config(config, trace_path=trace, **world_options)
     except _UsageError as exc:
         print(f"brh-sim replay: {exc}", file=sys.stderr)
         return 2
     except ScenarioError as exc:
         outcome = exc
-        _print_error(exc, label, _rerun(["replay", args.file], args), args.verbose)
+        _print_error(exc, label, _rerun(["replay", args.file], args, given), args.verbose)
     else:
         _print_outcome(outcome, label)
         if not outcome.ok:
-            _print_rerun(["replay", args.file], args)
+            _print_rerun(_rerun(["replay", args.file], args, given), args)
     _report(
         trace, Path(args.report) if args.report else None, outcome, f"replay seed {config.seed}"
     )
@@ -392,6 +424,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 _IMPL_HELP = (
     "run every device on this implementation, 'package.module:factory' (default: the reference "
     "helper in process)"
+)
+_CMD_HELP = (
+    "run every device on this command line, a process speaking PROTOCOL.md (one per device "
+    "installation, as `pytest --pyargs conformance --brh-cmd` starts it); not with --impl"
 )
 
 
@@ -449,6 +485,7 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, default=1, help="the world's seed (printed)")
     run.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
+    run.add_argument("--cmd", metavar="COMMAND", help=_CMD_HELP)
     run.add_argument("--trace", help="write the trace (JSON lines) here")
     run.add_argument("--report", help="write a timeline report (HTML) here")
     run.set_defaults(func=cmd_run)
@@ -476,6 +513,7 @@ def parser() -> argparse.ArgumentParser:
         help="also write a report for the first seed (even if it passes)",
     )
     exp.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
+    exp.add_argument("--cmd", metavar="COMMAND", help=_CMD_HELP)
     exp.add_argument(
         "-j",
         "--jobs",
@@ -496,7 +534,17 @@ def parser() -> argparse.ArgumentParser:
         "replay", help="rerun a recorded run exactly", parents=[common], formatter_class=formatter
     )
     rep.add_argument("file", help="a replay file (.replay.json) that explore wrote")
-    rep.add_argument("--impl", metavar="MODULE:FACTORY", help=_IMPL_HELP)
+    rep.add_argument(
+        "--impl",
+        metavar="MODULE:FACTORY",
+        help="run every device on this implementation instead of the one the file records",
+    )
+    rep.add_argument(
+        "--cmd",
+        metavar="COMMAND",
+        help="run every device on this command line (PROTOCOL.md) instead of the implementation "
+        "the file records",
+    )
     rep.add_argument("--trace", help="write the trace (JSON lines) here")
     rep.add_argument("--report", help="write a timeline report (HTML) here")
     rep.set_defaults(func=cmd_replay)

@@ -8,7 +8,9 @@ runs every seed with exactly the switches named.
 Swarm testing (as in FoundationDB's BUGGIFY or TigerBeetle's VOPR) enables a different random
 subset of fault kinds per seed, so rare combinations get their turn. A seed fully determines its
 :class:`SwarmConfig`, and a config fully determines the run: a failing seed is replayed from the
-small JSON file :func:`write_replay` leaves next to its trace and timeline report.
+small JSON file :func:`write_replay` leaves next to its trace and timeline report. The file also
+records which implementation ran (:class:`Implementation`: ``--impl`` or ``--cmd``), so that
+``brh-sim replay`` reruns it against the same one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator import faults
 from simulator.faults import FORMER_NAMES, did_you_mean
+from simulator.impl import Factory, load_command, load_factory
 from simulator.world import Outcome, World, simulate
 
 if TYPE_CHECKING:
@@ -32,11 +35,13 @@ if TYPE_CHECKING:
 __all__ = [
     "SWITCHES",
     "ExploreSummary",
+    "Implementation",
     "SwarmConfig",
     "check_switches",
     "choose_config",
     "explore",
     "read_replay",
+    "read_replay_file",
     "run_config",
     "write_replay",
 ]
@@ -121,6 +126,65 @@ def check_switches(names: Iterable[object], *, translate: bool = False) -> tuple
 
 
 REPLAY_KIND = "brh-sim-replay"
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """Which implementation every device of a run runs: ``impl``, a Python factory named
+    ``package.module:factory`` (:func:`simulator.impl.load_factory`); ``cmd``, a command line
+    run as a process speaking ``PROTOCOL.md`` (:func:`simulator.impl.load_command`); or
+    neither, the reference in process. Giving both is a :class:`ValueError` naming them."""
+
+    impl: str | None = None
+    cmd: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.impl is not None and self.cmd is not None:
+            raise ValueError("--impl and --cmd: give one implementation, not both")
+        for option, value in (("impl", self.impl), ("cmd", self.cmd)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{option}: expected a string, got {value!r}")
+
+    @property
+    def option(self) -> str | None:
+        """``--impl`` or ``--cmd``, the option that names it (None for the reference)."""
+        if self.impl is not None:
+            return "--impl"
+        return None if self.cmd is None else "--cmd"
+
+    @property
+    def value(self) -> str | None:
+        return self.impl if self.impl is not None else self.cmd
+
+    def argv(self) -> list[str]:
+        """The ``brh-sim`` arguments that name it (none for the reference)."""
+        return [] if self.option is None or self.value is None else [self.option, self.value]
+
+    def label(self) -> str:
+        """`` on mypkg.helper:factory`` or `` on `node helper.js` `` (empty for the reference):
+        appended to what a run is called."""
+        if self.impl is not None:
+            return f" on {self.impl}"
+        return "" if self.cmd is None else f" on `{self.cmd}`"
+
+    def factory(self) -> Factory | None:
+        """Its factory (None: the reference in process); a
+        :class:`~simulator.impl.FactoryError` if it cannot be loaded."""
+        if self.impl is not None:
+            return load_factory(self.impl)
+        return None if self.cmd is None else load_command(self.cmd)
+
+    def to_json(self) -> dict[str, str]:
+        return {} if self.option is None or self.value is None else {self.option[2:]: self.value}
+
+    @classmethod
+    def from_json(cls, data: object) -> Implementation:
+        if not isinstance(data, dict) or not set(data) <= {"impl", "cmd"}:
+            raise ValueError(
+                f"implementation: expected {{'impl': 'package.module:factory'}} or "
+                f"{{'cmd': 'COMMAND'}}, got {data!r}"
+            )
+        return cls(impl=data.get("impl"), cmd=data.get("cmd"))
 
 
 @dataclass(frozen=True)
@@ -265,10 +329,14 @@ def write_replay(
     outcome: Outcome | None = None,
     *,
     findings: Iterable[str] | None = None,
+    implementation: Implementation = Implementation(),
 ) -> Path:
-    """A small JSON file from which ``brh-sim replay`` reruns this exact run; it records the
+    """A small JSON file from which ``brh-sim replay`` reruns this exact run, on the same
+    ``implementation`` (recorded unless it is the reference in process); it records the
     ``outcome``'s findings (or ``findings``, as strings) for the reader."""
     document: dict[str, Any] = {"kind": REPLAY_KIND, "version": 1, "swarm": config.to_json()}
+    if implementation.option is not None:
+        document["implementation"] = implementation.to_json()
     if outcome is not None:
         findings = [str(f) for f in outcome.findings]
     if findings is not None:
@@ -278,6 +346,14 @@ def write_replay(
 
 
 def read_replay(path: Path) -> SwarmConfig:
+    """The configuration a replay file records (see :func:`read_replay_file`)."""
+    return read_replay_file(path)[0]
+
+
+def read_replay_file(path: Path) -> tuple[SwarmConfig, Implementation]:
+    """The configuration and the implementation a replay file records (a file without an
+    ``implementation``, as written before it was recorded, ran the reference); a
+    :class:`ValueError` naming the file and what is wrong with it."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -286,7 +362,11 @@ def read_replay(path: Path) -> SwarmConfig:
         raise ValueError(f"{path}: not a brh-sim replay file (kind must be {REPLAY_KIND!r})")
     if "swarm" not in document:
         raise ValueError(f"{path}: the replay file has no 'swarm' configuration")
-    return SwarmConfig.from_json(document["swarm"])
+    try:
+        implementation = Implementation.from_json(document.get("implementation", {}))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return SwarmConfig.from_json(document["swarm"]), implementation
 
 
 @dataclass
@@ -317,12 +397,15 @@ def explore(
     jobs: int = 1,
     cluster: str | None = None,
     impl: str | None = None,
+    cmd: str | None = None,
 ) -> ExploreSummary:
     """Run every seed; for each failure write a replay file, its trace and a timeline report to
     ``out``. ``report_seed`` also gets a report when it passes (for a demo). ``switches``: run
     every seed with exactly these (:data:`SWITCHES`), instead of a mix of its own. ``impl``:
     every device runs this implementation, ``package.module:factory`` (see
-    :mod:`simulator.impl`), instead of the reference.
+    :mod:`simulator.impl`), instead of the reference; ``cmd``: every device runs this command
+    line as a process speaking ``PROTOCOL.md`` (each worker starts its own processes). The
+    replay files record which one ran.
 
     ``jobs`` worker processes run the seeds (1: this process), or the Dask scheduler at
     ``cluster`` does (see :mod:`simulator.cli.fleet`); the summary and the files are the same
@@ -340,6 +423,7 @@ def explore(
         keep_files=out is not None,
         report_seed=report_seed,
         impl=impl,
+        cmd=cmd,
     )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.cli.explore import choose_config, run_config, write_replay
-from simulator.impl import load_factory
+from simulator.cli.explore import Implementation, choose_config, run_config, write_replay
 
 __all__ = [
     "ERROR_CLAUSE",
@@ -68,7 +67,15 @@ class SeedOptions:
     report_seed: int | None = None
     impl: str | None = None
     """The implementation every device runs, ``package.module:factory`` (importable where the
-    seed runs); None: the reference in process."""
+    seed runs); None: the reference in process (or ``cmd``)."""
+    cmd: str | None = None
+    """Or a command line every device runs as a process speaking ``PROTOCOL.md`` (the program
+    must be on the ``PATH`` where the seed runs); each seed starts its own processes, in a
+    temporary directory of its own."""
+
+    @property
+    def implementation(self) -> Implementation:
+        return Implementation(impl=self.impl, cmd=self.cmd)
 
 
 @dataclass(frozen=True)
@@ -100,8 +107,9 @@ def run_seed(seed: int, options: SeedOptions) -> SeedResult:
     with tempfile.TemporaryDirectory(prefix="brh-seed-") as folder:
         trace = Path(folder) / f"seed-{seed}.trace.jsonl" if options.keep_files else None
         world_options: dict[str, Any] = {}
-        if options.impl is not None:
-            world_options = {"factory": load_factory(options.impl), "workdir": Path(folder)}
+        factory = options.implementation.factory()
+        if factory is not None:
+            world_options = {"factory": factory, "workdir": Path(folder)}
         try:
             outcome = run_config(config, trace_path=trace, **world_options)
         except ScenarioError as exc:
@@ -117,7 +125,10 @@ def run_seed(seed: int, options: SeedOptions) -> SeedResult:
         files: list[tuple[str, bytes]] = []
         if trace is not None and (not ok or seed == options.report_seed):
             replay = write_replay(
-                Path(folder) / f"seed-{seed}.replay.json", config, findings=findings
+                Path(folder) / f"seed-{seed}.replay.json",
+                config,
+                findings=findings,
+                implementation=options.implementation,
             )
             html = render_timeline(
                 trace,

@@ -9,17 +9,23 @@ the last write of the key, and the last callback for it on the check's device.
 
 Findings are grouped by what they are about: the same context and key (the same lost update
 seen on three devices is one problem), or, without a key, the same clause and checker.
+
+A check whose causes are vault requests (a cost or liveness check naming the round trips
+behind it) gets its group's :attr:`Group.operations`: how many of those requests each
+operation made, ``query ×10, update_one ×2``, counted from the named causes (also those in
+the elided part of a long trace, by the ``op`` the cause names).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.report.layout import Digest, Event
 
-__all__ = ["Group", "causes_of", "group_findings"]
+__all__ = ["Group", "causes_of", "group_findings", "operations_text"]
 
 
 @dataclass
@@ -36,6 +42,9 @@ class Group:
     """True when no check named its causes and ``causes`` holds the events around its key."""
     missing: int = 0
     """Causes named by a check but not among the kept events (elided, or never traced)."""
+    operations: Counter[str] = field(default_factory=Counter)
+    """The vault requests the checks name as causes, counted by operation (``op``; a named
+    request whose operation is unknown counts as ``request``): empty when they name none."""
 
 
 def _same_device(event_device: Any, wanted: Any) -> bool:
@@ -92,6 +101,27 @@ def causes_of(digest: Digest, check: Event) -> tuple[list[Event], bool, int]:
     return [e for e in related if e is not None], True, 0
 
 
+def _requests_named(digest: Digest, check: Event) -> list[tuple[Event | None, str]]:
+    """The vault requests ``check`` names as causes: (the kept event or None, its operation)."""
+    named = check.get("causes")
+    if not isinstance(named, list):
+        return []
+    found: list[tuple[Event | None, str]] = []
+    for spec in named:
+        if not isinstance(spec, dict) or spec.get("kind") != "request":
+            continue
+        event = _latest(digest.events, check, spec)
+        op = event.get("op") if event is not None else spec.get("op")
+        found.append((event, op if isinstance(op, str) and op else "request"))
+    return found
+
+
+def operations_text(operations: Counter[str]) -> str:
+    """``query ×10, update_one ×2`` (most first, then by name): what the requests did."""
+    ordered = sorted(operations.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{op} ×{count}" for op, count in ordered)
+
+
 def _about(check: Event) -> str:
     if check.get("key") is not None:
         return f"{check.get('context')}/{check.get('key')}"
@@ -101,6 +131,7 @@ def _about(check: Event) -> str:
 def group_findings(digest: Digest) -> list[Group]:
     """The trace's checks grouped (see the module docstring), in order of first finding."""
     groups: dict[str, Group] = {}
+    counted: dict[str, set[int]] = {}  # per group, the kept requests already counted
     for check in digest.checks:
         about = _about(check)
         group = groups.get(about)
@@ -111,6 +142,13 @@ def group_findings(digest: Digest) -> list[Group]:
         group.related = group.related and related
         group.missing += missing
         group.causes.extend(e for e in events if e not in group.causes)
+        seen = counted.setdefault(about, set())
+        for event, op in _requests_named(digest, check):
+            if event is not None and event.seq in seen:
+                continue  # one request named by two findings of the group counts once
+            if event is not None:
+                seen.add(event.seq)
+            group.operations[op] += 1
     for group in groups.values():
         group.causes.sort(key=lambda e: (e.t, e.seq))
     return list(groups.values())

@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from simulator.report.findings import Group
+from simulator.report.findings import Group, operations_text
 from simulator.report.glyphs import legend_svg
 from simulator.report.layout import (
     IDLE_BREAK,
@@ -251,6 +251,12 @@ def _group_item(group: Group, drawn: set[int]) -> str:
             for n, e in enumerate(group.causes, 1)
         )
         line += f"<br>{what}: {links}"
+    if group.operations:
+        total = sum(group.operations.values())
+        line += (
+            f'<br><span class="operations">Operations: {_esc(operations_text(group.operations))}'
+            f" ({total} vault request{'s' * (total != 1)})</span>"
+        )
     if group.missing:
         line += f" <i>({group.missing} cause(s) not drawn: elided or not in the trace)</i>"
     if group.causes:
@@ -260,8 +266,8 @@ def _group_item(group: Group, drawn: set[int]) -> str:
         )
         rows += (
             f"<tr><td>{_esc(_cause_name(e))}</td><td>{_esc(format_time(e.t, 3))}</td>"
-            f"<td>{_esc(e.get('device'))}</td><td>{_esc(e.get('context'))}/"
-            f'{_esc(e.get("key"))}</td><td class="value">{_esc(_value_cell(e))}</td>'
+            f"<td>{_esc(e.get('device'))}</td><td>{_esc(_where(e))}</td>"
+            f'<td class="value">{_esc(_value_cell(e))}</td>'
             f"<td>{_esc(e.get('version') or '—')}</td></tr>"
             for e in group.causes
         )
@@ -276,18 +282,42 @@ def _group_item(group: Group, drawn: set[int]) -> str:
         )
         rows.append("</table>")
     if rows:
-        shown = ["values and versions"] if group.causes else []
+        shown = [_detail_name(group)] if group.causes else []
         shown += [f"all {len(group.checks)} findings"] if more else []
         line += f"<details><summary>{' · '.join(shown)}</summary>{''.join(rows)}</details>"
     return line
 
 
+def _detail_name(group: Group) -> str:
+    """What the causes' detail rows show."""
+    if all(e.kind == "request" for e in group.causes):
+        return "the requests"
+    return "values and versions"
+
+
 def _cause_name(event: Event) -> str:
+    when = format_time(event.t, 3)
     if event.kind == "write":
-        return f"{event.get('op')} by {event.get('device')} at {format_time(event.t, 3)}"
-    verdict = "accepted" if event.get("accepted") else "refused"
-    action = event.get("action")
-    return f"{action} callback on {event.get('device')} at {format_time(event.t, 3)} ({verdict})"
+        return f"{event.get('op')} by {event.get('device')} at {when}"
+    if event.kind == "callback":
+        verdict = "accepted" if event.get("accepted") else "refused"
+        action = event.get("action")
+        return f"{action} callback on {event.get('device')} at {when} ({verdict})"
+    if event.kind == "request":
+        return f"{event.get('op')} {_where(event)} by {event.get('device')} at {when}"
+    if event.kind == "pass":
+        return f"pass ({event.get('phase')}) on {event.get('device')} at {when}"
+    return f"{event.kind} on {event.get('device') or event.lane} at {when}"
+
+
+def _where(event: Event) -> str:
+    """What a cause is about: ``context/key`` (a write, a callback), ``collection/key`` or
+    ``collection`` (a vault request), or — ."""
+    place = event.get("context") if event.kind != "request" else event.get("collection")
+    key = event.get("key")
+    if place is None and key is None:
+        return "—"
+    return "/".join(str(part) for part in (place, key) if part is not None)
 
 
 def _value_cell(event: Event) -> str:

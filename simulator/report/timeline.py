@@ -459,7 +459,10 @@ class Timeline:
                 group = groups[number]
                 counts[number] = counts.get(number, 0) + 1
                 what = "related to" if group.related else "a cause of"
-                title = f"{event.kind} {what} finding #{number} ({group.about})\n"
+                kind = event.kind
+                if kind == "request":  # which round trip: its operation and collection
+                    kind += f" {event.get('op')} {event.get('collection')}"
+                title = f"{kind} {what} finding #{number} ({group.about})\n"
                 title += f"{_when(event.t)}{_value(event)}{_version(event)}"
                 title += "\n(click: the finding)"
                 shapes = []

@@ -40,9 +40,10 @@ async def sync_all(world: World) -> None:
 async def incremental_checkpoint(world: World, *, max_rounds: int = 12) -> None:
     """Heal everything, sync *incrementally* until quiet, and run the end checks now.
 
-    The world's settle phase ends with a full pass on every device, which repairs a change that
-    an incremental pull missed (W1, W3): checking before it is what gives those scenarios teeth.
-    Findings go to the world's checker like any other. Such scenarios should also switch off
+    The world's settle phase also checks after incremental passes first, and reports a change
+    only its forced full pass delivered as one SYNC-4 finding per device; checking here names
+    each key's convergence it broke (W1, W3). Findings go to the world's checker like any
+    other. Such scenarios should also switch off
     the helper's own periodic full pass (``full_sync_interval=None``), which could repair the
     miss before the checkpoint (SYNC-11).
     """

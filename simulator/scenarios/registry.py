@@ -22,10 +22,10 @@ the weaknesses of the original helper it exercises (W1–W14, see
     outcome = run_named("w1-late-upload", seed=1)
     assert outcome.findings == []
 
-A few scenarios end with :func:`~simulator.scenarios.moves.incremental_checkpoint`: the settle
-phase ends with a full pass on every device, which would repair (and so hide) a change that
-incremental pulls missed, the very thing W1 and W3 are about. The checkpoint runs the same end
-checks after incremental passes only, before the settle phase.
+A few scenarios end with :func:`~simulator.scenarios.moves.incremental_checkpoint`, which runs
+the end checks after incremental passes only, before the settle phase: the settle phase reports
+a change that only its forced full pass delivered (SYNC-4), but the checkpoint names each key
+and the convergence it broke, which is what W1 and W3 are about.
 """
 
 from __future__ import annotations

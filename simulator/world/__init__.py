@@ -5,8 +5,10 @@ The world and what it is made of, one module each: :mod:`~simulator.world.world`
 (a simulated device and its helper instances), :mod:`~simulator.world.app` (the app models and
 their behaviours), :mod:`~simulator.world.link` (a device's network), :mod:`~simulator.world.server`
 (the vault server in front of the fake vault), :mod:`~simulator.world.clocks` (skewed clocks),
-:mod:`~simulator.world.checkers` (what must hold on every run), :mod:`~simulator.world.trace`
-(the trace), :mod:`~simulator.world.outcome` (what a run ends with) and
+:mod:`~simulator.world.checkers` (what must hold on every run),
+:mod:`~simulator.world.settle` (the settle phase and the idle cost it measures),
+:mod:`~simulator.world.trace` (the trace), :mod:`~simulator.world.outcome` (what a run ends
+with) and
 :mod:`~simulator.world.simulation` (a scenario run in a fresh world).
 
 Build a world inside a running virtual loop, or use :func:`simulate`::
@@ -27,9 +29,10 @@ time and the seed, the exception as its cause.
 
 from simulator.world.outcome import Outcome, ScenarioError
 from simulator.world.simulation import Scenario, scenario_step, simulate
-from simulator.world.world import START, UnknownDeviceError, World
+from simulator.world.world import ABSENT, START, UnknownDeviceError, World
 
 __all__ = [
+    "ABSENT",
     "START",
     "Outcome",
     "Scenario",

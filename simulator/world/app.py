@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from brh import Entry
+from simulator.world.crashpoints import CallbackTrap, never_answered
 
 __all__ = ["CALLS_KEPT", "AppModel", "Behaviour", "Call", "CallLog"]
 
@@ -152,6 +153,10 @@ class AppModel:
     observer: Callable[[str, Entry], None] | None = None
     edits: int = 0
     """How many local edits the app made (the simulated device counts them)."""
+    crash_trap: CallbackTrap | None = None
+    """A crash armed at a coming callback of the device (``world.crash_at``; shared by the
+    device's apps): at that callback the device dies, before the app sees the change or once
+    it took it, and the helper never gets the answer."""
     _refused: dict[str, tuple[int, int]] = field(default_factory=dict)
     """key -> (modification date of the last change offered, times it was refused)."""
 
@@ -205,6 +210,20 @@ class AppModel:
         return True
 
     def _dispatch(self, kind: str, entry: Entry) -> bool | Awaitable[bool]:
+        trap = self.crash_trap
+        if trap is not None and trap.reached():
+            return self._crash_in_callback(trap, kind, entry)
+        return self._answer(kind, entry)
+
+    async def _crash_in_callback(self, trap: CallbackTrap, kind: str, entry: Entry) -> bool:
+        """The device dies in this callback: after the app took the change (``applied``) or
+        before it saw it. The helper never learns the answer."""
+        if trap.applied:
+            await _resolve(self._answer(kind, entry))
+        trap.fire()
+        return await never_answered()
+
+    def _answer(self, kind: str, entry: Entry) -> bool | Awaitable[bool]:
         if self.behaviour.mode == "slow" and self.behaviour.delay > 0:
             return self._slowly(kind, entry)
         return self._handle(kind, entry)

@@ -8,17 +8,19 @@ Safety checks run as the run goes (the callback contract, retry liveness); the e
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from brh import Entry, SyncEvent
+from brh import Entry, RetryPolicy, SyncEvent
 from brh.hlc import Version
+from brh.vault import VaultError
+from simulator.world.passes import PASS_FAILURES, READS, Lane
 
 if TYPE_CHECKING:
     from simulator.world import World
 
-__all__ = ["BlindWrite", "Checker", "Finding", "Write"]
+__all__ = ["ABSENT", "BlindWrite", "Checker", "Finding", "Write"]
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,6 @@ class _DeviceWatch:
     written: dict[str, dict[str, str]] = field(default_factory=dict)
     """The newest version this installation wrote of each key, per context (a reinstall or a
     wipe forgets them: the restore that follows legitimately delivers them back)."""
-    refused_in_pass: bool = False
-    retry_deadline: float | None = None
-    last_pass_requests: int | None = None
-    last_pass_full: bool = False
 
 
 @dataclass
@@ -102,6 +100,8 @@ class Checker:
     optional: set[int] = field(default_factory=set)
     """Blind writes that may be lost legitimately (their installation was wiped or replaced
     before anyone else saw them)."""
+    lanes: dict[str, Lane] = field(default_factory=dict)
+    """device -> its passes and retries as the harness sees them (any implementation)."""
     undecided: list[tuple[str, list[Write]]] = field(default_factory=list)
     """(device, writes) a reinstall abandoned, while a request of the device's old
     installation may still reach the vault (see :meth:`decide_abandoned`)."""
@@ -336,6 +336,8 @@ class Checker:
 
     def before_callback(self, device: str, context: str, kind: str, entry: Entry) -> None:
         """CB-1..CB-3: the callback fits what the device holds (checked before it applies)."""
+        self._check_refusal(device, context, kind, entry.key)
+        self._check_blind_echo(device, context, kind, entry)
         holds = self.world.devices[device].holds(context, entry.key)
         where = {"device": device, "context": context, "key": entry.key}
         causes = [{"kind": "callback", **where, "action": kind}]
@@ -359,30 +361,10 @@ class Checker:
 
     def on_event(self, event: SyncEvent) -> None:
         watch = self.watches.setdefault(event.device, _DeviceWatch())
-        now = self.world.now()
         where = {"device": event.device, "context": event.context, "key": event.key}
         if event.kind == "pushed" and event.context and event.key and event.version:
             self._uploaded(event.context, event.key, event.version)
-        elif event.kind == "pass_started":
-            watch.refused_in_pass = False
-            watch.retry_deadline = None
-            watch.last_pass_full = bool(event.full)
-        elif event.kind == "pass_finished" and event.result is not None:
-            watch.last_pass_requests = event.result.requests
-            if not event.result.completed and event.result.reason != "closed":
-                policy = self.world.devices[_device(event.device)].helper.retry
-                watch.retry_deadline = now + policy.max_delay + 1.0
         elif event.kind == "callback":
-            if watch.refused_in_pass:
-                self.fail(
-                    "callback contract",
-                    "CB-6",
-                    "a callback after a refusal in the same pass",
-                    [{"kind": "callback", **where}],
-                    **where,
-                )
-            if event.accepted is False:
-                watch.refused_in_pass = True
             owner = self.watches.get(_device(event.device), watch)  # instances share writes
             own = owner.written.get(event.context or "", {})
             if event.version is not None and own.get(event.key or "") == event.version:
@@ -394,25 +376,162 @@ class Checker:
                     **where,
                 )
 
+    # -- passes and retries, as the harness sees them (any implementation) ------------------
+
+    def _lane(self, device: str) -> Lane:
+        lane = self.lanes.get(device)
+        if lane is None:
+            lane = self.lanes[device] = Lane()
+        return lane
+
+    def _instance(self, device: str, context: str) -> int | None:
+        """The helper instance of ``device`` that passes over ``context`` (None: several
+        instances share every context, so a callback cannot be told to one of them)."""
+        sim = self.world.devices.get(device)
+        if sim is None:
+            return None
+        if sim.share_contexts and sim.instances > 1:
+            return None
+        return sim.instance_of(context)
+
+    def link_watcher(self, device: str) -> _LinkWatch:
+        """What ``device``'s link tells of each request it sends and each failure it sees."""
+        return _LinkWatch(self, device)
+
+    def request_sent(
+        self, device: str, op: str, collection: str | None, filter: Mapping[str, Any] | None
+    ) -> None:
+        """A pass starts with its first context (SYNC-1): with a pull of that context's
+        collection (a read whose filter names no key) or, before the collection exists, its
+        creation (DATA-1). Such a request is the observable start of a pass of the helper
+        instance that holds that context: it ends the refusal of the instance's previous pass
+        (CB-6) and answers a pending retry (RETRY-1)."""
+        if collection is None or not collection.startswith("backup_"):
+            return
+        if op == "create_collection":
+            pass
+        elif op not in READS or (filter is not None and isinstance(filter.get("key"), str)):
+            return
+        sim = self.world.devices.get(device)
+        if sim is None:
+            return
+        context = collection.removeprefix("backup_")
+        first = sim.first_contexts()
+        if context not in first:
+            return
+        lane = self._lane(device)
+        lane.refused.discard(first[context])
+        lane.retry_since = None
+
+    def request_failed(self, device: str, op: str, error: VaultError) -> None:
+        """RETRY-1: a request of a pass failed because of a fault (the network lost it, the
+        vault failed, refused the token or is frozen): that pass does not complete, and the
+        helper must try again by itself. (Failures a helper may tolerate without failing its
+        pass, such as an "already exists" or a failed tombstone purge, arm nothing.)"""
+        if op in ("delete_one", "delete_many") or not isinstance(error, PASS_FAILURES):
+            return
+        self._arm_retry(device, f"{op} failed ({type(error).__name__})")
+
+    def callback_answered(self, device: str, context: str, kind: str, key: str, ok: bool) -> None:
+        """CB-6, RETRY-1: a refusal ends the pass (no further callback in it) and arms the
+        retry."""
+        if ok:
+            return
+        instance = self._instance(device, context)
+        if instance is not None:
+            self._lane(device).refused.add(instance)
+        self._arm_retry(device, f"the app refused the {kind} of {key!r} in {context!r}")
+
+    def sync_called(self, device: str) -> None:
+        """The harness calls ``sync()``: an outside trigger, no retry is owed any more."""
+        self._lane(device).retry_since = None
+
+    def sync_returned(self, device: str, completed: bool) -> None:
+        """RETRY-1: a ``sync()`` that reports an incomplete pass arms the retry."""
+        if not completed:
+            self._arm_retry(device, "sync() reported an incomplete pass")
+
+    def _arm_retry(self, device: str, why: str) -> None:
+        lane = self._lane(device)
+        if lane.retry_since is None:
+            lane.retry_since = self.world.now()
+            lane.retry_why = why
+
+    def _check_blind_echo(self, device: str, context: str, kind: str, entry: Entry) -> None:
+        """CB-4 without versions: a modification handing the app what its model holds, the
+        device's own latest write of the key that no other write carried, is an echo."""
+        sim = self.world.devices.get(device)
+        if kind != "modify" or sim is None or sim.reference or sim.instances > 1:
+            return
+        app = sim.apps.get(context)
+        if app is None or entry.key not in app.items or app.items[entry.key] != entry.data:
+            return
+        writes = self.blind_by_key.get((context, entry.key), ())
+        mine = [w for w in writes if w.device == device]
+        same = [w for w in writes if not w.deleted and w.data == entry.data]
+        if len(same) == 1 and mine and same[0] is mine[-1] and same[0].seq not in self.optional:
+            where = {"device": device, "context": context, "key": entry.key}
+            self.fail(
+                "callback contract",
+                "CB-4",
+                f"the device was told about its own write of {entry.data!r} (echo)",
+                [{"kind": "callback", **where, "action": kind}],
+                **where,
+            )
+
+    def _check_refusal(self, device: str, context: str, kind: str, key: str) -> None:
+        """CB-6: no callback after a refusal before the instance's next pass starts."""
+        instance = self._instance(device, context)
+        if instance is None or instance not in self._lane(device).refused:
+            return
+        where = {"device": device, "context": context, "key": key}
+        self.fail(
+            "callback contract",
+            "CB-6",
+            f"{kind} of {key!r} delivered after a refusal, before any new pass started (no "
+            "pull of the instance's first context since the refusal)",
+            [{"kind": "callback", **where, "action": kind}],
+            **where,
+        )
+
     def check_retries(self) -> None:
-        """RETRY-1: a failed pass is followed by another within the policy's maximum delay."""
+        """RETRY-1: after a failed pass (a refusal, a fault failing a request, ``sync()``
+        reporting it incomplete) the helper starts a new pass by itself, with no ``sync()`` from
+        the harness: within the retry policy's ``max_delay`` (the larger of the device's and
+        the SPEC's default, 300 s, for an implementation that keeps its own) after its last
+        request could have ended (sent + the link's timeout), plus one second."""
         now = self.world.now()
-        for name, watch in self.watches.items():
-            device = self.world.devices.get(_device(name))
-            if device is None or not device.running:
-                watch.retry_deadline = None
+        for name, lane in self.lanes.items():
+            device = self.world.devices.get(name)
+            if lane.retry_since is None:
                 continue
-            if watch.retry_deadline is not None and now > watch.retry_deadline:
+            if device is None or not device.running:
+                lane.retry_since = None
+                continue
+            link = self.world.links[name]
+            last_end = (
+                link.sent_at - self.world.start + link.timeout if link.sent_at is not None else 0.0
+            )
+            policy = device.options.get("retry")
+            bound = max(
+                policy.max_delay if isinstance(policy, RetryPolicy) else 0.0,
+                RetryPolicy().max_delay,
+            )
+            deadline = max(lane.retry_since, last_end) + bound + 1.0
+            if now > deadline:
                 self.fail(
                     "retry liveness",
                     "RETRY-1",
-                    "no pass followed a failed one within the retry policy's max_delay",
+                    f"no new pass within {bound:.0f} s after a failed one ({lane.retry_why} at "
+                    f"t={lane.retry_since:.3f}s): the device sent no request of a new pass by "
+                    "itself",
                     device=name,
                 )
-                watch.retry_deadline = None
+                lane.retry_since = None
 
     def forget_device(self, name: str, *, reinstalled: bool = False) -> None:
         """A crash ends the device's passes; a reinstall also ends its installation."""
+        self.lanes.pop(name, None)
         for key in [k for k in self.watches if _device(k) == name]:
             written = {} if reinstalled else self.watches[key].written
             self.watches[key] = _DeviceWatch(written=written)
@@ -440,53 +559,71 @@ class Checker:
             self._check_convergence(context)
             self._check_no_lost_update(context)
             self._check_causal(context)
-        self._check_idle_cost()
 
     def _check_convergence(self, context: str) -> None:
-        """SYNC-1, OFF-3: every device's local copy and app model equal the vault's live set.
+        """SYNC-1, CB-5: every device's local copy and app model equal the vault's live set
+        (see :meth:`_outcomes`)."""
+        for name, key, what, held, live in self._differences(context):
+            self.fail(
+                "convergence",
+                "SYNC-1" if what == "local copy" else "CB-5",
+                f"{what} {held!r} != vault {live!r}",
+                device=name,
+                context=context,
+                key=key,
+            )
 
-        The vault's documents are read in the reference's format from the fake vault; for
-        another implementation (whose format is its own), or a real vault, the first running
-        device's local copy stands for it.
-        """
+    def divergence(self) -> set[tuple[str, str, str]]:
+        """(device, context, key) of every entry a running device's local copy or app model
+        does not hold as the vault does (what :meth:`_check_convergence` would report; the
+        settle phase asks it after its incremental passes)."""
+        return {
+            (name, context, key)
+            for context in self.world.contexts
+            for name, key, _what, _held, _live in self._differences(context)
+        }
+
+    def _differences(self, context: str) -> list[tuple[str, str, str, Any, Any]]:
+        """(device, key, "local copy" or "app model", what it holds, the vault's) of each
+        difference in ``context``."""
         running = [d for d in self.world.devices.values() if d.running]
-        live = self._truth(context)
+        outcomes = self._outcomes(context)
+        found: list[tuple[str, str, str, Any, Any]] = []
         for device in running:
             name = device.name
             local = device.local(context)
-            for key in sorted(set(local) | set(live)):
-                if local.get(key, _ABSENT) != live.get(key, _ABSENT):
-                    self.fail(
-                        "convergence",
-                        "SYNC-1",
-                        f"local copy {local.get(key, _ABSENT)!r} != vault "
-                        f"{live.get(key, _ABSENT)!r}",
-                        device=name,
-                        context=context,
-                        key=key,
-                    )
+            for key in sorted(set(local) | set(outcomes)):
+                options = outcomes.get(key, [_ABSENT])
+                if local.get(key, _ABSENT) not in options:
+                    found.append((name, key, "local copy", local.get(key, _ABSENT), options[0]))
             app = device.apps[context]
-            for key in sorted(set(app.items) | set(live)):
+            for key in sorted(set(app.items) | set(outcomes)):
                 if key in app.declined:
                     continue
-                if app.items.get(key, _ABSENT) != live.get(key, _ABSENT):
-                    self.fail(
-                        "convergence",
-                        "CB-5",
-                        f"app model {app.items.get(key, _ABSENT)!r} != vault "
-                        f"{live.get(key, _ABSENT)!r}",
-                        device=name,
-                        context=context,
-                        key=key,
-                    )
+                options = outcomes.get(key, [_ABSENT])
+                if app.items.get(key, _ABSENT) not in options:
+                    found.append((name, key, "app model", app.items.get(key, _ABSENT), options[0]))
+        return found
 
     def _truth(self, context: str) -> dict[str, Any]:
-        """The live entries of a context: the fake vault's (in the reference's format), or for
-        another implementation or a real vault the first running device's local copy."""
-        if self.world.factory is None and not self.world.server.live:
-            return self.world.vault_live(context)
+        """The live entries of a context (see :meth:`_outcomes`; of a key whose newest vault
+        documents disagree, the first)."""
+        return {
+            key: options[0]
+            for key, options in self._outcomes(context).items()
+            if options[0] is not _ABSENT
+        }
+
+    def _outcomes(self, context: str) -> dict[str, list[Any]]:
+        """key -> what the vault holds for it, for any implementation: read from the fake
+        vault's documents in the original helper's fields (:meth:`World.vault_outcomes`). On a
+        real vault, which the checker cannot read directly, the first running device's local
+        copy stands for it."""
+        if not self.world.server.live:
+            return self.world.vault_outcomes(context)
         running = [d for d in self.world.devices.values() if d.running]
-        return running[0].local(context) if running else {}
+        local = running[0].local(context) if running else {}
+        return {key: [value] for key, value in local.items()}
 
     def _check_no_lost_update(self, context: str) -> None:
         """ORD-2, OFF-4: the final value of each key is the newest acknowledged write to it."""
@@ -524,21 +661,6 @@ class Checker:
                     key=key,
                 )
 
-    def _check_idle_cost(self) -> None:
-        """COST-1: the settle phase's last pass (nothing to do) costs one request per context."""
-        budget = len(self.world.contexts) * 3  # a pull, plus at most two purge requests
-        for name, watch in self.watches.items():
-            device = self.world.devices.get(_device(name))
-            if device is None or not device.running or watch.last_pass_full:
-                continue
-            if watch.last_pass_requests is not None and watch.last_pass_requests > budget:
-                self.fail(
-                    "cost",
-                    "COST-1",
-                    f"an idle pass cost {watch.last_pass_requests} requests (budget {budget})",
-                    device=name,
-                )
-
 
 def _write_cause(write: BlindWrite, context: str) -> dict[str, Any]:
     """The trace fields of a blind write's ``write`` line (its value tells it from the others)."""
@@ -558,3 +680,19 @@ class _Absent:
 
 
 _ABSENT: Any = _Absent()
+ABSENT: Any = _ABSENT
+"""What a key that is absent (or a tombstone) holds, in the checkers' comparisons."""
+
+
+class _LinkWatch:
+    """Tells the checker what a device's link sees (:class:`~simulator.world.link.LinkWatcher`)."""
+
+    def __init__(self, checker: Checker, device: str) -> None:
+        self.checker = checker
+        self.device = device
+
+    def sent(self, op: str, collection: str | None, filter: Mapping[str, Any] | None) -> None:
+        self.checker.request_sent(self.device, op, collection, filter)
+
+    def failed(self, op: str, error: VaultError) -> None:
+        self.checker.request_failed(self.device, op, error)

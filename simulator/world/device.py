@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -35,6 +35,8 @@ from simulator.impl import (
 from simulator.wallclock import SystemClock
 from simulator.world.app import AppModel, Behaviour
 from simulator.world.clocks import SkewedClock
+from simulator.world.crashpoints import DEVICE, CallbackTrap, CrashPoint, RequestTrap, StepTrap
+from simulator.world.link import Link
 
 __all__ = ["LastSync", "SimDevice"]
 
@@ -74,6 +76,7 @@ class SimDevice:
         observer: Callable[[SimDevice, str, str, Entry], None] | None = None,
         answered: Callable[[SimDevice, str, str, Entry, bool], None] | None = None,
         listener: Callable[[SyncEvent], None] | None = None,
+        synced: Callable[[SimDevice, bool | None], None] | None = None,
         factory: Factory | None = None,
         workdir: Path | None = None,
         instances: int = 1,
@@ -113,6 +116,7 @@ class SimDevice:
         self._observer = observer
         self._answered = answered
         self._listener = listener
+        self._synced = synced
         options.setdefault("retry", RetryPolicy(initial_delay=1, max_delay=60, jitter=0.5))
         # Simulated runs replay from their seeds: never the helper's OS-seeded default. One
         # generator for the device's life, so each installation draws a new incarnation.
@@ -124,6 +128,7 @@ class SimDevice:
         """What a factory receives as ``Installation.options``: the helper options the
         in-process reference would get (the rng goes in ``Installation.rng``)."""
         self.running = False
+        self._step_trap: StepTrap | None = None
         self.last_sync: LastSync | None = None
         """The outcome of this device's last :meth:`sync` call (None before the first)."""
         self.behaviours: dict[str, Behaviour] = {}
@@ -131,6 +136,11 @@ class SimDevice:
         self._start(fresh_apps=True)
 
     # -- life -------------------------------------------------------------------------------
+
+    @property
+    def options(self) -> MappingProxyType[str, Any]:
+        """The helper options this device's helpers are built with (``rng`` included)."""
+        return MappingProxyType(self._options)
 
     @property
     def reference(self) -> bool:
@@ -165,6 +175,21 @@ class SimDevice:
         """The helper instance that holds ``context``."""
         return self.impls[self._instance_of(context)]
 
+    def instance_of(self, context: str) -> int:
+        """The number of the helper instance that holds ``context`` (see ``instances``)."""
+        return self._instance_of(context)
+
+    def first_contexts(self) -> dict[str, int]:
+        """The first context each helper instance registered -> the instance: a pass of that
+        instance starts with it (SYNC-1)."""
+        first: dict[str, int] = {}
+        for context in self.contexts:
+            holders = range(self.instances) if self.share_contexts else [self._instance_of(context)]
+            for number in holders:
+                if number not in first.values():
+                    first.setdefault(context, number)
+        return first
+
     def _instance_of(self, context: str) -> int:
         if self.share_contexts:
             return 0
@@ -177,12 +202,21 @@ class SimDevice:
         assert self.workdir is not None
         return self.workdir / f"{self.name}.{self.installs}"
 
-    def as_device(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def as_device(self) -> Iterator[None]:
         """While the harness calls into this device's helper, the system clock reads this
-        device's clock (when the world froze it: :mod:`simulator.wallclock`)."""
-        if self.system_clock is None:
-            return nullcontext()
-        return self.system_clock.reading(self.clock)
+        device's clock (when the world froze it: :mod:`simulator.wallclock`), and
+        :data:`~simulator.world.crashpoints.DEVICE` names it (a step crash counts its tasks)."""
+        token = DEVICE.set(self.name)
+        try:
+            with (
+                nullcontext()
+                if self.system_clock is None
+                else self.system_clock.reading(self.clock)
+            ):
+                yield
+        finally:
+            DEVICE.reset(token)
 
     def _start(self, *, fresh_apps: bool) -> None:
         with self.as_device():
@@ -244,7 +278,10 @@ class SimDevice:
         for number in holders:
             if self.reference:
                 self._brhs[number].add_sync_context(
-                    context, app.on_insert, app.on_modify, app.on_delete
+                    context,
+                    self._adapted(context, "insert", app.on_insert),
+                    self._adapted(context, "modify", app.on_modify),
+                    self._adapted(context, "delete", app.on_delete),
                 )
             else:
                 self.impls[number].add_sync_context(
@@ -254,6 +291,63 @@ class SimDevice:
                     self._adapted(context, "delete", app.on_delete),
                 )
         return app
+
+    def kill(self) -> None:
+        """The first, synchronous half of a crash an armed point fired (``world.crash_at``): an
+        implementation run as a process is killed at once (it runs nothing more), the device
+        counts as crashed; :meth:`crash` (which follows) stops an in-process one."""
+        self.running = False
+        for impl in self.impls:
+            kill: Callable[[], None] | None = getattr(impl, "kill", None)
+            if kill is not None:
+                kill()
+
+    def arm_crash(self, point: CrashPoint, fire: Callable[[], None]) -> None:
+        """Arm a crash at ``point`` (see ``world.crash_at``), replacing any armed before;
+        ``fire()`` is called when the device gets there."""
+        self.disarm_crashes()
+        if point.request is not None:
+            if not isinstance(self.vault, Link):
+                raise ValueError(f"crash_at: device {self.name!r} has no simulated link")
+            self.vault.crash_trap = RequestTrap(point.request, point.applied, fire)
+        elif point.callback is not None:
+            trap = CallbackTrap(point.callback, point.applied, fire)
+            for app in self.apps.values():
+                app.crash_trap = trap
+        elif point.line is not None:
+            arm: Callable[[int, Callable[[], None]], None] | None = getattr(
+                self.impl, "crash_after_lines", None
+            )
+            if arm is None or self.instances != 1:
+                raise ValueError(
+                    f"crash_at: device {self.name!r} runs {type(self.impl).__name__}, not one "
+                    "implementation process (--brh-cmd): only a process writes lines; crash it "
+                    "at a step, a request or a callback instead"
+                )
+            arm(point.line, fire)
+        else:
+            assert point.step is not None
+            if any(hasattr(impl, "crash_after_lines") for impl in self.impls):
+                raise ValueError(
+                    f"crash_at: device {self.name!r} runs a process: its awaits are its own; "
+                    "crash it after a line, a request or a callback instead"
+                )
+            self._step_trap = StepTrap(self.name, point.step, fire)
+            self._step_trap.install(asyncio.get_running_loop())
+
+    def disarm_crashes(self) -> None:
+        """Forget the crash armed on this device, if it has not fired."""
+        if isinstance(self.vault, Link):
+            self.vault.crash_trap = None
+        for app in self.apps.values():
+            app.crash_trap = None
+        for impl in self.impls:
+            disarm: Callable[[], None] | None = getattr(impl, "disarm_crash", None)
+            if disarm is not None:
+                disarm()
+        if self._step_trap is not None:
+            self._step_trap.disarm()
+            self._step_trap = None
 
     async def crash(self) -> None:
         """The process dies: timers and the running pass stop where they are (every store write
@@ -421,6 +515,8 @@ class SimDevice:
         Records :attr:`last_sync`."""
         apps = list(self.apps.values())
         before = sum(app.calls.total for app in apps)
+        if self._synced is not None:
+            self._synced(self, None)
         results: list[Any] = []
         for number in range(self.instances):  # each instance passes over its own contexts
             with self.as_device():
@@ -430,6 +526,8 @@ class SimDevice:
                     results.append(await self.impls[number].sync(full=full))
         result = next((r for r in results if not r), results[-1])
         self.last_sync = LastSync(bool(result), sum(app.calls.total for app in apps) - before)
+        if self._synced is not None:
+            self._synced(self, bool(result))
         return result
 
     def now(self) -> float:

@@ -10,15 +10,16 @@ the verbs of :mod:`simulator.faults`, named in brackets):
   vanish: indefinite;
 * ``request_loss`` / ``answer_loss`` (``lossy``): the same two, with a probability per request;
 * ``lose_answers``: lose the answers of that many upcoming writes (a knob for tests);
+* ``log``: set it to a list and each request is recorded there as a :class:`Sent` (when it
+  left, what it was, how many documents its answer carried): what a test reads of a device's
+  requests, whatever the implementation (a knob for tests);
+* ``crash_trap``: a crash armed at one of the device's upcoming requests (as it leaves, or once
+  the vault applied it; ``world.crash_at``, :mod:`simulator.world.crashpoints`): the request's
+  answer never arrives, the device dies there;
 * ``latency`` (``slow_link``): each leg draws uniformly from ``latency`` (seconds) with the
   world's seeded random generator, so requests of different devices interleave and reorder; a
   request whose round trip exceeds ``timeout`` times out (it may still apply afterwards, as on a
   real network).
-
-What a device asks of the vault can be watched from outside, whatever the implementation:
-:meth:`Link.record` starts a log of :class:`Sent` requests (operation, collection, filter, when it
-was sent, whether it was answered and how many documents the answer carried), which the cost
-and scheduling tests of the conformance suite judge.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections import Counter
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from brh.vault import (
     Document,
@@ -40,13 +42,13 @@ from brh.vault import (
     VaultClock,
     VaultError,
 )
+from simulator.world.crashpoints import RequestTrap, never_answered
 from simulator.world.server import LATER, WRITES, VaultServer
 from simulator.world.trace import Trace
 
-__all__ = ["OPERATIONS", "READS", "Link", "Sent"]
+__all__ = ["OPERATIONS", "Link", "LinkWatcher", "Sent"]
 
-READS = frozenset({"find_one", "find_many", "query", "count_documents"})
-OPERATIONS = WRITES | READS
+OPERATIONS = WRITES | {"find_one", "find_many", "query", "count_documents"}
 _STAGES = {
     "refused": "vault unreachable",
     "request_lost": "timed out (partition)",
@@ -56,6 +58,16 @@ _STAGES = {
 
 
 _UNKNOWN: Any = object()
+
+
+class LinkWatcher(Protocol):
+    """What a :class:`Link` tells about the requests of its device, as the harness sees them."""
+
+    def sent(self, op: str, collection: str | None, filter: Mapping[str, Any] | None) -> None:
+        """A request left: its operation, collection and filter (None when it has none)."""
+
+    def failed(self, op: str, error: VaultError) -> None:
+        """The client of a request got ``error`` (an answer, or a :class:`NetworkError`)."""
 
 
 def _key_of(args: tuple[Any, ...]) -> str | None:
@@ -88,42 +100,16 @@ def _written_of(op: str, args: tuple[Any, ...]) -> dict[str, Any]:
 
 @dataclass
 class Sent:
-    """One request a device sent through its link, as :meth:`Link.record` logs it."""
+    """One request a device sent, as its link saw it (see ``Link.log``)."""
 
-    op: str
-    """The :class:`brh.vault.Vault` method (``query``, ``update_one``, ``create_collection``...)."""
-    collection: str | None
-    filter: Mapping[str, Any] | None
-    """The request's filter, for the operations that take one (None for the others)."""
     at: float
-    """The event loop's (virtual) time when it was sent."""
-    answered: float | None = None
-    """When its answer (or the vault's error) reached the device; None: not yet, or never."""
-    ok: bool | None = None
-    """Whether it succeeded (False: an error, or no answer at all); None: still in flight."""
-    returned: int | None = None
-    """Documents the answer of a read carried (``find_one``: 0 or 1); None for other requests
-    and for reads that failed."""
-
-    @property
-    def read(self) -> bool:
-        return self.op in READS
-
-    @property
-    def write(self) -> bool:
-        """A request that changes documents (creating or deleting a collection is not one)."""
-        return self.op in WRITES and not self.op.endswith("_collection")
-
-
-_FILTERED = frozenset({"update_one", "update_many", "delete_one", "delete_many"} | READS)
-
-
-def _returned(op: str, result: Any) -> int | None:
-    if op == "find_one":
-        return 0 if result is None else 1
-    if op in ("find_many", "query") and isinstance(result, list):
-        return len(result)
-    return None
+    """Event-loop (virtual) time when it left the device."""
+    op: str
+    collection: str | None
+    key: str | None
+    """The entry key its filter names, if any."""
+    documents: int | None = None
+    """How many documents its answer carried (a read's list; None: no list, or no answer)."""
 
 
 class Link:
@@ -155,8 +141,24 @@ class Link:
         self.answer_loss = 0.0
         self.lose_answers = 0
         self.latency: float | tuple[float, float] = 0.0
+        self.crash_trap: RequestTrap | None = None
+        """A crash armed at an upcoming request of this device (see
+        :mod:`simulator.world.crashpoints`); None: none."""
         self.requests = 0
         """Requests sent through this link (for the cost checker)."""
+        self.log: list[Sent] | None = None
+        """When a list, every request sent from now on is appended to it (a knob for tests)."""
+        self.sent_at: float | None = None
+        """When (event-loop time) the latest request was sent (None before the first)."""
+        self.silence = 0.0
+        """The longest time between two requests sent through this link so far."""
+        self.sent_by: Counter[tuple[str, str]] = Counter()
+        """Requests sent, by (operation, collection): what a cost finding names."""
+        self.documents_read: Counter[tuple[str, str]] = Counter()
+        """Documents the answers of reads carried to the device, by (operation, collection)."""
+        self.watcher: LinkWatcher | None = None
+        """Told of each request as it is sent and of each failure its client sees (the
+        world's black-box checkers listen here)."""
         self.late = 0
         """Requests whose client gave up but which are still on their way to the server (they
         may yet apply, even after the device that sent them crashed)."""
@@ -164,14 +166,15 @@ class Link:
         """The vault's clock as the latest answer that reached the device gave it."""
         self._clock: Any = _UNKNOWN
         """What tells the server's time (None: nothing does), once found."""
-        self.log: list[Sent] | None = None
-        """The requests sent since :meth:`record` was called (None: none are logged)."""
 
-    def record(self) -> list[Sent]:
-        """Log every request from now on (each one a :class:`Sent`, filled in when its answer
-        comes) in a new list, which is returned; a previous log is no longer added to."""
-        self.log = []
-        return self.log
+    def longest_silence(self, now: float | None = None) -> float:
+        """The longest time this link sent no request: between two requests, or from the
+        latest one to ``now`` (event-loop time; default: the loop's time now)."""
+        if self.sent_at is None:
+            return 0.0
+        if now is None:
+            now = asyncio.get_running_loop().time()
+        return max(self.silence, now - self.sent_at)
 
     def vault_time(self) -> float | None:
         """The vault's clock as the ``Date`` of the latest answer this device received gave it
@@ -298,40 +301,27 @@ class Link:
         self._emit(
             "answer", id=rid, ok=False, lost=True, definite=definite, error=error, stage=stage
         )
-        return NetworkError(f"{op}: {_STAGES[stage]}", definite=definite)
+        lost = NetworkError(f"{op}: {_STAGES[stage]}", definite=definite)
+        if self.watcher is not None:
+            self.watcher.failed(op, lost)
+        return lost
 
-    def _call(
-        self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Coroutine[Any, Any, Any]:
-        if self.log is None:
-            return self._send(op, args, kwargs)
-        return self._logged(self.log, op, args, kwargs)
-
-    async def _logged(
-        self, log: list[Sent], op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        loop = asyncio.get_running_loop()
-        sent = Sent(
-            op,
-            args[0] if args and isinstance(args[0], str) else None,
-            args[1] if op in _FILTERED and len(args) >= 2 else None,
-            loop.time(),
-        )
-        log.append(sent)
-        try:
-            result = await self._send(op, args, kwargs)
-        except NetworkError:  # no answer: none came, or the vault could not be reached
-            sent.ok = False
-            raise
-        except VaultError:  # the vault's answer was an error
-            sent.answered, sent.ok = loop.time(), False
-            raise
-        sent.answered, sent.ok, sent.returned = loop.time(), True, _returned(op, result)
-        return result
-
-    async def _send(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def _call(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         rid = next(self._ids)
         self.requests += 1
+        sent: Sent | None = None
+        if self.log is not None:
+            sent = Sent(asyncio.get_running_loop().time(), op, args[0] if args else None, None)
+            sent.key = _key_of(args)
+            self.log.append(sent)
+        now = asyncio.get_running_loop().time()
+        if self.sent_at is not None and now - self.sent_at > self.silence:
+            self.silence = now - self.sent_at
+        self.sent_at = now
+        self.sent_by[(op, args[0] if args and isinstance(args[0], str) else "")] += 1
+        if self.watcher is not None:
+            filter = args[1] if len(args) >= 2 and isinstance(args[1], Mapping) else None
+            self.watcher.sent(op, args[0] if args else None, filter)
         trace = self.trace
         if trace is not None and trace.wants("request"):
             trace.emit(
@@ -343,6 +333,8 @@ class Link:
                 key=_key_of(args),
                 **_written_of(op, args),
             )
+        if self.crash_trap is not None and self._crashes_as_it_leaves(rid):
+            return await never_answered()
         if self.down or (self.request_loss and self.rng.random() < self.request_loss):
             raise self._lost(rid, op, "refused", definite=True)
         latency = self.latency
@@ -362,7 +354,10 @@ class Link:
             await asyncio.sleep(self.timeout)
             raise self._lost(rid, op, "request_late", definite=False)
         if self._served is None:
-            return await self._exchange(rid, op, args, kwargs, up, down)
+            result = await self._exchange(rid, op, args, kwargs, up, down)
+            if sent is not None and isinstance(result, list):
+                sent.documents = len(result)
+            return result
         # The request's journey as timers: it arrives (and applies) ``up`` seconds from now,
         # its answer ``down`` seconds later, and this coroutine waits on one future meanwhile.
         # (Two sleeps around the call would take twice the event-loop iterations.)
@@ -370,7 +365,10 @@ class Link:
         flight = _Flight(rid, op, args, kwargs, up, down, loop.create_future())
         flight.timer = loop.call_later(up, self._arrive, flight)
         try:
-            return await flight.answer
+            answer = await flight.answer
+            if sent is not None and isinstance(answer, list):
+                sent.documents = len(answer)
+            return answer
         finally:
             if flight.timer is not None:
                 flight.timer.cancel()  # cancelled while in flight: the rest never happens
@@ -378,6 +376,34 @@ class Link:
             # the error: without this, every failed request would be a reference cycle, left
             # for the garbage collector's rare full collections (memory grew with the run).
             del flight
+
+    def _crashes_as_it_leaves(self, rid: int) -> bool:
+        """Count request ``rid`` against the armed crash; whether the device dies as it sends
+        it (the request never reaches the vault). A crash after the vault applies it only
+        notes the request's id here."""
+        trap = self.crash_trap
+        assert trap is not None
+        if trap.request_id is not None:
+            return False  # armed on an earlier request, waiting for the vault to apply it
+        trap.remaining -= 1
+        if trap.remaining > 0:
+            return False
+        if trap.applied:
+            trap.request_id = rid
+            return False
+        self.crash_trap = None
+        trap.fire()
+        return True
+
+    def _crashes_once_applied(self, rid: int) -> bool:
+        """Whether the device dies now that the vault applied request ``rid`` (its answer never
+        leaves the vault)."""
+        trap = self.crash_trap
+        if trap is None or trap.request_id != rid:
+            return False
+        self.crash_trap = None
+        trap.fire()
+        return True
 
     def _arrive(self, flight: _Flight) -> None:
         """The request reaches the server (a timer callback ``up`` seconds after sending)."""
@@ -423,6 +449,9 @@ class Link:
                 ok=error is None,
                 error=None if error is None else _describe(error),
             )
+        if self.crash_trap is not None and self._crashes_once_applied(flight.rid):
+            flight.timer = None
+            return  # the device died: its answer is never sent, nobody waits for it any more
         loop = asyncio.get_running_loop()
         if (
             self.answers_lost or self.answer_loss or self.lose_answers  # rarely: draw and count
@@ -454,8 +483,11 @@ class Link:
         if flight.date is not None:
             self._vault_time = flight.date
         if error is not None:
+            if self.watcher is not None:
+                self.watcher.failed(flight.op, error)
             flight.answer.set_exception(error)
         else:
+            self._read(flight.op, flight.args, flight.result)
             flight.answer.set_result(flight.result)
 
     def _give_up(self, flight: _Flight) -> None:
@@ -492,6 +524,8 @@ class Link:
             error = exc
         date = self._server_date()
         self._emit("applied", id=rid, ok=error is None, error=_describe(error))
+        if self.crash_trap is not None and self._crashes_once_applied(rid):
+            return await never_answered()
         if self._answer_lost(op, up, down):
             await asyncio.sleep(max(0.0, self.timeout - up))
             raise self._lost(rid, op, "answer_lost", definite=False)
@@ -500,8 +534,22 @@ class Link:
         if date is not None:
             self._vault_time = date
         if error is not None:
+            if self.watcher is not None:
+                self.watcher.failed(op, error)
             raise error
+        self._read(op, args, result)
         return result
+
+    def _read(self, op: str, args: tuple[Any, ...], result: Any) -> None:
+        """Count the documents a read's answer carries (see :attr:`documents_read`)."""
+        if op in ("query", "find_many") and isinstance(result, list):
+            count = len(result)
+        elif op == "find_one" and result is not None:
+            count = 1
+        else:
+            return
+        if count:
+            self.documents_read[(op, args[0] if args and isinstance(args[0], str) else "")] += count
 
     async def _late(
         self, rid: int, delay: float, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -6,12 +6,19 @@ expired tokens, fail before or after applying a request, and reproduce MongoDB's
 (without a unique index, two racing upserts of one key can both insert). In a world these are
 the vault's faults of :mod:`simulator.faults` (``take_down``, ``freeze``, ``slow_vault``,
 ``expire_token``, ``server_errors``, ``upsert_race``), each with its off verb.
+
+Two narrower knobs are for tests, not faults (the settle phase clears them too):
+``failing_collections`` (every request on those collections fails with 503, nothing applied: a
+vault error confined to one context) and ``refused_keys`` (a write naming that key, in its filter
+or its document, fails with the given status, nothing applied: the vault refusing one entry's
+document, 413 for one too large, or failing on it, 500).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from brh.vault import ServerError, UnauthorizedError, UpdateResult, Vault, VaultFrozenError
@@ -65,6 +72,11 @@ class VaultServer:
         """Extra seconds of processing per request."""
         self.upsert_race = 0.0
         """Seconds between an upsert's match check and its insert (0: atomic, as in the fake)."""
+        self.failing_collections: set[str] = set()
+        """Collections whose every request fails with HTTP 503, nothing applied."""
+        self.refused_keys: dict[str, int] = {}
+        """Entry key -> the HTTP status (400, 413, 422: the document refused; 5xx: the vault
+        failing on it) every write naming that key fails with, nothing applied."""
         self.writes = 0
         """Write requests the vault applied. One it refused (creating a collection that exists,
         say) changed nothing, so it does not count: a quiet world must look quiet even to an
@@ -82,7 +94,7 @@ class VaultServer:
             or (self.upsert_race and op == "update_one" and kwargs.get("upsert"))
         ):
             return LATER
-        self._admit(device, op)
+        self._admit(device, op, args)
         result = self.vault.perform(op, args, kwargs)
         self._after(op)
         return result
@@ -90,7 +102,7 @@ class VaultServer:
     async def handle(
         self, device: str, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        self._admit(device, op)
+        self._admit(device, op, args)
         if self.slow:
             await asyncio.sleep(self.slow)
         if self.upsert_race and op == "update_one" and kwargs.get("upsert"):
@@ -100,10 +112,18 @@ class VaultServer:
         self._after(op)
         return result
 
-    def _admit(self, device: str, op: str) -> None:
+    def _admit(self, device: str, op: str, args: tuple[Any, ...] = ()) -> None:
         """The faults that refuse a request before it applies."""
         if self.unavailable:
             raise ServerError("vault unavailable (maintenance)", status=503)
+        if self.failing_collections and args and args[0] in self.failing_collections:
+            raise ServerError(f"collection {args[0]} unavailable", status=503)
+        if self.refused_keys and op in WRITES:
+            key = _written_key(args)
+            status = self.refused_keys.get(key) if key is not None else None
+            if status is not None:
+                what = "refused the document" if status < 500 else "failed to store it"
+                raise ServerError(f"key {key!r}: the vault {what}", status=status)
         if device in self.expired:
             raise UnauthorizedError("the access token expired")
         if self.frozen and op in WRITES:
@@ -128,3 +148,16 @@ class VaultServer:
         document = apply_update(upsert_seed(filter), update, is_insert=True)
         inserted = await self.vault.insert_one(collection, document, timestamp=timestamp)
         return UpdateResult(True, 0, 0, inserted.inserted_ids[0])
+
+
+def _written_key(args: tuple[Any, ...]) -> str | None:
+    """The entry key a write names: in its filter (updates, deletes) or its document (inserts)."""
+    for part in args[1:3]:
+        if isinstance(part, Mapping):
+            key = part.get("key")
+            if isinstance(key, str):
+                return key
+            document = part.get("$set")
+            if isinstance(document, Mapping) and isinstance(document.get("key"), str):
+                return str(document["key"])
+    return None

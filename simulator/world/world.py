@@ -15,7 +15,6 @@ import asyncio
 import itertools
 import math
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,25 @@ from simulator.impl import Factory
 from simulator.live import UnsupportedFault
 from simulator.wallclock import SystemClock
 from simulator.world.app import Behaviour
-from simulator.world.checkers import Checker, Finding, Write
+from simulator.world.checkers import ABSENT, Checker, Finding, Write
 from simulator.world.clocks import SkewedClock
+from simulator.world.crashpoints import CrashPoint
 from simulator.world.device import SimDevice
+from simulator.world.fault_state import FAULT_ON
 from simulator.world.link import Link
 from simulator.world.outcome import ScenarioError
 from simulator.world.server import VaultServer
+from simulator.world.settle import settle
 from simulator.world.trace import Trace
+from simulator.world.vaultview import vault_outcomes
 
-__all__ = ["START", "UnknownDeviceError", "World"]
+__all__ = ["ABSENT", "START", "UnknownDeviceError", "World"]
 
 START = 1_750_000_000.0
 """Virtual start of every run (seconds since the epoch)."""
+
+_OVERLAP = 5.0
+"""The reference's default ``overlap`` window (SYNC-4)."""
 
 
 class UnknownDeviceError(KeyError):
@@ -94,19 +100,30 @@ class World:
         self.rng = random.Random(seed)
         self.contexts = contexts
         self.trace = trace or Trace()
-        self.latency = latency
+        self.latency: float | tuple[float, float] = latency
         self.retry = retry or RetryPolicy(initial_delay=1, max_delay=120, jitter=0.5)
         self.helper_options = dict(helper_options or {})
-        self.server = VaultServer(self._child_rng("server"), SkewedClock(), backend=vault)
+        self.server: VaultServer = VaultServer(
+            self._child_rng("server"), SkewedClock(), backend=vault
+        )
         self.devices: dict[str, SimDevice] = {}
         self.links: dict[str, Link] = {}
         self.checker = Checker(self)
         self._request_ids = itertools.count(1)
+        self._crashing: dict[str, asyncio.Task[None]] = {}
+        """Crashes armed with :meth:`crash_at` that fired and are being carried out."""
         self.activity = 0
-        """Uploads, deliveries and lost races so far: unchanged over a round means quiet."""
+        """Callbacks made so far (with the vault's writes, :meth:`changes`: unchanged over a
+        round of passes means quiet)."""
         self._delivering: dict[tuple[str, str, str], Any] = {}
         """(device, context, key) -> the value handed to a callback not traced yet."""
         self._start = asyncio.get_running_loop().time()
+        self.vault_stepped_back = False
+        """Whether the vault's clock ever stepped back by more than the overlap window (then
+        only SYNC-11's periodic full pass sees what was stamped below a cursor)."""
+        self.forgotten: dict[str, set[tuple[str, str]]] = {}
+        """device -> (context, key) it deleted ``locally_only`` (API-3: a full pass brings
+        them back)."""
         self.system_clock: SystemClock | None = None
         """The system clock, frozen on simulated time while the world runs (``system_clock``:
         default on for another implementation, which may read ``time.time()`` itself; see
@@ -118,6 +135,11 @@ class World:
 
     def _child_rng(self, name: str) -> random.Random:
         return random.Random(f"{self.seed}:{name}")
+
+    @property
+    def start(self) -> float:
+        """The event loop's time when the world was built (:meth:`now` counts from it)."""
+        return self._start
 
     def now(self) -> float:
         """Seconds of true (virtual) time since the world was built."""
@@ -133,6 +155,7 @@ class World:
             raise ValueError(f"add_device: a device named {name!r} exists already")
         link = Link(self.server, device=name, rng=self._child_rng(f"link:{name}"), trace=self.trace)
         link.latency = self.latency
+        link.watcher = self.checker.link_watcher(name)
         self.links[name] = link
         clock = SkewedClock(offset=offset, drift_ppm=drift_ppm)
         merged = {
@@ -150,6 +173,7 @@ class World:
             observer=self._before_callback,
             answered=self._answered,
             listener=self._on_event,
+            synced=self._synced,
             factory=self.factory,
             workdir=self.workdir,
             system_clock=self.system_clock,
@@ -177,11 +201,63 @@ class World:
         )
 
     async def crash(self, name: str) -> None:
-        await self.device(name).crash()
+        device = self.device(name)
+        armed = self._crashing.get(name)
+        if armed is not None and armed is not asyncio.current_task():
+            await armed  # an armed crash fired already: that is this crash
+            return
+        self.disarm_crash(name)
+        await device.crash()
         self.checker.forget_device(name)
         self.trace.emit("device", device=name, event="crash")
 
+    def crash_at(
+        self,
+        name: str,
+        *,
+        request: int | None = None,
+        callback: int | None = None,
+        line: int | None = None,
+        step: int | None = None,
+        applied: bool = False,
+    ) -> CrashPoint:
+        """Arm a crash of device ``name`` at its ``request``-th vault request or ``callback``-th
+        callback from now (before, or once the vault or app ``applied`` it), after the
+        ``line``-th line its process writes, or at the ``step``-th suspension of its in-process
+        tasks (:mod:`simulator.world.crashpoints`). There it dies as in :meth:`crash` and stays
+        crashed until restarted; arming again replaces it, the settle phase disarms it."""
+        device = self.device(name)
+        if not device.running:
+            raise ValueError(f"crash_at: device {name!r} has crashed; restart it first")
+        point = CrashPoint(
+            request=request, callback=callback, line=line, step=step, applied=applied
+        )
+        device.arm_crash(point, lambda: self._crash_now(name))
+        self.note(f"{name} will crash {point.describe()}")
+        return point
+
+    def disarm_crash(self, name: str) -> None:
+        """Forget the crash armed on device ``name`` (if any) that has not fired."""
+        self.device(name).disarm_crashes()
+
+    def _crash_now(self, name: str) -> None:
+        """An armed crash fired: a process dies at once, the rest of the crash follows."""
+        device = self.devices[name]
+        if not device.running or name in self._crashing:
+            return
+        device.kill()
+        self._crashing[name] = asyncio.get_running_loop().create_task(self._armed_crash(name))
+
+    async def _armed_crash(self, name: str) -> None:
+        try:
+            await self.crash(name)
+        finally:
+            self._crashing.pop(name, None)
+
     async def restart(self, name: str) -> None:
+        armed = self._crashing.get(name)
+        if armed is not None:
+            await armed  # the crash an armed point fired is still being carried out
         await self.device(name).restart()
         self.trace.emit("device", device=name, event="restart")
 
@@ -219,6 +295,7 @@ class World:
             if record is not None and record.pending:
                 self.checker.abandon_pending(name, [(context, key, record.version, record.base)])
         await device.forget(key, context)
+        self.forgotten.setdefault(name, set()).add((context, key))
         self.checker.forget_key(name, context, key)
         self.trace.emit("device", device=name, event="forget", context=context, key=key)
 
@@ -258,7 +335,7 @@ class World:
             self._link(device)
         elif device is not None:
             raise ValueError(f"fault_on: {fault!r} is the vault's fault: name no device")
-        return _ACTIVE[spec.name](self, device or "")
+        return FAULT_ON[spec.name](self, device or "")
 
     def partition(self, name: str) -> None:
         """Requests from ``name`` vanish (clients time out: an indefinite failure)."""
@@ -416,14 +493,17 @@ class World:
         network = [f for f in faults.FAULTS.values() if f.layer == "network"]
         for name, link in self.links.items():
             for spec in network:
-                if _ACTIVE[spec.name](self, name):
+                if FAULT_ON[spec.name](self, name):
                     getattr(self, spec.off)(name)
             link.lose_answers = 0
+            self.disarm_crash(name)
+        self.server.failing_collections.clear()  # the server's knobs for tests
+        self.server.refused_keys.clear()
         for spec in faults.FAULTS.values():
             if spec.layer == "network":
                 continue
             for target in sorted(self.devices) if spec.per_device else [""]:
-                if _ACTIVE[spec.name](self, target):
+                if FAULT_ON[spec.name](self, target):
                     getattr(self, spec.off)(*([target] if spec.per_device else []))
         for name, device in self.devices.items():
             if any(b.mode != "apply" for b in device.behaviours.values()):
@@ -445,6 +525,9 @@ class World:
         """Step a device's clock (or the vault's, with ``"vault"``) by ``seconds``: a one-shot
         event, not a fault."""
         self._clock(name, "a vault clock jump").jump(seconds)
+        overlap = self.helper_options.get("overlap", _OVERLAP)
+        if name == "vault" and seconds < 0 and -seconds > overlap:
+            self.vault_stepped_back = True
         self._switch("jump_clock", name, True, {"seconds": seconds})
 
     def set_drift(self, name: str, ppm: float) -> None:
@@ -474,42 +557,30 @@ class World:
     # -- the end ----------------------------------------------------------------------------
 
     def changes(self) -> int:
-        """Changes so far: the reference's events, or for another implementation (which reports
-        none) the callbacks it made and the writes the vault applied."""
-        return self.activity + (self.server.writes if self.factory is not None else 0)
+        """Changes so far, as the harness sees them for any implementation: the callbacks the
+        devices made and the writes the vault applied."""
+        return self.activity + self.server.writes
 
     async def settle(self, *, max_rounds: int = 12) -> list[Finding]:
         """Heal everything, restart crashed devices, sync until quiet, then run the checkers.
 
         Quiet means a whole round of passes in which no device uploaded or delivered anything.
-        The phase first syncs incrementally, then makes every device do a full pass: that stands
-        for SYNC-11's periodic full pass, which is what repairs a vault clock that stepped back
-        (a device clock stepped back delays it, so waiting for it would not do).
+        The phase syncs *incrementally* first and checks convergence then. If some device does
+        not hold what the vault holds, every device makes a forced full pass, standing for the
+        full pass the SPEC schedules (SYNC-11's periodic one, DEL-3's after a long absence, the
+        one that brings back a key deleted ``locally_only``, API-3; the periodic pass is not
+        waited for, since a device clock stepped back would delay it). That pass may repair only
+        what those clauses say it repairs: a key it delivered that none of them excuses (see
+        :func:`simulator.world.settle.full_pass_excuse`) is a finding (SYNC-4), naming the keys
+        an incremental pull missed. Then each device's idle pass is measured on its link
+        (COST-1), and the end-of-run checkers run. The phase is :mod:`simulator.world.settle`.
         """
-        self.heal_all()
-        for name, device in self.devices.items():
-            if not device.running:
-                await self.restart(name)
-        await self.advance(1)
-        for full in (False, True):
-            for round_ in range(max_rounds):
-                before = self.changes()
-                results = [await d.sync(full=full and round_ == 0) for d in self.devices.values()]
-                # quiet: no pass at all (a retry running in the background included) changed
-                # anything during the whole round
-                if all(results) and self.changes() == before:
-                    break
-            else:
-                self.checker.fail(
-                    "settle",
-                    "SYNC-1",
-                    f"still changing after {max_rounds} rounds of passes with every fault healed",
-                )
-        self.checker.check_end()
-        return self.checker.findings
+        return await settle(self, max_rounds=max_rounds)
 
     async def close(self) -> None:
         try:
+            for armed in list(self._crashing.values()):
+                await armed  # a crash that fired: let it stop the helper
             for device in self.devices.values():
                 if device.running:
                     await device.crash()
@@ -519,21 +590,18 @@ class World:
                 self.system_clock.stop()
 
     def vault_live(self, context: str) -> dict[str, Any]:
-        """The vault's live entries of a context, duplicates resolved by the highest version."""
-        best: dict[str, dict[str, Any]] = {}
-        for doc in (
-            self.server.vault.documents("backup_" + context)
-            if ("backup_" + context in self.server.vault.collection_names())
-            else []
-        ):
-            key = doc.get("key")
-            if not isinstance(key, str):
-                continue
-            if key not in best or str(doc.get("brhVersion", "")) > str(
-                best[key].get("brhVersion", "")
-            ):
-                best[key] = doc
-        return {k: d.get("data") for k, d in sorted(best.items()) if d.get("deletionDate") is None}
+        """The vault's live entries of a context, read in the original helper's fields (see
+        :meth:`vault_outcomes`; a key whose newest documents disagree shows the first)."""
+        return {
+            key: options[0]
+            for key, options in self.vault_outcomes(context).items()
+            if options[0] is not ABSENT
+        }
+
+    def vault_outcomes(self, context: str) -> dict[str, list[Any]]:
+        """key -> what the fake vault holds for it, in the original helper's fields only
+        (:func:`simulator.world.vaultview.vault_outcomes`)."""
+        return vault_outcomes(self.server.vault, context)
 
     @property
     def requests(self) -> int:
@@ -565,8 +633,7 @@ class World:
         )
 
     def _before_callback(self, device: SimDevice, context: str, kind: str, entry: Entry) -> None:
-        if not device.reference:
-            self.activity += 1  # another implementation reports no events: count what we see
+        self.activity += 1
         self.checker.before_callback(device.name, context, kind, entry)
         if self.trace.path is not None:  # the value, for the callback's trace line
             value = None if kind == "delete" else entry.data
@@ -576,10 +643,21 @@ class World:
         """The value the callback of ``device`` for ``key`` was handed (None for a delete)."""
         return self._delivering.pop((device.split("#", 1)[0], context or "", key or ""), None)
 
+    def _synced(self, device: SimDevice, completed: bool | None) -> None:
+        """The harness called ``sync()`` on ``device`` (None), or it returned."""
+        if completed is None:
+            self.checker.sync_called(device.name)
+        else:
+            self.checker.sync_returned(device.name, completed)
+
     def _answered(
         self, device: SimDevice, context: str, kind: str, entry: Entry, accepted: bool
     ) -> None:
-        """Another implementation's callback got its answer (the reference sends events)."""
+        """A callback got its answer (for any implementation: the harness makes the call). The
+        reference's own events trace it, with its version."""
+        self.checker.callback_answered(device.name, context, kind, entry.key, accepted)
+        if device.reference:
+            return
         self.checker.record_delivery(device.name, context, kind, entry, accepted)
         self.trace.emit(
             "callback",
@@ -594,8 +672,6 @@ class World:
 
     def _on_event(self, event: SyncEvent) -> None:
         self.checker.on_event(event)
-        if event.kind in ("pushed", "superseded") or (event.kind == "callback" and event.accepted):
-            self.activity += 1
         if event.kind == "callback":
             self.trace.emit(
                 "callback",
@@ -618,23 +694,3 @@ class World:
                 reason=event.result.reason,
                 requests=event.result.requests,
             )
-
-
-_ACTIVE: dict[str, Callable[[World, str], bool]] = {
-    "partition": lambda world, name: world.links[name].partitioned,
-    "cut_answers": lambda world, name: world.links[name].answers_lost,
-    "disconnect": lambda world, name: world.links[name].down,
-    "lossy": lambda world, name: (
-        bool(world.links[name].request_loss) or bool(world.links[name].answer_loss)
-    ),
-    "slow_link": lambda world, name: world.links[name].latency != world.latency,
-    "expire_token": lambda world, name: name in world.server.expired,
-    "freeze": lambda world, _: world.server.frozen,
-    "take_down": lambda world, _: world.server.unavailable,
-    "server_errors": lambda world, _: (
-        bool(world.server.error_before) or bool(world.server.error_after)
-    ),
-    "upsert_race": lambda world, _: bool(world.server.upsert_race),
-    "slow_vault": lambda world, _: bool(world.server.slow),
-}
-"""Whether each fault of :data:`simulator.faults.FAULTS` is on (for a device's name, or "")."""

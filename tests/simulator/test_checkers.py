@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import brh.helper
-from brh import Entry, SyncEvent, SyncResult
+from brh import Entry, SyncEvent
 from brh.core import RULES, Action, Decision, decide
 from brh.hlc import Version
 from brh.store import EntryState, Record
@@ -25,6 +25,7 @@ from simulator.timeloop import run
 from simulator.world import START, World, simulate
 from simulator.world.checkers import Finding, Write
 from simulator.world.device import SimDevice
+from simulator.world.settle import judge_idle_pass
 from simulator.world.trace import Trace, read
 
 
@@ -331,62 +332,76 @@ def _event(kind: str, **fields: Any) -> SyncEvent:
 
 
 def test_a_callback_after_a_refusal_and_an_echo_are_findings() -> None:
-    """CB-6: no callback after a refusal in the same pass (the next pass may call again);
-    CB-4: a device is never told about its own write (a callback carrying its version)."""
+    """CB-6: no callback after a refusal before a new pass starts, as the harness sees it (a
+    pull of the first context's collection starts one; a key-named read does not); CB-4: a
+    device is never told about its own write (a callback carrying its version)."""
 
     async def scenario(world: World) -> None:
         world.add_device("a")
-        on_event = world.checker.on_event
-        on_event(_event("pass_started", full=False))
-        on_event(_event("callback", key="x", action="insert", accepted=False))
-        on_event(_event("callback", key="y", action="insert", accepted=True))
-        on_event(_event("pass_started", full=False))
-        on_event(_event("callback", key="x", action="insert", accepted=True))
+        checker = world.checker
+        checker.callback_answered("a", "notes", "insert", "x", False)
+        checker.request_sent("a", "query", "backup_notes", {"key": "x"})  # not a new pass
+        checker.before_callback("a", "notes", "insert", Entry("y", 1, 0, 0))
+        checker.request_sent("a", "query", "backup_notes", {"modified": {"$gte": 0}})
+        checker.before_callback("a", "notes", "insert", Entry("x", 1, 0, 0))
         version = Version(1_750_000_000_000, 0, "a~00000001")
-        world.checker.record_write(Write("a", "notes", "mine", version, False, 1))
-        on_event(_event("callback", key="mine", action="modify", version=version.encode()))
+        checker.record_write(Write("a", "notes", "mine", version, False, 1))
+        checker.on_event(_event("callback", key="mine", action="modify", version=version.encode()))
         assert _clauses(world) == [("CB-6", "a", "y"), ("CB-4", "a", "mine")]
 
     _checked(scenario)
 
 
 def test_a_failed_pass_must_be_followed_by_another_within_the_policys_max_delay() -> None:
-    """RETRY-1: after a failed pass the checker waits the retry policy's ``max_delay`` (and a
-    second) for the next pass, and reports none coming; a pass in time, or a pass the helper's
-    closing ended, owes nothing."""
+    """RETRY-1: after a failed pass (here: sync() reported it incomplete) the checker waits the
+    retry bound (the larger of the policy's ``max_delay`` and the SPEC's default 300 s, and a
+    second) for a request that starts a new pass, and reports none coming; a new pass in time,
+    or the harness calling sync(), owes nothing."""
 
     async def scenario(world: World) -> None:
         world.add_device("a")
-        max_delay = world.retry.max_delay
-        failed = SyncResult(False, reason="vault_error")
-        world.checker.on_event(_event("pass_finished", result=failed))
-        await world.advance(max_delay)
-        world.checker.on_event(_event("pass_started", full=False))
-        world.checker.on_event(_event("pass_finished", result=failed))
-        await world.advance(max_delay + 0.5)
+        bound = max(world.retry.max_delay, 300.0)
+        checker = world.checker
+        checker.sync_returned("a", False)
+        await world.advance(bound)
+        checker.request_sent("a", "query", "backup_notes", {})  # the retry came
+        checker.sync_returned("a", False)
+        await world.advance(bound + 0.5)
         assert world.checker.findings == []
         await world.advance(1)
         assert _clauses(world) == [("RETRY-1", "a", None)]
-        world.checker.on_event(_event("pass_finished", result=SyncResult(False, reason="closed")))
-        await world.advance(10 * max_delay)
+        assert "sync() reported an incomplete pass" in world.checker.findings[0].message
+        checker.sync_returned("a", False)
+        checker.sync_called("a")  # an outside trigger
+        await world.advance(10 * bound)
         assert len(world.checker.findings) == 1
 
     _checked(scenario)
 
 
 def test_an_idle_pass_costs_at_most_three_requests_per_context() -> None:
-    """COST-1: the last incremental pass of the settle phase (nothing left to do) may cost a
-    pull and two purge requests per context; more is a finding, a full pass is not judged."""
+    """COST-1: an idle pass (as the link measured it) may cost a pull and two purge requests per
+    context and read back no document; more is a finding naming the operations."""
 
     async def scenario(world: World) -> None:
         world.add_device("a")
-        for full, requests in ((False, 3), (True, 9), (False, 4)):
-            world.checker.on_event(_event("pass_started", full=full))
-            world.checker.on_event(
-                _event("pass_finished", result=SyncResult(True, requests=requests))
-            )
-            world.checker.check_end()
-        assert _clauses(world) == [("COST-1", "a", None)]
-        assert "cost 4 requests (budget 3)" in world.checker.findings[0].message
+        checker = world.checker
+        judge_idle_pass(checker, "a", 1, 3, 0, {("query", "backup_notes"): 3}, {})
+        assert checker.findings == []
+        judge_idle_pass(
+            checker,
+            "a",
+            1,
+            4,
+            0,
+            {("find_one", "backup_notes"): 3, ("query", "backup_notes"): 1},
+            {},
+        )
+        judge_idle_pass(checker, "a", 1, 1, 7, {}, {("find_many", "backup_notes"): 7})
+        assert _clauses(world) == [("COST-1", "a", None), ("COST-1", "a", None)]
+        first, second = (f.message for f in checker.findings)
+        assert "sent 4 requests (budget 3" in first, first
+        assert "3 × find_one on backup_notes, 1 × query on backup_notes" in first, first
+        assert second.startswith("re-read 7 unchanged documents in an idle pass"), second
 
     _checked(scenario)

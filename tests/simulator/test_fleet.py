@@ -64,8 +64,10 @@ def test_j2_gives_the_same_verdicts_files_and_summary_as_j1(
     assert {f"seed-{s}.replay.json" for s in failing} <= set(files)
     assert any(name.endswith(".trace.jsonl") for name in files)
     assert parallel == serial
-    assert f"--impl {MUTANT}" in summary  # the replay hint reruns the same implementation
     replay = tmp_path / f"seed-{failing[0]}.replay.json"
+    # the replay file records the implementation, so the hint reruns the same one without it
+    assert json.loads(replay.read_text())["implementation"] == {"impl": MUTANT}
+    assert f"replay a failure with: brh-sim replay OUT/seed-{failing[0]}.replay.json" in summary
     assert main(["replay", str(replay), "--impl", MUTANT]) == 1
     assert read_replay(replay).seed == int(failing[0])
     printed = capsys.readouterr().out.splitlines()[1:]

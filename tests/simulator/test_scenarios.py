@@ -198,6 +198,8 @@ steps = [
   {at = 400, do = "behave", device = "tablet", mode = "apply"},
   {do = "crash", device = "phone"},
   {do = "restart", device = "phone"},
+  {do = "crash_in_sync", device = "phone", request = 2, applied = true},
+  {do = "restart", device = "phone"},
   {do = "reinstall", device = "tablet"},
   {do = "wipe", device = "tablet", context = "contacts"},
   {do = "advance", seconds = 30},
@@ -272,6 +274,20 @@ BAD_FILES: list[tuple[str, str, str]] = [
     (
         "crashed device",
         _step('do = "crash"\ndevice = "phone"\n[[steps]]\ndo = "sync"\ndevice = "phone"'),
+        "step 2 (sync): field 'device': device 'phone' has crashed; restart it first",
+    ),
+    (
+        "crash point missing",
+        _step('do = "crash_in_sync"\ndevice = "phone"'),
+        "step 1 (crash_in_sync): give exactly one of request (the n-th vault request), "
+        "callback (the n-th callback request), line",
+    ),
+    (
+        "device crashed by crash_in_sync",
+        _step(
+            'do = "crash_in_sync"\ndevice = "phone"\nrequest = 1\n[[steps]]\ndo = "sync"\n'
+            'device = "phone"'
+        ),
         "step 2 (sync): field 'device': device 'phone' has crashed; restart it first",
     ),
     (

@@ -24,6 +24,7 @@ from simulator.scenarios.files.fields import Check
 from simulator.scenarios.files.runner import ScenarioSpec
 from simulator.scenarios.files.verbs import TURNS_NOTHING_ON, VERBS, DeviceSpec, Step, Verb
 from simulator.world import Outcome
+from simulator.world.crashpoints import CrashPoint
 
 __all__ = ["ScenarioFileError", "load_file", "loads", "run_file"]
 
@@ -355,6 +356,17 @@ class _Parser:
                     **where,
                     field="same_as",
                 )
+        if verb_name == "crash_in_sync":
+            try:
+                CrashPoint(
+                    request=values.get("request"),
+                    callback=values.get("callback"),
+                    line=values.get("line"),
+                    step=values.get("step"),
+                    applied=values.get("applied", False),
+                )
+            except ValueError as exc:
+                raise self.fail(str(exc).removeprefix("crash_at: "), **where) from None
         if verb_name in ("checkpoint", "settle"):
             for state in states.values():
                 state.running = True  # both restart every crashed device
@@ -434,7 +446,7 @@ class _Parser:
                 **where,
                 field="instance",
             )
-        if step_verb == "crash":
+        if step_verb in ("crash", "crash_in_sync"):
             state.running = False
         elif step_verb in ("restart", "reinstall"):
             state.running = True

@@ -9,6 +9,7 @@ the same name. A device declared in ``[[devices]]`` or joining in a ``join`` ste
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,21 @@ async def _add_context(world: World, step: Step) -> None:
 
 async def _join(world: World, step: Step) -> None:
     join_device(world, DeviceSpec.from_step(step))
+
+
+async def _crash_in_sync(world: World, step: Step) -> None:
+    """The device syncs with a crash armed at a point of the pass (``world.crash_at``); if
+    the pass never gets there, the device crashes when the pass ends: either way it is crashed
+    after the step."""
+    name = step.fields["device"]
+    point = {k: v for k, v in step.fields.items() if k in ("request", "callback", "line", "step")}
+    world.crash_at(name, applied=step.get("applied", False), **point)
+    device = world.device(name)
+    running = asyncio.ensure_future(device.sync())
+    await asyncio.gather(running, return_exceptions=True)  # cut short by the crash, or not
+    if device.running:
+        world.note(f"{name}'s pass never reached the crash point: it crashes after the pass")
+        await world.crash(name)
 
 
 def _async_device_verb(method: str) -> Action:
@@ -238,6 +254,18 @@ VERBS: dict[str, Verb] = {
         device="new",
     ),
     "crash": Verb(_async_device_verb("crash"), _DEVICE, device="running"),
+    "crash_in_sync": Verb(
+        _crash_in_sync,
+        _DEVICE,
+        {
+            "request": fields.positive_count,
+            "callback": fields.positive_count,
+            "line": fields.positive_count,
+            "step": fields.positive_count,
+            "applied": fields.flag,
+        },
+        device="running",
+    ),
     "restart": Verb(_async_device_verb("restart"), _DEVICE, device="crashed"),
     "reinstall": Verb(_async_device_verb("reinstall"), _DEVICE),
     **_fault_verbs(),
