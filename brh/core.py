@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from brh.hlc import Version, observe
+from brh.hlc import Version, observe, writer_id
 from brh.retry import RetryPolicy
 from brh.store import EntryState, Record
 from brh.validation import encode_data
@@ -385,6 +385,17 @@ class Rules:
     write_returns_before_sync: bool = True
     """An upsert or delete returns once the change is durable locally, without awaiting the
     pass it starts (OFF-1: writes never wait for the network)."""
+    refused_in_callback: frozenset[str] = frozenset(
+        {"upsert_database_entry", "delete_database_entry", "wipe_local_context_data", "sync"}
+    )
+    """The helper calls that fail at once with a re-entrant call error when made from inside a
+    callback, or from a task it spawned (CB-8)."""
+    full_pass_when_away: bool = True
+    """A context whose last complete pull is older than half the tombstone retention does a
+    full pass, and takes a synced entry the vault no longer has for one deleted meanwhile
+    (DEL-3, SYNC-10)."""
+    writer: Callable[[str, str], str] = writer_id
+    """The ``writer`` of a helper's versions from its device id and its incarnation (ORD-1)."""
     pull_before_push: bool = True
     """Each context pulls (delivering the remote changes) before it pushes its local ones
     (SYNC-1)."""

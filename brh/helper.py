@@ -32,7 +32,7 @@ from brh.errors import (
     UnknownContextError,
 )
 from brh.events import Listener
-from brh.hlc import HybridClock, Version, new_incarnation, writer_id
+from brh.hlc import HybridClock, Version, new_incarnation
 from brh.options import SyncOptions
 from brh.retry import RetryPolicy
 from brh.scheduler import PassScheduler
@@ -166,7 +166,7 @@ class BackupRestoreHelper:
         """Drawn afresh each time a helper opens its store: with the device id, it names this
         helper in the versions it writes, so no two helpers ever issue the same version (ORD-1)."""
         self._clock = HybridClock(
-            writer_id(self.device_id, self.incarnation), clock or time.time, stored_clock
+            self.rules.writer(self.device_id, self.incarnation), clock or time.time, stored_clock
         )
         self._contexts: dict[str, Context] = {}
         policy = retry or RetryPolicy()
@@ -322,7 +322,7 @@ class BackupRestoreHelper:
         not complete schedules its own retry.
         """
         self._check_open("sync")
-        if self._callback_context() is not None:
+        if "sync" in self.rules.refused_in_callback and self._callback_context() is not None:
             raise ReentrantCallError(
                 "sync() was called from inside a sync callback; the callback's pass cannot "
                 "finish until the callback returns, so this would wait forever. Return from "
@@ -393,7 +393,7 @@ class BackupRestoreHelper:
 
     def _check_writable(self, method: str) -> None:
         self._check_open(method)
-        context = self._callback_context()
+        context = self._callback_context() if method in self.rules.refused_in_callback else None
         if context is not None:
             raise ReentrantCallError(
                 f"{method}() was called from inside a sync callback of context {context!r}. "

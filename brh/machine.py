@@ -248,7 +248,8 @@ class _ContextPass:
         options, state = self.options, self.state
         now_ms: int = yield fx.Now(self.name)
         away = (  # tombstones this device never saw may have been purged meanwhile (DEL-3)
-            options.tombstone_retention is not None
+            self.rules.full_pass_when_away
+            and options.tombstone_retention is not None
             and state.last_pull_ms is not None
             and now_ms - state.last_pull_ms > options.tombstone_retention * 1000 / 2
         )

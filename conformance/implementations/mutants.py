@@ -34,9 +34,9 @@ from brh.core import (
     decide,
     pull_filter,
 )
-from brh.hlc import HybridClock, Version
+from brh.hlc import INCARNATION_SEPARATOR, HybridClock, Version
 from brh.retry import RetryPolicy
-from brh.store import ContextState, LocalStore, Record
+from brh.store import ContextState, EntryState, LocalStore, Record
 from brh.vault import VaultError
 from brh.wire import RemoteDoc
 from simulator.impl import Factory, Installation, ReferenceHelper
@@ -443,7 +443,189 @@ _API_ROWS: tuple[tuple[Factory, str, str], ...] = ()
 
 # -- §3 callbacks, §8 deletion, §9 restore, ORD-5/ORD-6 ----------------------------------------
 
-_DELIVERY_ROWS: tuple[tuple[Factory, str, str], ...] = ()
+_Change = Callable[[Record | None, Version], Record | None]
+
+
+def _modifying_deleted(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
+    decision = decide(local, remote)
+    if decision.action is Action.INSERT and local is not None:
+        # BUG: "does the device hold this key?" asks for a local row, tombstones included (as the
+        # original did): the app is asked to modify an entry it deleted (CB-1).
+        return Decision(Action.MODIFY, remote)
+    return decision
+
+
+def modify_for_deleted_key(installation: Installation) -> ReferenceHelper:
+    """A newer remote version of a key deleted locally is delivered to on_modify."""
+    return _with(decide=_modifying_deleted)(installation)
+
+
+def _inserting_unsynced(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
+    decision = decide(local, remote)
+    if decision.action is Action.MODIFY and local is not None and local.base is None:
+        # BUG: insert or modify is told by whether the key was ever synced, not by whether the
+        # device holds it: a newer write of a key created here, not uploaded yet, is an insert.
+        return Decision(Action.INSERT, remote)
+    return decision
+
+
+def insert_for_unsynced_key(installation: Installation) -> ReferenceHelper:
+    """A newer remote version of a key held live but never synced goes to on_insert."""
+    return _with(decide=_inserting_unsynced)(installation)
+
+
+class _SameDataStore(LocalStore):
+    def apply_remote(self, record: Record, expected: Version | None, clock: Version | None) -> bool:
+        current = self.get(record.context, record.key)
+        if current and not current.deleted and not record.deleted and current.data == record.data:
+            # BUG: a delivered version with the local copy's data is "nothing to store": the
+            # entry keeps its older version, delivered again by the next full pass (CB-5).
+            return True
+        return super().apply_remote(record, expected, clock)
+
+
+def accepted_same_data_not_recorded(installation: Installation) -> ReferenceHelper:
+    """An accepted remote version whose data equals the local copy's is not recorded."""
+    return _build(installation, store=_SameDataStore)
+
+
+def sync_allowed_in_callback(installation: Installation) -> ReferenceHelper:
+    """sync() and wipe called from inside a callback are let through."""
+    # BUG: only entry writes are refused in a callback: sync() waits for a pass that waits for
+    # the callback (W11's deadlock), and a wipe clears the context under the pass (CB-8).
+    calls = frozenset({"upsert_database_entry", "delete_database_entry"})
+    return _with(refused_in_callback=calls)(installation)
+
+
+def no_full_pass_after_absence(installation: Installation) -> ReferenceHelper:
+    """A device back after weeks away pulls incrementally, as if it had never left."""
+    # BUG: purging without the absence rule: a device away for longer than the retention pulls
+    # from its old cursor and never learns of deletions whose tombstones were purged; its next
+    # periodic full pass takes those entries for ones the vault lost and uploads them (DEL-3).
+    return _with(full_pass_when_away=False)(installation)
+
+
+class _BlindDeleteStore(LocalStore):
+    def write_local(
+        self, context: str, key: str, clock: HybridClock, change: _Change
+    ) -> Record | None:
+        def tombstone(current: Record | None, version: Version) -> Record | None:
+            # BUG: a delete is stored as a tombstone whatever the store held (INSERT OR REPLACE):
+            # deleting a key never seen, forgotten or deleted uploads a new tombstone (DEL-4).
+            now, base = version.wall_ms, current.base if current else None
+            created = current.creation_date if current else now
+            gone = Record(context, key, None, created, now, now, version, base, pending=True)
+            return change(current, version) or gone
+
+        return super().write_local(context, key, clock, tombstone)
+
+
+def delete_of_unheld_key_uploaded(installation: Installation) -> ReferenceHelper:
+    """Deleting a key the device does not hold live uploads a tombstone."""
+    return _build(installation, store=_BlindDeleteStore)
+
+
+def own_writes_not_restored(installation: Installation) -> ReferenceHelper:
+    """A document this device id wrote is never delivered to it, even after a reinstall."""
+    own = installation.device_id
+
+    def skipping_own(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
+        decision = decide(local, remote)
+        writer = remote.version.writer.split(INCARNATION_SEPARATOR, 1)[0]
+        if decision.action is Action.INSERT and writer == own:
+            # BUG: "no echo" judged by who wrote a document, not by what the device holds: a
+            # reinstalled device never gives its app back what it wrote before (RES-1).
+            return Decision(Action.ADOPT, remote)
+        return decision
+
+    return _with(decide=skipping_own)(installation)
+
+
+class _RequeueNothingStore(LocalStore):
+    def requeue_all(self, context: str) -> int:
+        # BUG: a lost collection is only created again: entries stay marked as synced, the cursor
+        # stays, and only later changes reach it (until a full pass a day later) (RES-3).
+        with self._transaction():
+            self._execute("UPDATE contexts SET collection_ready = 0 WHERE name = ?", (context,))
+        return 0
+
+
+def lost_collection_not_refilled(installation: Installation) -> ReferenceHelper:
+    """A collection the vault lost is created again but the local entries are not uploaded."""
+    return _build(installation, store=_RequeueNothingStore)
+
+
+def _device_alone(device: str, incarnation: str) -> str:
+    # BUG: versions name the device alone: a reinstalled app, its clock restarted from what it
+    # restored, reissues a version of its old installation's, taken for that write (ORD-1).
+    return device
+
+
+def writer_without_incarnation(installation: Installation) -> ReferenceHelper:
+    """The writer of a version is the device id alone."""
+    return _with(writer=_device_alone)(installation)
+
+
+class _ClockInMemoryStore(LocalStore):
+    def write_local(
+        self, context: str, key: str, clock: HybridClock, change: _Change
+    ) -> Record | None:
+        # BUG: the clock is read from the store only when the helper opens it: a second helper
+        # on the file stamps a later write lower than an earlier one of the other (ORD-1).
+        with self._transaction():
+            record = change(self.get(context, key), clock.stamp())
+            if record is None:
+                return None
+            self._write(record, pending=True, stale=record.stale)
+            self._save_clock(clock.last)
+            return record
+
+
+def clock_not_reread_per_write(installation: Installation) -> ReferenceHelper:
+    """A local write is stamped from the helper's clock in memory, not the store's."""
+    return _build(installation, store=_ClockInMemoryStore)
+
+
+def _inserting(key: str, version: Version) -> dict[str, Any]:
+    # BUG: a new entry is inserted (a filter matching nothing, as insertOne), not upserted on
+    # its version: a create whose answer was lost, sent again, stores a second copy (ORD-5).
+    return {"key": key, "brhVersion": {"$in": []}}
+
+
+def create_by_insert(installation: Installation) -> ReferenceHelper:
+    """A new entry is created by a plain insert: a retried create duplicates it."""
+    return _with(create_filter=_inserting)(installation)
+
+
+class _HalfUndeletedStore(LocalStore):
+    def apply_remote(self, record: Record, expected: Version | None, clock: Version | None) -> bool:
+        current = self.get(record.context, record.key)
+        if current is not None and current.deleted and not record.deleted:
+            # BUG (W7): a remote edit over a local tombstone copies its data, dates and version
+            # but not its deletionDate: the entry is left both deleted and current (ORD-6).
+            record = replace(record, deletion_date=current.deletion_date)
+        return super().apply_remote(record, expected, clock)
+
+
+def edit_keeps_local_deletion(installation: Installation) -> ReferenceHelper:
+    """A remote edit over a local delete keeps the local deletionDate."""
+    return _build(installation, store=_HalfUndeletedStore)
+
+
+_DELIVERY_ROWS: tuple[tuple[Factory, str, str], ...] = (
+    (modify_for_deleted_key, "a newer version of a key deleted here goes to on_modify", "CB-1"),
+    (insert_for_unsynced_key, "a newer version of a key held but never synced: on_insert", "CB-2"),
+    (accepted_same_data_not_recorded, "an accepted version of unchanged data is lost", "CB-5"),
+    (sync_allowed_in_callback, "sync() and wipe from inside a callback are let through", "CB-8"),
+    (no_full_pass_after_absence, "no full pass after an absence of half the retention", "DEL-3"),
+    (delete_of_unheld_key_uploaded, "deleting a key not held live uploads a tombstone", "DEL-4"),
+    (own_writes_not_restored, "documents this device id wrote are never delivered to it", "RES-1"),
+    (lost_collection_not_refilled, "a lost collection is not refilled from the devices", "RES-3"),
+    (writer_without_incarnation, "a version's writer is the device id alone", "ORD-1"),
+    (clock_not_reread_per_write, "writes are stamped from the clock in memory", "ORD-1"),
+    (create_by_insert, "a new entry is inserted: a retried create duplicates it", "ORD-5"),
+    (edit_keeps_local_deletion, "a remote edit over a local delete keeps it deleted", "ORD-6"),
+)
 """Registry rows of this section: ``(factory, bug, "CLAUSE-1 CLAUSE-2")``."""
 
 

@@ -11,7 +11,10 @@ proportional time, so a few hundred events stay readable whether a run spans sec
   trace order (an answer, then its callbacks, then the next request);
 * the space between two instants grows with the logarithm of the time between them;
 * a gap longer than :data:`IDLE_BREAK` seconds becomes a fixed-width *break* labelled with its
-  duration; the elided part of a long trace becomes a wider break of its own.
+  duration; the elided part of a long trace becomes a wider break of its own; the events
+  either side of a break stand at least :data:`EDGE` pixels off its torn edges, and a break
+  begins only after the labels of the crashes, restarts, joins, reinstalls and clock jumps
+  just before it (so a cut never squeezes them).
 
 Tick labels name the true time of the instant they stand on.
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.faults import FORMER_NAMES
+from simulator.report.labels import CHAR_W, GAP, TORN, width
 
 __all__ = [
     "MAX_EVENTS",
@@ -39,6 +43,7 @@ __all__ = [
     "Event",
     "Exchange",
     "Span",
+    "event_label",
     "exchanges",
     "fault_spans",
     "format_duration",
@@ -65,6 +70,9 @@ GAP_MIN, GAP_LOG, GAP_UNIT = 5.0, 11.0, 0.01
 IDLE_BREAK = 60.0
 """Gaps at least this long (seconds) are drawn as breaks."""
 BREAK_WIDTH, ELISION_WIDTH = 76.0, 150.0
+EDGE = 8.0
+"""Room between a break's torn edge and the events either side of it (their lines and labels
+stay off the edge)."""
 TICK_SPACING = 118.0
 """Minimum distance between two tick labels."""
 
@@ -233,6 +241,17 @@ def format_duration(seconds: float, *, signed: bool = False) -> str:
     return sign + " ".join(parts)
 
 
+def event_label(event: Event) -> str:
+    """The label of a device event or a clock jump (other events have none)."""
+    if event.kind == "device":
+        return str(event.get("event"))
+    if event.kind == "fault" and event.get("fault") == "jump_clock":
+        detail = event.get("detail")
+        seconds = detail.get("seconds", 0) if isinstance(detail, dict) else 0
+        return f"clock {format_duration(float(seconds), signed=True)}"
+    return ""
+
+
 # -- the axis ---------------------------------------------------------------------------------
 
 
@@ -297,7 +316,9 @@ def lay_out(digest: Digest) -> Axis:
     previous: float | None = None
     instants: list[tuple[float, float, bool]] = []  # (t, x, forced tick)
     forced = True
+    runs: dict[str, tuple[float, str]] = {}  # per lane, the run of event labels last begun
     for at_cut, group in _instants(digest):
+        edge = max([x + EDGE, *(head + _run_room(text) for head, text in runs.values())])
         if at_cut:
             count = sum(digest.elided.values())
             first, last = digest.elided_span or (0.0, 0.0)
@@ -307,9 +328,10 @@ def lay_out(digest: Digest) -> Axis:
                 if count
                 else "elided"
             )
-            axis.breaks.append(Break(x, ELISION_WIDTH, f"{count} events elided", title, True))
-            x += ELISION_WIDTH
-            previous, forced = None, True
+            label = f"{count} events elided"
+            axis.breaks.append(Break(edge, ELISION_WIDTH, label, title, True))
+            x = edge + ELISION_WIDTH + EDGE
+            previous, forced, runs = None, True, {}
             continue
         t = group[0].t
         if previous is not None:
@@ -317,23 +339,36 @@ def lay_out(digest: Digest) -> Axis:
             if dt >= IDLE_BREAK:
                 label = format_duration(dt, signed=True)
                 title = f"{format_duration(dt)} without events (t={previous:.6f}s to {t:.6f}s)"
-                axis.breaks.append(Break(x, BREAK_WIDTH, label, title))
-                x += BREAK_WIDTH
-                forced = True
+                axis.breaks.append(Break(edge, BREAK_WIDTH, label, title))
+                x = edge + BREAK_WIDTH + EDGE
+                forced, runs = True, {}
             else:
                 x += _gap(dt)
         per_lane: Counter[str] = Counter()
         for event in group:
             axis.x[event.seq] = x + SLOT * per_lane[event.lane]
             per_lane[event.lane] += 1
+            if label := event_label(event):
+                head, text = runs.get(event.lane, (-math.inf, ""))
+                if axis.x[event.seq] < head + width(text) + CHAR_W:  # as placement joins
+                    runs[event.lane] = (head, f"{text}, {label}")
+                else:
+                    runs[event.lane] = (axis.x[event.seq], label)
         axis.rug.append(x)
         instants.append((t, x, forced))
         forced = False
         x += SLOT * (max(per_lane.values()) - 1)
         previous = t
-    axis.width = x + RIGHT
+    axis.width = max([x + RIGHT, *(head + _run_room(text) for head, text in runs.values())])
     axis.ticks = _ticks(instants)
     return axis
+
+
+def _run_room(text: str) -> float:
+    """From the line of the first of a run of events to where a break may begin after the run's
+    joined label ``text``: the label, a character for a pass's sign in front of it, the torn
+    edge (see :mod:`simulator.report.placement`)."""
+    return 3 + CHAR_W + width(text) + TORN + GAP
 
 
 def _ticks(instants: list[tuple[float, float, bool]]) -> list[Tick]:

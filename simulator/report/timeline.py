@@ -15,6 +15,7 @@ faults).
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,9 +24,7 @@ from simulator.report.findings import Group, group_findings
 from simulator.report.glyphs import (
     DEVICE_EVENTS,
     FAULT_COLOURS,
-    GREEN,
     MUTED,
-    ORANGE,
     PURPLE,
     RED,
     applied_glyph,
@@ -48,25 +47,21 @@ from simulator.report.glyphs import (
 from simulator.report.layout import (
     VAULT,
     Axis,
-    Break,
     Digest,
     Event,
     Exchange,
-    Span,
+    event_label,
     exchanges,
     fault_spans,
     format_duration,
     format_time,
     pass_spans,
 )
+from simulator.report.placement import Placement, fault_label, pass_look
 
 __all__ = ["LABEL_W", "Timeline"]
 
 AXIS_H, STRIP_H, LANE_H, VAULT_H, LABEL_W = 30.0, 26.0, 92.0, 64.0, 170.0
-CHAR_W = 6.0
-"""The width of a character of a 10 px label, a little generous (to keep labels apart)."""
-NOTE_CHARS = 28
-"""A note's label is cut to this many characters (its tooltip has it all)."""
 READS = frozenset({"find_one", "find_many", "query", "count_documents"})
 """Operations that change nothing on the vault (every other one is drawn as a write)."""
 
@@ -141,8 +136,13 @@ class Timeline:
             for event in group.causes:
                 self.caused.setdefault(event.seq, []).append(group.number)
         self._finding_ids: dict[int, int] = {}
-        self.note_labels = self._place_notes()
-        """Note seq -> where its label starts and what it shows (see :meth:`_place_notes`)."""
+        self.fault_spans = fault_spans(digest, axis)
+        self.pass_spans = pass_spans(digest, axis)
+        self.exchanges = exchanges(digest.events)
+        self.placed = Placement(
+            digest, axis, self.lanes, self.fault_spans, self.pass_spans, self.exchanges
+        )
+        """Where every label goes (:mod:`simulator.report.placement`)."""
         self._points: dict[str, Callable[[Event, Lane | None, float], str]] = {
             "write": self._write,
             "callback": self._callback,
@@ -152,55 +152,15 @@ class Timeline:
             "note": self._note,
         }
 
-    def break_label_extent(self, cut: Break) -> tuple[float, float]:
-        """Where a break's label stands on the top strip (centred on the break)."""
-        middle, half = cut.x + cut.width / 2, CHAR_W * len(cut.label) / 2
-        return middle - half, middle + half
-
-    def _place_notes(self) -> dict[int, tuple[float, str]]:
-        """Note labels on the top strip, kept off the break labels, the finding badges and each
-        other: a label that would start on one of them starts after it, and every label is cut
-        (``…``) where the next thing on the strip begins."""
-        taken = [self.break_label_extent(cut) for cut in self.axis.breaks]
-        taken += [
-            (self.axis.of(e) - 9, self.axis.of(e) + 9)
-            for e in self.digest.checks
-            if e.seq in self.axis.x
-        ]
-        notes = [e for e in self.digest.events if e.kind == "note"]
-        placed: dict[int, tuple[float, str]] = {}
-        for index, note in enumerate(notes):
-            start = self.axis.of(note) + 3
-            moved = True
-            while moved:
-                moved = False
-                for a, b in taken:
-                    if a - 1 <= start < b + 2:
-                        start, moved = b + 3, True
-            ahead = [a for a, _b in taken if a >= start]
-            ahead += [self.axis.of(n) for n in notes[index + 1 :] if self.axis.of(n) > start]
-            limit = min([*ahead, self.axis.width])
-            room = int((limit - start - 2) // CHAR_W) - 2  # less the "✎ "
-            content = str(note.get("text", ""))
-            fits = min(room, NOTE_CHARS)
-            if len(content) <= fits:
-                shown = content
-            else:
-                shown = content[: fits - 1] + "…" if fits >= 2 else ""
-            label = f"✎ {shown}" if shown else "✎"
-            placed[note.seq] = (start, label)
-            taken.append((start, start + CHAR_W * len(label)))
-        return placed
-
     def svg(self) -> str:
         parts = [
             defs(),
             *self._background(),
             *self._breaks(),
-            *self._faults(fault_spans(self.digest, self.axis)),
+            *self._faults(),
             *self._ticks(),
-            *self._passes(pass_spans(self.digest, self.axis)),
-            *(self._exchange(exchange) for exchange in exchanges(self.digest.events)),
+            *self._passes(),
+            *(self._exchange(exchange) for exchange in self.exchanges),
             *(self._point(event) for event in self.digest.events),
             *self._causes(),
         ]
@@ -244,31 +204,32 @@ class Timeline:
                 tag("rect", x=cut.x, y=AXIS_H, width=cut.width, height=height, fill=fill),
                 zigzag(cut.x, AXIS_H, self.bottom),
                 zigzag(cut.x + cut.width, AXIS_H, self.bottom),
-                text(cut.x + cut.width / 2, AXIS_H + 17, cut.label, cls="break-label"),
+                text(
+                    cut.x + cut.width / 2,
+                    AXIS_H + 17,
+                    self.placed.break_label(cut),
+                    cls="break-label",
+                ),
             ]
             yield mark("elided" if cut.elided else "break", cut.title, *shapes)
 
-    def _faults(self, spans: list[Span]) -> Iterable[str]:
-        label_ends: dict[str, list[float]] = {}  # per lane, where each row of labels is free
-        for span in spans:
+    def _faults(self) -> Iterable[str]:
+        for span, (row, start, shown) in zip(
+            self.fault_spans, self.placed.fault_labels, strict=True
+        ):
             lane = self.lanes.get(span.lane)
             if lane is None:
                 continue
-            label = _fault_label(span)
-            ends = label_ends.setdefault(span.lane, [])
-            row = next((i for i, end in enumerate(ends) if end <= span.x0), len(ends))
-            if row == len(ends):
-                ends.append(0.0)
-            ends[row] = max(span.x1, span.x0 + 6.5 * len(label))
+            label = fault_label(span)
             colour = FAULT_COLOURS.get(span.name, MUTED)
             box = {"x": span.x0, "y": lane.top + 1, "width": max(2.0, span.x1 - span.x0)}
             shapes = [tag("rect", **box, height=lane.height - 2, fill=colour, fill_opacity="0.1")]
             if span.name == "partition":
                 shapes.append(tag("rect", **box, height=lane.height - 2, fill="url(#hatch)"))
             shapes.append(line(span.x0, lane.top + 1, span.x0, lane.bottom - 1, colour))
-            shapes.append(
-                text(span.x0 + 3, lane.top + 11 + 11 * row, label, cls="fault-label", fill=colour)
-            )
+            if shown:
+                y = lane.top + 11 + 11 * row
+                shapes.append(text(start, y, shown, cls="fault-label", fill=colour))
             t0 = span.start.t if span.start else None
             t1 = span.end.t if span.end else None
             since = _when(t0) if t0 is not None else "before the drawn part"
@@ -295,29 +256,22 @@ class Timeline:
             else:  # the last one, at the right edge
                 yield text(tick.x - 3, AXIS_H - 9, tick.label, cls="tick", text_anchor="end")
 
-    def _passes(self, spans: list[Span]) -> Iterable[str]:
-        for span in spans:
+    def _passes(self) -> Iterable[str]:
+        for index, span in enumerate(self.pass_spans):
             lane = self.lanes.get(span.lane)
             if lane is None:
                 continue
             end = span.end
-            if end is None:
-                kind, colour, sign, outcome = "unfinished", MUTED, "…", "did not finish"
-            elif end.get("completed"):
-                kind, colour, sign, outcome = "completed", GREEN, "✓", "completed"
-            elif end.get("reason") == "refused":
-                kind, colour, sign, outcome = "refused", ORANGE, "⊘", "refused by the app"
-            else:
-                kind, colour, sign, outcome = "failed", RED, "!", f"failed: {end.get('reason')}"
+            kind, colour, sign, outcome = pass_look(span)
             lines = [f"pass on {span.lane}: {outcome}"]
             if span.start is not None:
                 lines.append(f"started {_when(span.start.t)}, full={span.start.get('full')}")
             if end is not None:
                 lines.append(f"ended {_when(end.t)}; {_fields(end, 'device', 'phase')}")
-            shapes = [
-                bracket(span.x0, span.x1, lane.below, colour),
-                text(span.x1, lane.below + 11, sign, cls="sign", fill=colour),
-            ]
+            shapes = [bracket(span.x0, span.x1, lane.below, colour)]
+            at = self.placed.signs.get(index)
+            if at is not None:
+                shapes.append(text(at, lane.below + 11, sign, cls="sign", fill=colour))
             yield mark(f"pass pass-{kind}", "\n".join(lines), *shapes)
 
     def _exchange(self, ex: Exchange) -> str:
@@ -342,7 +296,9 @@ class Timeline:
             if request is not None:
                 style = "late" if late else "read" if op in READS else "write"
                 shapes.append(arrow(x(request), top, x(applied), bottom, style))
-            shapes.append(applied_glyph(x(applied), vault.mid, bool(applied.get("ok")), late))
+            labelled = applied.seq in self.placed.late_labels
+            ok = bool(applied.get("ok"))
+            shapes.append(applied_glyph(x(applied), vault.mid, ok, late, labelled=labelled))
             if late:
                 classes.append("late")
             if gave_up is not None:
@@ -361,7 +317,9 @@ class Timeline:
             classes.append("pending")
             xp = x(first)
             shapes.append(line(xp, top, xp + 8, top + 18, MUTED, stroke_dasharray="2 2"))
-            shapes.append(text(xp + 10, top + 28, "?", cls="small", fill=MUTED))
+            at = self.placed.pending_marks.get(first.seq)
+            if at is not None:
+                shapes.append(text(at, top + 28, "?", cls="small", fill=MUTED))
         return mark(" ".join(classes), _exchange_title(ex), *shapes, data_t=_stamp(first.t))
 
     def _point(self, event: Event) -> str:
@@ -396,12 +354,24 @@ class Timeline:
             return ""
         name = str(event.get("event"))
         colour = DEVICE_EVENTS.get(name, MUTED)
-        shapes = [
-            line(x, lane.top + 3, x, lane.bottom - 3, colour, stroke_width=2.0),
-            text(x + 3, lane.bottom - 5, name, cls="event-label", fill=colour),
-        ]
+        shapes = [line(x, lane.top + 3, x, lane.bottom - 3, colour, stroke_width=2.0)]
+        shapes.extend(self._event_label(event, lane))
         title = f"{name} of {lane.name}\n{_when(event.t)}\n{_fields(event, 'device', 'event')}"
         return mark(f"device device-{name}", title, *shapes, data_t=_stamp(event.t))
+
+    def _event_label(self, event: Event, lane: Lane) -> list[str]:
+        """The label of the events joined under ``event`` (each part in its event's colour)."""
+        start, shown, group = self.placed.event_labels.get(event.seq, (0.0, "", []))
+        if not shown:
+            return []
+        parts, rest = [], shown
+        for index, member in enumerate(group):
+            part = event_label(member) + (", " if index < len(group) - 1 else "")
+            piece, rest = rest[: len(part)], rest[len(part) :]
+            if piece:
+                parts.append(tag("tspan", html.escape(piece, quote=False), fill=_colour(member)))
+        y = lane.bottom - 5
+        return [tag("text", *parts, x=start, y=y, cls="event-label")]
 
     def _clock_jump(self, event: Event, lane: Lane | None, x: float) -> str:
         if lane is None or event.get("fault") != "jump_clock":
@@ -409,20 +379,17 @@ class Timeline:
         detail = event.get("detail")
         seconds = detail.get("seconds", 0) if isinstance(detail, dict) else 0
         size = format_duration(float(seconds), signed=True)
-        shapes = [
-            line(x, lane.top + 3, x, lane.bottom - 3, PURPLE, stroke_dasharray="3 2"),
-            text(x + 3, lane.bottom - 5, f"clock {size}", cls="event-label", fill=PURPLE),
-        ]
+        shapes = [line(x, lane.top + 3, x, lane.bottom - 3, PURPLE, stroke_dasharray="3 2")]
+        shapes.extend(self._event_label(event, lane))
         title = f"clock jump on {lane.name}: {size}\n{_when(event.t)}"
         return mark("clock-jump", title, *shapes, data_t=_stamp(event.t))
 
     def _note(self, event: Event, lane: Lane | None, x: float) -> str:
         content = str(event.get("text", ""))
-        start, label = self.note_labels.get(event.seq, (x + 3, "✎"))
-        shapes = [
-            line(x, AXIS_H + 4, x, self.bottom, MUTED, stroke_dasharray="1 3"),
-            text(start, AXIS_H + 17, label, cls="note-label"),
-        ]
+        start, label = self.placed.note_labels.get(event.seq, (x + 3, "✎"))
+        shapes = [line(x, AXIS_H + 4, x, self.bottom, MUTED, stroke_dasharray="1 3")]
+        if label:
+            shapes.append(text(start, AXIS_H + 17, label, cls="note-label"))
         return mark("note", f"note: {content}\n{_when(event.t)}", *shapes, data_t=_stamp(event.t))
 
     def _finding(self, event: Event, lane: Lane | None, x: float) -> str:
@@ -504,12 +471,9 @@ def _clock_note(join: Event | None) -> str:
     return ", ".join(parts)
 
 
-def _fault_label(span: Span) -> str:
-    label = span.name  # the fault's verb, as the World, scenario files and the legend name it
-    detail = span.start.get("detail") if span.start is not None else None
-    if isinstance(detail, dict) and detail:
-        label += ": " + " ".join(f"{k}={v}" for k, v in sorted(detail.items()))
-    return label
+def _colour(event: Event) -> str:
+    """The colour of a device event or clock jump."""
+    return PURPLE if event.kind == "fault" else DEVICE_EVENTS.get(str(event.get("event")), MUTED)
 
 
 def _exchange_title(ex: Exchange) -> str:

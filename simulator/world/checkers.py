@@ -422,6 +422,7 @@ class Checker:
         lane = self._lane(device)
         lane.refused.discard(first[context])
         lane.retry_since = None
+        lane.pass_started_at = self.world.now()
 
     def request_failed(self, device: str, op: str, error: VaultError) -> None:
         """RETRY-1: a request of a pass failed because of a fault (the network lost it, the
@@ -444,11 +445,28 @@ class Checker:
 
     def sync_called(self, device: str) -> None:
         """The harness calls ``sync()``: an outside trigger, no retry is owed any more."""
-        self._lane(device).retry_since = None
+        lane = self._lane(device)
+        lane.retry_since = None
+        lane.syncs_waiting += 1
+        lane.sync_called_at = self.world.now()
 
     def sync_returned(self, device: str, completed: bool) -> None:
-        """RETRY-1: a ``sync()`` that reports an incomplete pass arms the retry."""
-        if not completed:
+        """RETRY-1: a ``sync()`` that reports an incomplete pass arms the retry, unless another
+        ``sync()`` of the harness is still waiting (its pass is an outside trigger) or the next
+        pass has already started; one reporting a completed pass owes nothing."""
+        lane = self._lane(device)
+        lane.syncs_waiting = max(0, lane.syncs_waiting - 1)
+        now = self.world.now()
+        # a pass that started this very instant, after the call, is the next one (one the
+        # helper had queued while the reported pass ran): the retry is already under way
+        started = lane.pass_started_at
+        next_one = (
+            started == now and lane.sync_called_at is not None and started > lane.sync_called_at
+        )
+        sim = self.world.devices.get(device)
+        if completed or sim is None or not sim.running:  # a crash ends what the pass owed
+            lane.retry_since = None
+        elif not lane.syncs_waiting and not next_one:
             self._arm_retry(device, "sync() reported an incomplete pass")
 
     def _arm_retry(self, device: str, why: str) -> None:

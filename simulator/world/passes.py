@@ -20,6 +20,12 @@ class Lane:
     retry_since: float | None = None
     """When a pass of the device failed with no new pass started since (RETRY-1)."""
     retry_why: str = ""
+    syncs_waiting: int = 0
+    """``sync()`` calls of the harness not yet returned: each is an outside trigger."""
+    sync_called_at: float | None = None
+    """When the harness last called ``sync()``."""
+    pass_started_at: float | None = None
+    """When the device's latest observable pass started (its first request)."""
 
 
 READS = frozenset({"query", "find_many", "find_one", "count_documents"})

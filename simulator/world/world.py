@@ -460,6 +460,23 @@ class World:
                 f"{fault}: needs the fake vault (a real vault cannot be made to)"
             )
 
+    async def lose_collection(self, context: str) -> None:
+        """The vault loses ``context``'s collection and every document in it (an operator
+        reset, a restore from a snapshot taken before the context existed): a one-shot event,
+        not a fault. The devices still hold the backup (SPEC RES-3). Needs the fake vault."""
+        if context not in self.contexts and not any(
+            context in device.apps for device in self.devices.values()
+        ):
+            raise ValueError(
+                f"lose_collection: no context {context!r}; "
+                f"{did_you_mean(context, list(self.contexts))}contexts: {list(self.contexts)}"
+            )
+        self._inside_the_vault("lose_collection")
+        name = "backup_" + context
+        if name in self.server.vault.collection_names():
+            await self.server.vault.delete_collection(name)
+        self.note(f"the vault lost collection {name} (lose_collection)")
+
     def upsert_race(self, seconds: float) -> None:
         """MongoDB without a unique index: an upsert checks for a match, then inserts
         ``seconds`` later, so two racing upserts of one key can both insert."""

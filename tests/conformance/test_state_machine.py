@@ -104,7 +104,8 @@ def test_shrinking_prints_the_smallest_scenario_that_shows_a_forgotten_delete(
     sim = _sim(tmp_path, f"{IMPLS}:forgets_deletes")
     message, _ = _failure(sim, max_examples=60, stateful_step_count=10)
     text = (tmp_path / "state-machine-failure.toml").read_text()
-    verbs = re.findall(r'do = "(\w+)"', text)
+    # the move that writes, lets time pass and deletes may shrink to it (put, advance, remove)
+    verbs = [v for v in re.findall(r'do = "(\w+)"', text) if v != "advance"]
     assert verbs[-3:-1] == ["put", "remove"] and len(verbs) <= 4, text
     assert verbs[-1] in ("sync", "settle"), text
     assert "k0" in message
@@ -152,7 +153,7 @@ def test_the_final_refusal_check_holds_after_a_clock_stepped_back(tmp_path: Path
     machine.app_work(0, [("put", 0, "k0", 0)])
     machine.clock(0, -7200.0)
     machine.app_work(0, [("sync", 0, "k0", 0)])
-    machine.app(1, "refuse", 1, 0.3)
+    machine.app(1, "refuse", 1, 0.3, 0.5)
     machine.app_work(0, [("put", 0, "k0", 0)])
     machine.app_work(1, [("sync", 0, "k0", 0)])
     machine.nothing_found()

@@ -6,6 +6,7 @@ reference (which reports no events) and not for the reference on the same run.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from pathlib import Path
 
@@ -139,3 +140,33 @@ def test_an_echo_is_a_finding_for_any_implementation(tmp_path: Path) -> None:
     echoes = [f for f in found if f.clause == "CB-4"]
     assert echoes and (echoes[0].device, echoes[0].key) == ("a", "mine"), [str(f) for f in found]
     assert not _echoes(reference_factory, tmp_path / "reference")
+
+
+def test_a_sync_cut_by_a_crash_owes_no_retry_after_the_restart(tmp_path: Path) -> None:
+    """RETRY-1's check, a false finding the deep search met on the reference (seed 44): a
+    device dies as its pass's first request leaves, so its sync() reports an incomplete pass;
+    the crash ended that pass, and the restarted helper, with nothing to do, owes none. Nor
+    does a sync() whose failed pass is followed at once by the pass the helper had queued
+    (RETRY-5's test met that one): the retry is under way."""
+
+    async def main() -> list[Finding]:
+        world = World(44, contexts=("notes",), workdir=tmp_path)
+        try:
+            world.add_device("a"), world.add_device("b")
+            world.crash_at("a", request=1)
+            await asyncio.gather(world.device("a").sync(), return_exceptions=True)
+            await world.restart("a")
+            await world.advance(600)
+            world.slow_vault(3 * 3600)
+            await world.device("b").put("x", 1)  # its debounced pass queues behind the sync
+            running = asyncio.ensure_future(world.device("b").sync())
+            await world.advance(120)  # the request deadline cuts the first pass
+            assert running.done() and not running.result()
+            world.fast_vault()
+            await world.advance(600)
+            return list(world.checker.findings)
+        finally:
+            await world.close()
+
+    found = run(main(), start=START)
+    assert not [f for f in found if f.clause == "RETRY-1"], [str(f) for f in found]

@@ -18,6 +18,7 @@ from brh import RetryPolicy
 from brh.vault import NetworkError
 from conformance.implementations import legacy
 from simulator.impl import Helper, Installation
+from simulator.live import UnsupportedFault
 from simulator.timeloop import run
 from simulator.world import ABSENT, START, World, simulate
 
@@ -55,6 +56,33 @@ def test_fault_verbs_as_a_client_sees_them() -> None:
         assert len([d for d in world.server.vault.documents("c") if d.get("key") == "x"]) == 2
         world.jump_clock("a", -7200)
         assert a.clock.error() == pytest.approx(-7200)
+        await world.close()
+
+    run(main())
+
+
+def test_the_vault_can_lose_a_context_collection() -> None:
+    """lose_collection (for SPEC RES-3's tests) drops a context's collection and its documents
+    from the fake vault, a no-op when it is already gone; an unknown context is refused with
+    the known ones named, and a live vault cannot be made to lose one."""
+
+    async def main() -> None:
+        world = World(1, contexts=("notes", "contacts"))
+        phone = world.add_device("phone")
+        await phone.put("x", 1)
+        await phone.put("c", 2, context="contacts")
+        await phone.sync()
+        assert "backup_notes" in world.server.vault.collection_names()
+        await world.lose_collection("notes")
+        await world.lose_collection("notes")
+        assert world.server.vault.collection_names() == ["backup_contacts"]
+        assert phone.local() == {"x": 1}
+        with pytest.raises(ValueError, match=r"no context 'note'; did you mean 'notes'\?"):
+            await world.lose_collection("note")
+        world.server.live = True  # as on a real vault: the harness cannot reach inside it
+        with pytest.raises(UnsupportedFault, match="lose_collection"):
+            await world.lose_collection("contacts")
+        world.server.live = False
         await world.close()
 
     run(main())
