@@ -446,6 +446,12 @@ class Rules:
     """A vault document as an entry, or None for a document that is not one (DATA-6)."""
     entry_for_app: Callable[[RemoteDoc], Entry] = entry_for_app
     """What a callback receives for a remote version (CB-9)."""
+    pull_before_push: bool = True
+    """Each context pulls (delivering the remote changes) before it pushes its local ones
+    (SYNC-1)."""
+    page_lookahead: bool = True
+    """Each pull page asks for one document more than it takes, so the last page is known
+    without asking for an empty one after it (COST-2)."""
 
 
 RULES = Rules()

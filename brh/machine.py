@@ -166,23 +166,31 @@ class _ContextPass:
         (CB-6): no pull, but the uploads still go (SYNC-8)."""
         self.state = yield fx.LoadState(self.name)
         yield from self.ensure_collection()
+        if not self.rules.pull_before_push:
+            yield from self.push_changes(halted=halted)
         if not halted:
             try:
                 yield from self.pull()
             except _Refused as exc:
                 self.refused = exc.key
-        halted = halted or self.refused is not None
-        if not halted or self.rules.push_after_refusal:
-            for _round in range(MAX_PUSH_ROUNDS):
-                superseded = yield from self.push()
-                if not superseded or halted:
-                    break
-                try:  # a newer remote version beat a local change: deliver it now
-                    yield from self.pull_stale()
-                except _Refused as exc:
-                    self.refused = exc.key
-                    break
+        if self.rules.pull_before_push:
+            yield from self.push_changes(halted=halted or self.refused is not None)
         yield from self.maybe_purge()
+
+    def push_changes(self, *, halted: bool) -> Steps[None]:
+        """Push the local changes (unless the app refused a change and the rules say no more
+        uploads then); a change that lost to a newer remote version gets it delivered."""
+        if halted and not self.rules.push_after_refusal:
+            return
+        for _round in range(MAX_PUSH_ROUNDS):
+            superseded = yield from self.push()
+            if not superseded or halted:
+                break
+            try:  # a newer remote version beat a local change: deliver it now
+                yield from self.pull_stale()
+            except _Refused as exc:
+                self.refused = exc.key
+                break
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -266,6 +274,7 @@ class _ContextPass:
         seen: set[str] | None = set() if resync else None
         after: tuple[int, Any] | None = None
         skip = 0
+        lookahead = 1 if self.rules.page_lookahead else 0
         while True:
             # One document more than a page: it says whether another page follows, so the
             # last page needs no empty one after it (COST-2); it is read again with that page.
@@ -276,11 +285,11 @@ class _ContextPass:
                     self.rules.pull_filter(start, options.overlap, known, after, settled=settled),
                     sort=PULL_SORT,
                     skip=skip,
-                    limit=options.page_size + 1,
+                    limit=options.page_size + lookahead,
                 )
             )
             raw = fetched[: options.page_size]
-            last_page = len(fetched) <= options.page_size
+            last_page = len(fetched) < options.page_size + lookahead
             docs = yield from self.parse(raw)
             self.stats.pulled += len(docs)
             if seen is not None:

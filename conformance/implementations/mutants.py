@@ -621,7 +621,151 @@ _DELIVERY_ROWS: tuple[tuple[Factory, str, str], ...] = (
 
 # -- §4 sync passes, §10 cost ------------------------------------------------------------------
 
-_PASS_ROWS: tuple[tuple[Factory, str, str], ...] = ()
+
+def push_before_pull(installation: Installation) -> ReferenceHelper:
+    """Each context pushes its local changes before it pulls."""
+    # BUG: "upload first, so the user's changes are safe on the vault before anything can go
+    # wrong with the download": each context pushes, then pulls (SYNC-1 says pull, then push).
+    return _with(pull_before_push=False)(installation)
+
+
+def writes_sync_at_once(installation: Installation) -> ReferenceHelper:
+    """Each write starts a pass at once: no debounce."""
+    # BUG: every upsert and delete fires its pass right away instead of after a debounce, so
+    # a burst of writes (an import, a multi-select delete) makes a pass of its own for the
+    # first one and another for the rest, each with its pulls (SYNC-3).
+    return _build(installation, debounce=0)
+
+
+class _OneCursorStore(LocalStore):
+    _SHARED = "*"  # no context is named so (a name starts with a letter or digit)
+
+    def context_state(self, context: str) -> ContextState:
+        state = super().context_state(context)
+        shared = super().context_state(self._SHARED)
+        # BUG: the pull progress is one row for the whole store (the original's single
+        # watermark, W3): each context starts its pull where the last one pulled to, so a
+        # context whose changes are older than another's never gets them, and a context
+        # registered later starts from there instead of from nothing.
+        return replace(
+            state,
+            cursor=shared.cursor,
+            max_stamp=shared.max_stamp,
+            window=shared.window,
+            settled=shared.settled,
+        )
+
+    def save_context_state(self, state: ContextState) -> None:
+        super().save_context_state(state)
+        super().save_context_state(replace(state, name=self._SHARED))
+
+
+def one_cursor_for_all_contexts(installation: Installation) -> ReferenceHelper:
+    """Every context pulls from one shared cursor."""
+    return _build(installation, store=_OneCursorStore)
+
+
+class _NoLostEntriesStore(LocalStore):
+    def live_synced_keys(self, context: str) -> list[str]:
+        # BUG: the query for the synced live entries says ``pending = 1`` where it means
+        # ``pending = 0``: it returns the entries not yet uploaded, which a full pass leaves
+        # alone anyway, so a full pass never notices an entry the vault no longer has
+        # (neither re-uploaded when the vault lost it nor deleted when its tombstone was purged).
+        rows = self._execute(
+            "SELECT key FROM entries WHERE context = ? AND deletion_date IS NULL "
+            "AND base IS NOT NULL AND pending = 1 ORDER BY key",
+            (context,),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+
+def full_pass_ignores_missing(installation: Installation) -> ReferenceHelper:
+    """A full pass never looks for the synced entries the vault no longer has."""
+    return _build(installation, store=_NoLostEntriesStore)
+
+
+class _OneSyncTimeStore(LocalStore):
+    def save_context_state(self, state: ContextState) -> None:
+        # BUG: one "last synced" time serves as both the last pull and the last full pass: a
+        # device that syncs more often than full_sync_interval never does its periodic full
+        # pass, and what its incremental pulls cannot see (a vault clock that stepped back)
+        # never arrives (SYNC-11).
+        if state.last_pull_ms is not None:
+            state = replace(state, last_full_ms=state.last_pull_ms)
+        super().save_context_state(state)
+
+
+def full_pass_clock_reset_by_every_pull(installation: Installation) -> ReferenceHelper:
+    """Every pull counts as a full pass for the periodic full pass."""
+    return _build(installation, store=_OneSyncTimeStore)
+
+
+def _from_the_start(
+    cursor: int | None,
+    overlap: int,
+    window: Iterable[str] = (),
+    after: tuple[int, Any] | None = None,
+    *,
+    settled: bool = False,
+) -> dict[str, Any]:
+    # BUG: the pull's filter is built without the saved cursor (the progress is read, but the
+    # filter is made from a fresh state): every pass reads the whole collection. Nothing is
+    # delivered twice, since every version read is known, so it looks right; it costs every
+    # stored document on every pass (W9).
+    return pull_filter(None, overlap, (), after, settled=False)
+
+
+def idle_pass_reads_everything(installation: Installation) -> ReferenceHelper:
+    """Every pull reads the whole collection, the cursor unused."""
+    return _with(pull_filter=_from_the_start)(installation)
+
+
+def pages_until_empty(installation: Installation) -> ReferenceHelper:
+    """A pull pages until a short page: a last full page costs an empty one after it."""
+    # BUG: each page asks for page_size documents and the pull stops at the first page that is
+    # not full: when the changes fill the last page exactly, one more request comes back empty
+    # (COST-2: each page asks for one document more than it takes).
+    return _with(page_lookahead=False)(installation)
+
+
+class _CollectionsForgottenStore(LocalStore):
+    def save_context_state(self, state: ContextState) -> None:
+        # BUG: "the collection exists" is left out of the saved progress (kept in memory only):
+        # every app start creates every collection again, one request per context (COST-3).
+        super().save_context_state(replace(state, collection_ready=False))
+
+
+def collections_created_at_every_start(installation: Installation) -> ReferenceHelper:
+    """Every start of the helper creates every context's collection again."""
+    return _build(installation, store=_CollectionsForgottenStore)
+
+
+_PASS_ROWS: tuple[tuple[Factory, str, str], ...] = (
+    (push_before_pull, "each context pushes its local changes before it pulls", "SYNC-1"),
+    (writes_sync_at_once, "each write starts a pass at once: no debounce", "SYNC-3"),
+    (one_cursor_for_all_contexts, "every context pulls from one shared cursor (W3)", "SYNC-5"),
+    (
+        full_pass_ignores_missing,
+        "a full pass never looks for synced entries the vault no longer has",
+        "SYNC-10",
+    ),
+    (
+        full_pass_clock_reset_by_every_pull,
+        "every pull counts as a full pass: no periodic full pass for a device syncing often",
+        "SYNC-11",
+    ),
+    (idle_pass_reads_everything, "every pull reads the whole collection (W9)", "COST-1"),
+    (
+        pages_until_empty,
+        "a pull pages until a short page: an empty page after a full one",
+        "COST-2",
+    ),
+    (
+        collections_created_at_every_start,
+        "every start creates every context's collection again",
+        "COST-3",
+    ),
+)
 """Registry rows of this section: ``(factory, bug, "CLAUSE-1 CLAUSE-2")``."""
 
 
