@@ -5,11 +5,12 @@ through one documented seam, with a ``BUG:`` comment saying which real bug it st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from brh import Entry
+from brh import Entry, InvalidArgumentError
 from brh.core import pass_reason
 from brh.hlc import Version
 from brh.store import _ENTRY_COLUMNS, LocalStore, Record, _record
@@ -162,7 +163,51 @@ def callback_shares_data(installation: Installation) -> ReferenceHelper:
     return _with(entry_for_app=_shared_data)(installation)
 
 
+def _json_only(key: str, data: Any) -> str:
+    # BUG: data is checked only for being JSON, not for what a Hive vault can store: field
+    # names starting with '$', integers beyond 64 bits and nesting past 99 levels are taken,
+    # and the vault refuses the upload later, for ever (ERR-1).
+    try:
+        return json.dumps(data, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError("data", f"is not JSON: {exc}") from None
+
+
+def data_checked_as_json_only(installation: Installation) -> ReferenceHelper:
+    """Upserted data is checked for being JSON only, not for what the vault can store."""
+    return _with(encode_data=_json_only)(installation)
+
+
+class _LocalTombstoneStore(LocalStore):
+    def erase(self, context: str, key: str) -> bool:
+        # BUG: a local-only delete soft-deletes the entry as an ordinary delete does, only
+        # without the upload mark: the local tombstone keeps the vault's version, so no pass,
+        # not even a full one, brings the entry back (until someone edits it elsewhere).
+        with self._transaction():
+            record = self.get(context, key)
+            if record is None:
+                return False
+            gone = replace(record, deletion_date=record.modification_date)
+            self._write(gone, pending=False, stale=False)
+            return True
+
+
+def local_delete_keeps_tombstone(installation: Installation) -> ReferenceHelper:
+    """A locally_only delete leaves a synced local tombstone instead of forgetting the entry."""
+    return _build(installation, store=_LocalTombstoneStore)
+
+
 API_ROWS: tuple[tuple[Factory, str, str], ...] = (
+    (
+        data_checked_as_json_only,
+        "data is checked for being JSON only, not for what a vault stores",
+        "ERR-1",
+    ),
+    (
+        local_delete_keeps_tombstone,
+        "a local-only delete leaves a tombstone: never restored",
+        "API-3",
+    ),
     (contexts_by_name, "a pass visits the contexts by name, not in registration order", "API-1"),
     (recreated_key_stays_deleted, "a key deleted and written again stays deleted", "API-2"),
     (vault_errors_not_reported, "a pass that met vault errors reports it completed", "API-4"),
