@@ -153,6 +153,9 @@ class AppModel:
     observer: Callable[[str, Entry], None] | None = None
     edits: int = 0
     """How many local edits the app made (the simulated device counts them)."""
+    edited: dict[str, int] = field(default_factory=dict)
+    """key -> the app's local edits of it that changed its model (a put, a delete of an item it
+    showed): what a slow callback checks to keep the user's edit made meanwhile (ORD-7)."""
     crash_trap: CallbackTrap | None = None
     """A crash armed at a coming callback of the device (``world.crash_at``; shared by the
     device's apps): at that callback the device dies, before the app sees the change or once
@@ -196,15 +199,16 @@ class AppModel:
     async def _slowly(self, kind: str, entry: Entry) -> bool:
         if self.observer is not None:
             self.observer(kind, entry)
-        before = self.items.get(entry.key, _UNSET)
-        edits = self.edits
+        edits = self.edited.get(entry.key, 0)
         await asyncio.sleep(self.behaviour.delay)
         self.calls.append((kind, entry.key, entry.data))
         if not self._decide(kind, entry):
             return False
-        if self.edits != edits and self.items.get(entry.key, _UNSET) is not before:
+        if self.edited.get(entry.key, 0) != edits:
             # The user edited this item while we were asking: their edit is newer (ORD-7), so
-            # a well-behaved app keeps it and still reports the remote change as handled.
+            # a well-behaved app keeps it and still reports the remote change as handled. (By
+            # the edits, not the value: a put then a delete leaves the item as it was, and is
+            # still newer.)
             return True
         self._apply(kind, entry)
         return True

@@ -40,6 +40,9 @@ from simulator.world.link import Link
 
 __all__ = ["LastSync", "SimDevice"]
 
+_GONE = object()
+"""What `dict.pop` gives back for a key the app model does not show."""
+
 WriteHook = Callable[["SimDevice", str, str, Version | None, bool, Any], None]
 """Called after each acknowledged app write (the version is None for a non-reference helper)."""
 
@@ -402,9 +405,11 @@ class SimDevice:
         """The app writes ``key``, through ``instance`` (see :attr:`share_contexts`)."""
         context = self._context(context)
         writer = self._writer(context, instance)
-        self.apps[context].items[key] = data
-        self.apps[context].declined.discard(key)
-        self.apps[context].edits += 1
+        app = self.apps[context]
+        app.items[key] = data
+        app.declined.discard(key)
+        app.edits += 1
+        app.edited[key] = app.edited.get(key, 0) + 1
         with self.as_device():
             await writer.upsert_database_entry(context, key, data)
         self._written(context, key, deleted=False, data=data)
@@ -415,9 +420,11 @@ class SimDevice:
         """The app deletes ``key``, through ``instance`` (see :attr:`share_contexts`)."""
         context = self._context(context)
         writer = self._writer(context, instance)
-        self.apps[context].items.pop(key, None)
-        self.apps[context].declined.discard(key)
-        self.apps[context].edits += 1
+        app = self.apps[context]
+        if app.items.pop(key, _GONE) is not _GONE:  # deleting what it did not show edits nothing
+            app.edited[key] = app.edited.get(key, 0) + 1
+        app.declined.discard(key)
+        app.edits += 1
         held = self.holds(context, key)
         with self.as_device():
             await writer.delete_database_entry(context, key)

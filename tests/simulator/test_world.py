@@ -380,3 +380,29 @@ def test_a_world_refuses_a_device_name_twice_and_a_factory_without_a_workdir() -
         await world.close()
 
     run(main(), start=START)
+
+
+def test_a_slow_app_keeps_a_key_the_user_wrote_and_deleted_while_it_asked(tmp_path: Path) -> None:
+    """ORD-7, CB-5 (the simulated app; deep search seed 48): while a slow callback inserting
+    b's version asks the user, the user writes the key and deletes it again. The item looks as
+    it did before, but the user's edits are newer: the app keeps them (nothing shown), as the
+    helper keeps its newer local delete; the app and the local copy agree."""
+
+    async def main() -> tuple[dict[str, object], object]:
+        world = World(3, workdir=tmp_path)
+        try:
+            a, b = world.add_device("a"), world.add_device("b")
+            await b.put("k", "from b")
+            await b.sync()
+            world.behave("a", mode="slow", delay=4.0)
+            syncing = asyncio.ensure_future(a.sync())
+            await world.advance(1)
+            await a.put("k", "mine")
+            await a.remove("k")
+            await syncing
+            return dict(a.app.items), await a.get("k")
+        finally:
+            await world.close()
+
+    items, local = run(main(), start=START)
+    assert items == {} and local is None, (items, local)
