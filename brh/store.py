@@ -487,13 +487,9 @@ class LocalStore:
         """Store a delivered remote version, unless the local entry changed meanwhile.
 
         ``expected`` is the local version the decision was made against (None: no local entry).
-        Returns False, changing nothing, if the local entry no longer matches it because the app
-        wrote or forgot the key meanwhile (its write wins, ORD-7). A change that is no local
-        write pending does not stop it: another helper on this store (ORD-1) that recorded an
-        older remote version of the key while this callback ran is overwritten by this newer
-        one, and one that recorded this version or a newer one leaves nothing to do (True
-        either way). Taking such a record for a local write would push an older version back
-        over a newer one.
+        Returns False, changing nothing, if the app wrote or forgot the key meanwhile (its write
+        wins, ORD-7). Another helper on this store (ORD-1) recording a remote version meanwhile
+        is no local write: an older one is overwritten, this one or a newer one is left (True).
 
         The commit does not wait for the disk (see :class:`_Transaction`): the pass's next
         synced write (at the latest, the page's progress, which the cursor needs before it

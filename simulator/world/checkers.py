@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from brh import Entry, RetryPolicy, SyncEvent
 from brh.hlc import Version
 from brh.vault import VaultError
-from simulator.world.passes import PASS_FAILURES, READS, Lane
+from simulator.world.passes import PASS_FAILURES, READS, Lane, LinkWatch
 
 if TYPE_CHECKING:
     from simulator.world import World
@@ -394,9 +394,9 @@ class Checker:
             return None
         return sim.instance_of(context)
 
-    def link_watcher(self, device: str) -> _LinkWatch:
+    def link_watcher(self, device: str) -> LinkWatch:
         """What ``device``'s link tells of each request it sends and each failure it sees."""
-        return _LinkWatch(self, device)
+        return LinkWatch(self, device)
 
     def request_sent(
         self, device: str, op: str, collection: str | None, filter: Mapping[str, Any] | None
@@ -456,13 +456,10 @@ class Checker:
         pass has already started; one reporting a completed pass owes nothing."""
         lane = self._lane(device)
         lane.syncs_waiting = max(0, lane.syncs_waiting - 1)
-        now = self.world.now()
-        # a pass that started this very instant, after the call, is the next one (one the
-        # helper had queued while the reported pass ran): the retry is already under way
-        started = lane.pass_started_at
-        next_one = (
-            started == now and lane.sync_called_at is not None and started > lane.sync_called_at
-        )
+        # a pass that started this very instant, after the call, is the next one (one queued
+        # while the reported pass ran): the retry is already under way
+        started, called = lane.pass_started_at, lane.sync_called_at
+        next_one = started == self.world.now() and called is not None and started > called
         sim = self.world.devices.get(device)
         if completed or sim is None or not sim.running:  # a crash ends what the pass owed
             lane.retry_since = None
@@ -700,17 +697,3 @@ class _Absent:
 _ABSENT: Any = _Absent()
 ABSENT: Any = _ABSENT
 """What a key that is absent (or a tombstone) holds, in the checkers' comparisons."""
-
-
-class _LinkWatch:
-    """Tells the checker what a device's link sees (:class:`~simulator.world.link.LinkWatcher`)."""
-
-    def __init__(self, checker: Checker, device: str) -> None:
-        self.checker = checker
-        self.device = device
-
-    def sent(self, op: str, collection: str | None, filter: Mapping[str, Any] | None) -> None:
-        self.checker.request_sent(self.device, op, collection, filter)
-
-    def failed(self, op: str, error: VaultError) -> None:
-        self.checker.request_failed(self.device, op, error)

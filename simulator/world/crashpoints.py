@@ -43,9 +43,20 @@ import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEVICE", "CallbackTrap", "CrashPoint", "RequestTrap", "StepTrap", "never_answered"]
+if TYPE_CHECKING:
+    from simulator.world.device import SimDevice
+
+__all__ = [
+    "DEVICE",
+    "CallbackTrap",
+    "CrashArming",
+    "CrashPoint",
+    "RequestTrap",
+    "StepTrap",
+    "never_answered",
+]
 
 DEVICE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "simulator_device", default=None
@@ -243,3 +254,63 @@ class _Stepper:
                 raise
             except BaseException as exc:  # a cancellation: into the coroutine, where it waits
                 error = exc
+
+
+class CrashArming:
+    """The world's crash points (mixed into :class:`~simulator.world.World`): arm a crash of a
+    device inside its work, and carry it out when it fires."""
+
+    _crashing: dict[str, asyncio.Task[None]]
+    """Crashes an armed point fired that are still being carried out, by device."""
+
+    if TYPE_CHECKING:
+        devices: dict[str, SimDevice]
+
+        def device(self, name: str) -> SimDevice: ...
+
+        def note(self, text: str) -> None: ...
+
+        async def crash(self, name: str) -> None: ...
+
+    def crash_at(
+        self,
+        name: str,
+        *,
+        request: int | None = None,
+        callback: int | None = None,
+        line: int | None = None,
+        step: int | None = None,
+        applied: bool = False,
+    ) -> CrashPoint:
+        """Arm a crash of device ``name`` at its ``request``-th vault request or ``callback``-th
+        callback from now (before, or once the vault or app ``applied`` it), after the
+        ``line``-th line its process writes, or at the ``step``-th suspension of its in-process
+        tasks (:mod:`simulator.world.crashpoints`). There it dies as in :meth:`crash` and stays
+        crashed until restarted; arming again replaces it, the settle phase disarms it."""
+        device = self.device(name)
+        if not device.running:
+            raise ValueError(f"crash_at: device {name!r} has crashed; restart it first")
+        point = CrashPoint(
+            request=request, callback=callback, line=line, step=step, applied=applied
+        )
+        device.arm_crash(point, lambda: self._crash_now(name))
+        self.note(f"{name} will crash {point.describe()}")
+        return point
+
+    def disarm_crash(self, name: str) -> None:
+        """Forget the crash armed on device ``name`` (if any) that has not fired."""
+        self.device(name).disarm_crashes()
+
+    def _crash_now(self, name: str) -> None:
+        """An armed crash fired: a process dies at once, the rest of the crash follows."""
+        device = self.devices[name]
+        if not device.running or name in self._crashing:
+            return
+        device.kill()
+        self._crashing[name] = asyncio.get_running_loop().create_task(self._armed_crash(name))
+
+    async def _armed_crash(self, name: str) -> None:
+        try:
+            await self.crash(name)
+        finally:
+            self._crashing.pop(name, None)

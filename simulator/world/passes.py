@@ -4,11 +4,16 @@ reports no passes): the state the checkers keep for CB-6 and RETRY-1 (see
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from brh.vault import NetworkError, ServerError, UnauthorizedError, VaultFrozenError
+from brh.vault import NetworkError, ServerError, UnauthorizedError, VaultError, VaultFrozenError
 
-__all__ = ["PASS_FAILURES", "READS", "Lane"]
+if TYPE_CHECKING:
+    from simulator.world.checkers import Checker
+
+__all__ = ["PASS_FAILURES", "READS", "Lane", "LinkWatch"]
 
 
 @dataclass
@@ -30,3 +35,17 @@ class Lane:
 
 READS = frozenset({"query", "find_many", "find_one", "count_documents"})
 PASS_FAILURES = (NetworkError, ServerError, UnauthorizedError, VaultFrozenError)
+
+
+class LinkWatch:
+    """Tells the checker what a device's link sees (:class:`~simulator.world.link.LinkWatcher`)."""
+
+    def __init__(self, checker: Checker, device: str) -> None:
+        self.checker = checker
+        self.device = device
+
+    def sent(self, op: str, collection: str | None, filter: Mapping[str, Any] | None) -> None:
+        self.checker.request_sent(self.device, op, collection, filter)
+
+    def failed(self, op: str, error: VaultError) -> None:
+        self.checker.request_failed(self.device, op, error)

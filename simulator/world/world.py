@@ -29,7 +29,7 @@ from simulator.wallclock import SystemClock
 from simulator.world.app import Behaviour
 from simulator.world.checkers import ABSENT, Checker, Finding, Write
 from simulator.world.clocks import SkewedClock
-from simulator.world.crashpoints import CrashPoint
+from simulator.world.crashpoints import CrashArming
 from simulator.world.device import SimDevice
 from simulator.world.fault_state import FAULT_ON
 from simulator.world.link import Link
@@ -70,7 +70,7 @@ def _seconds(verb: str, argument: str, value: float) -> None:
         raise ValueError(f"{verb}: {argument} must be seconds >= 0, got {value!r}")
 
 
-class World:
+class World(CrashArming):
     """Devices sharing one vault, with faults on demand. See the module docstring."""
 
     def __init__(
@@ -210,49 +210,6 @@ class World:
         await device.crash()
         self.checker.forget_device(name)
         self.trace.emit("device", device=name, event="crash")
-
-    def crash_at(
-        self,
-        name: str,
-        *,
-        request: int | None = None,
-        callback: int | None = None,
-        line: int | None = None,
-        step: int | None = None,
-        applied: bool = False,
-    ) -> CrashPoint:
-        """Arm a crash of device ``name`` at its ``request``-th vault request or ``callback``-th
-        callback from now (before, or once the vault or app ``applied`` it), after the
-        ``line``-th line its process writes, or at the ``step``-th suspension of its in-process
-        tasks (:mod:`simulator.world.crashpoints`). There it dies as in :meth:`crash` and stays
-        crashed until restarted; arming again replaces it, the settle phase disarms it."""
-        device = self.device(name)
-        if not device.running:
-            raise ValueError(f"crash_at: device {name!r} has crashed; restart it first")
-        point = CrashPoint(
-            request=request, callback=callback, line=line, step=step, applied=applied
-        )
-        device.arm_crash(point, lambda: self._crash_now(name))
-        self.note(f"{name} will crash {point.describe()}")
-        return point
-
-    def disarm_crash(self, name: str) -> None:
-        """Forget the crash armed on device ``name`` (if any) that has not fired."""
-        self.device(name).disarm_crashes()
-
-    def _crash_now(self, name: str) -> None:
-        """An armed crash fired: a process dies at once, the rest of the crash follows."""
-        device = self.devices[name]
-        if not device.running or name in self._crashing:
-            return
-        device.kill()
-        self._crashing[name] = asyncio.get_running_loop().create_task(self._armed_crash(name))
-
-    async def _armed_crash(self, name: str) -> None:
-        try:
-            await self.crash(name)
-        finally:
-            self._crashing.pop(name, None)
 
     async def restart(self, name: str) -> None:
         armed = self._crashing.get(name)
