@@ -395,8 +395,7 @@ class Checker:
         return sim.instance_of(context)
 
     def link_watcher(self, device: str) -> LinkWatch:
-        """What ``device``'s link tells of each request it sends and each failure it sees."""
-        return LinkWatch(self, device)
+        return LinkWatch(self, device)  # told of each request ``device`` sends, each failure
 
     def request_sent(
         self, device: str, op: str, collection: str | None, filter: Mapping[str, Any] | None
@@ -451,9 +450,8 @@ class Checker:
         lane.sync_called_at = self.world.now()
 
     def sync_returned(self, device: str, completed: bool) -> None:
-        """RETRY-1: a ``sync()`` that reports an incomplete pass arms the retry, unless another
-        ``sync()`` of the harness is still waiting (its pass is an outside trigger) or the next
-        pass has already started; one reporting a completed pass owes nothing."""
+        """RETRY-1: a ``sync()`` reporting an incomplete pass arms the retry, unless another one
+        still waits (an outside trigger) or the next pass started; a completed one owes none."""
         lane = self._lane(device)
         lane.syncs_waiting = max(0, lane.syncs_waiting - 1)
         # a pass that started this very instant, after the call, is the next one (one queued
@@ -579,19 +577,21 @@ class Checker:
         """SYNC-1, CB-5: every device's local copy and app model equal the vault's live set
         (see :meth:`_outcomes`)."""
         for name, key, what, held, live in self._differences(context):
+            write = {"kind": "write", "context": context, "key": key}  # the latest, anywhere
+            seen = {**write, "kind": "callback", "device": name}  # its latest on this device
             self.fail(
                 "convergence",
                 "SYNC-1" if what == "local copy" else "CB-5",
                 f"{what} {held!r} != vault {live!r}",
+                [write, seen],
                 device=name,
                 context=context,
                 key=key,
             )
 
     def divergence(self) -> set[tuple[str, str, str]]:
-        """(device, context, key) of every entry a running device's local copy or app model
-        does not hold as the vault does (what :meth:`_check_convergence` would report; the
-        settle phase asks it after its incremental passes)."""
+        """(device, context, key) of each entry a device's local copy or app model holds unlike
+        the vault (:meth:`_check_convergence`'s; the settle asks after its incremental passes)."""
         return {
             (name, context, key)
             for context in self.world.contexts

@@ -405,3 +405,28 @@ def test_an_idle_pass_costs_at_most_three_requests_per_context() -> None:
         assert second.startswith("re-read 7 unchanged documents in an idle pass"), second
 
     _checked(scenario)
+
+
+def test_a_convergence_finding_names_the_write_and_the_callback_behind_it(tmp_path: Path) -> None:
+    """Issue 12 (reports that explain a failure): a convergence finding's trace line names as
+    its causes the key's latest write and the device's latest callback for that key, so the
+    timeline marks them, not only the final check."""
+    from simulator.world.trace import read
+    from tests.machine_impls import forgets_deletes
+
+    trace = tmp_path / "trace.jsonl"
+
+    async def main(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        await a.put("k", 1)
+        await a.sync()
+        await b.sync()
+        await a.remove("k")
+        await a.sync()
+
+    simulate(main, seed=2, factory=forgets_deletes, workdir=tmp_path, trace_path=trace)
+    checks = [e for e in read(trace) if e["kind"] == "check" and e["checker"] == "convergence"]
+    assert checks, "the helper that forgets deletes converged"
+    causes = checks[0]["causes"]
+    assert {c["kind"] for c in causes} == {"write", "callback"}
+    assert all(c["key"] == checks[0]["key"] for c in causes)
