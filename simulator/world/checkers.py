@@ -422,6 +422,7 @@ class Checker:
         lane.refused.discard(first[context])
         lane.retry_since = None
         lane.pass_started_at = self.world.now()
+        lane.passes_since_call += 1
 
     def request_failed(self, device: str, op: str, error: VaultError) -> None:
         """RETRY-1: a request of a pass failed because of a fault (the network lost it, the
@@ -447,21 +448,20 @@ class Checker:
         lane = self._lane(device)
         lane.retry_since = None
         lane.syncs_waiting += 1
-        lane.sync_called_at = self.world.now()
+        lane.sync_called_at, lane.passes_since_call = self.world.now(), 0
 
     def sync_returned(self, device: str, completed: bool) -> None:
         """RETRY-1: a ``sync()`` reporting an incomplete pass arms the retry, unless another one
-        still waits (an outside trigger) or the next pass started; a completed one owes none."""
+        still waits (an outside trigger) or the next pass started (at once, or more passes than
+        the device has helpers since the call); a completed one owes none."""
         lane = self._lane(device)
         lane.syncs_waiting = max(0, lane.syncs_waiting - 1)
-        # a pass that started this very instant, after the call, is the next one (one queued
-        # while the reported pass ran): the retry is already under way
-        started, called = lane.pass_started_at, lane.sync_called_at
-        next_one = started == self.world.now() and called is not None and started > called
+        started, called = lane.pass_started_at, lane.sync_called_at or 0.0
+        next_one = started == self.world.now() and started > called  # (queued meanwhile)
         sim = self.world.devices.get(device)
-        if completed or sim is None or not sim.running:  # a crash ends what the pass owed
+        if completed or sim is None or not sim.running:  # (a crash ends what a pass owed)
             lane.retry_since = None
-        elif not lane.syncs_waiting and not next_one:
+        elif not (lane.syncs_waiting or next_one or lane.passes_since_call > sim.instances):
             self._arm_retry(device, "sync() reported an incomplete pass")
 
     def _arm_retry(self, device: str, why: str) -> None:

@@ -31,6 +31,9 @@ class Lane:
     """When the harness last called ``sync()``."""
     pass_started_at: float | None = None
     """When the device's latest observable pass started (its first request)."""
+    passes_since_call: int = 0
+    """Passes the device started (any of its instances) since the harness last called
+    ``sync()``: more than one per instance means a retry already began."""
 
 
 READS = frozenset({"query", "find_many", "find_one", "count_documents"})

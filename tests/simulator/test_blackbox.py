@@ -170,3 +170,30 @@ def test_a_sync_cut_by_a_crash_owes_no_retry_after_the_restart(tmp_path: Path) -
 
     found = run(main(), start=START)
     assert not [f for f in found if f.clause == "RETRY-1"], [str(f) for f in found]
+
+
+def test_a_device_with_two_helpers_that_retried_during_its_sync_owes_no_retry(
+    tmp_path: Path,
+) -> None:
+    """RETRY-1's check, a false finding the deep search met on the reference (seed 56): a
+    device runs two helpers on one store; the first one's pass fails and it retries while the
+    second one's pass runs, so the harness's sync() (over both) reports an incomplete pass
+    after the retry already began. Passes beyond one per helper since the call are the retry."""
+    from simulator.scenarios.files import DeviceSpec
+    from simulator.scenarios.files.verbs import join_device
+
+    async def main() -> list[Finding]:
+        world = World(1, contexts=("notes",), workdir=tmp_path)
+        try:
+            join_device(world, DeviceSpec("a", instances=2, share_contexts=True))
+            world.add_device("b")
+            world.slow_link("a", (0.2, 3.0))
+            world.server_errors(before=0.3, after=0.3)
+            assert not await world.device("a").sync()
+            await world.advance(600)
+            return list(world.checker.findings)
+        finally:
+            await world.close()
+
+    found = run(main(), start=START)
+    assert not [f for f in found if f.clause == "RETRY-1"], [str(f) for f in found]

@@ -362,9 +362,11 @@ def test_a_failed_pass_must_be_followed_by_another_within_the_policys_max_delay(
         world.add_device("a")
         bound = max(world.retry.max_delay, 300.0)
         checker = world.checker
+        checker.sync_called("a")
         checker.sync_returned("a", False)
         await world.advance(bound)
         checker.request_sent("a", "query", "backup_notes", {})  # the retry came
+        checker.sync_called("a")
         checker.sync_returned("a", False)
         await world.advance(bound + 0.5)
         assert world.checker.findings == []
