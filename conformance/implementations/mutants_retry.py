@@ -35,7 +35,10 @@ def no_retry(installation: Installation) -> ReferenceHelper:
     return _with(retry_delay=_never_again)(installation)
 
 
-class _SplitWriteStore(LocalStore):
+class _UnmarkedWriteStore(LocalStore):
+    """A store whose local writes keep the data and the clock but not the "to upload" mark:
+    the written keys wait in memory (``_unmarked``) for what each bug does with them."""
+
     def __init__(self, path: Any = ":memory:") -> None:
         super().__init__(path)
         self._unmarked: set[tuple[str, str]] = set()
@@ -47,9 +50,6 @@ class _SplitWriteStore(LocalStore):
         clock: HybridClock,
         change: Callable[[Record | None, Version], Record | None],
     ) -> Record | None:
-        # BUG: a local write is split in two transactions: the data and clock now, the
-        # "to upload" mark later, when the next pass reads the queue (kept in memory until
-        # then). The app's call returns in between; a crash there loses the upload for good.
         with self._transaction():
             current = self.get(context, key)
             record = change(current, clock.stamp())
@@ -59,6 +59,12 @@ class _SplitWriteStore(LocalStore):
             self._save_clock(clock.last)
         self._unmarked.add((context, key))
         return record
+
+
+class _SplitWriteStore(_UnmarkedWriteStore):
+    # BUG: a local write is split in two transactions: the data and clock now, the
+    # "to upload" mark later, when the next pass reads the queue (kept in memory until
+    # then). The app's call returns in between; a crash there loses the upload for good.
 
     def pending(self, context: str) -> list[Record]:
         queued = sorted(item for item in self._unmarked if item[0] == context)
@@ -150,34 +156,14 @@ def write_awaits_sync(installation: Installation) -> ReferenceHelper:
     return _with(write_returns_before_sync=False)(installation)
 
 
-class _MemoryQueueStore(LocalStore):
-    def __init__(self, path: Any = ":memory:") -> None:
-        super().__init__(path)
-        self._queue: set[tuple[str, str]] = set()
-
-    def write_local(
-        self,
-        context: str,
-        key: str,
-        clock: HybridClock,
-        change: Callable[[Record | None, Version], Record | None],
-    ) -> Record | None:
-        # BUG: the upload queue is a set in memory that the app's writes add to; the store
-        # keeps the data and the clock only. A restart forgets every change not uploaded yet
-        # (its data stays, so the device shows it, but no pass uploads it).
-        with self._transaction():
-            current = self.get(context, key)
-            record = change(current, clock.stamp())
-            if record is None:
-                return None
-            self._write(record, pending=current is not None and current.pending, stale=record.stale)
-            self._save_clock(clock.last)
-        self._queue.add((context, key))
-        return record
+class _MemoryQueueStore(_UnmarkedWriteStore):
+    # BUG: the upload queue is a set in memory that the app's writes add to; the store
+    # keeps the data and the clock only. A restart forgets every change not uploaded yet
+    # (its data stays, so the device shows it, but no pass uploads it).
 
     def pending(self, context: str) -> list[Record]:
         found = {record.key: record for record in super().pending(context)}
-        for queued_context, key in sorted(self._queue):
+        for queued_context, key in sorted(self._unmarked):
             record = self.get(context, key) if queued_context == context else None
             if record is not None and key not in found:
                 found[key] = replace(record, pending=True)
@@ -195,7 +181,7 @@ class _MemoryQueueStore(LocalStore):
         super().set_base(context, key, base, pending=pending, clear_if_version=clear_if_version)
         record = self.get(context, key)
         if clear_if_version is not None and (record is None or record.version == clear_if_version):
-            self._queue.discard((context, key))
+            self._unmarked.discard((context, key))
 
 
 def pending_queue_in_memory(installation: Installation) -> ReferenceHelper:
