@@ -4,6 +4,6 @@ the guided story of ``python -m simulator.demo`` (:mod:`~simulator.cli.demo`). I
 it imports the world, the scenarios and the report, and none of them imports it.
 """
 
-from simulator.cli.commands import main
+from simulator.cli.commands import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

@@ -1,8 +1,6 @@
 """``python -m simulator.cli ...`` is ``brh-sim ...``."""
 
-import sys
-
-from simulator.cli.commands import main
+from simulator.cli.commands import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

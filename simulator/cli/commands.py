@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import shlex
 import sys
 import tempfile
@@ -55,11 +56,11 @@ from simulator.cli.explore import (
     read_replay_file,
     run_config,
 )
-from simulator.cli.fleet import ClusterError, default_jobs
+from simulator.cli.fleet import STUCK_POOLS, ClusterError, default_jobs
 from simulator.impl import FactoryError, check_factory
 from simulator.world import Outcome, ScenarioError
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 
 def _print_outcome(outcome: Outcome, label: str) -> None:
@@ -549,6 +550,18 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--report", help="write a timeline report (HTML) here")
     rep.set_defaults(func=cmd_replay)
     return top
+
+
+def run() -> None:
+    """The ``brh-sim`` program: :func:`main`, then exit with its code. If a Ctrl-C left a
+    worker pool that would not stop (:data:`~simulator.cli.fleet.STUCK_POOLS`), the output is
+    flushed and the process leaves at once (``os._exit``): that pool cannot hold it at exit."""
+    code = main()
+    if STUCK_POOLS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

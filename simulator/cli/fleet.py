@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import threading
 import uuid
 from collections.abc import Generator, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -211,14 +212,31 @@ def _on_pool(
             _stop(executor)
 
 
-def _stop(executor: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and terminate the workers (what is running is lost)."""
+STUCK_POOLS: list[threading.Thread] = []
+"""Manager threads of stopped pools that did not end (see :func:`_stop`)."""
+
+
+def _stop(executor: ProcessPoolExecutor, grace: float = 5.0) -> None:
+    """Cancel what has not started and terminate the workers (what is running is lost).
+
+    Bounded: a worker that outlives SIGTERM for ``grace`` seconds gets SIGKILL, and the pool's
+    manager thread is given as long to notice. A worker killed mid-write can leave that thread waiting for good, and
+    CPython's executor joins it at interpreter exit; such a thread goes in :data:`STUCK_POOLS`
+    and ``brh-sim`` then leaves with ``os._exit`` (:func:`simulator.cli.commands.run`)."""
     workers = list((executor._processes or {}).values())  # the pool's own, and only those
     executor.shutdown(wait=False, cancel_futures=True)
     for process in workers:
         process.terminate()
     for process in workers:
-        process.join(timeout=10)
+        process.join(timeout=grace)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=grace)
+    manager: threading.Thread | None = getattr(executor, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=grace)
+        if manager.is_alive():
+            STUCK_POOLS.append(manager)
 
 
 def _on_cluster(

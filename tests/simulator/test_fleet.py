@@ -195,6 +195,29 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_finished(tmp_path: Path) -> Non
         raise AssertionError("worker processes outlived brh-sim explore")
 
 
+def _sleep_through_sigterm(seconds: float) -> float:
+    """In a worker: ignore SIGTERM (as a worker stuck in a C call effectively does), then wait."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(seconds)  # a real process that must be stopped from outside, not a test delay
+    return seconds
+
+
+def test_stopping_a_pool_is_bounded_even_when_a_worker_ignores_sigterm() -> None:
+    """Issue 13 item 1 (a CI run hung after Ctrl-C): the stop of a pool whose worker outlives
+    SIGTERM kills it after the grace period; no worker is left and the manager thread ends."""
+    executor = fleet.ProcessPoolExecutor(max_workers=1, mp_context=fleet._context())
+    future = executor.submit(_sleep_through_sigterm, 60)
+    while not future.running():
+        time.sleep(0.01)  # polling a real process's start
+    time.sleep(0.3)  # and its handler installed
+    workers = list((executor._processes or {}).values())
+    started = time.monotonic()
+    fleet._stop(executor, grace=0.5)
+    assert time.monotonic() - started < 10
+    assert workers and not any(process.is_alive() for process in workers)
+    assert not fleet.STUCK_POOLS
+
+
 @pytest.mark.slow
 def test_a_dask_cluster_gives_the_same_verdicts_and_files_as_j1(
     tmp_path: Path, serial: Run
