@@ -355,6 +355,8 @@ class _ContextPass:
                 settled=settled,
             )
         )
+        # a key another helper on this store gave the app before this pass did (ORD-1)
+        yield from self.pull_stale()
 
     def vault_now(self) -> Steps[float | None]:
         """The vault's clock as far as this helper knows: the ``Date`` of its latest answer

@@ -15,88 +15,18 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from brh.entry import Entry, copy_json
 from brh.errors import (
     LocalStoreVersionError,
 )
 from brh.hlc import HybridClock, Version
+from brh.records import ContextState, EntryState, Record, Rejection
 from brh.schema import SCHEMA, SCHEMA_VERSION
 from brh.store_open import may_access, open_error, read_only_file
 
 __all__ = ["ContextState", "EntryState", "LocalStore", "Record", "Rejection"]
-
-
-@dataclass(slots=True)
-class Record:
-    """One entry as stored locally, with its sync bookkeeping."""
-
-    context: str
-    key: str
-    data: Any
-    creation_date: int
-    modification_date: int
-    deletion_date: int | None
-    version: Version
-    base: Version | None = None
-    pending: bool = False
-    stale: bool = False
-
-    @property
-    def deleted(self) -> bool:
-        return self.deletion_date is not None
-
-    def to_entry(self) -> Entry:
-        data = copy_json(self.data)
-        return Entry(self.key, data, self.creation_date, self.modification_date, self.deletion_date)
-
-
-class EntryState(NamedTuple):
-    """An entry's sync bookkeeping without its data (what a sync decision needs)."""
-
-    version: Version
-    base: Version | None
-    pending: bool
-    stale: bool
-    creation_date: int
-    deletion_date: int | None
-
-    @property
-    def deleted(self) -> bool:
-        return self.deletion_date is not None
-
-
-class Rejection(NamedTuple):
-    """The vault refused to store a local change: ``refusals`` times in a row for ``version``."""
-
-    key: str
-    version: Version
-    refusals: int
-    reason: str
-    definite: bool
-    """The vault refused the document itself (a 4xx answer), not just failed (a 5xx)."""
-
-
-@dataclass(slots=True)
-class ContextState:
-    """Per-context sync progress."""
-
-    name: str
-    cursor: int | None = None
-    max_stamp: int | None = None
-    last_pull_ms: int | None = None
-    last_full_ms: int | None = None
-    last_purge_stamp: int | None = None
-    collection_ready: bool = False
-    window: tuple[tuple[int, str], ...] = ()
-    """``(stamp, brhVersion)`` of documents seen within the overlap window below the cursor:
-    re-reading the window can skip them, so an idle pull returns nothing."""
-    settled: bool = False
-    """Every write stamped at or below the cursor has surely landed and been read: the next
-    pull needs neither the overlap nor the window."""
 
 
 _ENTRY_COLUMNS = (
@@ -489,7 +419,10 @@ class LocalStore:
         ``expected`` is the local version the decision was made against (None: no local entry).
         Returns False, changing nothing, if the app wrote or forgot the key meanwhile (its write
         wins, ORD-7). Another helper on this store (ORD-1) recording a remote version meanwhile
-        is no local write: an older one is overwritten, this one or a newer one is left (True).
+        is no local write (True). Its callback returned before this one (each helper records
+        as its callback returns), so the app now holds this version: an older one recorded
+        there is overwritten; a newer one is replaced by this version marked stale, and the
+        pass fetches the newer one again and gives it to the app (SPEC ORD-1).
 
         The commit does not wait for the disk (see :class:`_Transaction`): the pass's next
         synced write (at the latest, the page's progress, which the cursor needs before it
@@ -502,12 +435,17 @@ class LocalStore:
                 (record.context, record.key),
             ).fetchone()
             current = Version.decode(row[0]) if row is not None else None
+            stale = False
             if current != expected:
                 if current is None or row[1]:  # the app wrote or forgot the key meanwhile
                     return False
-                if current >= record.version:  # another helper recorded it, or a newer one
+                if current == record.version:  # another helper recorded it too
                     return True
-            self._write(record, pending=False, stale=False)
+                if current > record.version:
+                    if self._written_here(current):  # the app's write, uploaded meanwhile
+                        return True
+                    stale = True  # the app holds this older one: the newer one comes again
+            self._write(record, pending=False, stale=stale)
             if record.context in self._refusing:
                 self._execute(
                     "DELETE FROM refusals WHERE context = ? AND key = ?",
@@ -515,6 +453,11 @@ class LocalStore:
                 )
             self._save_clock(clock)
             return True
+
+    def _written_here(self, version: Version) -> bool:
+        """Whether a helper of this device issued ``version`` (any of its incarnations)."""
+        device = self._meta("device_id")
+        return device is not None and version.writer.partition("~")[0] == device
 
     def set_base(
         self,

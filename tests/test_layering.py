@@ -262,7 +262,7 @@ def test_the_documented_commands_still_run() -> None:
     import simulator.cli
 
     [script] = [e for e in entry_points(group="console_scripts") if e.name == "brh-sim"]
-    assert script.load() is simulator.cli.main
+    assert script.load() is simulator.cli.run
 
 
 def test_modules_stay_under_700_lines() -> None:

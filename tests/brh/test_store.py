@@ -98,8 +98,9 @@ def test_a_delivery_another_helper_recorded_meanwhile_is_no_local_write() -> Non
     """ORD-1, ORD-7 (regression two-instances-deliver-out-of-order): two helpers on one store
     deliver two versions of a key at once. If the other helper recorded an older remote
     version while this callback ran, the newer one is stored over it; if it recorded this
-    version or a newer one, nothing changes; either way the delivery counts as stored, so the
-    pass does not take the other helper's record for the app's write and push it back."""
+    version, nothing changes; either way the delivery counts as stored, so the pass does not
+    take the other helper's record for the app's write and push it back (a newer one recorded
+    meanwhile: the next test)."""
     store = LocalStore()
     older = Record("c", "k", "older", 1, 1000, None, Version(1000, 0, "b"))
     newer = Record("c", "k", "newer", 1, 2000, None, Version(2000, 0, "b"))
@@ -107,9 +108,32 @@ def test_a_delivery_another_helper_recorded_meanwhile_is_no_local_write() -> Non
     assert store.apply_remote(newer, expected=None, clock=None)
     stored = store.get("c", "k")
     assert stored is not None and stored.data == "newer" and not stored.pending
-    assert store.apply_remote(older, expected=None, clock=None)  # late, and older: kept out
+    assert store.apply_remote(newer, expected=None, clock=None)  # the same one, again
     stored = store.get("c", "k")
     assert stored is not None and stored.data == "newer" and not stored.pending
+
+
+def test_an_older_delivery_returning_last_is_recorded_stale() -> None:
+    """ORD-1, CB-5 (regression two-instances-older-delivery-returns-last): two helpers on one
+    store deliver two versions of a key, and the older one's callback returns last, after the
+    other helper recorded the newer one. The app holds the older one now: the store says so,
+    marked stale so that the newer one is fetched and delivered again. A newer version this
+    device wrote (the app's own, uploaded meanwhile) is left as it is."""
+    store = LocalStore()
+    store.set_device_id("me")
+    older = Record("c", "k", "older", 1, 1000, None, Version(1000, 0, "b~1"))
+    newer = Record("c", "k", "newer", 1, 2000, None, Version(2000, 0, "b~1"))
+    assert store.apply_remote(newer, expected=None, clock=None)  # the other helper's record
+    assert store.apply_remote(older, expected=None, clock=None)  # returned last
+    stored = store.get("c", "k")
+    assert stored is not None and stored.data == "older" and stored.stale
+    assert store.stale_keys("c") == ["k"]
+    own = Record("c", "j", "mine", 1, 3000, None, Version(3000, 0, "me~2"))
+    store.apply_remote(own, expected=None, clock=None)  # stands for the app's uploaded write
+    late = Record("c", "j", "older", 1, 1000, None, Version(1000, 0, "b~1"))
+    assert store.apply_remote(late, expected=None, clock=None)
+    kept = store.get("c", "j")
+    assert kept is not None and kept.data == "mine" and not kept.stale
 
 
 def test_pending_and_stale_lookups_use_their_indexes() -> None:
