@@ -357,9 +357,14 @@ def _selects_the_suite(config: pytest.Config) -> bool:
         text = str(arg).split("::")[0]
         if text == "conformance" or text.startswith("conformance."):
             return True
-        path = Path(text)
-        if path.exists() and (path.resolve() == package or package in path.resolve().parents):
-            return True
+        if text.startswith("-"):
+            continue  # an option, or its value glued to it
+        try:  # any argument may be an option's value (a long -k expression, say): not a path
+            path = Path(text).resolve()
+            if path.exists() and (path == package or package in path.parents):
+                return True
+        except (OSError, ValueError):
+            continue
     return False
 
 

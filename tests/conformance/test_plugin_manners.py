@@ -26,6 +26,16 @@ def test_another_project_s_run_shows_nothing_of_the_plugin(pytester: pytest.Pyte
     assert "brh_sim" not in fixtures and "\nsim\n" not in fixtures
 
 
+def test_a_long_k_expression_is_no_path(pytester: pytest.Pytester) -> None:
+    """An argument longer than a file name may be (a ``-k`` expression naming many tests) is
+    not looked up as a path: it made the plugin's check of the command line fail with "File
+    name too long" before any test ran."""
+    pytester.makepyfile(test_other=OTHER_PROJECT)
+    expression = " or ".join(f"test_number_{n}" for n in range(400)) + " or test_mine"
+    result = _run(pytester, "-k", expression)
+    result.assert_outcomes(passed=1)
+
+
 def test_the_suite_itself_turns_it_on_with_its_fixture_named_brh_sim(
     pytester: pytest.Pytester,
 ) -> None:
