@@ -302,6 +302,10 @@ def _target(config: pytest.Config) -> Target:
                 f"--brh-cmd: cannot run {argv[0]!r}: no such program on PATH, or not executable"
             )
         process = command_factory(argv)
+        try:  # started once now: one clear error if it does not speak the protocol
+            check_factory(process, cmd)
+        except FactoryError as exc:
+            raise pytest.UsageError(f"--brh-cmd: {exc}") from None
         return Target(cmd, process, f"--brh-cmd={shlex.quote(cmd)}")
     if impl == REFERENCE:
         return Target(REFERENCE, None)

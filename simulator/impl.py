@@ -331,13 +331,20 @@ def check_factory(factory: Factory, name: str) -> None:
                 problems.append(f"close: raised {type(exc).__name__}: {exc}")
         return problems
 
-    with tempfile.TemporaryDirectory(prefix="brh-probe-") as folder:
-        problems = run(probe(folder), start=1_750_000_000.0)
-    if problems:
-        raise FactoryError(
+    folder = tempfile.mkdtemp(prefix="brh-probe-")
+    problems = run(probe(folder), start=1_750_000_000.0)
+    if not problems:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    # kept: the error may name a log in it (a process's stderr)
+    if problems[0].startswith("the factory raised"):
+        head = f"implementation {name!r} could not be started"
+    else:
+        head = (
             f"implementation {name!r} does not offer the helper API the harness drives "
-            "(simulator.impl.Helper):\n  " + "\n  ".join(problems)
+            "(simulator.impl.Helper)"
         )
+    raise FactoryError(f"{head}:\n  " + "\n  ".join(problems) + f"\n  (its files: {folder})")
 
 
 def as_entry(value: Any) -> Entry:

@@ -4,6 +4,7 @@ missing program is a usage error, and the shipped expectations are found by name
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,21 @@ def test_a_missing_program_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "--brh-cmd", "no-such-helper-program --flag")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "cannot run 'no-such-helper-program'" in str(result.stderr)
+
+
+def test_a_program_that_dies_at_start_is_a_usage_error_keeping_its_log(
+    pytester: pytest.Pytester,
+) -> None:
+    """A program that exits before its hello: the error says it could not be started (not
+    that its API is wrong), quotes its stderr, and the log it names still exists."""
+    program = "python3 -c 'import sys; print(\"no config\", file=sys.stderr); sys.exit(3)'"
+    result = _run(pytester, "--brh-cmd", program)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = str(result.stderr)
+    assert "could not be started" in err and "helper API" not in err
+    assert "exited with status 3" in err and "no config" in err
+    [log] = re.findall(r"its stderr \((\S+)\)", err)
+    assert Path(log).read_text().rstrip().endswith("no config")
 
 
 def test_shipped_expectations_are_found_by_name_from_any_directory(
