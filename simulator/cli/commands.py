@@ -39,8 +39,10 @@ import contextlib
 import logging
 import os
 import shlex
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -552,16 +554,45 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+CTRL_C_GRACE = 30.0
+"""Seconds a stop after Ctrl-C may take (the summary, the files, the workers) before the
+program leaves regardless; a second Ctrl-C leaves at once."""
+
+
 def run() -> None:
-    """The ``brh-sim`` program: :func:`main`, then exit with its code. If a Ctrl-C left a
-    worker pool that would not stop (:data:`~simulator.cli.fleet.STUCK_POOLS`), the output is
-    flushed and the process leaves at once (``os._exit``): that pool cannot hold it at exit."""
+    """The ``brh-sim`` program: :func:`main`, then exit with its code.
+
+    Ctrl-C stops ``explore`` cleanly (the summary and the files of the seeds that finished, exit
+    130), and that stop is bounded: the first Ctrl-C arms a watchdog that ends the process
+    :data:`CTRL_C_GRACE` seconds later, whatever still runs; a second Ctrl-C ends it at once.
+    If the stop left a worker pool that would not end (:data:`~simulator.cli.fleet.STUCK_POOLS`,
+    which CPython's executor would join at exit), the program leaves without waiting for it."""
+    signal.signal(signal.SIGINT, _on_ctrl_c)
     code = main()
     if STUCK_POOLS:
+        _leave(code)
+    sys.exit(code)
+
+
+_interrupts: list[float] = []
+
+
+def _on_ctrl_c(signum: int, frame: object) -> None:
+    if _interrupts:
+        _leave(130)
+    _interrupts.append(CTRL_C_GRACE)
+    watchdog = threading.Timer(CTRL_C_GRACE, _leave, args=(130,))
+    watchdog.daemon = True  # never what keeps the process alive
+    watchdog.start()
+    raise KeyboardInterrupt
+
+
+def _leave(code: int) -> None:
+    """Flush what was printed and end the process now (no exit handlers, no thread joins)."""
+    with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

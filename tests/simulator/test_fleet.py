@@ -196,6 +196,31 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_finished(tmp_path: Path) -> Non
         raise AssertionError("worker processes outlived brh-sim explore")
 
 
+HANGS_AFTER_CTRL_C = """
+import os, signal, threading
+from simulator.cli import commands
+commands.CTRL_C_GRACE = 0.5
+signal.signal(signal.SIGINT, commands._on_ctrl_c)
+stuck = threading.Thread(target=threading.Event().wait)  # never ends, and is joined at exit
+stuck.start()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    threading.Event().wait(5)
+except KeyboardInterrupt:
+    print("stopping", flush=True)
+"""
+
+
+def test_a_stop_after_ctrl_c_that_hangs_is_cut_short() -> None:
+    """Issue 13 item 1 (a CI run hung at exit after Ctrl-C): whatever still holds the process
+    after a Ctrl-C (here a thread the interpreter would join for ever), ``brh-sim`` leaves
+    with status 130 once the grace period is over."""
+    done = subprocess.run(
+        [sys.executable, "-c", HANGS_AFTER_CTRL_C], cwd=ROOT, capture_output=True, timeout=60
+    )
+    assert done.returncode == 130 and done.stdout == b"stopping\n", done.stderr
+
+
 def _sleep_through_sigterm(seconds: float) -> float:
     """In a worker: ignore SIGTERM (as a worker stuck in a C call effectively does), then wait."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
