@@ -48,6 +48,8 @@ from brh.core import (
     purge_filter,
 )
 from brh.entry import StuckEntry
+from brh.full_pass import AWAY, full_pass_reason
+from brh.paging import Keyset, newest, next_page, page_progress
 from brh.plan import (
     MAX_CAS_ATTEMPTS,
     MAX_PUSH_ROUNDS,
@@ -247,20 +249,10 @@ class _ContextPass:
         yield from self.pull_stale()
         options, state = self.options, self.state
         now_ms: int = yield fx.Now(self.name)
-        away = (  # tombstones this device never saw may have been purged meanwhile (DEL-3)
-            self.rules.full_pass_when_away
-            and options.tombstone_retention is not None
-            and state.last_pull_ms is not None
-            and now_ms - state.last_pull_ms > options.tombstone_retention * 1000 / 2
-        )
-        periodic = (  # repairs what an incremental pull cannot see (SYNC-11)
-            options.full_sync_interval is not None
-            and state.last_full_ms is not None
-            and now_ms - state.last_full_ms > options.full_sync_interval * 1000
-        )
-        resync = self.plan.full or state.cursor is None or away or periodic
-        if away or periodic:
-            why = "away for over half the tombstone retention" if away else "full_sync_interval"
+        why = full_pass_reason(options, state, now_ms, away=self.rules.full_pass_when_away)
+        away = why is AWAY
+        resync = self.plan.full or state.cursor is None or why is not None
+        if why is not None:
             yield fx.Log(self.name, logging.INFO, "context %r: full pass (%s)", (self.name, why))
         start = None if resync else state.cursor
         settled = state.settled and start is not None
@@ -272,7 +264,7 @@ class _ContextPass:
         window = set(state.window) if start is not None else set()
         grew = False
         seen: set[str] | None = set() if resync else None
-        after: tuple[int, Any] | None = None
+        after: Keyset | None = None
         skip = 0
         lookahead = 1 if self.rules.page_lookahead else 0
         while True:
@@ -294,16 +286,8 @@ class _ContextPass:
             self.stats.pulled += len(docs)
             if seen is not None:
                 seen.update(doc.key for doc in docs)
-            stamps = [d["modified"] for d in raw if isinstance(d.get("modified"), int)]
-            page_cursor, page_max, page_window = cursor, max_stamp, window
-            if stamps:
-                page_cursor = stamps[-1] if cursor is None else max(cursor, stamps[-1])
-                page_max = _max(max_stamp, max(stamps))
-                page_window = window | {
-                    (d["modified"], d["brhVersion"])
-                    for d in raw
-                    if isinstance(d.get("modified"), int) and isinstance(d.get("brhVersion"), str)
-                }
+            progress, stamps = page_progress((cursor, max_stamp, window), raw)
+            page_cursor, page_max, page_window = progress
             if not self.rules.save_page_after_delivery and page_cursor is not None:
                 yield from self.save_progress(page_cursor, page_max, page_window)
             try:
@@ -317,11 +301,11 @@ class _ContextPass:
                     cursor, frozenset(window), docs, refused
                 )
                 if kept is not None and (kept != cursor or known_now != window):
-                    yield from self.save_progress(kept, _max(max_stamp, kept), set(known_now))
+                    yield from self.save_progress(kept, newest(max_stamp, kept), set(known_now))
                 raise
             if stamps:
                 self.memory = replace(
-                    self.memory, stamp_seen=_max(self.memory.stamp_seen, max(stamps))
+                    self.memory, stamp_seen=newest(self.memory.stamp_seen, max(stamps))
                 )
                 grew = grew or len(page_window) > len(window)
                 cursor, max_stamp = page_cursor, page_max
@@ -331,11 +315,7 @@ class _ContextPass:
                     yield from self.save_progress(cursor, max_stamp, window)
             if last_page:
                 break
-            last = raw[-1]
-            if isinstance(last.get("modified"), int) and last.get("_id") is not None:
-                after, skip = (last["modified"], last["_id"]), 0
-            else:  # documents without vault stamps (never written by Hive's default client)
-                skip += len(raw)
+            after, skip = next_page(raw, after, skip)
         if seen is not None:
             yield from self.reconcile_missing(seen, away)
         if grew or cursor != state.cursor:
@@ -689,11 +669,3 @@ class _ContextPass:
                 last_purge_stamp=state.max_stamp if done else state.last_purge_stamp,
             )
         )
-
-
-def _max(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
