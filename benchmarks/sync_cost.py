@@ -23,6 +23,12 @@ first tombstone purge); virtual time then moves past the overlap window again. M
 * ``restore``: a fresh device ``b`` (new ``:memory:`` store) syncing once;
 * ``pull``: a pass of ``b`` after ``a`` changed 0, 1 or 100 entries (pull cost).
 
+``--bytes`` measures only bytes on the wire (issue 15 item 3, ``benchmarks/sync_bytes.py``): the
+answers of a full pass per unchanged entry at N = 1,000 and 10,000 (or ``--sizes``), and one
+day of two devices sharing 1,000 entries, with the full pass's projection on and off in the
+same run, each device's bytes split into requests and answers, full pass and the rest; it
+prints the ratio of the targets (at most 150 bytes per entry; under half the day's bytes).
+
 ``--restore-scaling`` measures only restores (issue 15): for N = 10,000, 20,000 and 40,000 (or
 ``--sizes``), device ``a`` uploads N entries in one pass (one vault second: every page of a
 restore then starts inside that second), then fresh devices restore them, ``--repeats`` times
@@ -42,6 +48,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from brh import BackupRestoreHelper, Entry
@@ -460,7 +467,29 @@ def main(argv: list[str] | None = None) -> None:
             f"restores per size with --restore-scaling; the best counts (default {SCALING_REPEATS})"
         ),
     )
+    parser.add_argument(
+        "--bytes",
+        action="store_true",
+        help=(
+            "only bytes on the wire (issue 15 item 3): a full pass's answers per unchanged "
+            "entry at N = 1,000 and 10,000 (or --sizes), and one day of 2 devices with 1,000 "
+            "entries, the full pass's projection on and off (benchmarks/sync_bytes.py)"
+        ),
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, metavar="S", help="the day's edits (--bytes)"
+    )
     args = parser.parse_args(argv)
+    if args.bytes:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+        from benchmarks import sync_bytes
+
+        seed = sync_bytes.SEED if args.seed is None else args.seed
+        sizes_b = tuple(args.sizes) if args.sizes else sync_bytes.ENTRY_SIZES
+        implementation = platform.python_implementation()
+        print(f"Python {platform.python_version()} ({implementation}) on {platform.platform()}\n")
+        print(sync_bytes.report(sizes_b, sync_bytes.DAY_SIZE, seed))
+        return
     if args.restore_scaling and args.quick:
         parser.error("--quick does not apply to --restore-scaling (use --sizes)")
     if args.repeats < 1:

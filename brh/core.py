@@ -36,6 +36,7 @@ from brh.vault import (
 from brh.wire import RemoteDoc, collection_for, document_fields, parse_document, version_filter
 
 __all__ = [
+    "FULL_PASS_PROJECTION",
     "RULES",
     "Action",
     "Conflict",
@@ -54,6 +55,7 @@ __all__ = [
     "pull_filter",
     "purge_filter",
     "resolve_conflict",
+    "unchanged",
     "upload_failure",
 ]
 
@@ -185,6 +187,32 @@ def prune_window(window: Iterable[tuple[int, str]], lowest: int) -> tuple[tuple[
     """The window's ``(stamp, brhVersion)`` still inside the overlap (stamp >= ``lowest``),
     sorted: older ones can no longer be re-read (SYNC-4)."""
     return tuple(sorted(item for item in window if item[0] >= lowest))
+
+
+FULL_PASS_PROJECTION = {"_id": 1, "key": 1, "brhVersion": 1, "modificationDate": 1, "modified": 1}
+"""What a full pass of a context that has a cursor reads of every document first (SYNC-10,
+COST-2): the keyset and window fields (``_id``, ``modified``, ``brhVersion``) and what the
+version is parsed from (``key``, and ``modificationDate``, which tells a ``brhVersion`` that the
+original helper left stale by rewriting the document). Whole documents follow by key, only for
+the keys that may have changed (:func:`unchanged`)."""
+
+
+def unchanged(local: EntryState | None, remote: RemoteDoc) -> bool:
+    """Whether a full pass may skip the whole document of ``remote``, read as a projection and
+    the only document of its key in its page (SYNC-10, COST-2): the local entry holds exactly
+    that version, which is also the version it knows the vault holds (its base), with no local
+    change pending and no newer remote version waiting (stale). A version derived from
+    ``modificationDate`` (the original helper's documents, or a ``brhVersion`` left stale) never
+    counts: two of the original's writes can share one. Anything else is fetched whole and
+    decided by :func:`decide`, as an incremental pull does."""
+    return (
+        local is not None
+        and not remote.version.is_legacy
+        and local.version == remote.version
+        and local.base == remote.version
+        and not local.pending
+        and not local.stale
+    )
 
 
 TOMBSTONE_PROJECTION = {"key": 1, "brhVersion": 1, "modificationDate": 1, "deletionDate": 1}
@@ -452,6 +480,12 @@ class Rules:
     page_lookahead: bool = True
     """Each pull page asks for one document more than it takes, so the last page is known
     without asking for an empty one after it (COST-2)."""
+    full_pass_projection: bool = True
+    """A full pass of a context that has a cursor first reads a projection of every document
+    (:data:`FULL_PASS_PROJECTION`), then the whole documents of the keys that may have changed,
+    by key, one request per page at most (COST-2, SYNC-10); off, it reads whole documents."""
+    unchanged: Callable[[EntryState | None, RemoteDoc], bool] = unchanged
+    """Whether a full pass skips a document it read as a projection (COST-2, SYNC-10)."""
 
 
 RULES = Rules()

@@ -14,7 +14,8 @@ Read it top to bottom; per context, in registration order (SYNC-1):
    everything stamped since the cursor, in the vault's ``(modified, _id)`` order (SYNC-4,
    SYNC-9), each document decided against the local entry by :attr:`Rules.decide` and
    delivered through the app's callbacks (CB-1..CB-7); a full pass reads every document and
-   reconciles what the vault no longer has (SYNC-10, DEL-3, RES-3);
+   reconciles what the vault no longer has (SYNC-10, DEL-3, RES-3), a context that has a
+   cursor through a projection first, then by key what changed (COST-2);
 3. push every local change by compare-and-set (SYNC-7, ORD-4, ORD-5), holding back uploads
    the vault refused (RETRY-6); a change that lost to a newer remote version gets that version
    delivered at once;
@@ -35,6 +36,7 @@ from typing import Any, TypeVar
 
 from brh import effects as fx
 from brh.core import (
+    FULL_PASS_PROJECTION,
     PULL_SORT,
     TOMBSTONE_PROJECTION,
     Action,
@@ -48,6 +50,8 @@ from brh.core import (
     purge_filter,
 )
 from brh.entry import StuckEntry
+from brh.full_pass import AWAY, full_pass_reason, keys_to_fetch
+from brh.paging import Keyset, newest, next_page, page_progress
 from brh.plan import (
     MAX_CAS_ATTEMPTS,
     MAX_PUSH_ROUNDS,
@@ -213,12 +217,14 @@ class _ContextPass:
     def event(self, kind: str, key: str, **fields: object) -> fx.Emit:
         return fx.Emit(self.name, kind, {"context": self.name, "key": key, **fields})
 
-    def parse(self, raw: list[Document]) -> Steps[list[RemoteDoc]]:
+    def parse(self, raw: list[Document], *, quiet: bool = False) -> Steps[list[RemoteDoc]]:
         """The documents that are entries; the others are skipped with a warning (DATA-6)."""
         docs = []
         for item in raw:
             doc = self.rules.parse_document(item)
             if doc is None:
+                if quiet:
+                    continue
                 yield self.warn(
                     "ignoring a vault document that is not a backup entry (_id %s)", item.get("_id")
                 )
@@ -247,22 +253,15 @@ class _ContextPass:
         yield from self.pull_stale()
         options, state = self.options, self.state
         now_ms: int = yield fx.Now(self.name)
-        away = (  # tombstones this device never saw may have been purged meanwhile (DEL-3)
-            self.rules.full_pass_when_away
-            and options.tombstone_retention is not None
-            and state.last_pull_ms is not None
-            and now_ms - state.last_pull_ms > options.tombstone_retention * 1000 / 2
-        )
-        periodic = (  # repairs what an incremental pull cannot see (SYNC-11)
-            options.full_sync_interval is not None
-            and state.last_full_ms is not None
-            and now_ms - state.last_full_ms > options.full_sync_interval * 1000
-        )
-        resync = self.plan.full or state.cursor is None or away or periodic
-        if away or periodic:
-            why = "away for over half the tombstone retention" if away else "full_sync_interval"
+        why = full_pass_reason(options, state, now_ms, away=self.rules.full_pass_when_away)
+        away = why is AWAY
+        resync = self.plan.full or state.cursor is None or why is not None
+        if why is not None:
             yield fx.Log(self.name, logging.INFO, "context %r: full pass (%s)", (self.name, why))
         start = None if resync else state.cursor
+        # A full pass of a context that has a cursor reads projections first (COST-2); a first
+        # pull or a restore reads whole documents (COST-2, COST-3).
+        project = resync and state.cursor is not None and self.rules.full_pass_projection
         settled = state.settled and start is not None
         vault_now = yield from self.vault_now()  # before the pull is sent: it runs then or later
         known = [version for _stamp, version in state.window] if start is not None else []
@@ -272,7 +271,7 @@ class _ContextPass:
         window = set(state.window) if start is not None else set()
         grew = False
         seen: set[str] | None = set() if resync else None
-        after: tuple[int, Any] | None = None
+        after: Keyset | None = None
         skip = 0
         lookahead = 1 if self.rules.page_lookahead else 0
         while True:
@@ -286,6 +285,7 @@ class _ContextPass:
                     sort=PULL_SORT,
                     skip=skip,
                     limit=options.page_size + lookahead,
+                    projection=FULL_PASS_PROJECTION if project else None,
                 )
             )
             raw = fetched[: options.page_size]
@@ -294,20 +294,12 @@ class _ContextPass:
             self.stats.pulled += len(docs)
             if seen is not None:
                 seen.update(doc.key for doc in docs)
-            stamps = [d["modified"] for d in raw if isinstance(d.get("modified"), int)]
-            page_cursor, page_max, page_window = cursor, max_stamp, window
-            if stamps:
-                page_cursor = stamps[-1] if cursor is None else max(cursor, stamps[-1])
-                page_max = _max(max_stamp, max(stamps))
-                page_window = window | {
-                    (d["modified"], d["brhVersion"])
-                    for d in raw
-                    if isinstance(d.get("modified"), int) and isinstance(d.get("brhVersion"), str)
-                }
+            progress, stamps = page_progress((cursor, max_stamp, window), raw)
+            page_cursor, page_max, page_window = progress
             if not self.rules.save_page_after_delivery and page_cursor is not None:
                 yield from self.save_progress(page_cursor, page_max, page_window)
             try:
-                yield from self.process(docs)
+                yield from (self.process_changed(docs) if project else self.process(docs))
             except _Refused as refusal:
                 # Keep the cursor at the refused change so the next pass reads it again.
                 refused = next(
@@ -317,11 +309,11 @@ class _ContextPass:
                     cursor, frozenset(window), docs, refused
                 )
                 if kept is not None and (kept != cursor or known_now != window):
-                    yield from self.save_progress(kept, _max(max_stamp, kept), set(known_now))
+                    yield from self.save_progress(kept, newest(max_stamp, kept), set(known_now))
                 raise
             if stamps:
                 self.memory = replace(
-                    self.memory, stamp_seen=_max(self.memory.stamp_seen, max(stamps))
+                    self.memory, stamp_seen=newest(self.memory.stamp_seen, max(stamps))
                 )
                 grew = grew or len(page_window) > len(window)
                 cursor, max_stamp = page_cursor, page_max
@@ -331,11 +323,7 @@ class _ContextPass:
                     yield from self.save_progress(cursor, max_stamp, window)
             if last_page:
                 break
-            last = raw[-1]
-            if isinstance(last.get("modified"), int) and last.get("_id") is not None:
-                after, skip = (last["modified"], last["_id"]), 0
-            else:  # documents without vault stamps (never written by Hive's default client)
-                skip += len(raw)
+            after, skip = next_page(raw, after, skip)
         if seen is not None:
             yield from self.reconcile_missing(seen, away)
         if grew or cursor != state.cursor:
@@ -391,6 +379,21 @@ class _ContextPass:
             yield from self.process(docs)
             found = {doc.key for doc in docs}
             yield fx.ClearStale(self.name, tuple(key for key in chunk if key not in found))
+
+    def process_changed(self, page: list[RemoteDoc]) -> Steps[None]:
+        """A full pass's page of projections: the whole documents of the keys that may have
+        changed, fetched in one request by key, go through :meth:`process` (COST-2, SYNC-10).
+        A refusal stops at the page's own projection, as a page of whole documents does."""
+        changed: list[str] = yield from keys_to_fetch(self.name, page, self.rules.unchanged)
+        if not changed:
+            return
+        raw = yield from self.vault(
+            fx.FindMany(self.name, self.collection, {"key": {"$in": changed}})
+        )
+        order = {key: rank for rank, key in enumerate(changed)}
+        docs = yield from self.parse(raw, quiet=True)  # (the projection was warned about)
+        docs.sort(key=lambda doc: order.get(doc.key, len(order)))  # in the page's order
+        yield from self.process(docs)
 
     def process(self, docs: list[RemoteDoc]) -> Steps[None]:
         """Decide each key's winning document against the local entry, and act on it."""
@@ -689,11 +692,3 @@ class _ContextPass:
                 last_purge_stamp=state.max_stamp if done else state.last_purge_stamp,
             )
         )
-
-
-def _max(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)

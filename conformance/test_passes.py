@@ -403,7 +403,8 @@ def test_pushes_cost_a_request_per_change_and_pulls_a_request_per_page(brh_sim: 
     the 8 changed documents in ceil(8 / page_size) requests (no empty page after the last
     full one), each document at most once more than it takes (one look-ahead per page). A new
     device restores the 12 documents in ceil(12 / page_size) + 1 requests in all, the one more
-    being its collection's creation (COST-3)."""
+    being its collection's creation (COST-3). After 2 more changes, a full pass of the tablet
+    costs at most two requests per page (a page, and a read of what changed in it)."""
 
     async def scenario(world: World) -> None:
         phone, tablet = world.add_device("phone"), world.add_device("tablet")
@@ -440,6 +441,22 @@ def test_pushes_cost_a_request_per_change_and_pulls_a_request_per_page(brh_sim: 
             f"pulling {changes} changed documents (page size {PAGE}) cost {len(log)} "
             f"requests returning {returned} documents: {_ops(log)}"
         )
+
+        await phone.put("k5", "edited again")
+        await phone.put("new0", "edited again")
+        await _pass_after_writes(world, phone, _record(world, "phone"))
+        await world.advance(MINUTE)
+        log = _record(world, "tablet")
+        assert await tablet.sync(full=True)
+        stored, pages = 12, math.ceil(12 / PAGE)
+        assert tablet.app.items["k5"] == tablet.app.items["new0"] == "edited again"
+        assert len(log) <= 2 * pages, (
+            f"a full pass over {stored} documents, 2 of them changed (page size {PAGE}), cost "
+            f"{len(log)} requests, not at most {2 * pages}: {_ops(log)}"
+        )
+        await phone.put("k5", 5)
+        await phone.put("new0", 0)
+        await _pass_after_writes(world, phone, _record(world, "phone"))
 
         late = world.add_device("late")
         log = _record(world, "late")

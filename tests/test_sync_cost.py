@@ -3,9 +3,14 @@ between the helper and the fake vault, and its restore-scaling mode runs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from benchmarks.sync_bytes import SEED, note, report, shared
 from benchmarks.sync_cost import EPOCH, main, scenarios
+from brh.core import RULES
+from brh.hive_wire import dumps
 from simulator.timeloop import run
 
 
@@ -43,3 +48,37 @@ def test_restore_scaling_prints_the_ratio_of_the_target(
     assert "\n| 100 | 2 | " in out and "\n| 200 | 2 | " in out, out  # COST-2: pages + 1
     assert "Restore fake-vault CPU, N=200 vs N=100: " in out, out
     assert "(target <= 2.5x: " in out, out
+
+
+def test_the_byte_meter_sizes_every_request_and_answer_of_a_pass() -> None:
+    """Issue 15 item 3's meter (``benchmarks/sync_bytes.py``): a full pass of a device holding
+    40 notes goes through its link, which counts every request the fake vault served and
+    sizes the answers as Hive sends them: at least each entry's projection, less than each
+    whole note. A meter that no longer sees the requests, or sizes nothing, fails here."""
+
+    async def main() -> tuple[int, int, int]:
+        (meter,) = await shared(40, [RULES])
+        assert meter.helper is not None
+        meter.link.vault.reset_log()
+        before = replace(meter.link.total)
+        assert await meter.helper.sync(full=True)
+        spent = meter.link.total - before
+        await meter.helper.close()
+        return spent.requests, meter.link.vault.request_count, spent.received
+
+    requests, served, received = run(main(), start=EPOCH)
+    assert requests == served >= 1
+    assert 40 * 100 < received < 40 * len(dumps(note("k0", 0)))
+
+
+def test_the_day_profile_splits_the_full_pass_and_prints_both_verdicts() -> None:
+    """Issue 15 item 3's measurement, small: one day of 2 devices sharing 30 notes, with the
+    projection on and off in one run: each device had its periodic full pass inside the day,
+    the projection made it cheaper, and both targets' verdicts are printed."""
+    out = report([30], 30, SEED)
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith(("| on", "| off"))]
+    assert len(rows) == 4 and all(row[-1] == "1 |" for row in rows), out
+    full = {row[0]: float(row[4]) for row in rows}
+    assert full["| on"] < full["| off"], out
+    assert "Per unchanged entry: " in out and "(target <= 150: " in out, out
+    assert "One day per device: " in out and "(target < 0.5: " in out, out

@@ -127,6 +127,9 @@ from conformance.implementations.mutants_passes import (
     full_pass_ignores_missing as full_pass_ignores_missing,
 )
 from conformance.implementations.mutants_passes import (
+    full_pass_trusts_held_keys as full_pass_trusts_held_keys,
+)
+from conformance.implementations.mutants_passes import (
     idle_pass_reads_everything as idle_pass_reads_everything,
 )
 from conformance.implementations.mutants_passes import (

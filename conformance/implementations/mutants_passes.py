@@ -12,7 +12,7 @@ from typing import Any
 
 from brh.core import Window, pull_filter
 from brh.hlc import Version
-from brh.store import ContextState, LocalStore
+from brh.store import ContextState, EntryState, LocalStore
 from brh.wire import RemoteDoc
 from conformance.implementations.seams import build as _build
 from conformance.implementations.seams import with_rules as _with
@@ -180,6 +180,20 @@ def full_pass_clock_reset_by_every_pull(installation: Installation) -> Reference
     return _build(installation, store=_OneSyncTimeStore)
 
 
+def _held_means_unchanged(local: EntryState | None, remote: RemoteDoc) -> bool:
+    # BUG: the full pass's projection is read as a presence check (which keys the vault still
+    # has, what the reconciliation needs) and the versions in it are not compared: a key this
+    # device holds, synced, is not read whole again, so a newer version that an incremental
+    # pull could not see (a vault clock stepped back, SYNC-11; a device away, DEL-3) never
+    # arrives, which is what the full pass is for.
+    return local is not None and not local.pending and not local.stale
+
+
+def full_pass_trusts_held_keys(installation: Installation) -> ReferenceHelper:
+    """A full pass reads whole only the keys this device lacks, whatever their version."""
+    return _with(unchanged=_held_means_unchanged)(installation)
+
+
 def _from_the_start(
     cursor: int | None,
     overlap: int,
@@ -247,6 +261,11 @@ PASS_ROWS: tuple[tuple[Factory, str, str], ...] = (
         full_pass_clock_reset_by_every_pull,
         "every pull counts as a full pass: no periodic full pass for a device syncing often",
         "SYNC-11",
+    ),
+    (
+        full_pass_trusts_held_keys,
+        "a full pass reads whole only the keys this device lacks, whatever their version",
+        "SYNC-11 SYNC-10 DEL-3",
     ),
     (idle_pass_reads_everything, "every pull reads the whole collection (W9)", "COST-1"),
     (
