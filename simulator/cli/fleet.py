@@ -220,9 +220,10 @@ def _stop(executor: ProcessPoolExecutor, grace: float = 5.0) -> None:
     """Cancel what has not started and terminate the workers (what is running is lost).
 
     Bounded: a worker that outlives SIGTERM for ``grace`` seconds gets SIGKILL, and the pool's
-    manager thread is given as long to notice. A worker killed mid-write can leave that thread waiting for good, and
-    CPython's executor joins it at interpreter exit; such a thread goes in :data:`STUCK_POOLS`
-    and ``brh-sim`` then leaves with ``os._exit`` (:func:`simulator.cli.commands.run`)."""
+    manager thread is given as long to notice. A worker killed mid-write can leave that thread
+    waiting for good, and CPython's executor joins it at interpreter exit; such a thread goes
+    in :data:`STUCK_POOLS` and ``brh-sim`` then leaves with ``os._exit``
+    (:func:`simulator.cli.commands.run`)."""
     workers = list((executor._processes or {}).values())  # the pool's own, and only those
     executor.shutdown(wait=False, cancel_futures=True)
     for process in workers:
