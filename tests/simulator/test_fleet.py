@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,7 @@ def _sleep_through_sigterm(seconds: float) -> float:
 def test_stopping_a_pool_is_bounded_even_when_a_worker_ignores_sigterm() -> None:
     """Issue 13 item 1 (a CI run hung after Ctrl-C): the stop of a pool whose worker outlives
     SIGTERM kills it after the grace period; no worker is left and the manager thread ends."""
-    executor = fleet.ProcessPoolExecutor(max_workers=1, mp_context=fleet._context())
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=fleet._context())
     future = executor.submit(_sleep_through_sigterm, 60)
     while not future.running():
         time.sleep(0.01)  # polling a real process's start
