@@ -100,14 +100,14 @@ class Version(NamedTuple):
 # Versions go to and from text for every record the store reads or writes, every vault filter
 # and every event, and the same few over and over: both directions remember recent answers
 # (benchmarks/simulator_speed.py: a simulated hour of five devices costs 14% more instructions
-# without them). A version is looked up again soon after it is made or not for long, so 512
-# recent ones do as well as 4,096 (64 simulated hours of a swarm seed: 13,533 misses instead
-# of 13,523, about one per write either way). They are process-wide and keep about one
-# version per write until full, some 400 bytes each with both directions: at 4,096 they took
-# some 20 simulated hours to fill and grew to 3 MiB; at 512 they are full after the first few
-# hundred writes, at 0.4 MiB.
+# without them). They are process-wide and keep about one version per write until full, some
+# 400 bytes a version with both directions: at 4,096 each they took some 20 simulated hours of
+# a swarm seed to fill and grew to 3 MiB. At 1,024 they are full after about a thousand writes
+# and keep 0.8 MiB, with the same hits in the simulator (a version is looked up again soon
+# after it is made, or not for long) and 1% more instructions in benchmarks/sync_cost.py's
+# passes over 1,000 entries, whose versions all fit in 4,096 (3% more at 512).
 
-VERSION_CACHE_SIZE = 512
+VERSION_CACHE_SIZE = 1024
 """How many versions each of the two caches (to text, from text) keeps."""
 
 
