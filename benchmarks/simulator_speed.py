@@ -31,6 +31,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from brh import hlc
 from simulator.cli.explore import choose_config, run_config
 from simulator.timeloop import run
 from simulator.world import World, simulate
@@ -134,8 +135,12 @@ def swarm(seeds: int) -> tuple[float, int, int]:
 
 def peak_memory(duration: float) -> tuple[float, int]:
     """Peak traced MiB of one swarm run of ``duration`` simulated seconds, trace on disk, and
-    how many writes the apps made."""
+    how many writes the apps made. The helper's process-wide caches of versions are emptied
+    first, so that each run starts as in a fresh process and counts them whole (the earlier
+    rows fill them, untraced)."""
     config = choose_config(3, duration=duration)
+    hlc._decode.cache_clear()
+    hlc._encode.cache_clear()
     with tempfile.TemporaryDirectory() as folder:
         tracemalloc.start()
         outcome = run_config(config, trace_path=Path(folder) / "trace.jsonl")

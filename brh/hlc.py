@@ -100,15 +100,23 @@ class Version(NamedTuple):
 # Versions go to and from text for every record the store reads or writes, every vault filter
 # and every event, and the same few over and over: both directions remember recent answers
 # (benchmarks/simulator_speed.py: a simulated hour of five devices costs 14% more instructions
-# without them).
+# without them). They are process-wide and keep about one version per write until full, some
+# 400 bytes a version with both directions: at 4,096 each they took some 20 simulated hours of
+# a swarm seed to fill and grew to 3 MiB. At 1,024 they are full after about a thousand writes
+# and keep 0.8 MiB, with the same hits in the simulator (a version is looked up again soon
+# after it is made, or not for long) and 1% more instructions in benchmarks/sync_cost.py's
+# passes over 1,000 entries, whose versions all fit in 4,096 (3% more at 512).
+
+VERSION_CACHE_SIZE = 1024
+"""How many versions each of the two caches (to text, from text) keeps."""
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=VERSION_CACHE_SIZE)
 def _decode(text: str) -> Version:
     return Version._parse(text)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=VERSION_CACHE_SIZE)
 def _encode(version: Version) -> str:
     wall_ms, counter, writer = version
     return f"{wall_ms:0{_WALL_DIGITS}d}.{counter:0{_COUNTER_DIGITS}d}.{writer}"

@@ -239,7 +239,8 @@ def test_the_documented_import_paths_still_work(module: str) -> None:
 def test_the_documented_commands_still_run() -> None:
     """Issue 14 item 4: ``python -m simulator.demo``, ``python -m simulator.report``,
     ``python -m simulator.faults`` and ``python -m simulator.cli`` run, and the ``brh-sim``
-    entry point is :func:`simulator.cli.main`."""
+    entry point is :func:`simulator.cli.run` (:func:`simulator.cli.main`, then exit with its
+    code)."""
     for module in ("simulator.demo", "simulator.report", "simulator.cli"):
         result = subprocess.run(
             [sys.executable, "-m", module, "--help"],

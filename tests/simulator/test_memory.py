@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from brh import Entry
+from brh import Entry, hlc
 from brh.vault import NetworkError
 from brh.wire import document_fields, version_filter
 from simulator.cli.explore import SwarmConfig, _workload, choose_config
@@ -211,3 +211,23 @@ def test_a_blind_write_keeps_its_latest_parents_and_the_checker_finds_the_rest()
     assert checker.ancestors(checker.seen[("c", "notes", "x")]) == {0, 1, 2, 3}
     checker.record_blind_write("c", "notes", "x", deleted=True, data=None)  # 4
     assert checker.blind[4].parents == (2, 3) and checker.seen[("c", "notes", "x")] == {4}
+
+
+def test_the_version_caches_fill_in_the_first_hours_of_a_run_and_hold_no_more() -> None:
+    """Issue 12 (the simulator's memory flat again from 16 to 64 simulated hours): the helper's
+    process-wide caches of versions to and from text take about one version per write, so
+    they must reach their bound early in a run, after which a longer run keeps no more. After
+    6 simulated hours of swarm seed 3 (the memory benchmark's seed, 1,283 writes) both are
+    full. At 4,096 entries each they were still filling at 16 h (3,541 writes) and held 3 MiB
+    at 64 h: all of that run's growth over the 16 h run, which nothing else grew."""
+    hlc._decode.cache_clear()
+    hlc._encode.cache_clear()
+    config = choose_config(3, duration=6 * 3600.0)
+    outcome, _world, _ledger_size = _run_and_measure(config)
+    assert outcome.findings == [], [str(f) for f in outcome.findings]
+    writes = outcome.events["write"]
+    assert writes > 1200, writes
+    for cache in (hlc._decode, hlc._encode):
+        info = cache.cache_info()
+        assert info.maxsize is not None and info.currsize == info.maxsize < writes, info
+        assert info.hits > 4 * info.misses, info  # still worth keeping: most lookups hit
