@@ -32,7 +32,7 @@ from typing import Any
 from brh import BackupRestoreHelper, Entry
 from brh.core import RULES, Rules
 from brh.events import SyncEvent
-from brh.hive_wire import dumps, error_body
+from brh.hive_wire import dumps, error_body, items_answer, query_body, update_answer, update_body
 from brh.vault import Document, SortSpec, UpdateResult, VaultError
 from hivevault.vault import FakeVault
 from simulator.timeloop import run
@@ -63,10 +63,6 @@ def note(key: str, revision: int) -> dict[str, Any]:
 
 def _size(value: Any) -> int:
     return len(dumps(value, "answer").encode())
-
-
-def _items(docs: Sequence[Document]) -> dict[str, Any]:
-    return {"items": list(docs), "is_encrypt": False, "encrypt_method": ""}
 
 
 @dataclass
@@ -126,18 +122,13 @@ class MeteredLink:
         limit: int | None = None,
         projection: Mapping[str, Any] | None = None,
     ) -> list[Document]:
-        options: dict[str, Any] = {"skip": skip}
-        if limit is not None:
-            options["limit"] = limit
-        if projection is not None:
-            options["projection"] = projection
-        if sort:
-            options["sort"] = [list(item) for item in sort]
-        body = {"collection": collection, "filter": filter, "options": options}
+        body = query_body(
+            collection, filter, sort=sort, skip=skip, limit=limit, projection=projection
+        )
         call = self.vault.query(
             collection, filter, sort=sort, skip=skip, limit=limit, projection=projection
         )
-        docs: list[Document] = await self._call(body, call, _items)
+        docs: list[Document] = await self._call(body, call, items_answer)
         return docs
 
     async def find_many(
@@ -149,7 +140,7 @@ class MeteredLink:
         limit: int | None = None,
     ) -> list[Document]:
         call = self.vault.find_many(collection, filter, skip=skip, limit=limit)
-        docs: list[Document] = await self._call(filter, call, _items)
+        docs: list[Document] = await self._call(filter, call, items_answer)
         return docs
 
     async def update_one(
@@ -161,19 +152,9 @@ class MeteredLink:
         upsert: bool = False,
         timestamp: bool = True,
     ) -> UpdateResult:
-        options = {"upsert": upsert, "bypass_document_validation": False, "timestamp": timestamp}
-        body = {"filter": filter, "update": update, "options": options}
-
-        def answer(result: UpdateResult) -> dict[str, Any]:
-            return {
-                "acknowledged": result.acknowledged,
-                "matched_count": result.matched_count,
-                "modified_count": result.modified_count,
-                "upserted_id": result.upserted_id,
-            }
-
+        body = update_body(filter, update, upsert=upsert, timestamp=timestamp)
         call = self.vault.update_one(collection, filter, update, upsert=upsert, timestamp=timestamp)
-        result: UpdateResult = await self._call(body, call, answer)
+        result: UpdateResult = await self._call(body, call, update_answer)
         return result
 
     async def delete_one(self, collection: str, filter: Mapping[str, Any]) -> None:

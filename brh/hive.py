@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from brh.errors import InvalidArgumentError
-from brh.hive_wire import API_PREFIX, dumps, error_for, loads
+from brh.hive_wire import API_PREFIX, dumps, error_for, loads, query_body, update_body
 from brh.vault import (
     CollectionNotFoundError,
     Document,
@@ -287,14 +287,8 @@ class HiveVault:
         projection: Mapping[str, Any] | None = None,
     ) -> list[Document]:
         """``POST /query`` with ``sort`` as ``[[field, 1 | -1], ...]``."""
-        options: dict[str, Any] = {"skip": skip}
-        if limit is not None:
-            options["limit"] = limit
-        if projection is not None:
-            options["projection"] = projection
-        if sort:
-            options["sort"] = [list(item) for item in sort]
-        body = {"collection": _name(collection, quoted=False), "filter": filter, "options": options}
+        name = _name(collection, quoted=False)
+        body = query_body(name, filter, sort=sort, skip=skip, limit=limit, projection=projection)
         answer = await self._request("query", "POST", "/query", body=body)
         return answer.items()
 
@@ -356,15 +350,7 @@ class HiveVault:
         upsert: bool,
         timestamp: bool,
     ) -> UpdateResult:
-        body = {
-            "filter": filter,
-            "update": update,
-            "options": {
-                "upsert": upsert,
-                "bypass_document_validation": False,
-                "timestamp": timestamp,
-            },
-        }
+        body = update_body(filter, update, upsert=upsert, timestamp=timestamp)
         answer = await self._request(
             op,
             "PATCH",

@@ -10,6 +10,9 @@ development server ``vaultd`` (``brh-vault serve``), so the two cannot drift apa
 * An error answer is ``{"error": {"message": str, "internal_code": int}}``; :func:`error_for`
   turns status and code into the typed errors of :mod:`brh.vault`, and :func:`error_body` is
   the inverse the server uses.
+* The bodies of a query and an update (:func:`query_body`, :func:`update_body`) and the
+  answers to a read and an update (:func:`items_answer`, :func:`update_answer`), as Hive
+  shapes them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from brh.vault import (
@@ -27,6 +30,7 @@ from brh.vault import (
     ObjectId,
     ServerError,
     UnauthorizedError,
+    UpdateResult,
     VaultError,
     VaultFrozenError,
     VaultNotFoundError,
@@ -41,7 +45,11 @@ __all__ = [
     "encode",
     "error_body",
     "error_for",
+    "items_answer",
     "loads",
+    "query_body",
+    "update_answer",
+    "update_body",
 ]
 
 API_PREFIX = "/api/v2/vault/db"
@@ -176,3 +184,47 @@ def error_body(error: VaultError) -> tuple[int, dict[str, Any]]:
     code = error.internal_code if error.internal_code is not None else NO_INTERNAL_CODE
     status = error.status if error.status is not None else ServerError.status
     return status, {"error": {"message": error.message, "internal_code": code}}
+
+
+def query_body(
+    collection: str,
+    filter: Mapping[str, Any],
+    *,
+    sort: Sequence[tuple[str, int]] | None = None,
+    skip: int = 0,
+    limit: int | None = None,
+    projection: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The body of ``POST /query``: ``sort`` as ``[[field, 1 | -1], ...]``."""
+    options: dict[str, Any] = {"skip": skip}
+    if limit is not None:
+        options["limit"] = limit
+    if projection is not None:
+        options["projection"] = projection
+    if sort:
+        options["sort"] = [list(item) for item in sort]
+    return {"collection": collection, "filter": filter, "options": options}
+
+
+def update_body(
+    filter: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool, timestamp: bool
+) -> dict[str, Any]:
+    """The body of ``PATCH /collection/{name}`` (update one or many)."""
+    options = {"upsert": upsert, "bypass_document_validation": False, "timestamp": timestamp}
+    return {"filter": filter, "update": update, "options": options}
+
+
+def items_answer(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The answer to a find or a query."""
+    return {"items": list(documents), "is_encrypt": False, "encrypt_method": ""}
+
+
+def update_answer(result: UpdateResult) -> dict[str, Any]:
+    """The answer to an update (an upserted id as its 24 hex digits)."""
+    upserted = None if result.upserted_id is None else result.upserted_id.hex
+    return {
+        "acknowledged": result.acknowledged,
+        "matched_count": result.matched_count,
+        "modified_count": result.modified_count,
+        "upserted_id": upserted,
+    }

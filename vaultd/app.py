@@ -37,7 +37,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from brh.hive_wire import API_PREFIX, NO_INTERNAL_CODE, dumps, error_body, loads
+from brh.hive_wire import (
+    API_PREFIX,
+    NO_INTERNAL_CODE,
+    dumps,
+    error_body,
+    items_answer,
+    loads,
+    update_answer,
+)
 from brh.vault import CollectionNotFoundError, InvalidParameterError, ServerError, VaultError
 from hivevault.vault import FakeVault
 from vaultd.limits import Limits
@@ -173,10 +181,6 @@ def _sort(options: dict[str, Any]) -> list[tuple[Any, Any]] | None:
     return [(field, direction) for field, direction in sort]
 
 
-def _items(documents: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"items": documents, "is_encrypt": False, "encrypt_method": ""}
-
-
 # -- endpoints ----------------------------------------------------------------------------------
 
 
@@ -252,14 +256,7 @@ async def _update(request: Request, scope: Scope, store: VaultStore) -> Response
             name, filter_, update, upsert=upsert, timestamp=timestamp
         ),
     )
-    upserted = None if result.upserted_id is None else result.upserted_id.hex
-    answer = {
-        "acknowledged": result.acknowledged,
-        "matched_count": result.matched_count,
-        "modified_count": result.modified_count,
-        "upserted_id": upserted,
-    }
-    return _json(answer, 200)
+    return _json(update_answer(result), 200)
 
 
 async def _delete_documents(request: Request, scope: Scope, store: VaultStore) -> Response:
@@ -310,8 +307,8 @@ async def _query(request: Request, scope: Scope, store: VaultStore) -> Response:
 
 async def _found(store: VaultStore, documents: list[dict[str, Any]], status: int) -> Response:
     if len(documents) > _MANY:
-        return await store.in_thread(_json, _items(documents), status)
-    return _json(_items(documents), status)
+        return await store.in_thread(_json, items_answer(documents), status)
+    return _json(items_answer(documents), status)
 
 
 async def _missing_name(request: Request, scope: Scope, store: VaultStore) -> Response:
