@@ -33,6 +33,7 @@ __all__ = [
     "new_incarnation",
     "next_version",
     "observe",
+    "writer_device",
     "writer_id",
 ]
 
@@ -134,6 +135,11 @@ def new_incarnation(rng: random.Random) -> str:
 def writer_id(device: str, incarnation: str) -> str:
     """The ``writer`` of the versions a helper issues: ``<device id>~<incarnation>``."""
     return f"{device}{INCARNATION_SEPARATOR}{incarnation}"
+
+
+def writer_device(writer: str) -> str:
+    """The device id of a ``writer`` (:func:`writer_id`'s inverse; a bare device id is itself)."""
+    return writer.partition(INCARNATION_SEPARATOR)[0]
 
 
 def next_version(last: Version | None, now_ms: int, writer: str) -> Version:

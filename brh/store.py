@@ -21,7 +21,7 @@ from typing import Any
 from brh.errors import (
     LocalStoreVersionError,
 )
-from brh.hlc import HybridClock, Version
+from brh.hlc import HybridClock, Version, writer_device
 from brh.records import ContextState, EntryState, Record, Rejection
 from brh.schema import SCHEMA, SCHEMA_VERSION
 from brh.store_open import may_access, open_error, read_only_file
@@ -457,7 +457,7 @@ class LocalStore:
     def _written_here(self, version: Version) -> bool:
         """Whether a helper of this device issued ``version`` (any of its incarnations)."""
         device = self._meta("device_id")
-        return device is not None and version.writer.partition("~")[0] == device
+        return device is not None and writer_device(version.writer) == device
 
     def set_base(
         self,

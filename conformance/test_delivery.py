@@ -642,3 +642,37 @@ def test_two_helpers_on_one_store_stamp_its_writes_in_the_order_they_are_made(
         assert tablet.local() == tablet.app.items == expected
 
     brh_sim.run(scenario)
+
+
+@clause("ORD-1", "CB-5", level="robust")
+def test_two_helpers_on_one_store_leave_the_app_with_the_newer_of_two_deliveries(
+    brh_sim: Sim,
+) -> None:
+    """ORD-1, CB-5 (regression two-instances-older-delivery-returns-last): the phone's app and
+    its widget share one store and one slow app. The second helper gives the app the tablet's
+    older version of a key, and that callback takes 8 s; meanwhile the tablet writes a newer
+    one, which the first helper gives the app in 1 s and records. The older callback returns
+    last, so the app shows the older version: the helpers must still leave the app, and both
+    helpers' local copies, with the newer one."""
+
+    async def scenario(world: World) -> None:
+        phone = world.add_device("phone", instances=2, share_contexts=True)
+        tablet = world.add_device("tablet")
+        await tablet.put("k", "older")
+        await tablet.sync()
+        world.behave("phone", mode="slow", delay=8.0)
+        slow = asyncio.ensure_future(phone.impls[1].sync())  # the older one, for 8 s
+        await world.advance(1)
+        world.behave("phone", mode="slow", delay=1.0)
+        await tablet.put("k", "newer")
+        await tablet.sync()
+        await phone.impls[0].sync()  # the newer one, in 1 s, recorded before the older returns
+        await slow
+        world.behave("phone", mode="apply")
+        await world.advance(5)
+        await sync_all(world, rounds=2)
+        assert phone.app.items == {"k": "newer"}
+        for number, helper in enumerate(phone.impls):
+            assert helper.local_entries("notes") == {"k": "newer"}, number
+
+    brh_sim.run(scenario)

@@ -79,6 +79,9 @@ from conformance.implementations.mutants_delivery import (
     insert_for_unsynced_key as insert_for_unsynced_key,
 )
 from conformance.implementations.mutants_delivery import (
+    late_older_delivery_ignored as late_older_delivery_ignored,
+)
+from conformance.implementations.mutants_delivery import (
     lost_collection_not_refilled as lost_collection_not_refilled,
 )
 from conformance.implementations.mutants_delivery import (

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from brh.core import Action, Decision, decide
-from brh.hlc import INCARNATION_SEPARATOR, HybridClock, Version
+from brh.hlc import HybridClock, Version, writer_device
 from brh.store import ContextState, EntryState, LocalStore, Record
 from brh.wire import RemoteDoc
 from conformance.implementations.seams import build as _build
@@ -221,6 +221,19 @@ def accepted_same_data_not_recorded(installation: Installation) -> ReferenceHelp
     return _build(installation, store=_SameDataStore)
 
 
+class _LateOlderDeliveryStore(LocalStore):
+    def _written_here(self, version: Version) -> bool:
+        # BUG: any newer version recorded while a callback ran counts as the app's own write,
+        # so an older delivery that returns after another helper on this store delivered and
+        # recorded a newer one is not recorded: the app keeps the older one for good (ORD-1).
+        return True
+
+
+def late_older_delivery_ignored(installation: Installation) -> ReferenceHelper:
+    """Two helpers on one store: an older delivery returning last leaves the app stale."""
+    return _build(installation, store=_LateOlderDeliveryStore)
+
+
 def sync_allowed_in_callback(installation: Installation) -> ReferenceHelper:
     """sync() and wipe called from inside a callback are let through."""
     # BUG: only entry writes are refused in a callback: sync() waits for a pass that waits for
@@ -263,7 +276,7 @@ def own_writes_not_restored(installation: Installation) -> ReferenceHelper:
 
     def skipping_own(local: Record | EntryState | None, remote: RemoteDoc) -> Decision:
         decision = decide(local, remote)
-        writer = remote.version.writer.split(INCARNATION_SEPARATOR, 1)[0]
+        writer = writer_device(remote.version.writer)
         if decision.action is Action.INSERT and writer == own:
             # BUG: "no echo" judged by who wrote a document, not by what the device holds: a
             # reinstalled device never gives its app back what it wrote before (RES-1).
@@ -371,6 +384,11 @@ DELIVERY_ROWS: tuple[tuple[Factory, str, str], ...] = (
     (modify_for_deleted_key, "a newer version of a key deleted here goes to on_modify", "CB-1"),
     (insert_for_unsynced_key, "a newer version of a key held but never synced: on_insert", "CB-2"),
     (accepted_same_data_not_recorded, "an accepted version of unchanged data is lost", "CB-5"),
+    (
+        late_older_delivery_ignored,
+        "an older delivery returning after another helper's newer one is not recorded",
+        "ORD-1 CB-5",
+    ),
     (sync_allowed_in_callback, "sync() and wipe from inside a callback are let through", "CB-8"),
     (no_full_pass_after_absence, "no full pass after an absence of half the retention", "DEL-3"),
     (delete_of_unheld_key_uploaded, "deleting a key not held live uploads a tombstone", "DEL-4"),

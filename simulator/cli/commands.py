@@ -574,13 +574,13 @@ def run() -> None:
     sys.exit(code)
 
 
-_interrupts: list[float] = []
+_ctrl_c_seen = threading.Event()
 
 
 def _on_ctrl_c(signum: int, frame: object) -> None:
-    if _interrupts:
+    if _ctrl_c_seen.is_set():
         _leave(130)
-    _interrupts.append(CTRL_C_GRACE)
+    _ctrl_c_seen.set()
     watchdog = threading.Timer(CTRL_C_GRACE, _leave, args=(130,))
     watchdog.daemon = True  # never what keeps the process alive
     watchdog.start()

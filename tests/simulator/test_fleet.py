@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -221,21 +222,25 @@ def test_a_stop_after_ctrl_c_that_hangs_is_cut_short() -> None:
     assert done.returncode == 130 and done.stdout == b"stopping\n", done.stderr
 
 
-def _sleep_through_sigterm(seconds: float) -> float:
-    """In a worker: ignore SIGTERM (as a worker stuck in a C call effectively does), then wait."""
+def _sleep_through_sigterm(ready: str, seconds: float) -> float:
+    """In a worker: ignore SIGTERM (as a worker stuck in a C call effectively does), say so
+    through the file ``ready``, then wait to be stopped from outside."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    time.sleep(seconds)  # a real process that must be stopped from outside, not a test delay
+    Path(ready).touch()
+    threading.Event().wait(seconds)
     return seconds
 
 
-def test_stopping_a_pool_is_bounded_even_when_a_worker_ignores_sigterm() -> None:
+def test_stopping_a_pool_is_bounded_even_when_a_worker_ignores_sigterm(tmp_path: Path) -> None:
     """Issue 13 item 1 (a CI run hung after Ctrl-C): the stop of a pool whose worker outlives
     SIGTERM kills it after the grace period; no worker is left and the manager thread ends."""
+    ready = tmp_path / "ready"
     executor = ProcessPoolExecutor(max_workers=1, mp_context=fleet._context())
-    future = executor.submit(_sleep_through_sigterm, 60)
-    while not future.running():
-        time.sleep(0.01)  # polling a real process's start
-    time.sleep(0.3)  # and its handler installed
+    executor.submit(_sleep_through_sigterm, str(ready), 60)
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling a real process until it ignores SIGTERM (bounded)
+    assert ready.exists()
     workers = list((executor._processes or {}).values())
     started = time.monotonic()
     fleet._stop(executor, grace=0.5)
