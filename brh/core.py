@@ -239,13 +239,15 @@ SETTLE_MARGIN = 1
 
 
 def cursor_settles(cursor: int, overlap: int, vault_now: float | None) -> bool:
-    """Whether a pull that found nothing new settles the cursor (SYNC-4).
+    """Whether a completed pull settles the cursor it ends with (SYNC-4).
 
     ``vault_now`` is the vault's clock as known *before* the pull was sent (the ``Date`` of an
     earlier answer), so the pull ran when the vault's clock read that or later. A write stamped
     at or below ``cursor`` was stamped before ``cursor + 1`` on that clock and became visible
     at most ``overlap`` seconds later; if the vault's clock had passed both when the pull ran,
-    the pull read it, and later pulls need only newer stamps. Judged on the vault's clock only:
+    the pull read it, and later pulls need only newer stamps. That holds whether the pull found
+    new documents or not: a pull that reads a bulk upload long after it landed settles at once,
+    so the next one names none of the versions it read (issue 15). Judged on the vault's clock only:
     the device's clock says nothing about when the vault stamps (a live vault's clock runs in
     real time while a simulated device's runs virtual; a phone's may be hours off).
     """
@@ -411,6 +413,9 @@ class Rules:
     """The hybrid clock's state after seeing a version (ORD-1, ORD-3)."""
     cursor_after_pull: Callable[[int | None, int], int | None] = cursor_after_pull
     """Where the next pull starts (SYNC-4)."""
+    settles: Callable[[int, int, float | None], bool] = cursor_settles
+    """Whether a completed pull, sent when the vault's clock read ``vault_now``, leaves its
+    cursor settled: every write stamped up to it read (SYNC-4)."""
     pull_filter: Callable[..., dict[str, Any]] = pull_filter
     """The filter of one pull page: the cursor's overlap window and keyset paging (SYNC-4,
     SYNC-9)."""

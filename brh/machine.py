@@ -43,7 +43,6 @@ from brh.core import (
     Conflict,
     Decision,
     UploadFailure,
-    cursor_settles,
     group_by_key,
     old_tombstones_filter,
     prune_window,
@@ -327,10 +326,11 @@ class _ContextPass:
         if seen is not None:
             yield from self.reconcile_missing(seen, away)
         if grew or cursor != state.cursor:
-            settled = False  # new documents: a later pull, sent later, must confirm
-        elif not settled and cursor is not None:
-            # Judged on the vault's clock, which stamps the writes, never on this device's.
-            settled = cursor_settles(cursor, options.overlap, vault_now)
+            settled = False  # new documents: settled only if old enough (next line)
+        if not settled and cursor is not None:
+            # Judged on the vault's clock, which stamps the writes, never on this device's:
+            # sent that late, this pull read every write stamped up to the cursor (SYNC-4).
+            settled = self.rules.settles(cursor, options.overlap, vault_now)
         cursor = self.rules.cursor_after_pull(cursor, now_ms)
         yield from self.save(
             replace(

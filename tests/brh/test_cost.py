@@ -125,6 +125,36 @@ async def test_idle_pulls_after_a_burst_skip_the_window_then_settle() -> None:
     await b.helper.close()
 
 
+async def test_a_pull_that_reads_a_burst_long_after_it_landed_settles_at_once() -> None:
+    """COST-1, SYNC-4 (issue 15 item 6): a pull sent once the vault's clock had passed the
+    burst's stamp + overlap + 1 s has read every write stamped up to it, so it settles the
+    cursor itself: the next idle pull asks only for newer stamps, with no list of the versions
+    it read (it used to wait for one more pull that found nothing new, and that pull named all
+    of them: 360 KB after 10,000 entries). A write made afterwards is still read."""
+    vault = fake_vault()
+    a = Device("a", vault, auto_sync=False)
+    for i in range(50):
+        await a.put(f"k{i}", i)  # one vault second: all stamped alike
+    assert await a.helper.sync()
+    await asyncio.sleep(60)
+    b = Device("b", vault, auto_sync=False)
+    assert await b.helper.sync()
+    assert len(b.app.items) == 50
+    state = b.helper.store.context_state("notes")
+    assert state.settled and state.window == ()
+    vault.reset_log()
+    examined = vault.examined
+    result = await b.helper.sync()
+    assert result.pulled == 0 and vault.counts_by_op() == {"query": 1}
+    assert vault.examined == examined  # "modified > cursor": the index finds nothing
+    await a.put("k0", "after")
+    assert await a.helper.sync()
+    assert await b.helper.sync()
+    assert b.app.items["k0"] == "after"
+    await a.helper.close()
+    await b.helper.close()
+
+
 async def test_a_first_restore_costs_a_request_per_page_and_the_collection() -> None:
     """COST-2, COST-3, DEL-2 (issue 15): restoring N entries costs ceil(N / page_size) + 1
     requests, even when N is a whole number of pages: no empty page is asked for at the end
