@@ -189,12 +189,13 @@ def prune_window(window: Iterable[tuple[int, str]], lowest: int) -> tuple[tuple[
     return tuple(sorted(item for item in window if item[0] >= lowest))
 
 
-FULL_PASS_PROJECTION = {"_id": 1, "key": 1, "brhVersion": 1, "modificationDate": 1, "modified": 1}
+FULL_PASS_PROJECTION = {"_id": 1, "key": 1, "brhVersion": 1, "modificationDate": 1}
 """What a full pass of a context that has a cursor reads of every document first (SYNC-10,
-COST-2): the keyset and window fields (``_id``, ``modified``, ``brhVersion``) and what the
-version is parsed from (``key``, and ``modificationDate``, which tells a ``brhVersion`` that the
-original helper left stale by rewriting the document). Whole documents follow by key, only for
-the keys that may have changed (:func:`unchanged`)."""
+COST-2), in ``_id`` order: the keyset (``_id``) and what the version is parsed from (``key``,
+``brhVersion``, and ``modificationDate``, which tells a ``brhVersion`` that the original helper
+left stale by rewriting the document). No vault stamp: the pass moves the cursor once complete,
+from the vault's clock (:func:`brh.full_pass.cursor_after_full_pass`). Whole documents follow by
+key, only for the keys that may have changed (:func:`unchanged`)."""
 
 
 def unchanged(local: EntryState | None, remote: RemoteDoc) -> bool:

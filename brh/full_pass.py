@@ -8,22 +8,36 @@ pass is older than ``full_sync_interval`` (SYNC-11: it repairs what an increment
 see). Both are judged on the device's clock, from the context's stored progress.
 
 A full pass of a context that has a cursor reads a projection of every document first
-(:data:`brh.core.FULL_PASS_PROJECTION`); :func:`keys_to_fetch` tells, per page, the keys whose
-whole documents it then fetches: every key but those the local entry already holds at that
-version (:attr:`brh.core.Rules.unchanged`).
+(:data:`brh.core.FULL_PASS_PROJECTION`), in ``_id`` order (:data:`FULL_PASS_SORT`,
+:func:`full_pass_filter`); :func:`keys_to_fetch` tells, per page, the keys whose whole documents
+it then fetches: every key but those the local entry already holds at that version
+(:attr:`brh.core.Rules.unchanged`). The projection has no vault stamps, so such a pass moves the
+cursor only once complete, to what the vault's clock read before it began
+(:func:`cursor_after`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from typing import Any
 
 from brh import effects as fx
+from brh.core import SETTLE_MARGIN
 from brh.options import SyncOptions
 from brh.records import ContextState, EntryState
+from brh.vault import ObjectId
 from brh.wire import RemoteDoc
 
-__all__ = ["AWAY", "PERIODIC", "full_pass_reason", "keys_to_fetch"]
+__all__ = [
+    "AWAY",
+    "FULL_PASS_SORT",
+    "PERIODIC",
+    "cursor_after",
+    "full_pass_filter",
+    "full_pass_reason",
+    "keys_to_fetch",
+]
 
 AWAY = "away for over half the tombstone retention"
 PERIODIC = "full_sync_interval"
@@ -80,3 +94,29 @@ def keys_to_fetch(
                 continue
         changed.append(key)
     return changed
+
+
+FULL_PASS_SORT: tuple[tuple[str, int], ...] = (("_id", 1),)
+"""The order a full pass reads its projections in: a document keeps its ``_id`` when it is
+updated, so each document that exists throughout the pass is read exactly once, at its version
+of that moment, and no vault stamp is needed for the keyset (COST-2)."""
+
+
+def full_pass_filter(after: ObjectId | None) -> dict[str, Any]:
+    """The filter of a page of a full pass's projections: the documents after the previous
+    page's last ``_id`` (keyset paging), or every document for the first page."""
+    return {} if after is None else {"_id": {"$gt": after}}
+
+
+def cursor_after(cursor: int | None, overlap: int, vault_now: float | None) -> int | None:
+    """Where a complete full pass of projections moves the pull cursor, or None to leave it.
+
+    ``vault_now``: the vault's clock before the pass was sent. A write stamped at or below
+    ``vault_now - overlap - 1`` was visible by then (SYNC-4's premise), so the pass read it or a
+    newer version of its document: every write stamped up to that second is processed, and the
+    cursor may move there, settled (:func:`brh.core.cursor_settles` holds for it). Never back
+    (None when the vault's clock is unknown or that is not past ``cursor``)."""
+    if vault_now is None:
+        return None
+    read = math.floor(vault_now) - overlap - SETTLE_MARGIN
+    return read if cursor is None or read > cursor else None

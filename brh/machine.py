@@ -15,7 +15,7 @@ Read it top to bottom; per context, in registration order (SYNC-1):
    SYNC-9), each document decided against the local entry by :attr:`Rules.decide` and
    delivered through the app's callbacks (CB-1..CB-7); a full pass reads every document and
    reconciles what the vault no longer has (SYNC-10, DEL-3, RES-3), a context that has a
-   cursor through a projection first, then by key what changed (COST-2);
+   cursor through a projection in ``_id`` order first, then by key what changed (COST-2);
 3. push every local change by compare-and-set (SYNC-7, ORD-4, ORD-5), holding back uploads
    the vault refused (RETRY-6); a change that lost to a newer remote version gets that version
    delivered at once;
@@ -35,6 +35,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from brh import effects as fx
+from brh import full_pass
 from brh.core import (
     FULL_PASS_PROJECTION,
     PULL_SORT,
@@ -50,7 +51,7 @@ from brh.core import (
 )
 from brh.entry import StuckEntry
 from brh.full_pass import AWAY, full_pass_reason, keys_to_fetch
-from brh.paging import Keyset, newest, next_page, page_progress
+from brh.paging import newest, next_page, page_progress
 from brh.plan import (
     MAX_CAS_ATTEMPTS,
     MAX_PUSH_ROUNDS,
@@ -221,14 +222,12 @@ class _ContextPass:
         docs = []
         for item in raw:
             doc = self.rules.parse_document(item)
-            if doc is None:
-                if quiet:
-                    continue
+            if doc is not None:
+                docs.append(doc)
+            elif not quiet:
                 yield self.warn(
                     "ignoring a vault document that is not a backup entry (_id %s)", item.get("_id")
                 )
-                continue
-            docs.append(doc)
         return docs
 
     # -- 1. the collection ------------------------------------------------------------------
@@ -270,7 +269,7 @@ class _ContextPass:
         window = set(state.window) if start is not None else set()
         grew = False
         seen: set[str] | None = set() if resync else None
-        after: Keyset | None = None
+        after: Any = None  # the last (modified, _id) read; a full pass of projections: _id
         skip = 0
         lookahead = 1 if self.rules.page_lookahead else 0
         while True:
@@ -280,8 +279,12 @@ class _ContextPass:
                 fx.Query(
                     self.name,
                     self.collection,
-                    self.rules.pull_filter(start, options.overlap, known, after, settled=settled),
-                    sort=PULL_SORT,
+                    full_pass.full_pass_filter(after)
+                    if project
+                    else self.rules.pull_filter(
+                        start, options.overlap, known, after, settled=settled
+                    ),
+                    sort=full_pass.FULL_PASS_SORT if project else PULL_SORT,
                     skip=skip,
                     limit=options.page_size + lookahead,
                     projection=FULL_PASS_PROJECTION if project else None,
@@ -311,9 +314,8 @@ class _ContextPass:
                     yield from self.save_progress(kept, newest(max_stamp, kept), set(known_now))
                 raise
             if stamps:
-                self.memory = replace(
-                    self.memory, stamp_seen=newest(self.memory.stamp_seen, max(stamps))
-                )
+                seen_max = newest(self.memory.stamp_seen, max(stamps))
+                self.memory = replace(self.memory, stamp_seen=seen_max)
                 grew = grew or len(page_window) > len(window)
                 cursor, max_stamp = page_cursor, page_max
                 assert cursor is not None
@@ -322,9 +324,12 @@ class _ContextPass:
                     yield from self.save_progress(cursor, max_stamp, window)
             if last_page:
                 break
-            after, skip = next_page(raw, after, skip)
+            after, skip = next_page(raw, after, skip, by_id=project)
         if seen is not None:
             yield from self.reconcile_missing(seen, away)
+        moved = full_pass.cursor_after(cursor, options.overlap, vault_now) if project else None
+        if moved is not None:  # what the vault's clock says the full pass read (SYNC-4)
+            cursor, window = moved, set()
         if grew or cursor != state.cursor:
             settled = False  # new documents: settled only if old enough (next line)
         if not settled and cursor is not None:

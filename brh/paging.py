@@ -50,10 +50,16 @@ def page_progress(progress: Progress, raw: list[Document]) -> tuple[Progress, li
     return (page_cursor, newest(max_stamp, max(stamps)), page_window), stamps
 
 
-def next_page(raw: list[Document], after: Keyset | None, skip: int) -> tuple[Keyset | None, int]:
+def next_page(
+    raw: list[Document], after: Any, skip: int, *, by_id: bool = False
+) -> tuple[Any, int]:
     """Where the page after ``raw`` (a full one) starts: after its last ``(modified, _id)``,
-    or, for documents without vault stamps, ``skip`` past them."""
+    or, for documents without vault stamps, ``skip`` past them. ``by_id``: a page in ``_id``
+    order (a full pass of projections, :data:`brh.full_pass.FULL_PASS_SORT`): after its last
+    ``_id``."""
     last = raw[-1]
+    if by_id and last.get("_id") is not None:
+        return last["_id"], 0
     if isinstance(last.get("modified"), int) and last.get("_id") is not None:
         return (last["modified"], last["_id"]), 0
     return after, skip + len(raw)

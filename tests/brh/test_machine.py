@@ -58,6 +58,8 @@ class Device:
     """Answers (or raises) for vault requests other than the pull queries."""
     rejections: list[Rejection] = field(default_factory=list)
     effects: list[fx.Effect] = field(default_factory=list)
+    vault_time: float | None = None
+    """The vault's clock as the helper knows it (None: it never said)."""
 
     def answer(self, effect: fx.Effect) -> Any:
         self.effects.append(effect)
@@ -91,7 +93,7 @@ class Device:
         if isinstance(effect, fx.LoopTime):
             return 100.0
         if isinstance(effect, fx.VaultTime):
-            return None
+            return self.vault_time
         if isinstance(effect, fx.Deliver):
             return self.callbacks(effect)
         if isinstance(effect, fx.Query) and effect.projection is None:
