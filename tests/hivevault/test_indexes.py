@@ -353,6 +353,36 @@ def test_plans_bound_modified_and_id_as_a_keyset() -> None:
         assert compile_plan(filter).low == low, filter
 
 
+def test_plans_bound_id_for_a_pass_by_id() -> None:
+    """Issue 15 item 4, follow-up: what a filter tells the ``_id`` index, a string every
+    match's ``_id`` hex is at least: the hex (``$gte``, ``$eq``, equality) or just past it
+    (``$gt``); the tightest over ``$and`` and one document's conditions, the loosest over
+    ``$or``, nothing when a branch has none or the value is not an ObjectId."""
+    a, b = ObjectId("0" * 23 + "7"), ObjectId("0" * 23 + "9")
+    past_a = a.hex + PAST_BOUND
+    assert a.hex < past_a < b.hex
+    cases: list[tuple[dict[str, Any], str | None]] = [
+        ({}, None),
+        ({"_id": {"$gt": a}}, past_a),
+        ({"_id": {"$gte": a}}, a.hex),
+        ({"_id": {"$eq": a}}, a.hex),
+        ({"_id": a}, a.hex),
+        ({"_id": {"$gte": a, "$gt": a}}, past_a),
+        ({"_id": {"$gt": a, "$gte": b}}, b.hex),
+        ({"_id": {"$gt": "x"}}, None),
+        ({"_id": {"$gte": 3}}, None),
+        ({"_id": {"$lt": b}}, None),
+        ({"_id": {"$in": [a]}}, None),
+        ({"$and": [{"_id": {"$gt": a}}, {"key": "k"}]}, past_a),
+        ({"$and": [{"_id": {"$gt": a}}, {"_id": {"$gte": b}}]}, b.hex),
+        ({"$or": [{"_id": {"$gt": a}}, {"_id": b}]}, past_a),
+        ({"$or": [{"_id": {"$gt": a}}, {"key": "k"}]}, None),
+        ({"_id": {"$gt": a}, "$or": [{"_id": b}, {"_id": {"$gte": b}}]}, b.hex),
+    ]
+    for filter, low in cases:
+        assert compile_plan(filter).id_low == low, filter
+
+
 def test_a_key_array_matches_every_clause_of_an_and() -> None:
     """A document whose ``key`` is ``["a", "b"]`` matches ``{"key": "a"}`` and ``{"key": "b"}``
     both, so their ``$and`` finds it: the ``key`` index is asked for one clause's keys, not for
