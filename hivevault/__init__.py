@@ -24,8 +24,8 @@ The semantics (errors are :mod:`brh.vault`'s):
   the fake refuses non-ObjectId ``_id`` values (``InvalidParameterError``), because
   ``InsertResult`` and ``UpdateResult`` can only carry ObjectIds.
 * There is no other unique index: two upserts of one key with different filters both insert.
-  (The indexes on ``key`` and ``modified``, :mod:`hivevault.collection`, only speed up finding
-  candidates.)
+  (The indexes on ``key``, ``modified`` and ``_id``, :mod:`hivevault.collection`, only speed
+  up finding candidates.)
 * Natural order is insertion order; updates keep a document's place.
 * What a vault cannot store is an ``InvalidParameterError`` (400) that names the argument and
   the path, and changes nothing (:mod:`hivevault.limits` lists the limits,

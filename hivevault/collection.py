@@ -1,4 +1,5 @@
-"""A collection: its documents in natural order, and the indexes on ``key`` and ``modified``.
+"""A collection: its documents in natural order, and the indexes on ``key``, ``modified`` and
+``_id``.
 
 Every request used to evaluate its filter on every document of the collection. The Hive
 helper's commonest requests select by the top-level ``key`` (one key, or ``$in`` a few) or pull
@@ -9,7 +10,8 @@ superset of the matches (never miss one). Candidates are visited in natural orde
 (:meth:`Collection.candidates`), so results, their order and "first match" semantics are those
 of a full scan; or, for a query sorted by ``(modified, _id)``, in that order
 (:meth:`Collection.in_pull_order`), which is exactly the order MongoDB's sort gives, so the
-query stops after its window instead of sorting every match.
+query stops after its window instead of sorting every match. A query sorted by ``_id`` (a full
+pass paging by ``_id`` alone) walks the ids in order likewise (:meth:`Collection.in_id_order`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from hivevault import mongo
 from hivevault.journal import VaultJournal
 from hivevault.planner import Number, Plan
 
-__all__ = ["Collection", "UndoStep", "undo_changes"]
+__all__ = ["PULL_ORDER", "Collection", "UndoStep", "undo_changes"]
 
 # Types whose values never compare equal to a ``str`` (dataclass ObjectId compares to ObjectIds
 # only). A ``key`` value of any other type (in practice none: stored documents are cloned into
@@ -73,10 +75,19 @@ _FIRST_STRING: Entry = mongo.ascending_token("")[:1]
 """Below every ``modified`` index entry of a string, above every entry of a number."""
 
 _FIRST_RUN = 64
-"""Index entries the walk of :meth:`Collection.in_pull_order` prepares first."""
+"""Index entries the walks of :meth:`Collection.in_pull_order` and :meth:`~Collection.in_id_order`
+prepare first."""
 
 _NUMBER, _EXACT = mongo.ascending_key(0, "")[:2]
 """How the entry of a number starts (the commonest, built here without a call)."""
+
+
+PULL_ORDER = [(("modified",), 1), (("_id",), 1)]
+"""A sort on ``(modified, _id)``, as :func:`mongo.sort_paths` gives it: the order of
+:meth:`Collection.in_pull_order`."""
+
+_BY_ID = (("_id",), 1)
+"""An ascending sort on ``_id``, as :func:`mongo.sort_paths` gives it."""
 
 
 UndoStep = tuple[Any, ...]
@@ -85,7 +96,8 @@ coll, oid, document, seq)``, ``("created", name)`` or ``("deleted", name, coll)`
 
 
 class Collection:
-    """A collection's documents in natural order, with the indexes on ``key`` and ``modified``.
+    """A collection's documents in natural order, with the indexes on ``key``, ``modified`` and
+    ``_id``.
 
     ``docs`` maps ``_id`` hex to the stored document; it must only be changed through
     :meth:`put` and :meth:`remove`, which keep the indexes in step:
@@ -101,7 +113,8 @@ class Collection:
       ObjectId;
     * ``_modified_arrays``: id -> the largest number in ``modified`` (or None) of the documents
       whose ``modified`` is an array (they sort by their smallest element, and match a lower
-      bound by their largest: they are few, and merged in when needed).
+      bound by their largest: they are few, and merged in when needed);
+    * ``_by_id``: every id, sorted (a hex of 24 lowercase digits sorts as its ObjectId does).
 
     Stored documents are never changed in place (an update stores a new one), so :meth:`copy`
     can copy the top level at once and only descend into the fields noted as holding documents
@@ -109,6 +122,7 @@ class Collection:
     """
 
     __slots__ = (
+        "_by_id",
         "_by_key",
         "_by_modified",
         "_entries",
@@ -139,6 +153,7 @@ class Collection:
         self._odd_keys: set[str] = set()
         self._by_modified: list[Entry] = []
         self._modified_arrays: dict[str, Number | None] = {}
+        self._by_id: list[str] = []
         # What each document contributed to the indexes, to take it out again (its modified
         # entry, or None if it is in _modified_arrays).
         self._entries: dict[str, tuple[tuple[str, ...], Entry | None]] = {}
@@ -169,6 +184,7 @@ class Collection:
                 seq = self._next_seq
                 self._next_seq += 1
             self._seq[oid] = seq
+            insort(self._by_id, oid)
             old_keys: tuple[str, ...] = ()
             old_entry: Entry | None = None
         else:  # a replacement keeps its place; only the index entries that changed move
@@ -228,6 +244,8 @@ class Collection:
             if not holders:
                 del self._by_key[key]
         self._odd_keys.discard(oid)
+        by_id = self._by_id
+        del by_id[bisect_left(by_id, oid)]
         if entry is None:
             del self._modified_arrays[oid]
         else:
@@ -312,22 +330,50 @@ class Collection:
             start, end = self._numbers_past(low)
             arrays = self._arrays_reaching(low[0]) if self._modified_arrays else []
         if not arrays:  # the commonest: the index alone, a run at a time
-            return chain.from_iterable(self._runs(start, end))
+            return chain.from_iterable(self._runs(index, start, end))
         extra = sorted(mongo.ascending_key(docs[oid]["modified"], oid) for oid in arrays)
         walk = merge((index[i] for i in range(start, end)), extra)
         return ((entry[-1], docs[entry[-1]]) for entry in walk)
 
-    def _runs(self, start: int, end: int) -> abc.Iterator[abc.Iterator[tuple[str, Document]]]:
-        """The ``(id, document)`` pairs of ``_by_modified[start:end]``, in runs of doubling
-        length: taken a run at a time, they cost little more per document than iterating
-        ``docs`` (a generator resumed per document cost a third more), and a consumer that
-        stops early has had at most twice what it took (and the first run) prepared."""
-        index = self._by_modified
+    def in_id_order(self, plan: Plan) -> abc.Iterable[tuple[str, Document]]:
+        """``(id, document)`` pairs in the order of a sort on ``(("_id", 1),)``, a superset of
+        the matches of ``plan``, produced as they are consumed.
+
+        Walks the sorted ids from the plan's ``_id`` lower bound, if any, to the end: a keyset
+        page by ``_id`` (``{"_id": {"$gt": last}}``, limited) looks at its own documents and
+        those the filter refused on the way, not at the collection. A descending sort on
+        ``_id`` is not served (it sorts every match).
+        """
+        index = self._by_id
+        start = 0 if plan.id_low is None else bisect_left(index, plan.id_low)
+        return chain.from_iterable(self._runs(index, start, len(index)))
+
+    def in_sort_order(
+        self, plan: Plan, paths: list[tuple[Any, int]]
+    ) -> abc.Iterable[tuple[str, Document]] | None:
+        """:meth:`in_pull_order` for a sort on ``(modified, _id)`` and :meth:`in_id_order` for
+        one on ``_id`` ascending (then anything: ids are unique), ``paths`` as
+        :func:`mongo.sort_paths` gives them; None for any other sort (no index has its order)."""
+        if paths == PULL_ORDER:
+            return self.in_pull_order(plan)
+        if paths and paths[0] == _BY_ID:
+            return self.in_id_order(plan)
+        return None
+
+    def _runs(
+        self, index: list[Any], start: int, end: int
+    ) -> abc.Iterator[abc.Iterator[tuple[str, Document]]]:
+        """The ``(id, document)`` pairs of ``index[start:end]`` (``_by_modified`` or
+        ``_by_id``), in runs of doubling length: taken a run at a time, they cost little more
+        per document than iterating ``docs`` (a generator resumed per document cost a third
+        more), and a consumer that stops early has had at most twice what it took (and the
+        first run) prepared."""
         docs = self.docs
+        by_id = index is self._by_id
         size = _FIRST_RUN
         while start < end:
             stop = min(end, start + size)
-            oids = [entry[-1] for entry in index[start:stop]]
+            oids = index[start:stop] if by_id else [entry[-1] for entry in index[start:stop]]
             yield zip(oids, map(docs.__getitem__, oids), strict=True)
             start = stop
             size *= 2

@@ -1,10 +1,11 @@
 """The query planner: what a request's filter tells the indexes, worked out once.
 
 A filter is compiled into a predicate (:func:`hivevault.mongo.compile_filter`) together with
-the two facts the indexes of :mod:`hivevault.collection` can use: the strings the top-level
-``key`` of every match must be one of, and a lower bound that the ``(modified, _id)`` of every
-match is past (strict for ``$gt``; a keyset page's ``$or`` bounds the ``_id`` too). Either may
-be unknown (None); the predicate always decides.
+the three facts the indexes of :mod:`hivevault.collection` can use: the strings the top-level
+``key`` of every match must be one of, a lower bound that the ``(modified, _id)`` of every match
+is past (strict for ``$gt``; a keyset page's ``$or`` bounds the ``_id`` too), and a lower bound
+on the ``_id`` of every match (a keyset page by ``_id`` alone). Each may be unknown (None); the
+predicate always decides.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "Number",
     "Plan",
     "compile_plan",
+    "id_low",
     "simple_key",
 ]
 
@@ -148,6 +150,45 @@ def _low(filter: Mapping[str, Any]) -> Low | None:
     return low
 
 
+def id_low(filter: Mapping[str, Any]) -> str | None:
+    """A string that the ``_id`` hex of every match of ``filter`` is at least, or None.
+
+    From ``{"_id": oid}`` and ``{"_id": {"$gte"|"$eq": oid}}`` (the hex itself) and
+    ``{"_id": {"$gt": oid}}`` (the hex followed by :data:`PAST_BOUND`: above it and below every
+    larger hex), ``oid`` an :class:`ObjectId` (every stored ``_id`` is one; a comparison with
+    another type bounds nothing). The largest over ``$and`` clauses and over the conditions of
+    one document; the smallest over ``$or`` branches if each has one. ``filter`` has already
+    been compiled, hence validated.
+    """
+    low: str | None = None
+    if "_id" in filter:
+        condition = filter["_id"]
+        if type(condition) is ObjectId:
+            low = condition.hex
+        elif _is_operators(condition):
+            for op, past in (("$gt", PAST_BOUND), ("$gte", AT_BOUND), ("$eq", AT_BOUND)):
+                value = condition.get(op)
+                if type(value) is ObjectId and (low is None or value.hex + past > low):
+                    low = value.hex + past
+    if "$and" in filter:
+        for clause in filter["$and"]:
+            found = id_low(clause)
+            if found is not None and (low is None or found > low):
+                low = found
+    if "$or" in filter:
+        lowest: str | None = None
+        for branch in filter["$or"]:
+            found = id_low(branch)
+            if found is None:
+                break
+            if lowest is None or found < lowest:
+                lowest = found
+        else:
+            if lowest is not None and (low is None or lowest > low):
+                low = lowest
+    return low
+
+
 # -- compiled filters -----------------------------------------------------------------------------
 #
 # A request's filter is compiled once into a predicate, and what the indexes need to know about it
@@ -164,7 +205,7 @@ PLAN_CACHE_SIZE = 256
 class Plan:
     """A compiled filter and what the indexes need to know about it."""
 
-    __slots__ = ("keys", "low", "predicate")
+    __slots__ = ("id_low", "keys", "low", "predicate")
 
     def __init__(self, filter: Mapping[str, Any]) -> None:
         self.predicate = mongo.compile_filter(filter)  # validates first
@@ -172,6 +213,8 @@ class Plan:
         """Strings one of which every match's top-level ``key`` equals (None: unknown)."""
         self.low = _low(filter)
         """A keyset lower bound on every match's ``(modified, _id)`` (None: unknown)."""
+        self.id_low = id_low(filter)
+        """A string every match's ``_id`` hex is at least (None: unknown)."""
 
 
 def compile_plan(filter: Any) -> Plan:

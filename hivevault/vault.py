@@ -70,10 +70,6 @@ _OPERATIONS = frozenset(
 )
 
 
-_PULL_ORDER = [(("modified",), 1), (("_id",), 1)]
-"""A sort on ``(modified, _id)``, as :func:`mongo.sort_paths` gives it: the order of
-:meth:`Collection.in_pull_order`."""
-
 # The commonest update answers, made once (frozen dataclasses are slow to build).
 _NOTHING_MATCHED = UpdateResult(acknowledged=True, matched_count=0, modified_count=0)
 _ONE_MODIFIED = UpdateResult(acknowledged=True, matched_count=1, modified_count=1)
@@ -390,9 +386,8 @@ class FakeVault:
         candidates: Iterable[tuple[str, Document]] | None = None
         if not sort:
             candidates = coll.candidates(plan)
-        elif plan.keys is None and mongo.sort_paths(sort) == _PULL_ORDER:
-            # The helper's pull: the modified index is in this order already.
-            candidates = coll.in_pull_order(plan)
+        elif plan.keys is None:  # the helper's pull, or a pass by _id: an index has the order
+            candidates = coll.in_sort_order(plan, mongo.sort_paths(sort))
         if candidates is not None:
             predicate = plan.predicate
             selected = []

@@ -1,5 +1,6 @@
 """The sync-cost benchmark (``benchmarks/sync_cost.py``): its meter splits each pass's CPU time
-between the helper and the fake vault, and its restore-scaling mode runs."""
+between the helper and the fake vault, and its restore-scaling mode runs; so does the fake
+vault's pass by ``_id`` (``benchmarks/id_walk.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from benchmarks.id_walk import main as id_walk_main
 from benchmarks.sync_bytes import SEED, note, report, shared
 from benchmarks.sync_cost import EPOCH, main, scenarios
 from brh.core import RULES
@@ -82,3 +84,14 @@ def test_the_day_profile_splits_the_full_pass_and_prints_both_verdicts() -> None
     assert full["| on"] < full["| off"], out
     assert "Per unchanged entry: " in out and "(target <= 150: " in out, out
     assert "One day per device: " in out and "(target < 0.5: " in out, out
+
+
+def test_the_id_walk_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15 item 4, follow-up: a quick run of ``benchmarks/id_walk.py`` (N = 200 and 400,
+    pages of 50): a pass by ``_id`` examines each document once, plus one per page but the last
+    (the page's extra document, read again by the next page), not every document left for each
+    page."""
+    id_walk_main(["--sizes", "200,400", "--page", "50", "--repeat", "1"])
+    out = capsys.readouterr().out
+    assert "| 200 | 4 | 203 |" in out
+    assert "| 400 | 8 | 407 |" in out

@@ -55,3 +55,4 @@ def check_indexes(vault: FakeVault) -> None:
         assert coll._entries == fresh._entries
         assert sorted(coll.docs, key=coll._seq.__getitem__) == list(coll.docs)
         assert coll._by_modified == sorted(coll._by_modified)
+        assert coll._by_id == fresh._by_id == sorted(coll.docs)

@@ -52,7 +52,18 @@ _ids = st.builds(lambda s, n: ObjectId(f"{s:08x}{n:016x}"), st.integers(0, 8), s
 @st.composite
 def _index_filters(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     """Filters of the shapes the indexes use (and some they must not be fooled by)."""
-    shape = draw(st.integers(0, 11 if depth < 2 else 5))
+    shape = draw(st.integers(0, 13 if depth < 2 else 5))
+    if shape == 12:  # a bound on _id (a pass paging by _id), alone or with another condition
+        op = draw(st.sampled_from(["$gt", "$gt", "$gte", "$eq", None]))
+        oid = draw(_ids)
+        bounded: dict[str, Any] = {"_id": oid if op is None else {op: oid}}
+        if op is not None and draw(st.booleans()):
+            bounded["_id"]["$lte"] = draw(_ids)
+        if draw(st.booleans()):
+            bounded["x"] = {"$ne": draw(st.integers(0, 2))}
+        return bounded
+    if shape == 13:  # _id compared in ways that bound nothing
+        return {"_id": draw(st.sampled_from([{"$gt": "x"}, {"$gte": 0}, {"$ne": None}]))}
     if shape >= 10:  # the helper's pull filters (brh.core), keyset page and overlap window
         stamp, lower = draw(_stamps), draw(_stamps)
         tie = draw(st.sampled_from(["_id", "x"]))
@@ -116,6 +127,8 @@ _updates = st.one_of(
 @st.composite
 def _documents(draw: st.DrawFn) -> dict[str, Any]:
     doc: dict[str, Any] = {}
+    if draw(st.integers(0, 4)) == 0:  # an id of the client's own, out of insertion order
+        doc["_id"] = draw(_ids)
     if draw(st.booleans()):
         doc["key"] = draw(_key_values)
     if draw(st.booleans()):
@@ -125,14 +138,19 @@ def _documents(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
-_steps = st.one_of(
+_writes = st.one_of(
     st.tuples(st.just("insert"), _documents(), st.booleans()),
     st.tuples(st.just("update_one"), _index_filters(), _updates, st.booleans(), st.booleans()),
     st.tuples(st.just("update_many"), _index_filters(), _updates, st.booleans(), st.booleans()),
     st.tuples(st.just("delete_one"), _index_filters()),
     st.tuples(st.just("delete_many"), _index_filters()),
+)
+_steps = st.one_of(
+    _writes,
     st.tuples(st.just("clock"), st.integers(-2, 3)),
     st.tuples(st.just("recreate")),
+    # writes in a transaction, then undone (True) or kept (vaultd brackets each request so)
+    st.tuples(st.just("transaction"), st.lists(_writes, min_size=1, max_size=4), st.booleans()),
 )
 
 
@@ -162,6 +180,7 @@ def _write(vault: FakeVault, step: tuple[Any, ...]) -> Awaitable[Any]:
 
 
 _PULL_SORT = [("modified", 1), ("_id", 1)]
+_ID_SORT = [("_id", 1)]
 _sorts = st.sampled_from(
     [
         None,
@@ -172,10 +191,48 @@ _sorts = st.sampled_from(
         [("modified", 1)],
         [("modified", -1), ("_id", -1)],
         [("modified", 1), ("_id", -1)],
-        [("_id", 1)],
         [("modified", 1), ("_id", 1), ("x", 1)],
+        _ID_SORT,
+        _ID_SORT,
+        {"_id": 1},
+        [("_id", 1), ("x", -1)],
+        [("_id", -1)],
     ]
 )
+
+
+_id_bounds = st.tuples(st.integers(0, 40), st.sampled_from(["$gt", "$gt", "$gte", "$eq", None]))
+_id_walks = st.lists(
+    st.tuples(
+        st.sampled_from(["alone", "and", "or", "both"]),
+        _id_bounds,
+        _id_bounds,
+        st.integers(0, 2),
+        st.sampled_from([None, 1, 3]),
+    ),
+    max_size=4,
+)
+
+
+def _id_walk(docs: list[dict[str, Any]], walk: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A query sorted by ``_id`` whose filter bounds ``_id`` by stored ids (the i-th in ``_id``
+    order), as a pass paging by ``_id`` makes it: alone, in an ``$and`` with another clause or
+    another bound, or in an ``$or`` of two bounds."""
+    kind, first, second, skip, limit = walk
+    ids = sorted(doc["_id"].hex for doc in docs) or ["0" * 24]
+
+    def bound(pick: tuple[int, str | None]) -> dict[str, Any]:
+        oid = ObjectId(ids[pick[0] % len(ids)])
+        return {"_id": oid if pick[1] is None else {pick[1]: oid}}
+
+    filter: dict[str, Any] = bound(first)
+    if kind == "and":
+        filter = {"$and": [filter, {"x": {"$ne": 1}}]}
+    elif kind == "or":
+        filter = {"$or": [filter, bound(second)]}
+    elif kind == "both":
+        filter = {"$and": [filter, bound(second)]}
+    return filter, skip, limit, _ID_SORT
 
 
 @settings(max_examples=100, deadline=None)
@@ -188,11 +245,13 @@ _sorts = st.sampled_from(
         min_size=1,
         max_size=8,
     ),
+    walks=_id_walks,
 )
 def test_indexes_never_change_an_answer(
     initial: list[dict[str, Any]],
     steps: list[tuple[Any, ...]],
     queries: list[tuple[dict[str, Any], int, int | None, Any]],
+    walks: list[tuple[Any, ...]],
     eager: bool,
 ) -> None:
     """Random writes (changing ``key`` and ``modified`` too), then the shapes the indexes serve:
@@ -200,17 +259,20 @@ def test_indexes_never_change_an_answer(
     and queries agree with ``mongo.matches`` over ``documents``, sorted by ``mongo``'s sort
     when they have one (issue 15 item 4: a query sorted by ``(modified, _id)`` walks the
     ``modified`` index, and skip and limit stop the walk: the same answers, arrays,
-    non-numbers, strict and keyset bounds included)."""
+    non-numbers, strict and keyset bounds included; and its follow-up: a query sorted by
+    ``_id`` walks the ids from the filter's ``_id`` bound, ``$gt``/``$gte``/``$eq``, in
+    ``$and`` and ``$or``, after inserts, updates, deletes and undone transactions)."""
     with pytest.MonkeyPatch.context() as patch:
         if eager:  # use the modified index even when it leaves every document
             patch.setattr(Collection, "modified_share", 1.0)
-        _replay_and_query(initial, steps, queries)
+        _replay_and_query(initial, steps, queries, walks)
 
 
 def _replay_and_query(
     initial: list[dict[str, Any]],
     steps: list[tuple[Any, ...]],
     queries: list[tuple[dict[str, Any], int, int | None, Any]],
+    walks: list[tuple[Any, ...]],
 ) -> None:
     clock = StepClock(3.0)
     vault, reference = make(clock, "c"), make(clock, "c")
@@ -230,6 +292,17 @@ def _replay_and_query(
         elif step[0] == "recreate":
             both(("delete_collection",))
             both(("create_collection",))
+        elif step[0] == "transaction":
+            _, writes, undone = step
+            vault.begin()
+            reference.begin()
+            for write in writes:
+                both(write)
+            for each in (vault, reference):
+                if undone:
+                    each.rollback()
+                else:
+                    each.commit()
         else:
             both(step)
         assert repr(state(vault)) == repr(state(reference))
@@ -237,7 +310,7 @@ def _replay_and_query(
     assert vault.requests == reference.requests
 
     docs = vault.documents("c")
-    for filter, skip, limit, sort in queries:
+    for filter, skip, limit, sort in [*queries, *(_id_walk(docs, walk) for walk in walks)]:
         brute = [doc for doc in docs if mongo.matches(doc, filter)]
         window = slice(skip, None if limit is None else skip + limit)
         if sort:
@@ -312,6 +385,35 @@ def test_a_keyset_page_examines_its_window_not_the_collection() -> None:
     assert [len(page) for page in pages] == [250] * 12
 
 
+def test_a_keyset_page_by_id_examines_its_window_not_the_collection() -> None:
+    """Issue 15 item 4, follow-up: a full pass paging 2,000 documents by ``_id`` alone (sorted
+    by ``_id``, ``{}`` then ``{"_id": {"$gt": last}}``, alone or in an ``$and`` with another
+    clause, limit page + 1, a projection) gives MongoDB's order, and each page evaluates its
+    filter on its own documents only (the walk starts past the previous page's last ``_id``),
+    not on every document left."""
+    vault = _bulk(2000)
+    want = [{"_id": d["_id"], "key": d["key"]} for d in vault.documents("c")]
+    want.sort(key=lambda doc: doc["_id"].hex)
+    seen: list[dict[str, Any]] = []
+    sizes: list[int] = []
+    last: ObjectId | None = None
+    while True:
+        filter: dict[str, Any] = {}
+        if last is not None:
+            after = {"_id": {"$gt": last}}
+            filter = after if len(sizes) % 2 else {"$and": [after, {"key": {"$ne": "none"}}]}
+        vault.reset_log()
+        page = run(vault.query("c", filter, sort=_ID_SORT, limit=251, projection={"key": 1}))
+        assert vault.examined == len(page), (len(sizes), vault.examined)
+        seen.extend(page[:250])
+        sizes.append(len(page))
+        if len(page) <= 250:
+            break
+        last = page[249]["_id"]
+    assert seen == want
+    assert sizes == [251] * 7 + [250]
+
+
 def test_gt_on_modified_is_a_strict_bound() -> None:
     """Issue 15 item 4: after a bulk upload in one vault second, an idle poll with
     ``{"modified": {"$gt": that second}}`` evaluates its filter on no document (the index
@@ -351,6 +453,36 @@ def test_plans_bound_modified_and_id_as_a_keyset() -> None:
     ]
     for filter, low in cases:
         assert compile_plan(filter).low == low, filter
+
+
+def test_plans_bound_id_for_a_pass_by_id() -> None:
+    """Issue 15 item 4, follow-up: what a filter tells the ``_id`` index, a string every
+    match's ``_id`` hex is at least: the hex (``$gte``, ``$eq``, equality) or just past it
+    (``$gt``); the tightest over ``$and`` and one document's conditions, the loosest over
+    ``$or``, nothing when a branch has none or the value is not an ObjectId."""
+    a, b = ObjectId("0" * 23 + "7"), ObjectId("0" * 23 + "9")
+    past_a = a.hex + PAST_BOUND
+    assert a.hex < past_a < b.hex
+    cases: list[tuple[dict[str, Any], str | None]] = [
+        ({}, None),
+        ({"_id": {"$gt": a}}, past_a),
+        ({"_id": {"$gte": a}}, a.hex),
+        ({"_id": {"$eq": a}}, a.hex),
+        ({"_id": a}, a.hex),
+        ({"_id": {"$gte": a, "$gt": a}}, past_a),
+        ({"_id": {"$gt": a, "$gte": b}}, b.hex),
+        ({"_id": {"$gt": "x"}}, None),
+        ({"_id": {"$gte": 3}}, None),
+        ({"_id": {"$lt": b}}, None),
+        ({"_id": {"$in": [a]}}, None),
+        ({"$and": [{"_id": {"$gt": a}}, {"key": "k"}]}, past_a),
+        ({"$and": [{"_id": {"$gt": a}}, {"_id": {"$gte": b}}]}, b.hex),
+        ({"$or": [{"_id": {"$gt": a}}, {"_id": b}]}, past_a),
+        ({"$or": [{"_id": {"$gt": a}}, {"key": "k"}]}, None),
+        ({"_id": {"$gt": a}, "$or": [{"_id": b}, {"_id": {"$gte": b}}]}, b.hex),
+    ]
+    for filter, low in cases:
+        assert compile_plan(filter).id_low == low, filter
 
 
 def test_a_key_array_matches_every_clause_of_an_and() -> None:
