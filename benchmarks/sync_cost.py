@@ -330,10 +330,11 @@ async def scenarios(size: int) -> list[Row]:
     """Every measured pass for ``size`` stored entries."""
     bench = Bench()
     a, early = await populate(bench, size)
-    rows = await local_passes(bench, a, size)
     progress(f"N={size}: pull pass, idle, after a read inside the overlap...")
-    rows.append(await bench.measure(early, "pull, idle after an early read", size, 0))
+    late = await bench.measure(early, "pull, idle after an early read", size, 0)
     await early.close()
+    rows = await local_passes(bench, a, size)
+    rows.append(late)
     b, restore = await restore_pass(bench, size)
     rows.append(restore)
     rows.extend(await pull_passes(bench, a, b, size))

@@ -28,6 +28,7 @@ def test_the_meter_times_every_vault_request_of_every_pass() -> None:
         "local",
         "restore",
         "pull",
+        "pull, idle after an early read",
     }
     for row in rows:
         assert row.requests > 0, row
@@ -38,6 +39,18 @@ def test_the_meter_times_every_vault_request_of_every_pass() -> None:
     (restore,) = [row for row in rows if row.scenario == "restore"]
     assert restore.vault_ms > 0.0
     assert restore.examined >= 100  # every stored entry was read by a query
+
+
+def test_the_idle_pass_after_a_bulk_upload_sends_a_bounded_filter() -> None:
+    """Issue 15 item 6, SYNC-4: the first idle pass after the pass that read a bulk upload
+    back (past the overlap) asks only for newer stamps: a filter of a few bytes whatever N
+    (the target is 4 KB), where it named every version read (3.7 KB at N = 100, 360 KB at
+    10,000) and the vault examined every document of the window. A device that read the burst
+    inside the overlap still names them once (the case the README explains)."""
+    rows = {row.scenario: row for row in run(scenarios(100), start=EPOCH) if not row.changed}
+    assert rows["local, idle"].filter_bytes <= 64
+    assert rows["local, idle"].examined == 0
+    assert rows["pull, idle after an early read"].filter_bytes > 100 * 30
 
 
 def test_restore_scaling_prints_the_ratio_of_the_target(
