@@ -4,8 +4,8 @@ Each example builds a world of two or three devices (clock offsets drawn) with o
 contexts, on the implementation under test, and lets Hypothesis choose the steps: puts and
 deletes on four keys, syncs, time passing, partitions, disconnections and lost answers, device
 clock jumps, crashes (between passes, and inside one at a chosen request or callback), restarts
-and reinstalls, refusing, flaky or slow apps, slow links, a slow vault, vault outages and
-server errors. Three moves target what once lost an edit (see
+and reinstalls, refusing, flaky or slow apps, slow links, a slow vault, writes the vault
+commits late, vault outages and server errors. Three moves target what once lost an edit (see
 :mod:`simulator.scenarios.regressions`): a device reinstalled while its last upload is on the
 wire, then writing the same key again; on the reference, a device running two helper instances
 on its one store (``share_contexts``), whose app writes through either; and an app that edits
@@ -98,6 +98,7 @@ _STRENGTH: dict[str, dict[str, Any]] = {
     "server_errors": {"before": 0.3, "after": 0.3},
     "slow_link": {"low": 0.2, "high": 3.0},
     "slow_vault": {"seconds": 2.0},
+    "commit_lag": {"seconds": 4.0},
 }
 """The fields the machine turns a fault on with, beyond its device."""
 
@@ -364,6 +365,7 @@ class SyncMachine(RuleBasedStateMachine):
                 "server_errors",
                 "slow_link",
                 "slow_vault",
+                "commit_lag",
             )
         ),
     )
@@ -371,8 +373,9 @@ class SyncMachine(RuleBasedStateMachine):
         """Toggle a fault of :mod:`simulator.faults` (on if off, off if on): a device's
         partition (requests vanish), disconnection (requests fail at once), lost answers or
         slow link (each request takes 0.2 to 3 s), a vault outage, vault errors before and
-        after applying, or a slow vault (2 s a request). Slow requests keep passes in flight
-        while other steps run, which is where the app's own writes race the pass."""
+        after applying, a slow vault (2 s a request), or writes committing late (stamped on
+        arrival, visible up to 4 s later: SYNC-4's writes in flight). Slow requests keep passes
+        in flight while other steps run, which is where the app's own writes race the pass."""
         assert self.run is not None
         spec = FAULTS[fault]
         device = {"device": self._pick(who, self._names())} if spec.per_device else {}

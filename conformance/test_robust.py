@@ -1,5 +1,6 @@
-"""What the original helper lacks (level ``robust``): late uploads, clock skew, per-context
-progress, concurrent creators, retries, delete/edit conflicts, ties, crashes, lost answers.
+"""What the original helper lacks (level ``robust``): late uploads, writes the vault commits
+late, clock skew, per-context progress, concurrent creators, retries, delete/edit conflicts,
+ties, crashes, lost answers.
 
 Tests that demonstrate one of the original's weaknesses (``../shared/reference/
 original-helper.md``) name it; the legacy baseline fails each of them."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 
 from conformance.harness import Sim
 from conformance.marks import clause
@@ -109,6 +111,51 @@ def test_a_device_whose_clock_is_ahead_still_receives_later_changes(brh_sim: Sim
         await world.advance(5)
         await fast.sync()
         assert fast.app.items == {"x": "edited later", "y": "written later"}
+
+    brh_sim.run(scenario)
+
+
+@clause("SYNC-4", level="robust", weakness="W1")
+def test_a_write_still_committing_when_a_device_pulls_reaches_it_incrementally(
+    brh_sim: Sim,
+) -> None:
+    """SYNC-4 (W1): the vault stamps a write when it handles it, and the write becomes visible
+    up to the overlap later. A's write x1 is stamped in one second but commits 4 s later; C's
+    x0, a second later, is visible at once. B pulls in between, after the vault's clock passed
+    x0's second: it gets x0, so its cursor is past x1's stamp while x1 is not visible yet. B's
+    following incremental passes (it synced a minute before: no restore, no full pass) must
+    still deliver x1; a cursor that settles once the vault's clock passes it never reads x1,
+    and neither does a watermark of edit times (x1 was edited first)."""
+
+    async def scenario(world: World) -> None:
+        a, b, c = world.add_device("a"), world.add_device("b"), world.add_device("c")
+        await a.put("seed", 0)
+        await world.advance(5)
+        await sync_all(world)
+        await world.advance(MINUTE)
+        vault_clock = world.server.clock
+        await world.advance(math.ceil(vault_clock()) - vault_clock() + 0.05)  # a second begins
+        second = math.floor(vault_clock())
+        world.commit_lag(4.0, exact=True)
+        await a.put("x1", "stamped first, committing")
+        committing = asyncio.ensure_future(a.sync())
+        await world.advance(1.15)
+        world.commit_at_once()
+        await c.put("x0", "stamped a second later, visible at once")
+        await c.sync()
+        await world.advance(second + 2.6 - vault_clock())
+        await b.sync()
+        await world.advance(0.6)
+        await b.sync()  # the vault's clock is past x0's second; x1 is still committing
+        assert b.app.items.get("x0") == "stamped a second later, visible at once"
+        assert "x1" not in b.app.items, "x1 was visible before its commit lag ended"
+        await committing
+        stamps = {d["key"]: d["modified"] for d in world.server.vault.documents("backup_notes")}
+        assert stamps["x1"] == second < stamps["x0"], f"the writes' stamps are off: {stamps}"
+        for _ in range(3):
+            await world.advance(10)
+            await b.sync()
+        assert b.app.items.get("x1") == "stamped first, committing"
 
     brh_sim.run(scenario)
 

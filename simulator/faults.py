@@ -162,6 +162,15 @@ _FAULTS = (
         "every request takes seconds longer",
         "#888",
     ),
+    Fault(
+        "commit_lag",
+        "commit_at_once",
+        "vault",
+        False,
+        "`seconds` above 0, below the overlap (5 s); `exact` (the fake vault only)",
+        "writes are stamped on arrival, visible up to seconds later",
+        "#17becf",
+    ),
 )
 
 FAULTS: dict[str, Fault] = {f.name: f for f in _FAULTS}

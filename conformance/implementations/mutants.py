@@ -145,6 +145,9 @@ from conformance.implementations.mutants_passes import (
     push_skipped_after_refusal as push_skipped_after_refusal,
 )
 from conformance.implementations.mutants_passes import (
+    settles_without_overlap as settles_without_overlap,
+)
+from conformance.implementations.mutants_passes import (
     sync_joins_running_pass as sync_joins_running_pass,
 )
 from conformance.implementations.mutants_passes import writes_sync_at_once as writes_sync_at_once

@@ -51,6 +51,18 @@ def cursor_past_refusal(installation: Installation) -> ReferenceHelper:
     return _with(progress_at_refusal=_page_done)(installation)
 
 
+def _settles_without_overlap(cursor: int, overlap: int, vault_now: float | None) -> bool:
+    # BUG: "the vault's clock is past my cursor, so I have read everything stamped up to it":
+    # a write stamped at the cursor's second but still in flight (visible up to the overlap
+    # later) is never read by an incremental pull once the cursor settles.
+    return vault_now is not None and vault_now >= cursor + 1
+
+
+def settles_without_overlap(installation: Installation) -> ReferenceHelper:
+    """The cursor settles once the vault's clock passes it, ignoring writes still in flight."""
+    return _with(settles=_settles_without_overlap)(installation)
+
+
 def sync_joins_running_pass(installation: Installation) -> ReferenceHelper:
     """A sync() made while a pass runs gets that pass's result."""
     # BUG: single flight done as "if a pass is running, hand back its promise": a sync() the
@@ -237,6 +249,11 @@ def collections_created_at_every_start(installation: Installation) -> ReferenceH
 PASS_ROWS: tuple[tuple[Factory, str, str], ...] = (
     (device_clock_cursor, "the pull cursor is the device clock, not the vault's stamps", "SYNC-4"),
     (cursor_past_refusal, "a refusal saves the cursor past the refused change", "SYNC-6 CB-7"),
+    (
+        settles_without_overlap,
+        "the cursor settles once the vault's clock passes it, ignoring writes in flight",
+        "SYNC-4",
+    ),
     (sync_joins_running_pass, "a sync() made while a pass runs gets that pass's result", "SYNC-2"),
     (
         pages_after_stamp,

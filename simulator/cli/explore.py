@@ -3,7 +3,7 @@ workload, settles, and is checked.
 
 The switches a seed picks from (:data:`SWITCHES`) are the faults of :mod:`simulator.faults`, by
 their names, and a few one-shot events and app behaviours; ``brh-sim explore --faults a,b``
-runs every seed with exactly the switches named.
+runs every seed with exactly the switches named (``commit_lag`` is used only when named so).
 
 Swarm testing (as in FoundationDB's BUGGIFY or TigerBeetle's VOPR) enables a different random
 subset of fault kinds per seed, so rare combinations get their turn. A seed fully determines its
@@ -69,9 +69,15 @@ SWITCHES = (
     "flaky_app",
     "slow_app",
     "decline",
+    # named with --faults only (see _NOT_DRAWN)
+    "commit_lag",
 )
 """What a seed may switch on. The order is the order a seed draws them in: changing it would
 change every seed's run. (``slow_vault`` is left out, for the same reason.)"""
+
+_NOT_DRAWN = frozenset({"commit_lag"})
+"""Switches a seed does not draw by itself, only ``--faults`` names: a seed drawing one more
+switch would change its run, and about a third of the seeds would draw it."""
 
 _LISTED = (
     "crash",
@@ -93,6 +99,7 @@ _LISTED = (
     "upsert_race",
     "jump_vault_clock",
     "take_down",
+    "commit_lag",
 )
 """The order the workload lists the enabled switches in when it picks an action: the
 alphabetical order of the names they had before the fault vocabulary was unified (kept, so that
@@ -103,6 +110,7 @@ _STRENGTH: dict[str, dict[str, Any]] = {
     "slow_link": {"latency": (0.01, 40.0)},
     "server_errors": {"before": 0.2, "after": 0.2},
     "upsert_race": {"seconds": 0.5},
+    "commit_lag": {"seconds": 4.0},
 }
 """The arguments a swarm turns each fault on with."""
 
@@ -224,10 +232,11 @@ def choose_config(
     duration: float = 3600.0,
     switches: tuple[str, ...] | None = None,
 ) -> SwarmConfig:
-    """The swarm configuration of ``seed``: each switch enabled with probability 1/3, or
-    exactly ``switches`` if given (the rest of the configuration is the seed's either way)."""
+    """The swarm configuration of ``seed``: each switch enabled with probability 1/3 (but
+    those only ``--faults`` names, :data:`_NOT_DRAWN`), or exactly ``switches`` if given (the
+    rest of the configuration is the seed's either way)."""
     rng = random.Random(f"swarm:{seed}")
-    drawn = tuple(f for f in SWITCHES if rng.random() < 1 / 3)
+    drawn = tuple(f for f in SWITCHES if f not in _NOT_DRAWN and rng.random() < 1 / 3)
     contexts = ("notes",) if rng.random() < 0.7 else ("notes", "settings")
     return SwarmConfig(
         seed=seed,

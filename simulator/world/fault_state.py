@@ -27,5 +27,6 @@ FAULT_ON: dict[str, Callable[[World, str], bool]] = {
     ),
     "upsert_race": lambda world, _: bool(world.server.upsert_race),
     "slow_vault": lambda world, _: bool(world.server.slow),
+    "commit_lag": lambda world, _: bool(world.server.commit_lag),
 }
 """Whether each fault of :data:`simulator.faults.FAULTS` is on (for a device's name, or "")."""

@@ -2,10 +2,12 @@
 
 :class:`VaultServer` sits in front of a :class:`~hivevault.vault.FakeVault` (whose clock is the
 server's :class:`~simulator.world.clocks.SkewedClock`) and can be unavailable, frozen, slow, refuse
-expired tokens, fail before or after applying a request, and reproduce MongoDB's upsert race
-(without a unique index, two racing upserts of one key can both insert). In a world these are
-the vault's faults of :mod:`simulator.faults` (``take_down``, ``freeze``, ``slow_vault``,
-``expire_token``, ``server_errors``, ``upsert_race``), each with its off verb.
+expired tokens, fail before or after applying a request, reproduce MongoDB's upsert race
+(without a unique index, two racing upserts of one key can both insert) and commit writes late
+(``commit_lag``: a write is stamped when the request arrives and becomes visible to queries
+seconds later, SYNC-4's premise). In a world these are the vault's faults of
+:mod:`simulator.faults` (``take_down``, ``freeze``, ``slow_vault``, ``expire_token``,
+``server_errors``, ``upsert_race``, ``commit_lag``), each with its off verb.
 
 Two narrower knobs are for tests, not faults (the settle phase clears them too):
 ``failing_collections`` (every request on those collections fails with 503, nothing applied: a
@@ -26,7 +28,7 @@ from hivevault.mongo import apply_update, upsert_seed
 from hivevault.vault import FakeVault
 from simulator.world.clocks import SkewedClock
 
-__all__ = ["LATER", "WRITES", "VaultServer"]
+__all__ = ["COMMITTED_LATE", "LATER", "WRITES", "VaultServer"]
 
 WRITES = frozenset(
     {
@@ -41,6 +43,9 @@ WRITES = frozenset(
     }
 )
 
+COMMITTED_LATE = WRITES - {"create_collection", "delete_collection"}
+"""The writes a commit lag delays: those that stamp, change or remove documents."""
+
 LATER: Any = object()
 """What :meth:`VaultServer.handle_now` returns for a request it cannot answer at once."""
 
@@ -52,7 +57,10 @@ class VaultServer:
         self, rng: random.Random, clock: SkewedClock | None = None, backend: Vault | None = None
     ) -> None:
         self.clock = clock or SkewedClock()
-        self.vault = FakeVault(clock=self.clock, record=False)
+        self._pinned: float | None = None
+        """The reading the fake vault's clock gives while a write committed late applies (its
+        arrival's), or None: the server's clock."""
+        self.vault = FakeVault(clock=self._vault_clock, record=False)
         """The fake vault (unused when a real ``backend`` serves the requests)."""
         self.backend: Vault = backend if backend is not None else self.vault
         """What serves the requests: the fake vault, or a real one (:mod:`simulator.live`)."""
@@ -72,6 +80,20 @@ class VaultServer:
         """Extra seconds of processing per request."""
         self.upsert_race = 0.0
         """Seconds between an upsert's match check and its insert (0: atomic, as in the fake)."""
+        self.commit_lag = 0.0
+        """Seconds at most between a write's stamp and its becoming visible (0: at once). A
+        write (:data:`COMMITTED_LATE`) is stamped with the vault's clock when the server handles
+        it, applies (becomes visible to every query) a lag later with that stamp, and is
+        answered then; reads are not delayed. Each write draws its lag uniformly from 0 to
+        ``commit_lag`` from the server's seeded generator, or takes exactly ``commit_lag`` with
+        :attr:`commit_lag_exact`. SPEC SYNC-4 promises a write stamped at or below a cursor is
+        visible by the time the vault's clock reads cursor + ``overlap`` + 1 s, so a lag must
+        stay below the devices' overlap (default 5 s; :meth:`simulator.world.World.commit_lag`
+        checks it). The fake vault only: a real backend (:attr:`live`) is never delayed, and an
+        upsert in an :attr:`upsert_race` races instead."""
+        self.commit_lag_exact = False
+        """Every write takes exactly :attr:`commit_lag` (a test that needs to know when a write
+        becomes visible); otherwise each draws its lag."""
         self.failing_collections: set[str] = set()
         """Collections whose every request fails with HTTP 503, nothing applied."""
         self.refused_keys: dict[str, int] = {}
@@ -87,11 +109,13 @@ class VaultServer:
     ) -> Any:
         """:meth:`handle` for a caller that cannot await (the link's timer callbacks): the
         answer at once, or :data:`LATER`, having done nothing, when the request has to wait
-        (a real backend, a slow vault, an upsert race): then :meth:`handle` serves it."""
+        (a real backend, a slow vault, an upsert race, a write committed late): then
+        :meth:`handle` serves it."""
         if (
             self.live
             or self.slow
             or (self.upsert_race and op == "update_one" and kwargs.get("upsert"))
+            or (self.commit_lag and op in COMMITTED_LATE)
         ):
             return LATER
         self._admit(device, op, args)
@@ -107,6 +131,8 @@ class VaultServer:
             await asyncio.sleep(self.slow)
         if self.upsert_race and op == "update_one" and kwargs.get("upsert"):
             result: Any = await self._racy_upsert(*args, **kwargs)
+        elif self.commit_lag and op in COMMITTED_LATE and not self.live:
+            result = await self._commit_late(op, args, kwargs)
         else:
             result = await getattr(self.backend, op)(*args, **kwargs)
         self._after(op)
@@ -137,6 +163,23 @@ class VaultServer:
             self.writes += 1
         if op in WRITES and self.error_after and self.rng.random() < self.error_after:
             raise ServerError("internal error (after applying)")
+
+    def _vault_clock(self) -> float:
+        """The fake vault's clock: the server's, or the arrival time of a write applying late."""
+        return self.clock() if self._pinned is None else self._pinned
+
+    async def _commit_late(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Stamp now, apply (and answer) a lag later with that stamp: see :attr:`commit_lag`."""
+        stamped = self.clock()
+        lag = self.commit_lag if self.commit_lag_exact else self.rng.uniform(0, self.commit_lag)
+        await asyncio.sleep(lag)
+        # the loop runs one callback at a time and perform() never yields: nothing else reads
+        # the vault's clock while it is pinned
+        self._pinned = stamped
+        try:
+            return self.vault.perform(op, args, kwargs)
+        finally:
+            self._pinned = None
 
     async def _racy_upsert(
         self, collection: str, filter: Any, update: Any, *, upsert: bool, timestamp: bool = True

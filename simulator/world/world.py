@@ -462,6 +462,33 @@ class World(CrashArming):
         self.server.slow = 0.0
         self._switch("slow_vault", "vault", False)
 
+    def commit_lag(self, seconds: float, *, exact: bool = False) -> None:
+        """Writes are stamped when the vault handles them and become visible (and answered) a
+        lag later, drawn from 0 to ``seconds`` (``exact``: ``seconds``); reads are not delayed.
+        SYNC-4's premise bounds it: below the devices' overlap (5 s by default). Fake vault."""
+        _seconds("commit_lag", "seconds", seconds)
+        if not seconds:
+            raise ValueError("commit_lag: seconds must be above 0; commit_at_once() ends it")
+        overlap = min(
+            float(options.get("overlap", _OVERLAP))
+            for options in (self.helper_options, *(d.options for d in self.devices.values()))
+        )
+        if seconds >= overlap:
+            raise ValueError(
+                f"commit_lag: seconds must be below the devices' overlap ({overlap:g} s), got "
+                f"{seconds!r}: SPEC SYNC-4 assumes a write is visible within the overlap"
+            )
+        if not isinstance(exact, bool):
+            raise ValueError(f"commit_lag: exact must be true or false, got {exact!r}")
+        self._inside_the_vault("commit_lag")
+        self.server.commit_lag, self.server.commit_lag_exact = seconds, exact
+        self._switch("commit_lag", "vault", True, {"seconds": seconds, "exact": exact})
+
+    def commit_at_once(self) -> None:
+        """Ends :meth:`commit_lag` (writes in flight still commit when their lag ends)."""
+        self.server.commit_lag, self.server.commit_lag_exact = 0.0, False
+        self._switch("commit_lag", "vault", False)
+
     def heal_all(self) -> None:
         """Every fault off, every app accepting (the start of the settle phase)."""
         network = [f for f in faults.FAULTS.values() if f.layer == "network"]

@@ -28,6 +28,7 @@ STRENGTH: dict[str, dict[str, Any]] = {
     "server_errors": {"before": 0.1},
     "upsert_race": {"seconds": 0.5},
     "slow_vault": {"seconds": 1.0},
+    "commit_lag": {"seconds": 2.0},
 }
 
 
@@ -140,6 +141,9 @@ def test_a_misspelt_or_former_fault_name_gets_its_fix() -> None:
         (lambda w: w.server_errors(), "stop_server_errors() turns the errors off"),
         (lambda w: w.upsert_race(0), "stop_upsert_race() ends it"),
         (lambda w: w.slow_vault(0.0), "fast_vault() ends it"),
+        (lambda w: w.commit_lag(0), "commit_at_once() ends it"),
+        (lambda w: w.commit_lag(5.0), "below the devices' overlap (5 s), got 5.0: SPEC SYNC-4"),
+        (lambda w: w.commit_lag(1.0, exact=1), "exact must be true or false"),
         (lambda w: w.lossy("phone", requests=1.5), "requests must be a probability"),
         (lambda w: w.slow_link("phone", (3.0, 1.0)), "low <= high"),
         (lambda w: w.slow_vault(-1), "seconds must be seconds >= 0"),
@@ -180,6 +184,11 @@ _FILE = 'name = "f"\n[[devices]]\nname = "phone"\n[[devices]]\nname = "tablet"\n
         ),
         ('do = "upsert_race"\nseconds = 0', "(do = 'stop_upsert_race' turns the fault off)"),
         ('do = "slow_vault"\nseconds = 0', "(do = 'fast_vault' turns the fault off)"),
+        (
+            'do = "commit_lag"\nseconds = 0\nexact = true',
+            "field 'seconds': turns nothing on: give seconds above 0 "
+            "(do = 'commit_at_once' turns the fault off)",
+        ),
         (
             'do = "parition"\ndevice = "phone"',
             "field 'do': unknown verb 'parition'; did you mean 'partition'? known: ",
@@ -226,6 +235,21 @@ def test_explore_takes_faults_by_name_and_refuses_misspelt_ones(
     trace = tmp_path / "trace.jsonl"
     run_config(config, trace_path=trace)
     assert {line["fault"] for line in _fault_lines(trace)} == {"take_down", "partition"}
+
+
+def test_commit_lag_runs_in_explore_when_named_and_no_seed_draws_it_by_itself(
+    tmp_path: Path,
+) -> None:
+    """SYNC-4 (commit_lag): ``--faults commit_lag`` toggles writes committing late in every
+    seed; a seed left to draw its own mix never draws it, so every seed keeps the run it had
+    before the fault existed (seed 12's mix is pinned by tests/simulator/test_memory.py)."""
+    assert SWITCHES[-1] == "commit_lag"
+    assert not any("commit_lag" in choose_config(seed).faults for seed in range(300))
+    config = choose_config(3, duration=900, switches=("commit_lag",))
+    trace = tmp_path / "trace.jsonl"
+    assert run_config(config, trace_path=trace).findings == []
+    toggles = [line["on"] for line in _fault_lines(trace) if line["fault"] == "commit_lag"]
+    assert toggles[:2] == [True, False] and toggles[-1] is False, toggles  # settled: off
 
 
 def test_a_replay_file_written_with_former_names_still_replays() -> None:

@@ -119,7 +119,10 @@ def test_faults_inside_a_real_vault_are_refused() -> None:
             world.upsert_race(1.0)
         with pytest.raises(UnsupportedFault, match="drift"):
             world.set_drift("vault", 100)
+        with pytest.raises(UnsupportedFault, match="commit_lag"):
+            world.commit_lag(1.0)
         world.stop_upsert_race()  # turning a fault off is always fine
+        world.commit_at_once()
         await world.close()
 
     run(main(), start=START)

@@ -128,6 +128,46 @@ def test_drift_and_a_slow_vault() -> None:
     assert outcome.findings == []
 
 
+def test_a_write_committed_late_is_stamped_on_arrival_and_visible_after_its_lag() -> None:
+    """SYNC-4's premise (commit_lag): the vault stamps a write when it handles it, makes it
+    visible and answers it the lag later; reads meanwhile are answered at once and do not see
+    it, and a second write lands in the meantime with its own stamp. A drawn lag stays within
+    0..seconds; off, a write is visible as it is answered."""
+
+    async def main() -> None:
+        world = World(1)
+        world.add_device("a")
+        world.add_device("b")
+        writer, reader = world.links["a"], world.links["b"]
+        await world.server.vault.create_collection("c")
+        clock = world.server.clock
+        await world.advance(2 - clock() % 1)  # a whole second and 0.9 s before the next
+        second = int(clock())
+        world.commit_lag(3.0, exact=True)
+        lagging = asyncio.ensure_future(writer.insert_one("c", {"k": "late"}))
+        await world.advance(1.5)
+        start = world.now()
+        assert await reader.find_many("c", {}) == []
+        assert world.now() - start < 0.2  # reads are not delayed
+        world.commit_at_once()
+        await writer.insert_one("c", {"k": "now"})  # after the lagging one, visible first
+        assert [d["k"] for d in await reader.find_many("c", {})] == ["now"]
+        await lagging
+        assert world.now() - start >= 1.5  # answered once visible: 3 s after it arrived
+        stamps = {d["k"]: d["modified"] for d in world.server.vault.documents("c")}
+        assert stamps == {"late": second, "now": second + 1}
+        world.commit_lag(2.0)
+        lags = []
+        for n in range(20):
+            sent = world.now()
+            await writer.insert_one("c", {"k": n})
+            lags.append(world.now() - sent)
+        assert max(lags) <= 2.0 + 0.1 and max(lags) - min(lags) > 0.5  # drawn, within bounds
+        await world.close()
+
+    run(main())
+
+
 def test_a_world_of_another_implementation_settles_when_quiet(tmp_path: Path) -> None:
     """SYNC-1: quiet means nothing changed. A write the vault refused (the legacy creates its
     collection on every pass and gets "already exists") changed nothing, so a converged world

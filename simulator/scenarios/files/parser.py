@@ -334,7 +334,9 @@ class _Parser:
                     raise self.fail(str(exc), **where, field=name) from None
         if verb_name == "slow_link" and values["low"] > values["high"]:
             raise self.fail("must be >= low", **where, field="high")
-        strengths = [name for name in (*verb.required, *verb.optional) if name != "device"]
+        strengths = [
+            name for name in (*verb.required, *verb.optional) if name not in ("device", "exact")
+        ]
         if verb_name in TURNS_NOTHING_ON and not any(values.get(n) for n in strengths):
             off = FAULTS[verb_name].off
             raise self.fail(

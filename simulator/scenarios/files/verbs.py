@@ -209,10 +209,11 @@ _STRENGTHS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
     "server_errors": ({}, {"before": fields.probability, "after": fields.probability}),
     "upsert_race": ({"seconds": fields.seconds}, {}),
     "slow_vault": ({"seconds": fields.seconds}, {}),
+    "commit_lag": ({"seconds": fields.seconds}, {"exact": fields.flag}),
 }
 """The fields of the faults whose on verb takes a strength: (required, optional)."""
 
-TURNS_NOTHING_ON = {"lossy", "server_errors", "upsert_race", "slow_vault"}
+TURNS_NOTHING_ON = {"lossy", "server_errors", "upsert_race", "slow_vault", "commit_lag"}
 """Faults whose on verb needs one strength field above 0 (the off verb says off)."""
 
 
