@@ -13,6 +13,7 @@ to prove that its tests notice. A helper runs :data:`RULES` unless told otherwis
 from __future__ import annotations
 
 import enum
+import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ __all__ = [
     "cursor_settles",
     "decide",
     "entry_for_app",
+    "full_pass_cursor",
     "group_by_key",
     "old_tombstones_filter",
     "pass_order",
@@ -255,6 +257,20 @@ def cursor_settles(cursor: int, overlap: int, vault_now: float | None) -> bool:
     return vault_now is not None and vault_now >= cursor + overlap + SETTLE_MARGIN
 
 
+def full_pass_cursor(cursor: int | None, overlap: int, vault_now: float | None) -> int | None:
+    """Where a complete full pass of projections moves the pull cursor, or None to leave it.
+
+    ``vault_now``: the vault's clock before the pass was sent. A write stamped at or below
+    ``vault_now - overlap - 1`` was visible by then (SYNC-4's premise), so the pass read it or a
+    newer version of its document: every write stamped up to that second is processed, and the
+    cursor may move there, settled (:func:`cursor_settles` holds for it). Never back (None
+    when the vault's clock is unknown or that is not past ``cursor``)."""
+    if vault_now is None:
+        return None
+    read = math.floor(vault_now) - overlap - SETTLE_MARGIN
+    return read if cursor is None or read > cursor else None
+
+
 class Conflict(enum.Enum):
     LANDED = "landed"
     """The vault already holds the local version (an earlier answer was lost)."""
@@ -417,6 +433,9 @@ class Rules:
     settles: Callable[[int, int, float | None], bool] = cursor_settles
     """Whether a completed pull, sent when the vault's clock read ``vault_now``, leaves its
     cursor settled: every write stamped up to it read (SYNC-4)."""
+    full_pass_cursor: Callable[[int | None, int, float | None], int | None] = full_pass_cursor
+    """Where a complete full pass of projections moves the cursor, settled, from the vault's
+    clock before it (SYNC-10, SYNC-4); None leaves it."""
     pull_filter: Callable[..., dict[str, Any]] = pull_filter
     """The filter of one pull page: the cursor's overlap window and keyset paging (SYNC-4,
     SYNC-9)."""

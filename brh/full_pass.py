@@ -13,17 +13,15 @@ A full pass of a context that has a cursor reads a projection of every document 
 it then fetches: every key but those the local entry already holds at that version
 (:attr:`brh.core.Rules.unchanged`). The projection has no vault stamps, so such a pass moves the
 cursor only once complete, to what the vault's clock read before it began
-(:func:`cursor_after`).
+(:func:`brh.core.full_pass_cursor`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Generator
 from typing import Any
 
 from brh import effects as fx
-from brh.core import SETTLE_MARGIN
 from brh.options import SyncOptions
 from brh.records import ContextState, EntryState
 from brh.vault import ObjectId
@@ -33,7 +31,6 @@ __all__ = [
     "AWAY",
     "FULL_PASS_SORT",
     "PERIODIC",
-    "cursor_after",
     "full_pass_filter",
     "full_pass_reason",
     "keys_to_fetch",
@@ -106,17 +103,3 @@ def full_pass_filter(after: ObjectId | None) -> dict[str, Any]:
     """The filter of a page of a full pass's projections: the documents after the previous
     page's last ``_id`` (keyset paging), or every document for the first page."""
     return {} if after is None else {"_id": {"$gt": after}}
-
-
-def cursor_after(cursor: int | None, overlap: int, vault_now: float | None) -> int | None:
-    """Where a complete full pass of projections moves the pull cursor, or None to leave it.
-
-    ``vault_now``: the vault's clock before the pass was sent. A write stamped at or below
-    ``vault_now - overlap - 1`` was visible by then (SYNC-4's premise), so the pass read it or a
-    newer version of its document: every write stamped up to that second is processed, and the
-    cursor may move there, settled (:func:`brh.core.cursor_settles` holds for it). Never back
-    (None when the vault's clock is unknown or that is not past ``cursor``)."""
-    if vault_now is None:
-        return None
-    read = math.floor(vault_now) - overlap - SETTLE_MARGIN
-    return read if cursor is None or read > cursor else None

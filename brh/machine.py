@@ -327,11 +327,11 @@ class _ContextPass:
             after, skip = next_page(raw, after, skip, by_id=project)
         if seen is not None:
             yield from self.reconcile_missing(seen, away)
-        moved = full_pass.cursor_after(cursor, options.overlap, vault_now) if project else None
-        if moved is not None:  # what the vault's clock says the full pass read (SYNC-4)
+        moved = self.rules.full_pass_cursor(cursor, options.overlap, vault_now) if project else None
+        if moved is not None:  # settled: what the vault's clock says the pass read (SYNC-10)
             cursor, window = moved, set()
         if grew or cursor != state.cursor:
-            settled = False  # new documents: settled only if old enough (next line)
+            settled = moved is not None  # else settled only if old enough (next line)
         if not settled and cursor is not None:
             # Judged on the vault's clock, which stamps the writes, never on this device's:
             # sent that late, this pull read every write stamped up to the cursor (SYNC-4).

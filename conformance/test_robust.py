@@ -160,6 +160,43 @@ def test_a_write_still_committing_when_a_device_pulls_reaches_it_incrementally(
     brh_sim.run(scenario)
 
 
+@clause("SYNC-10", "SYNC-4", level="robust", weakness="W1")
+def test_a_write_committing_during_a_full_pass_reaches_it_incrementally(brh_sim: Sim) -> None:
+    """SYNC-10, SYNC-4 (W1): a full pass reads what is visible while it runs. A's write x1 is
+    stamped just before B's full pass and commits 4 s later, after the pass has read
+    everything. B's following incremental passes must still deliver x1: a full pass that
+    leaves its cursor at the vault's clock (as it began or as it ended), as if nothing stamped
+    before could still appear, never reads x1 again."""
+
+    async def scenario(world: World) -> None:
+        a, b = world.add_device("a"), world.add_device("b")
+        await a.put("seed", 0)
+        await world.advance(5)
+        await sync_all(world)
+        await world.advance(MINUTE)
+        assert await b.sync()  # b has a cursor, and knows the vault's clock of now
+        vault_clock = world.server.clock
+        await world.advance(math.ceil(vault_clock()) - vault_clock() + 0.05)  # a second begins
+        second = math.floor(vault_clock())
+        world.commit_lag(4.0, exact=True)
+        await a.put("x1", "stamped before the full pass, committing during it")
+        committing = asyncio.ensure_future(a.sync())
+        await world.advance(1.5)
+        world.commit_at_once()
+        assert await b.sync()  # its answers tell b the vault's clock is past x1's second
+        assert await b.sync(full=True)
+        assert "x1" not in b.app.items, "x1 was visible before its commit lag ended"
+        await committing
+        stamps = {d["key"]: d["modified"] for d in world.server.vault.documents("backup_notes")}
+        assert stamps["x1"] == second, f"x1's stamp is off: {stamps}"
+        for _ in range(3):
+            await world.advance(10)
+            await b.sync()
+        assert b.app.items.get("x1") == "stamped before the full pass, committing during it"
+
+    brh_sim.run(scenario)
+
+
 @clause("ORD-4", "RES-1", level="robust", weakness="W4")
 def test_two_devices_creating_one_key_at_once_leave_one_entry(brh_sim: Sim) -> None:
     """ORD-4 (W4): two devices create the same key at the same moment over slow links; after

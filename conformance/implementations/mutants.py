@@ -127,6 +127,9 @@ from conformance.implementations.mutants_passes import (
     full_pass_clock_reset_by_every_pull as full_pass_clock_reset_by_every_pull,
 )
 from conformance.implementations.mutants_passes import (
+    full_pass_cursor_at_vault_clock as full_pass_cursor_at_vault_clock,
+)
+from conformance.implementations.mutants_passes import (
     full_pass_ignores_missing as full_pass_ignores_missing,
 )
 from conformance.implementations.mutants_passes import (

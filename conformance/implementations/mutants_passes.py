@@ -6,6 +6,7 @@ documented seam (:mod:`.seams`), with a ``BUG:`` comment saying which real bug i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -61,6 +62,22 @@ def _settles_without_overlap(cursor: int, overlap: int, vault_now: float | None)
 def settles_without_overlap(installation: Installation) -> ReferenceHelper:
     """The cursor settles once the vault's clock passes it, ignoring writes still in flight."""
     return _with(settles=_settles_without_overlap)(installation)
+
+
+def _full_pass_cursor_at_vault_clock(
+    cursor: int | None, overlap: int, vault_now: float | None
+) -> int | None:
+    # BUG: "the full pass read every document, so everything up to the vault's clock is done":
+    # the cursor moves to the vault's clock itself, settled, and a write stamped before it but
+    # still committing while the pass read its place is never read by an incremental pull.
+    if vault_now is None or (cursor is not None and math.floor(vault_now) <= cursor):
+        return None
+    return math.floor(vault_now)
+
+
+def full_pass_cursor_at_vault_clock(installation: Installation) -> ReferenceHelper:
+    """A complete full pass moves the cursor to the vault's clock, ignoring writes in flight."""
+    return _with(full_pass_cursor=_full_pass_cursor_at_vault_clock)(installation)
 
 
 def sync_joins_running_pass(installation: Installation) -> ReferenceHelper:
@@ -249,6 +266,11 @@ def collections_created_at_every_start(installation: Installation) -> ReferenceH
 PASS_ROWS: tuple[tuple[Factory, str, str], ...] = (
     (device_clock_cursor, "the pull cursor is the device clock, not the vault's stamps", "SYNC-4"),
     (cursor_past_refusal, "a refusal saves the cursor past the refused change", "SYNC-6 CB-7"),
+    (
+        full_pass_cursor_at_vault_clock,
+        "a full pass moves the cursor to the vault's clock, ignoring writes in flight",
+        "SYNC-10 SYNC-4",
+    ),
     (
         settles_without_overlap,
         "the cursor settles once the vault's clock passes it, ignoring writes in flight",

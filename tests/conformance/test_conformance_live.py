@@ -42,7 +42,7 @@ def test_the_suite_runs_against_a_live_vault_and_skips_what_needs_the_fake(
         )
         outcomes = result.parseoutcomes()
         assert outcomes.get("failed", 0) == 0, result.stdout.str()
-        assert outcomes["passed"] >= 28 and outcomes["skipped"] == 10
+        assert outcomes["passed"] >= 28 and outcomes["skipped"] == 11
         result.stdout.fnmatch_lines([f"*brh conformance:*on {server.url}*"])
         skipped = [t for t in json.loads(report.read_text())["tests"] if t["outcome"] == "skip"]
         assert sorted(t["name"] for t in skipped) == [
@@ -50,6 +50,7 @@ def test_the_suite_runs_against_a_live_vault_and_skips_what_needs_the_fake(
             "test_a_device_syncing_every_hour_still_gets_its_daily_full_pass",  # a step back
             "test_a_full_pass_uploads_again_what_the_vault_lost",  # the vault loses a document
             "test_a_restore_delivers_entries_in_the_vaults_order",  # stamps a few seconds apart
+            "test_a_write_committing_during_a_full_pass_reaches_it_incrementally",  # lag
             "test_a_write_still_committing_when_a_device_pulls_reaches_it_incrementally",  # lag
             "test_documents_that_are_not_entries_are_skipped_and_never_stop_a_pass",  # inserted
             "test_each_context_lives_in_its_own_backup_collection",  # a collection made before
