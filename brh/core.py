@@ -196,7 +196,7 @@ FULL_PASS_PROJECTION = {"_id": 1, "key": 1, "brhVersion": 1, "modificationDate":
 COST-2), in ``_id`` order: the keyset (``_id``) and what the version is parsed from (``key``,
 ``brhVersion``, and ``modificationDate``, which tells a ``brhVersion`` that the original helper
 left stale by rewriting the document). No vault stamp: the pass moves the cursor once complete,
-from the vault's clock (:func:`brh.full_pass.cursor_after_full_pass`). Whole documents follow by
+from the vault's clock (:func:`full_pass_cursor`). Whole documents follow by
 key, only for the keys that may have changed (:func:`unchanged`)."""
 
 
