@@ -266,7 +266,7 @@ class _ContextPass:
         if len(known) > MAX_WINDOW:
             known = []  # a bulk upload: re-reading beats a filter of thousands of versions
         cursor, max_stamp = state.cursor, state.max_stamp
-        window = set(state.window) if start is not None else set()
+        window = set(state.window) if start is not None or project else set()  # (processed)
         grew = False
         seen: set[str] | None = set() if resync else None
         after: Any = None  # the last (modified, _id) read; a full pass of projections: _id

@@ -195,6 +195,20 @@ def test_a_complete_full_pass_moves_the_cursor_by_the_vaults_clock_before_it(
     assert not one.kinds(fx.FindMany)  # every key held at its version: nothing fetched
 
 
+def test_a_full_pass_that_cannot_move_the_cursor_keeps_its_window() -> None:
+    """SYNC-4, COST-1: a full pass of projections sent before the vault's clock passed the
+    cursor's overlap leaves the cursor where it was, and the versions already processed in its
+    window stay known: the next pull does not read them again."""
+    docs = [doc(f"k{i}", i, v(i), STAMP + 98 + i, n=i) for i in range(1, 3)]
+    records = {d["key"]: synced(d["key"], v(i)) for i, d in enumerate(docs, start=1)}
+    one = device(records, docs)
+    window = ((STAMP + 99, v(1).encode()), (STAMP + 100, v(2).encode()))
+    one.state = replace(CURSOR, window=window)
+    one.vault_time = STAMP + 102.0
+    assert one.run(rules=RULES, full=True).result.completed
+    assert (one.state.cursor, one.state.settled, one.state.window) == (STAMP + 100, False, window)
+
+
 def test_a_full_pass_still_finds_what_the_vault_lost() -> None:
     """SYNC-10, RES-3: the projection names every key the vault holds; a synced entry it no
     longer has is uploaded again, the others are left alone."""
