@@ -10,8 +10,8 @@ predicate always decides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from brh.vault import ObjectId
 from hivevault import mongo
@@ -96,6 +96,36 @@ Low = tuple[Number, str]
 Bounds compare as tuples: the larger is the tighter (both parts are ordered as the index is)."""
 
 
+_Bound = TypeVar("_Bound", Low, str)
+
+
+def _tightened(
+    filter: Mapping[str, Any],
+    low: _Bound | None,
+    bound_of: Callable[[Mapping[str, Any]], _Bound | None],
+) -> _Bound | None:
+    """``low`` (a document's own lower bound, or None) tightened by ``filter``'s ``$and``
+    clauses (the largest of their bounds: each must hold) and ``$or`` branches (the smallest,
+    if each has one: one must hold), each bound found by ``bound_of``."""
+    if "$and" in filter:
+        for clause in filter["$and"]:
+            found = bound_of(clause)
+            if found is not None and (low is None or found > low):
+                low = found
+    if "$or" in filter:
+        lowest: _Bound | None = None
+        for branch in filter["$or"]:
+            found = bound_of(branch)
+            if found is None:
+                break
+            if lowest is None or found < lowest:
+                lowest = found
+        else:
+            if lowest is not None and (low is None or lowest > low):
+                low = lowest
+    return low
+
+
 def _low(filter: Mapping[str, Any]) -> Low | None:
     """A :data:`Low` that every match of ``filter`` is past, or None.
 
@@ -131,23 +161,7 @@ def _low(filter: Mapping[str, Any]) -> Low | None:
                 if type(after) is ObjectId:
                     bound = (equal, after.hex)
                     low = bound if low is None or bound > low else low
-    if "$and" in filter:
-        for clause in filter["$and"]:
-            found = _low(clause)
-            if found is not None and (low is None or found > low):
-                low = found
-    if "$or" in filter:
-        lowest: Low | None = None
-        for branch in filter["$or"]:
-            found = _low(branch)
-            if found is None:
-                break
-            if lowest is None or found < lowest:
-                lowest = found
-        else:
-            if lowest is not None and (low is None or lowest > low):
-                low = lowest
-    return low
+    return _tightened(filter, low, _low)
 
 
 def id_low(filter: Mapping[str, Any]) -> str | None:
@@ -170,23 +184,7 @@ def id_low(filter: Mapping[str, Any]) -> str | None:
                 value = condition.get(op)
                 if type(value) is ObjectId and (low is None or value.hex + past > low):
                     low = value.hex + past
-    if "$and" in filter:
-        for clause in filter["$and"]:
-            found = id_low(clause)
-            if found is not None and (low is None or found > low):
-                low = found
-    if "$or" in filter:
-        lowest: str | None = None
-        for branch in filter["$or"]:
-            found = id_low(branch)
-            if found is None:
-                break
-            if lowest is None or found < lowest:
-                lowest = found
-        else:
-            if lowest is not None and (low is None or lowest > low):
-                low = lowest
-    return low
+    return _tightened(filter, low, id_low)
 
 
 # -- compiled filters -----------------------------------------------------------------------------
