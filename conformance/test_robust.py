@@ -15,6 +15,7 @@ from conformance.harness import Sim
 from conformance.marks import clause
 from conformance.steps import MINUTE, sync_all
 from simulator.world import World
+from simulator.world.device import SimDevice
 
 
 @clause("SYNC-4", level="robust", weakness="W1")
@@ -115,6 +116,28 @@ def test_a_device_whose_clock_is_ahead_still_receives_later_changes(brh_sim: Sim
     brh_sim.run(scenario)
 
 
+async def commit_late(
+    world: World, writer: SimDevice, key: str, value: object, lag_for: float
+) -> tuple[int, asyncio.Future[bool]]:
+    """At the start of a vault second, ``writer`` writes ``key`` and syncs: the upload is
+    stamped in that second and becomes visible 4 s later (the vault's commit lag, on for
+    ``lag_for`` seconds, then off for later writes). The second, and the sync still running."""
+    vault_clock = world.server.clock
+    await world.advance(math.ceil(vault_clock()) - vault_clock() + 0.05)  # a second begins
+    second = math.floor(vault_clock())
+    world.commit_lag(4.0, exact=True)
+    await writer.put(key, value)
+    committing = asyncio.ensure_future(writer.sync())
+    await world.advance(lag_for)
+    world.commit_at_once()
+    return second, committing
+
+
+def vault_stamps(world: World) -> dict[str, int]:
+    """Each key's vault stamp in ``backup_notes`` (to check what a scenario set up)."""
+    return {d["key"]: d["modified"] for d in world.server.vault.documents("backup_notes")}
+
+
 @clause("SYNC-4", level="robust", weakness="W1")
 def test_a_write_still_committing_when_a_device_pulls_reaches_it_incrementally(
     brh_sim: Sim,
@@ -134,13 +157,7 @@ def test_a_write_still_committing_when_a_device_pulls_reaches_it_incrementally(
         await sync_all(world)
         await world.advance(MINUTE)
         vault_clock = world.server.clock
-        await world.advance(math.ceil(vault_clock()) - vault_clock() + 0.05)  # a second begins
-        second = math.floor(vault_clock())
-        world.commit_lag(4.0, exact=True)
-        await a.put("x1", "stamped first, committing")
-        committing = asyncio.ensure_future(a.sync())
-        await world.advance(1.15)
-        world.commit_at_once()
+        second, committing = await commit_late(world, a, "x1", "stamped first, committing", 1.15)
         await c.put("x0", "stamped a second later, visible at once")
         await c.sync()
         await world.advance(second + 2.6 - vault_clock())
@@ -150,7 +167,7 @@ def test_a_write_still_committing_when_a_device_pulls_reaches_it_incrementally(
         assert b.app.items.get("x0") == "stamped a second later, visible at once"
         assert "x1" not in b.app.items, "x1 was visible before its commit lag ended"
         await committing
-        stamps = {d["key"]: d["modified"] for d in world.server.vault.documents("backup_notes")}
+        stamps = vault_stamps(world)
         assert stamps["x1"] == second < stamps["x0"], f"the writes' stamps are off: {stamps}"
         for _ in range(3):
             await world.advance(10)
@@ -175,24 +192,17 @@ def test_a_write_committing_during_a_full_pass_reaches_it_incrementally(brh_sim:
         await sync_all(world)
         await world.advance(MINUTE)
         assert await b.sync()  # b has a cursor, and knows the vault's clock of now
-        vault_clock = world.server.clock
-        await world.advance(math.ceil(vault_clock()) - vault_clock() + 0.05)  # a second begins
-        second = math.floor(vault_clock())
-        world.commit_lag(4.0, exact=True)
-        await a.put("x1", "stamped before the full pass, committing during it")
-        committing = asyncio.ensure_future(a.sync())
-        await world.advance(1.5)
-        world.commit_at_once()
+        value = "stamped before the full pass, committing during it"
+        second, committing = await commit_late(world, a, "x1", value, 1.5)
         assert await b.sync()  # its answers tell b the vault's clock is past x1's second
         assert await b.sync(full=True)
         assert "x1" not in b.app.items, "x1 was visible before its commit lag ended"
         await committing
-        stamps = {d["key"]: d["modified"] for d in world.server.vault.documents("backup_notes")}
-        assert stamps["x1"] == second, f"x1's stamp is off: {stamps}"
+        assert vault_stamps(world)["x1"] == second, f"x1's stamp is off: {vault_stamps(world)}"
         for _ in range(3):
             await world.advance(10)
             await b.sync()
-        assert b.app.items.get("x1") == "stamped before the full pass, committing during it"
+        assert b.app.items.get("x1") == value
 
     brh_sim.run(scenario)
 
