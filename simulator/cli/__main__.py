@@ -1,6 +1,6 @@
 """``python -m simulator.cli ...`` is ``brh-sim ...``."""
 
-from simulator.cli.commands import run
+from simulator.cli import run
 
 if __name__ == "__main__":
     run()

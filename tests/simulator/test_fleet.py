@@ -4,6 +4,7 @@ same verdicts, files and summary as ``-j 1`` (issue 13, items 1 and 2)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
 import io
 import json
 import os
@@ -279,3 +280,27 @@ def test_a_cluster_that_cannot_be_used_is_a_usage_error(
         assert main(["explore", "--seeds", "2", "--cluster", address]) == 2
         err = capsys.readouterr().err
         assert "--cluster: " in err and why in err, err
+
+
+class _InterruptedLoad(importlib.abc.MetaPathFinder):
+    """Ctrl-C arriving while ``brh-sim`` loads its commands."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == "simulator.cli.commands":
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_brh_sim_starts_leaves_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13 item 1 (a leftover): a Ctrl-C in the half second ``brh-sim`` spends loading
+    its commands ends it with 130 and one line, not Python's KeyboardInterrupt traceback (the
+    entry point loaded them before it could catch anything)."""
+    import simulator.cli
+
+    monkeypatch.delitem(sys.modules, "simulator.cli.commands")
+    monkeypatch.setattr(sys, "meta_path", [_InterruptedLoad(), *sys.meta_path])
+    with pytest.raises(SystemExit) as leaving:
+        simulator.cli.run()
+    assert leaving.value.code == 130
+    assert capsys.readouterr().err == "brh-sim: interrupted while starting\n"
